@@ -1,0 +1,18 @@
+//! The JavaScript face of Chrysalis.
+//!
+//! This is the only crate that uses `#[wasm_bindgen]`: it converts between JS values and the
+//! plain-Rust crates, and maps each crate's error to a JS `Error` with a stable `code`.
+//! Everything exported here appears in the npm package `chrysalis-sdk`.
+
+mod error;
+mod hash;
+
+pub use hash::*;
+
+use wasm_bindgen::prelude::*;
+
+/// The version of the Chrysalis SDK (the crate version, e.g. `"0.1.0"`).
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
