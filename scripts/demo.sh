@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds pkg/ and serves the demo (www/) on http://localhost:8080 (or the next free port).
+# PORT=9000 picks another port. Ctrl-C stops it.
+source "$(dirname "$0")/lib.sh"
+bash "$ROOT/scripts/build-pkg.sh"
+step "serving the demo"
+exec node "$ROOT/scripts/serve.mjs" --port "${PORT:-8080}"

@@ -1,0 +1,120 @@
+// A small static file server for the demo, the examples and the benchmark page.
+//
+//   node scripts/serve.mjs [--port 8080] [--mount /url/prefix=dir]...
+//
+// Without mounts it serves www/ at /, the built package at /pkg/ and node_modules (benchmark
+// anchors) at /node_modules/. Used as a module, `startServer({ port, mounts })` returns the
+// listening server and its URL (port 0 picks a free port).
+import { createServer } from "node:http";
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { extname, join, normalize, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
+
+/** The demo's mounts: URL prefix → folder. */
+export const DEMO_MOUNTS = {
+  "/pkg/": join(ROOT, "pkg"),
+  "/node_modules/": join(ROOT, "node_modules"),
+  "/": join(ROOT, "www"),
+};
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".md": "text/markdown; charset=utf-8",
+  ".txt": "text/plain; charset=utf-8",
+};
+
+/** Maps a URL path to a file inside one of the mounts, or null when none matches. */
+function locate(mounts, urlPath) {
+  const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
+  for (const prefix of prefixes) {
+    if (!urlPath.startsWith(prefix)) continue;
+    const base = resolve(mounts[prefix]);
+    const file = resolve(base, normalize(decodeURIComponent(urlPath.slice(prefix.length))));
+    if (file !== base && !file.startsWith(base + sep)) return null; // no escaping the mount
+    return file;
+  }
+  return null;
+}
+
+async function handle(mounts, req, res) {
+  const { pathname } = new URL(req.url, "http://localhost");
+  let file = locate(mounts, pathname);
+  let info = file && (await stat(file).catch(() => null));
+  if (info?.isDirectory()) {
+    if (!pathname.endsWith("/")) {
+      res.writeHead(301, { location: pathname + "/" }).end();
+      return;
+    }
+    file = join(file, "index.html");
+    info = await stat(file).catch(() => null);
+  }
+  if (!info?.isFile() || (req.method !== "GET" && req.method !== "HEAD")) {
+    res.writeHead(info ? 405 : 404, { "content-type": "text/plain" }).end(info ? "method not allowed" : "not found");
+    return;
+  }
+  res.writeHead(200, {
+    "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+    "content-length": info.size,
+    "cache-control": "no-store",
+  });
+  if (req.method === "HEAD") res.end();
+  else createReadStream(file).pipe(res);
+}
+
+/** Starts a server; resolves to `{ server, url }` once it listens on 127.0.0.1. */
+export function startServer({ port = 0, mounts = DEMO_MOUNTS, host = "127.0.0.1" } = {}) {
+  const server = createServer((req, res) => {
+    handle(mounts, req, res).catch((error) => {
+      res.writeHead(500, { "content-type": "text/plain" }).end(String(error));
+    });
+  });
+  return new Promise((resolvePromise, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      const { port: bound } = server.address();
+      resolvePromise({ server, url: `http://localhost:${bound}/` });
+    });
+  });
+}
+
+function parseArgs(argv) {
+  const options = { port: Number(process.env.PORT ?? 8080), mounts: null };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--port") options.port = Number(argv[++i]);
+    else if (argv[i] === "--mount") {
+      const [prefix, dir] = argv[++i].split("=");
+      options.mounts ??= {};
+      options.mounts[prefix.endsWith("/") ? prefix : prefix + "/"] = resolve(dir);
+    } else throw new Error(`unknown argument ${argv[i]}`);
+  }
+  return options;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { port, mounts } = parseArgs(process.argv.slice(2));
+  let started;
+  // Take the asked-for port, or the next free one when it is busy.
+  for (let candidate = port; !started; candidate++) {
+    started = await startServer({ port: candidate, mounts: mounts ?? DEMO_MOUNTS }).catch((error) => {
+      if (error.code !== "EADDRINUSE" || candidate > port + 20) throw error;
+      return null;
+    });
+  }
+  console.log(`Chrysalis demo: ${started.url}  (benchmarks: ${started.url}bench/)  Ctrl-C stops it.`);
+  const stop = () => {
+    started.server.close(() => process.exit(0));
+    started.server.closeAllConnections();
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, clippy (host and wasm32), native cargo tests, the wasm-bindgen-test
+# suites in headless Chromium, the built npm package's type check, and the end-to-end tests
+# (Node smoke test, script-tag / Vite / Node examples, the demo page) in headless Chromium.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+setup
+
+LOGS="$ROOT/target/test-logs"
+rm -rf "$LOGS" && mkdir -p "$LOGS"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (host)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo clippy (wasm32)"
+cargo clippy --workspace --all-targets --target "$WASM_TARGET" -- -D warnings
+
+step "cargo test (host)"
+cargo test --workspace 2>&1 | tee "$LOGS/native.log"
+
+step "wasm-bindgen-test in headless Chromium"
+cargo test -p chrysalis-wasm --target "$WASM_TARGET" --tests 2>&1 | tee "$LOGS/browser.log"
+
+CHRYSALIS_SKIP_SETUP=1 bash "$ROOT/scripts/build-pkg.sh"
+
+step "tsc --noEmit (package types over the examples)"
+tsc --noEmit -p "$ROOT/tsconfig.json"
+
+step "end-to-end tests (node --test)"
+node --test --test-reporter=spec "$ROOT/tests/e2e/" 2>&1 | tee "$LOGS/e2e.log"
+
+# One closing line over every runner.
+sum() { grep -hoE "$1" "${@:2}" | grep -oE '[0-9]+' | awk '{ s += $1 } END { print s + 0 }'; }
+native=$(sum '[0-9]+ passed' "$LOGS/native.log")
+browser=$(sum '[0-9]+ passed' "$LOGS/browser.log")
+e2e=$(sum '^ℹ pass [0-9]+' "$LOGS/e2e.log")
+failed=$(( $(sum '[0-9]+ failed' "$LOGS/native.log" "$LOGS/browser.log") + $(sum '^ℹ fail [0-9]+' "$LOGS/e2e.log") ))
+step "summary"
+echo "native cargo tests: $native passed"
+echo "wasm-bindgen tests in headless Chromium: $browser passed"
+echo "end-to-end tests (Node + headless Chromium): $e2e passed"
+echo "$((native + browser + e2e)) passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,50 @@
+// Shared helpers for the end-to-end tests: headless Chromium through playwright-core, pages that
+// record every console error, and the repository paths.
+import { chromium } from "playwright-core";
+import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
+
+export const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+
+/** The flags Chromium needs as root on these machines (no sandbox, no background network). */
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-dev-shm-usage",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+
+/** Launches Debian's headless Chromium. */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/**
+ * Opens `url` in a fresh page and collects console errors, uncaught exceptions and failed
+ * requests in `page.problems`.
+ */
+export async function openPage(browser, url) {
+  const page = await browser.newPage();
+  page.problems = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") page.problems.push(`console: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => page.problems.push(`exception: ${error.message}`));
+  page.on("requestfailed", (request) => page.problems.push(`request failed: ${request.url()}`));
+  page.on("response", (response) => {
+    if (response.status() >= 400) page.problems.push(`HTTP ${response.status()}: ${response.url()}`);
+  });
+  await page.goto(url);
+  return page;
+}
+
+/** Lowercase hex of bytes. */
+export const hex = (bytes) => Buffer.from(bytes).toString("hex");

@@ -1,0 +1,75 @@
+// The demo: the same server the README's demo command starts, driven in headless Chromium.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { once } from "node:events";
+import { ROOT, launchChromium, openPage } from "./browser.mjs";
+
+const SCREENSHOTS = join(ROOT, "target/screenshots");
+let browser;
+let server;
+let baseUrl;
+
+before(async () => {
+  browser = await launchChromium();
+  // Port 0: the server picks a free port and prints the URL, as the demo command does.
+  server = spawn(process.execPath, [join(ROOT, "scripts/serve.mjs"), "--port", "0"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  for await (const chunk of server.stdout) {
+    out += chunk;
+    const match = out.match(/http:\/\/localhost:\d+\//);
+    if (match) {
+      baseUrl = match[0];
+      break;
+    }
+  }
+  assert.ok(baseUrl, `the server printed its URL: ${out}`);
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) server.kill("SIGKILL");
+});
+
+test("the demo page loads the SDK, hashes text and files, with no console errors", async () => {
+  const page = await openPage(browser, baseUrl);
+  await page.waitForSelector("#sdk-status[data-status=ready]");
+  assert.match(await page.textContent("#sdk-status"), /chrysalis-sdk \d+\.\d+\.\d+/);
+
+  await page.selectOption("#hash-algorithm", "sha256");
+  await page.fill("#hash-text", "hello from the demo test");
+  const expected = createHash("sha256").update("hello from the demo test").digest("hex");
+  await page.waitForFunction((want) => document.getElementById("hash-output").textContent === want, expected);
+
+  const file = Buffer.alloc(3 * (1 << 20) + 17, 7); // several 1 MiB chunks
+  await page.setInputFiles("#hash-file", { name: "three-megs.bin", mimeType: "application/octet-stream", buffer: file });
+  const fileDigest = createHash("sha256").update(file).digest("hex");
+  await page.waitForFunction((want) => document.getElementById("file-output").textContent.endsWith(want), fileDigest);
+  assert.equal(await page.evaluate(() => document.getElementById("file-progress").value), 1);
+
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const shot = await page.screenshot({ path: join(SCREENSHOTS, "demo.png"), fullPage: true });
+  assert.ok(shot.length > 10_000, "the screenshot has content");
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test("the benchmark page resolves its anchors and runs a comparison", async () => {
+  const page = await openPage(browser, `${baseUrl}bench/`);
+  await page.waitForFunction(() => window.benchResults !== undefined);
+  await page.waitForSelector("#run:not([disabled])");
+  assert.deepEqual(page.problems, []);
+  writeFileSync(join(SCREENSHOTS, "bench.png"), await page.screenshot());
+  await page.close();
+});
+
+test("the demo server stops cleanly on Ctrl-C (SIGINT)", async () => {
+  server.kill("SIGINT");
+  const [code] = await once(server, "exit");
+  assert.equal(code, 0);
+});

@@ -1,0 +1,65 @@
+// Node 20 smoke test of the built package, imported by its npm name as users do.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import * as sdk from "chrysalis-sdk";
+import { ROOT, hex } from "./browser.mjs";
+
+const wasmBytes = readFileSync(new URL(import.meta.resolve("chrysalis-sdk/chrysalis_wasm_bg.wasm")));
+const info = await sdk.initializeChrysalis({ moduleOrPath: wasmBytes });
+
+test("initializeChrysalis loads once and reports the package version", async () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "pkg/package.json"), "utf8"));
+  assert.equal(info.version, pkg.version);
+  assert.equal(sdk.version(), pkg.version);
+  assert.equal(await sdk.initializeChrysalis(), info, "a second call returns the same result");
+});
+
+test("one-shot hashes agree with node:crypto on random inputs", () => {
+  const pairs = [
+    [sdk.sha256, "sha256"],
+    [sdk.sha384, "sha384"],
+    [sdk.sha512, "sha512"],
+    [sdk.sha3_256, "sha3-256"],
+    [sdk.sha3_512, "sha3-512"],
+  ];
+  for (const size of [0, 1, 55, 56, 64, 1000, 100_000]) {
+    const data = randomBytes(size);
+    for (const [ours, name] of pairs) {
+      assert.equal(hex(ours(data)), createHash(name).update(data).digest("hex"), `${name} of ${size} bytes`);
+    }
+  }
+});
+
+test("Hasher.update chains and streaming equals one-shot", () => {
+  const data = randomBytes(5000);
+  const hasher = new sdk.Hasher("blake3");
+  assert.equal(hasher.update(data.subarray(0, 1234)), hasher, "update returns the hasher itself");
+  hasher.update(data.subarray(1234, 4000)).update(data.subarray(4000));
+  assert.equal(hex(hasher.digest()), hex(sdk.blake3(data)));
+  hasher[Symbol.dispose]();
+});
+
+test("errors are Error objects with a stable code and a helpful message", () => {
+  assert.throws(() => new sdk.Hasher("md5"), (error) => {
+    assert.ok(error instanceof Error);
+    assert.equal(error.code, "UNKNOWN_ALGORITHM");
+    assert.match(error.message, /"md5"/);
+    return true;
+  });
+  assert.throws(() => sdk.blake3(new Uint8Array(1), 0), { code: "BAD_LENGTH" });
+  assert.throws(() => sdk.blake3Keyed(new Uint8Array(16), new Uint8Array(1)), {
+    code: "BAD_LENGTH",
+    message: "BLAKE3 key must be 32 bytes, got 16",
+  });
+});
+
+test("the Node example prints matching digests", () => {
+  const out = execFileSync(process.execPath, [join(ROOT, "examples/node/index.mjs"), "abc"], { encoding: "utf8" });
+  const result = JSON.parse(out);
+  assert.equal(result.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  assert.equal(result.streamed, result.sha256);
+});

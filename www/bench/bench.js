@@ -1,0 +1,133 @@
+// Side-by-side benchmarks: Chrysalis against anchor libraries, in one page, interleaved.
+//
+// Open /bench/ and press "Run", or open /bench/?auto to start at once; the results are also
+// published as `window.benchResults` (a promise) for scripts/bench.mjs.
+import { initializeChrysalis, sha256, blake3 } from "/pkg/index.js";
+import { createSHA256, createBLAKE3 } from "hash-wasm";
+import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
+import { blake3 as nobleBlake3 } from "@noble/hashes/blake3.js";
+
+const ROUNDS = 5;
+const ROUND_MS = 120;
+const SIZES = [
+  ["32 B", 32],
+  ["1 KB", 1024],
+  ["1 MB", 1 << 20],
+];
+
+function input(size) {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + 7) & 0xff;
+  return bytes;
+}
+
+/** Operations per second of `fn` over about `ms` milliseconds (after a short warm-up). */
+async function opsPerSecond(fn, ms) {
+  const isAsync = fn() instanceof Promise;
+  let iterations = 0;
+  let batch = 1;
+  const start = performance.now();
+  let elapsed = 0;
+  while (elapsed < ms) {
+    for (let i = 0; i < batch; i++) {
+      if (isAsync) await fn();
+      else fn();
+    }
+    iterations += batch;
+    elapsed = performance.now() - start;
+    if (elapsed < ms / 10) batch *= 2;
+  }
+  return (iterations * 1000) / elapsed;
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/** Interleaves rounds of ours and the anchor's so that noise hits both alike. */
+async function compare(ours, anchor) {
+  const a = [];
+  const b = [];
+  await opsPerSecond(ours, ROUND_MS / 4);
+  await opsPerSecond(anchor, ROUND_MS / 4);
+  for (let round = 0; round < ROUNDS; round++) {
+    a.push(await opsPerSecond(ours, ROUND_MS));
+    b.push(await opsPerSecond(anchor, ROUND_MS));
+    await new Promise((resolve) => setTimeout(resolve, 0)); // let the page breathe
+  }
+  return { ours: median(a), anchor: median(b) };
+}
+
+/** Every case: [case, input label, input bytes, ours, [[anchor name, anchor fn]...]]. */
+async function cases() {
+  const hw256 = await createSHA256();
+  const hwBlake3 = await createBLAKE3();
+  const list = [];
+  for (const [label, size] of SIZES) {
+    const data = input(size);
+    list.push([
+      "SHA-256",
+      label,
+      () => sha256(data),
+      [
+        ["crypto.subtle.digest", () => crypto.subtle.digest("SHA-256", data)],
+        ["hash-wasm", () => hw256.init().update(data).digest("binary")],
+        ["@noble/hashes", () => nobleSha256(data)],
+      ],
+    ]);
+  }
+  for (const [label, size] of SIZES) {
+    const data = input(size);
+    list.push([
+      "BLAKE3",
+      label,
+      () => blake3(data),
+      [
+        ["hash-wasm", () => hwBlake3.init().update(data).digest("binary")],
+        ["@noble/hashes", () => nobleBlake3(data)],
+      ],
+    ]);
+  }
+  return list;
+}
+
+function format(ops) {
+  return ops >= 100 ? Math.round(ops).toLocaleString("en-US") : ops.toFixed(1);
+}
+
+function addRow(row) {
+  const tr = document.createElement("tr");
+  for (const cell of [row.case, row.input, format(row.oursOps), row.anchor, format(row.anchorOps), `${row.ratio.toFixed(2)}×`]) {
+    const td = document.createElement("td");
+    td.textContent = cell;
+    tr.append(td);
+  }
+  document.querySelector("#results tbody").append(tr);
+}
+
+async function run() {
+  const status = document.getElementById("bench-status");
+  status.dataset.status = "running";
+  document.getElementById("run").disabled = true;
+  document.querySelector("#results tbody").replaceChildren();
+  await initializeChrysalis();
+  const rows = [];
+  for (const [name, label, ours, anchors] of await cases()) {
+    for (const [anchorName, anchor] of anchors) {
+      status.textContent = `${name} ${label} vs ${anchorName}…`;
+      const { ours: oursOps, anchor: anchorOps } = await compare(ours, anchor);
+      const row = { case: name, input: label, oursOps, anchor: anchorName, anchorOps, ratio: oursOps / anchorOps };
+      rows.push(row);
+      addRow(row);
+    }
+  }
+  status.textContent = `Done: ${rows.length} comparisons.`;
+  status.dataset.status = "ready";
+  document.getElementById("run").disabled = false;
+  return { userAgent: navigator.userAgent, rows };
+}
+
+let resolveResults;
+window.benchResults = new Promise((resolve, reject) => {
+  resolveResults = (promise) => promise.then(resolve, reject);
+});
+document.getElementById("run").addEventListener("click", () => resolveResults(run()));
+if (new URLSearchParams(location.search).has("auto")) resolveResults(run());
