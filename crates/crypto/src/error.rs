@@ -1,5 +1,7 @@
 //! The one error type of this crate.
 
+use crate::cert::CertError;
+
 /// Everything that can go wrong in `chrysalis-crypto`.
 ///
 /// Each variant has a stable [`code`](CryptoError::code) that the JS edge exposes as
@@ -24,6 +26,31 @@ pub enum CryptoError {
         /// The accepted names, comma separated.
         expected: &'static str,
     },
+    /// A parameter was out of its allowed range (e.g. scrypt's `logN`).
+    #[error("bad parameter {what}: {reason}")]
+    BadParams {
+        /// Which parameter.
+        what: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// Bytes or text that should have had a structure did not (PEM, DER, a key encoding, …).
+    #[error("bad format of {what}: {reason}")]
+    BadFormat {
+        /// What was being decoded.
+        what: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// Authenticated decryption failed: wrong key, nonce or AAD, or tampered data.
+    #[error("authentication failed: wrong key, nonce or associated data, or the data was modified")]
+    AuthFailed,
+    /// The platform's secure random source failed.
+    #[error("secure random number generator unavailable: {0}")]
+    RandomUnavailable(String),
+    /// A certificate chain failed validation.
+    #[error(transparent)]
+    Cert(#[from] CertError),
 }
 
 impl CryptoError {
@@ -32,6 +59,20 @@ impl CryptoError {
         match self {
             CryptoError::BadLength { .. } => "BAD_LENGTH",
             CryptoError::UnknownAlgorithm { .. } => "UNKNOWN_ALGORITHM",
+            CryptoError::BadParams { .. } => "BAD_PARAMS",
+            CryptoError::BadFormat { .. } => "BAD_FORMAT",
+            CryptoError::AuthFailed => "AUTH_FAILED",
+            CryptoError::RandomUnavailable(_) => "RANDOM_UNAVAILABLE",
+            CryptoError::Cert(err) => err.code(),
+        }
+    }
+
+    /// Shorthand for a [`CryptoError::BadLength`] with one exact expected length.
+    pub(crate) fn bad_length(what: &'static str, expected: usize, actual: usize) -> Self {
+        CryptoError::BadLength {
+            what,
+            expected: expected.to_string(),
+            actual,
         }
     }
 }

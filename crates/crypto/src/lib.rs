@@ -1,13 +1,34 @@
 //! Cryptographic building blocks for Chrysalis.
 //!
-//! Plain Rust over well-kept crates (RustCrypto `sha2`/`sha3`, `blake3`): it builds for
-//! `wasm32-unknown-unknown` and for the host, and knows nothing of JavaScript. The JS face
-//! lives in `chrysalis-wasm`.
+//! Plain Rust over well-kept crates (RustCrypto, `blake3`, `ed25519-dalek`, `x509-cert`): it
+//! builds for `wasm32-unknown-unknown` and for the host, and knows nothing of JavaScript. The JS
+//! face lives in `chrysalis-wasm`. Secrets live in zeroize-on-drop types that never print.
 
+mod aead;
+mod api_key;
+pub mod cert;
+mod ed25519;
 mod error;
 mod hash;
+mod mac;
+mod random;
+mod scrypt;
+mod secret;
 
+pub use aead::{AES_GCM_NONCE_LEN, AES_GCM_TAG_LEN, aes_gcm_decrypt, aes_gcm_encrypt, open, seal};
+pub use api_key::{API_KEY_MAX_LEN, ApiKey, Provider, validate_api_key_format};
+pub use cert::{
+    CertError, CertErrorKind, ChainInfo, ChainOptions, parse_certificates, validate_cert_chain,
+};
+pub use ed25519::{
+    ED25519_PUBLIC_KEY_LEN, ED25519_SEED_LEN, ED25519_SIGNATURE_LEN, SigningKey, ed25519_verify,
+    ed25519_verify_batch,
+};
 pub use error::CryptoError;
 pub use hash::{
     BLAKE3_MAX_OUTPUT, HashAlgorithm, Hasher, blake3, blake3_derive_key, blake3_keyed, digest,
 };
+pub use mac::{HKDF_SHA256_MAX_OUTPUT, hkdf_sha256, hmac_sha256, hmac_sha256_verify};
+pub use random::{MAX_RANDOM_BYTES, constant_time_eq, fill_random, random_array, random_bytes};
+pub use scrypt::{SCRYPT_MAX_MEMORY, SCRYPT_MAX_OUTPUT, ScryptJob, ScryptParams, scrypt};
+pub use secret::LockedSecret;

@@ -2,31 +2,66 @@
 
 use wasm_bindgen::JsValue;
 
-/// Builds a JS `Error` whose `code` property is `code` and whose message is `message`.
-pub(crate) fn js_error(code: &str, message: &str) -> JsValue {
-    let error = js_sys::Error::new(message);
-    // Setting a property on a fresh Error object cannot fail.
-    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
-    error.into()
+/// A crate error reduced to what crosses into JS: a stable code, a message, and for
+/// certificate errors the index of the failing certificate.
+pub(crate) struct CodedError {
+    code: &'static str,
+    message: String,
+    index: Option<usize>,
+}
+
+impl CodedError {
+    /// An error with `code` and `message`.
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        CodedError {
+            code,
+            message: message.into(),
+            index: None,
+        }
+    }
+
+    /// The error for a bad argument type or shape (`BAD_ARGUMENT`).
+    pub(crate) fn bad_argument(message: impl Into<String>) -> Self {
+        Self::new("BAD_ARGUMENT", message)
+    }
 }
 
 impl From<CodedError> for JsValue {
     fn from(err: CodedError) -> JsValue {
-        js_error(err.code, &err.message)
+        let error = js_sys::Error::new(&err.message);
+        // Setting properties on a fresh Error object cannot fail.
+        let _ = js_sys::Reflect::set(&error, &"code".into(), &err.code.into());
+        if let Some(index) = err.index {
+            let _ = js_sys::Reflect::set(&error, &"index".into(), &(index as f64).into());
+        }
+        error.into()
     }
-}
-
-/// A crate error reduced to what crosses into JS: a stable code and a message.
-pub(crate) struct CodedError {
-    code: &'static str,
-    message: String,
 }
 
 impl From<chrysalis_crypto::CryptoError> for CodedError {
     fn from(err: chrysalis_crypto::CryptoError) -> Self {
+        let index = match &err {
+            chrysalis_crypto::CryptoError::Cert(cert) => Some(cert.index),
+            _ => None,
+        };
         CodedError {
             code: err.code(),
             message: err.to_string(),
+            index,
         }
     }
+}
+
+impl From<chrysalis_crypto::CertError> for CodedError {
+    fn from(err: chrysalis_crypto::CertError) -> Self {
+        chrysalis_crypto::CryptoError::from(err).into()
+    }
+}
+
+/// `Result` whose error converts into a JS `Error`.
+pub(crate) type JsResult<T> = Result<T, JsValue>;
+
+/// Converts any crate error into the JS error value.
+pub(crate) fn js<E: Into<CodedError>>(err: E) -> JsValue {
+    err.into().into()
 }

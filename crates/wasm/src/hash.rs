@@ -3,7 +3,7 @@
 use chrysalis_crypto::{self as crypto, HashAlgorithm};
 use wasm_bindgen::prelude::*;
 
-use crate::error::CodedError;
+use crate::error::{JsResult, js};
 
 /// SHA-256 of `data` (32 bytes).
 #[wasm_bindgen]
@@ -42,18 +42,18 @@ pub fn sha3_512(data: &[u8]) -> Vec<u8> {
 pub fn blake3(
     data: &[u8],
     #[wasm_bindgen(js_name = outLen)] out_len: Option<usize>,
-) -> Result<Vec<u8>, JsValue> {
-    crypto::blake3(data, out_len.unwrap_or(32)).map_err(|e| CodedError::from(e).into())
+) -> JsResult<Vec<u8>> {
+    crypto::blake3(data, out_len.unwrap_or(32)).map_err(js)
 }
 
 /// Keyed BLAKE3 (MAC / PRF) of `data` under a 32-byte `key`; 32-byte output.
 ///
 /// @throws {Error} `code: "BAD_LENGTH"` when `key` is not 32 bytes.
 #[wasm_bindgen(js_name = blake3Keyed)]
-pub fn blake3_keyed(key: &[u8], data: &[u8]) -> Result<Vec<u8>, JsValue> {
+pub fn blake3_keyed(key: &[u8], data: &[u8]) -> JsResult<Vec<u8>> {
     crypto::blake3_keyed(key, data)
         .map(|out| out.to_vec())
-        .map_err(|e| CodedError::from(e).into())
+        .map_err(js)
 }
 
 /// BLAKE3 key derivation: a 32-byte key for `context` (a fixed, application-specific string)
@@ -89,8 +89,8 @@ impl Hasher {
             unchecked_param_type = "\"sha256\" | \"sha384\" | \"sha512\" | \"sha3-256\" | \"sha3-512\" | \"blake3\""
         )]
         algorithm: &str,
-    ) -> Result<Hasher, JsValue> {
-        let algorithm: HashAlgorithm = algorithm.parse().map_err(CodedError::from)?;
+    ) -> JsResult<Hasher> {
+        let algorithm: HashAlgorithm = algorithm.parse().map_err(js)?;
         Ok(Hasher {
             inner: crypto::Hasher::new(algorithm),
         })
