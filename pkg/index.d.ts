@@ -1,11 +1,18 @@
 export * from "./chrysalis_wasm.js";
 export { default } from "./chrysalis_wasm.js";
 import type { InitInput } from "./chrysalis_wasm.js";
+import type { CertChainInfo, CertChainOptions, CertificateInput } from "./chrysalis_x509.js";
+
+export type { CertChainInfo, CertChainOptions, CertificateInput };
 
 /** Options for {@link initializeChrysalis}. */
 export interface InitializeOptions {
-  /** Where to load the wasm module from; defaults to `chrysalis_wasm_bg.wasm` next to the package entry. */
+  /** Where to load the core module from; defaults to `chrysalis_wasm_bg.wasm` next to the package entry (pass the bytes in Node.js). */
   moduleOrPath?: InitInput | Promise<InitInput>;
+  /** Also load the certificate module now instead of on first use. */
+  x509?: boolean;
+  /** Where to load the certificate module from (pass the bytes in Node.js); implies `x509`. */
+  x509ModuleOrPath?: InitInput | Promise<InitInput>;
 }
 
 /** What {@link initializeChrysalis} resolves to once the SDK is ready. */
@@ -14,5 +21,24 @@ export interface ChrysalisInfo {
   version: string;
 }
 
-/** Loads the Chrysalis wasm module once; later calls return the same promise. */
+/** Loads the core wasm module once; later calls return the same promise. */
 export function initializeChrysalis(options?: InitializeOptions): Promise<ChrysalisInfo>;
+
+/** Loads the certificate module (`chrysalis_x509_bg.wasm`) once and resolves to its bindings. */
+export function loadX509(moduleOrPath?: InitInput | Promise<InitInput>): Promise<typeof import("./chrysalis_x509.js")>;
+
+/**
+ * Validates `chain` (leaf first, then intermediates) up to one of `trustAnchors`: signatures
+ * (Ed25519, ECDSA P-256/P-384, RSA PKCS#1 v1.5 and PSS with SHA-256/384), validity windows,
+ * CA basic constraints, key usage, path length, issuer/subject chaining and, with `hostname`,
+ * the leaf's subjectAltName. Loads the certificate module on first use.
+ *
+ * Rejects with an `Error` whose `code` names the failure (`CERT_EXPIRED`, `CERT_BAD_SIGNATURE`,
+ * `CERT_ISSUER_MISMATCH`, `CERT_NOT_CA`, `CERT_HOSTNAME_MISMATCH`, `CERT_UNTRUSTED`, …) and whose
+ * `index` is the failing certificate (0 = leaf).
+ */
+export function validateCertChain(
+  chain: CertificateInput,
+  trustAnchors: CertificateInput,
+  options?: CertChainOptions,
+): Promise<CertChainInfo>;

@@ -25,10 +25,7 @@ try {
 const wasm = readFileSync(join(ROOT, "pkg/chrysalis_wasm_bg.wasm"));
 const cpu = execFileSync("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], { encoding: "utf8" }).trim();
 const ops = (n) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(1));
-const mbps = (n, input) => {
-  const bytes = { "32 B": 32, "1 KB": 1024, "1 MB": 1 << 20 }[input];
-  return bytes ? ` (${((n * bytes) / 1e6).toFixed(1)} MB/s)` : "";
-};
+const mbps = (n, bytes) => (bytes ? ` (${((n * bytes) / 1e6).toFixed(1)} MB/s)` : "");
 
 const lines = [
   "# Benchmarks",
@@ -47,7 +44,7 @@ const lines = [
   "|---|---|---:|---|---:|---:|",
   ...results.rows.map(
     (r) =>
-      `| ${r.case} | ${r.input} | ${ops(r.oursOps)}${mbps(r.oursOps, r.input)} | ${r.anchor} | ${ops(r.anchorOps)}${mbps(r.anchorOps, r.input)} | ${r.ratio.toFixed(2)}× |`,
+      `| ${r.case} | ${r.input} | ${ops(r.oursOps)}${mbps(r.oursOps, r.bytes)} | ${r.anchor} | ${ops(r.anchorOps)}${mbps(r.anchorOps, r.bytes)} | ${r.ratio.toFixed(2)}× |`,
   ),
   "",
 ];

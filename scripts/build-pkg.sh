@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Builds the npm package in pkg/: release wasm (LTO kept by `cargo rustc --crate-type cdylib`),
-# wasm-bindgen --target web, then wasm-opt from the npm package `binaryen`.
+# Builds the npm package in pkg/: one wasm module per feature of chrysalis-wasm — the core
+# (`chrysalis_wasm`) and the on-demand certificate module (`chrysalis_x509`). Each is a release
+# cdylib (LTO kept by `cargo rustc --crate-type cdylib`), run through wasm-bindgen --target web
+# and wasm-opt from the npm package `binaryen`.
 source "$(dirname "$0")/lib.sh"
 [ "${CHRYSALIS_SKIP_SETUP:-}" = 1 ] || setup
-
-step "cargo rustc --release (wasm32, cdylib)"
 cd "$ROOT"
-cargo rustc -p chrysalis-wasm --release --target "$WASM_TARGET" --crate-type cdylib
 
-step "wasm-bindgen --target web"
-wasm-bindgen --target web --out-dir pkg --out-name chrysalis_wasm \
-  "target/$WASM_TARGET/release/chrysalis_wasm.wasm"
+build_module() { # feature out-name
+  local feature=$1 name=$2
+  # A target dir per module, so switching features does not rebuild the other module.
+  local target_dir="$ROOT/target/module-$feature"
+  step "module $name (feature $feature)"
+  cargo rustc -p chrysalis-wasm --release --target "$WASM_TARGET" --crate-type cdylib \
+    --no-default-features --features "$feature" --target-dir "$target_dir"
+  wasm-bindgen --target web --out-dir pkg --out-name "$name" \
+    "$target_dir/$WASM_TARGET/release/chrysalis_wasm.wasm"
+  wasm-opt -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals --enable-multivalue --enable-reference-types \
+    "pkg/${name}_bg.wasm" -o "pkg/${name}_bg.wasm"
+  local raw gz
+  raw=$(stat -c %s "pkg/${name}_bg.wasm")
+  gz=$(gzip -9c "pkg/${name}_bg.wasm" | wc -c)
+  echo "pkg/${name}_bg.wasm: $raw bytes, $gz bytes gzip -9"
+}
 
-step "wasm-opt -Oz"
-wasm-opt -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-  --enable-sign-ext --enable-mutable-globals --enable-multivalue --enable-reference-types \
-  pkg/chrysalis_wasm_bg.wasm -o pkg/chrysalis_wasm_bg.wasm
-
-raw=$(stat -c %s pkg/chrysalis_wasm_bg.wasm)
-gz=$(gzip -9c pkg/chrysalis_wasm_bg.wasm | wc -c)
-echo "pkg/chrysalis_wasm_bg.wasm: $raw bytes, $gz bytes gzip -9"
+build_module crypto chrysalis_wasm
+build_module x509 chrysalis_x509

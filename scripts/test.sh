@@ -15,8 +15,11 @@ cargo fmt --all -- --check
 step "cargo clippy (host)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo clippy (wasm32)"
+step "cargo clippy (wasm32, and each shipped module's feature alone)"
 cargo clippy --workspace --all-targets --target "$WASM_TARGET" -- -D warnings
+for feature in crypto x509; do
+  cargo clippy -p chrysalis-wasm --target "$WASM_TARGET" --no-default-features --features "$feature" -- -D warnings
+done
 
 step "cargo test (host)"
 cargo test --workspace 2>&1 | tee "$LOGS/native.log"

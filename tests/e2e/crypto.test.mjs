@@ -330,19 +330,24 @@ test("certificate chains made by openssl get the right verdicts in the browser",
       ["hostname mismatch", [pem("leaf-good"), pem("inter-rsa")], pem("root-p256"), { hostname: "evil.example.net" }, ["CERT_HOSTNAME_MISMATCH", 0]],
       ["path length", [pem("leaf-deep"), pem("inter-deep"), pem("inter-pathlen0")], pem("root-p256"), {}, ["CERT_PATH_TOO_LONG", 2]],
       ["untrusted", [pem("leaf-good"), pem("inter-rsa")], pem("root-p384"), {}, ["CERT_UNTRUSTED", 1]],
-      ["garbage", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", pem("root-p256"), {}, ["BAD_FORMAT", undefined]],
+      ["garbage leaf", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", pem("root-p256"), {}, ["BAD_FORMAT", 0]],
+      ["garbage intermediate", [pem("leaf-good"), new Uint8Array([0x30, 0x03, 0x02, 0x01])], pem("root-p256"), {}, ["BAD_FORMAT", 1]],
     ];
-    const results = await page.evaluate((cases) => {
-      return cases.map(([name, chain, anchors, options]) => {
-        const revive = (x) => (Array.isArray(x) ? x.map(revive) : x && typeof x === "object" ? new Uint8Array(Object.values(x)) : x);
+    const results = await page.evaluate(async (cases) => {
+      const loadedBefore = performance.getEntriesByType("resource").some((e) => e.name.includes("chrysalis_x509"));
+      const revive = (x) => (Array.isArray(x) ? x.map(revive) : x && typeof x === "object" ? new Uint8Array(Object.values(x)) : x);
+      const results = [];
+      for (const [name, chain, anchors, options] of cases) {
         try {
-          const info = window.sdk.validateCertChain(revive(chain), revive(anchors), options);
-          return { name, ok: true, leaf: info.leafSubject, notAfterIsDate: info.notAfter instanceof Date };
+          const info = await window.sdk.validateCertChain(revive(chain), revive(anchors), options);
+          results.push({ name, ok: true, leaf: info.leafSubject, notAfterIsDate: info.notAfter instanceof Date, loadedBefore });
         } catch (error) {
-          return { name, ok: false, code: error.code, index: error.index, message: error.message };
+          results.push({ name, ok: false, code: error.code, index: error.index, message: error.message, loadedBefore });
         }
-      });
+      }
+      return results;
     }, cases);
+    assert.equal(results[0].loadedBefore, false, "the certificate module is fetched only when first used");
     for (const [i, [name, , , , expected]] of cases.entries()) {
       const got = results[i];
       if (expected === null) {

@@ -57,6 +57,19 @@ test("errors are Error objects with a stable code and a helpful message", () => 
   });
 });
 
+test("the certificate module loads from bytes in Node and reports typed errors", async () => {
+  const x509Bytes = readFileSync(new URL(import.meta.resolve("chrysalis-sdk/chrysalis_x509_bg.wasm")));
+  const module = await sdk.loadX509(x509Bytes);
+  assert.equal(typeof module.validateCertChain, "function");
+  await assert.rejects(sdk.validateCertChain([], []), { code: "CERT_EMPTY_CHAIN" });
+  await assert.rejects(sdk.validateCertChain("not a certificate", []), (error) => {
+    assert.equal(error.code, "BAD_FORMAT");
+    assert.equal(error.index, 0);
+    return true;
+  });
+  await assert.rejects(sdk.validateCertChain(42, []), { code: "BAD_ARGUMENT" });
+});
+
 test("the Node example prints matching digests", () => {
   const out = execFileSync(process.execPath, [join(ROOT, "examples/node/index.mjs"), "abc"], { encoding: "utf8" });
   const result = JSON.parse(out);

@@ -1,17 +1,31 @@
 // Compile-time checks of the package's TypeScript declarations (run by `tsc --noEmit`).
 import init, {
+  AesGcm,
+  ApiKey,
   Hasher,
+  SecureBuffer,
+  SigningKey,
   blake3,
   blake3DeriveKey,
   blake3Keyed,
+  ed25519Verify,
+  ed25519VerifyBatch,
   initializeChrysalis,
   initSync,
+  loadX509,
+  scrypt,
+  scryptAsync,
+  seal,
   sha256,
+  validateApiKeyFormat,
+  validateCertChain,
+  type ApiKeyProvider,
+  type CertChainInfo,
   type ChrysalisInfo,
 } from "chrysalis-sdk";
 
 export async function usage(bytes: Uint8Array, wasm: BufferSource): Promise<Uint8Array[]> {
-  const info: ChrysalisInfo = await initializeChrysalis();
+  const info: ChrysalisInfo = await initializeChrysalis({ x509: true });
   const version: string = info.version;
   void version;
   void init;
@@ -25,5 +39,26 @@ export async function usage(bytes: Uint8Array, wasm: BufferSource): Promise<Uint
   // @ts-expect-error: unknown algorithm names are a type error.
   new Hasher("md5");
 
-  return [sha256(bytes), blake3(bytes, 64), blake3Keyed(bytes, bytes), blake3DeriveKey("ctx", bytes), hasher.digest()];
+  const key = SigningKey.generate();
+  const ok: boolean = ed25519Verify(key.publicKey(), bytes, key.sign(bytes)) && ed25519VerifyBatch([key.publicKey()], [bytes], [key.sign(bytes)]);
+  void ok;
+
+  const aes = new AesGcm(bytes);
+  const sealed: Uint8Array = aes.seal(bytes, null);
+
+  const controller = new AbortController();
+  const derived: Uint8Array = await scryptAsync("password", bytes, { logN: 14 }, { onProgress: (f: number) => void f, signal: controller.signal });
+
+  const provider: ApiKeyProvider = ApiKey.parse("sk-...").provider;
+  const verdict = validateApiKeyFormat("sk-...", provider);
+  const reason: string | undefined = verdict.reason;
+  void reason;
+
+  await loadX509();
+  const chain: CertChainInfo = await validateCertChain([bytes, "-----BEGIN CERTIFICATE-----"], bytes, { atTime: new Date(), hostname: "example.com" });
+  const expiry: Date = chain.notAfter;
+  void expiry;
+
+  using secret = new SecureBuffer(bytes);
+  return [sha256(bytes), blake3(bytes, 64), blake3Keyed(bytes, bytes), blake3DeriveKey("ctx", bytes), hasher.digest(), sealed, derived, seal(bytes, bytes), scrypt("pw", "salt", {}), secret.expose()];
 }

@@ -2,18 +2,16 @@
 //
 // Open /bench/ and press "Run", or open /bench/?auto to start at once; the results are also
 // published as `window.benchResults` (a promise) for scripts/bench.mjs.
-import { initializeChrysalis, sha256, blake3 } from "/pkg/index.js";
-import { createSHA256, createBLAKE3 } from "hash-wasm";
+import { initializeChrysalis, sha256, blake3, SigningKey, ed25519Verify, AesGcm, scrypt } from "/pkg/index.js";
+import { createSHA256, createBLAKE3, scrypt as hashWasmScrypt } from "hash-wasm";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { blake3 as nobleBlake3 } from "@noble/hashes/blake3.js";
+import { scrypt as nobleScrypt } from "@noble/hashes/scrypt.js";
+import { ed25519 as nobleEd25519 } from "@noble/curves/ed25519.js";
+import sodium from "libsodium-wrappers";
 
 const ROUNDS = 5;
 const ROUND_MS = 120;
-const SIZES = [
-  ["32 B", 32],
-  ["1 KB", 1024],
-  ["1 MB", 1 << 20],
-];
 
 function input(size) {
   const bytes = new Uint8Array(size);
@@ -56,36 +54,103 @@ async function compare(ours, anchor) {
   return { ours: median(a), anchor: median(b) };
 }
 
-/** Every case: [case, input label, input bytes, ours, [[anchor name, anchor fn]...]]. */
+const HASH_SIZES = [
+  ["32 B", 32],
+  ["1 KB", 1024],
+  ["1 MB", 1 << 20],
+];
+const AES_SIZES = [
+  ["64 B", 64],
+  ["1 KB", 1024],
+  ["4 KB", 4096],
+  ["1 MB", 1 << 20],
+];
+
+/** Every case: { name, input, bytes (for MB/s, optional), ours, anchors: [[name, fn]...] }. */
 async function cases() {
+  await sodium.ready;
   const hw256 = await createSHA256();
   const hwBlake3 = await createBLAKE3();
   const list = [];
-  for (const [label, size] of SIZES) {
+  for (const [label, size] of HASH_SIZES) {
     const data = input(size);
-    list.push([
-      "SHA-256",
-      label,
-      () => sha256(data),
-      [
+    list.push({
+      name: "SHA-256",
+      input: label,
+      bytes: size,
+      ours: () => sha256(data),
+      anchors: [
         ["crypto.subtle.digest", () => crypto.subtle.digest("SHA-256", data)],
         ["hash-wasm", () => hw256.init().update(data).digest("binary")],
         ["@noble/hashes", () => nobleSha256(data)],
       ],
-    ]);
+    });
   }
-  for (const [label, size] of SIZES) {
+  for (const [label, size] of HASH_SIZES) {
     const data = input(size);
-    list.push([
-      "BLAKE3",
-      label,
-      () => blake3(data),
-      [
+    list.push({
+      name: "BLAKE3",
+      input: label,
+      bytes: size,
+      ours: () => blake3(data),
+      anchors: [
         ["hash-wasm", () => hwBlake3.init().update(data).digest("binary")],
         ["@noble/hashes", () => nobleBlake3(data)],
       ],
-    ]);
+    });
   }
+
+  const seed = input(32);
+  const message = input(64);
+  const key = SigningKey.fromSeed(seed);
+  const publicKey = key.publicKey();
+  const signature = key.sign(message);
+  const sodiumKeys = sodium.crypto_sign_seed_keypair(seed);
+  list.push({
+    name: "Ed25519 sign",
+    input: "64 B message",
+    ours: () => key.sign(message),
+    anchors: [
+      ["@noble/curves", () => nobleEd25519.sign(message, seed)],
+      ["libsodium-wrappers", () => sodium.crypto_sign_detached(message, sodiumKeys.privateKey)],
+    ],
+  });
+  list.push({
+    name: "Ed25519 verify",
+    input: "64 B message",
+    ours: () => ed25519Verify(publicKey, message, signature),
+    anchors: [
+      ["@noble/curves", () => nobleEd25519.verify(signature, message, publicKey)],
+      ["libsodium-wrappers", () => sodium.crypto_sign_verify_detached(signature, message, publicKey)],
+    ],
+  });
+
+  const aesKey = input(32);
+  const nonce = input(12);
+  const ours = new AesGcm(aesKey);
+  const webKey = await crypto.subtle.importKey("raw", aesKey, "AES-GCM", false, ["encrypt"]);
+  for (const [label, size] of AES_SIZES) {
+    const data = input(size);
+    list.push({
+      name: "AES-256-GCM encrypt",
+      input: label,
+      bytes: size,
+      ours: () => ours.encrypt(nonce, data),
+      anchors: [["WebCrypto", () => crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce }, webKey, data)]],
+    });
+  }
+
+  const password = new TextEncoder().encode("correct horse battery staple");
+  const salt = input(16);
+  list.push({
+    name: "scrypt",
+    input: "N=2^14, r=8, p=1",
+    ours: () => scrypt(password, salt, { logN: 14, r: 8, p: 1, dkLen: 32 }),
+    anchors: [
+      ["hash-wasm", () => hashWasmScrypt({ password, salt, costFactor: 1 << 14, blockSize: 8, parallelism: 1, hashLength: 32, outputType: "binary" })],
+      ["@noble/hashes", () => nobleScrypt(password, salt, { N: 1 << 14, r: 8, p: 1, dkLen: 32 })],
+    ],
+  });
   return list;
 }
 
@@ -110,11 +175,11 @@ async function run() {
   document.querySelector("#results tbody").replaceChildren();
   await initializeChrysalis();
   const rows = [];
-  for (const [name, label, ours, anchors] of await cases()) {
+  for (const { name, input: label, bytes, ours, anchors } of await cases()) {
     for (const [anchorName, anchor] of anchors) {
       status.textContent = `${name} ${label} vs ${anchorName}…`;
       const { ours: oursOps, anchor: anchorOps } = await compare(ours, anchor);
-      const row = { case: name, input: label, oursOps, anchor: anchorName, anchorOps, ratio: oursOps / anchorOps };
+      const row = { case: name, input: label, bytes, oursOps, anchor: anchorName, anchorOps, ratio: oursOps / anchorOps };
       rows.push(row);
       addRow(row);
     }

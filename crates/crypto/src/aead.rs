@@ -50,90 +50,132 @@ fn nonce_array(nonce: &[u8]) -> Result<[u8; AES_GCM_NONCE_LEN], CryptoError> {
         .map_err(|_| CryptoError::bad_length("AES-GCM nonce", AES_GCM_NONCE_LEN, nonce.len()))
 }
 
-/// Encrypts `plaintext` under `key` (16, 24 or 32 bytes) and a 12-byte `nonce`, authenticating
-/// `aad` too. Returns ciphertext ‖ 16-byte tag.
-///
-/// Never reuse a nonce with the same key; [`seal`] picks a random one for you.
+/// An AES-GCM key with its schedule expanded once, for many messages (the counterpart of a
+/// WebCrypto `CryptoKey`). Key material is zeroized on drop.
+pub struct AesGcmKey {
+    cipher: Cipher,
+}
+
+impl AesGcmKey {
+    /// Expands a 16-, 24- or 32-byte key.
+    pub fn new(key: &[u8]) -> Result<Self, CryptoError> {
+        Ok(AesGcmKey {
+            cipher: Cipher::new(key)?,
+        })
+    }
+
+    /// Encrypts `plaintext` with a 12-byte `nonce`, authenticating `aad` too; returns
+    /// ciphertext ‖ 16-byte tag. Never reuse a nonce with the same key; [`seal`](Self::seal)
+    /// picks a random one.
+    pub fn encrypt(
+        &self,
+        nonce: &[u8],
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let nonce = nonce_array(nonce)?;
+        let payload = Payload {
+            msg: plaintext,
+            aad,
+        };
+        let nonce = (&nonce).into();
+        let out = match &self.cipher {
+            Cipher::Aes128(c) => c.encrypt(nonce, payload),
+            Cipher::Aes192(c) => c.encrypt(nonce, payload),
+            Cipher::Aes256(c) => c.encrypt(nonce, payload),
+        };
+        // Encryption fails only for messages beyond GCM's 64 GiB limit.
+        out.map_err(|_| CryptoError::BadLength {
+            what: "AES-GCM plaintext",
+            expected: "at most 2^36 - 32".into(),
+            actual: plaintext.len(),
+        })
+    }
+
+    /// Decrypts ciphertext ‖ tag. Any change to the key, nonce, AAD, ciphertext or tag gives
+    /// [`CryptoError::AuthFailed`].
+    pub fn decrypt(
+        &self,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let nonce = nonce_array(nonce)?;
+        if ciphertext.len() < AES_GCM_TAG_LEN {
+            return Err(CryptoError::BadLength {
+                what: "AES-GCM ciphertext",
+                expected: format!("at least {AES_GCM_TAG_LEN} (the tag)"),
+                actual: ciphertext.len(),
+            });
+        }
+        let payload = Payload {
+            msg: ciphertext,
+            aad,
+        };
+        let nonce = (&nonce).into();
+        let out = match &self.cipher {
+            Cipher::Aes128(c) => c.decrypt(nonce, payload),
+            Cipher::Aes192(c) => c.decrypt(nonce, payload),
+            Cipher::Aes256(c) => c.decrypt(nonce, payload),
+        };
+        out.map_err(|_| CryptoError::AuthFailed)
+    }
+
+    /// Encrypts with a fresh random nonce and returns nonce ‖ ciphertext ‖ tag.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let nonce: [u8; AES_GCM_NONCE_LEN] = random_array()?;
+        let ciphertext = self.encrypt(&nonce, plaintext, aad)?;
+        let mut sealed = Vec::with_capacity(AES_GCM_NONCE_LEN + ciphertext.len());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        Ok(sealed)
+    }
+
+    /// Opens nonce ‖ ciphertext ‖ tag made by [`seal`](Self::seal).
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < AES_GCM_NONCE_LEN + AES_GCM_TAG_LEN {
+            return Err(CryptoError::BadLength {
+                what: "sealed message",
+                expected: format!(
+                    "at least {} (nonce and tag)",
+                    AES_GCM_NONCE_LEN + AES_GCM_TAG_LEN
+                ),
+                actual: sealed.len(),
+            });
+        }
+        let (nonce, ciphertext) = sealed.split_at(AES_GCM_NONCE_LEN);
+        self.decrypt(nonce, ciphertext, aad)
+    }
+}
+
+/// One-shot [`AesGcmKey::encrypt`].
 pub fn aes_gcm_encrypt(
     key: &[u8],
     nonce: &[u8],
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let cipher = Cipher::new(key)?;
-    let nonce = nonce_array(nonce)?;
-    let payload = Payload {
-        msg: plaintext,
-        aad,
-    };
-    let nonce = (&nonce).into();
-    let out = match &cipher {
-        Cipher::Aes128(c) => c.encrypt(nonce, payload),
-        Cipher::Aes192(c) => c.encrypt(nonce, payload),
-        Cipher::Aes256(c) => c.encrypt(nonce, payload),
-    };
-    // Encryption fails only for messages beyond GCM's 64 GiB limit.
-    out.map_err(|_| CryptoError::BadLength {
-        what: "AES-GCM plaintext",
-        expected: "at most 2^36 - 32".into(),
-        actual: plaintext.len(),
-    })
+    AesGcmKey::new(key)?.encrypt(nonce, plaintext, aad)
 }
 
-/// Decrypts ciphertext ‖ tag made by [`aes_gcm_encrypt`]. Any change to the key, nonce, AAD,
-/// ciphertext or tag gives [`CryptoError::AuthFailed`].
+/// One-shot [`AesGcmKey::decrypt`].
 pub fn aes_gcm_decrypt(
     key: &[u8],
     nonce: &[u8],
     ciphertext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let cipher = Cipher::new(key)?;
-    let nonce = nonce_array(nonce)?;
-    if ciphertext.len() < AES_GCM_TAG_LEN {
-        return Err(CryptoError::BadLength {
-            what: "AES-GCM ciphertext",
-            expected: format!("at least {AES_GCM_TAG_LEN} (the tag)"),
-            actual: ciphertext.len(),
-        });
-    }
-    let payload = Payload {
-        msg: ciphertext,
-        aad,
-    };
-    let nonce = (&nonce).into();
-    let out = match &cipher {
-        Cipher::Aes128(c) => c.decrypt(nonce, payload),
-        Cipher::Aes192(c) => c.decrypt(nonce, payload),
-        Cipher::Aes256(c) => c.decrypt(nonce, payload),
-    };
-    out.map_err(|_| CryptoError::AuthFailed)
+    AesGcmKey::new(key)?.decrypt(nonce, ciphertext, aad)
 }
 
-/// Encrypts with a fresh random nonce and returns nonce ‖ ciphertext ‖ tag.
+/// One-shot [`AesGcmKey::seal`].
 pub fn seal(key: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let nonce: [u8; AES_GCM_NONCE_LEN] = random_array()?;
-    let ciphertext = aes_gcm_encrypt(key, &nonce, plaintext, aad)?;
-    let mut sealed = Vec::with_capacity(AES_GCM_NONCE_LEN + ciphertext.len());
-    sealed.extend_from_slice(&nonce);
-    sealed.extend_from_slice(&ciphertext);
-    Ok(sealed)
+    AesGcmKey::new(key)?.seal(plaintext, aad)
 }
 
-/// Opens nonce ‖ ciphertext ‖ tag made by [`seal`].
+/// One-shot [`AesGcmKey::open`].
 pub fn open(key: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if sealed.len() < AES_GCM_NONCE_LEN + AES_GCM_TAG_LEN {
-        return Err(CryptoError::BadLength {
-            what: "sealed message",
-            expected: format!(
-                "at least {} (nonce and tag)",
-                AES_GCM_NONCE_LEN + AES_GCM_TAG_LEN
-            ),
-            actual: sealed.len(),
-        });
-    }
-    let (nonce, ciphertext) = sealed.split_at(AES_GCM_NONCE_LEN);
-    aes_gcm_decrypt(key, nonce, ciphertext, aad)
+    AesGcmKey::new(key)?.open(sealed, aad)
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
 //! The one error type of this crate.
 
-use crate::cert::CertError;
-
 /// Everything that can go wrong in `chrysalis-crypto`.
 ///
 /// Each variant has a stable [`code`](CryptoError::code) that the JS edge exposes as
@@ -48,9 +46,6 @@ pub enum CryptoError {
     /// The platform's secure random source failed.
     #[error("secure random number generator unavailable: {0}")]
     RandomUnavailable(String),
-    /// A certificate chain failed validation.
-    #[error(transparent)]
-    Cert(#[from] CertError),
 }
 
 impl CryptoError {
@@ -63,7 +58,6 @@ impl CryptoError {
             CryptoError::BadFormat { .. } => "BAD_FORMAT",
             CryptoError::AuthFailed => "AUTH_FAILED",
             CryptoError::RandomUnavailable(_) => "RANDOM_UNAVAILABLE",
-            CryptoError::Cert(err) => err.code(),
         }
     }
 

@@ -1,12 +1,11 @@
 //! Cryptographic building blocks for Chrysalis.
 //!
-//! Plain Rust over well-kept crates (RustCrypto, `blake3`, `ed25519-dalek`, `x509-cert`): it
+//! Plain Rust over well-kept crates (RustCrypto, `blake3`, `ed25519-dalek`): it
 //! builds for `wasm32-unknown-unknown` and for the host, and knows nothing of JavaScript. The JS
 //! face lives in `chrysalis-wasm`. Secrets live in zeroize-on-drop types that never print.
 
 mod aead;
 mod api_key;
-pub mod cert;
 mod ed25519;
 mod error;
 mod hash;
@@ -15,11 +14,10 @@ mod random;
 mod scrypt;
 mod secret;
 
-pub use aead::{AES_GCM_NONCE_LEN, AES_GCM_TAG_LEN, aes_gcm_decrypt, aes_gcm_encrypt, open, seal};
-pub use api_key::{API_KEY_MAX_LEN, ApiKey, Provider, validate_api_key_format};
-pub use cert::{
-    CertError, CertErrorKind, ChainInfo, ChainOptions, parse_certificates, validate_cert_chain,
+pub use aead::{
+    AES_GCM_NONCE_LEN, AES_GCM_TAG_LEN, AesGcmKey, aes_gcm_decrypt, aes_gcm_encrypt, open, seal,
 };
+pub use api_key::{API_KEY_MAX_LEN, ApiKey, Provider, validate_api_key_format};
 pub use ed25519::{
     ED25519_PUBLIC_KEY_LEN, ED25519_SEED_LEN, ED25519_SIGNATURE_LEN, SigningKey, ed25519_verify,
     ed25519_verify_batch,

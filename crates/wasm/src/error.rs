@@ -40,21 +40,18 @@ impl From<CodedError> for JsValue {
 
 impl From<chrysalis_crypto::CryptoError> for CodedError {
     fn from(err: chrysalis_crypto::CryptoError) -> Self {
-        let index = match &err {
-            chrysalis_crypto::CryptoError::Cert(cert) => Some(cert.index),
-            _ => None,
-        };
-        CodedError {
-            code: err.code(),
-            message: err.to_string(),
-            index,
-        }
+        CodedError::new(err.code(), err.to_string())
     }
 }
 
-impl From<chrysalis_crypto::CertError> for CodedError {
-    fn from(err: chrysalis_crypto::CertError) -> Self {
-        chrysalis_crypto::CryptoError::from(err).into()
+#[cfg(feature = "x509")]
+impl From<chrysalis_x509::CertError> for CodedError {
+    fn from(err: chrysalis_x509::CertError) -> Self {
+        CodedError {
+            code: err.code(),
+            message: err.to_string(),
+            index: Some(err.index),
+        }
     }
 }
 

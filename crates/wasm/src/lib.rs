@@ -4,24 +4,32 @@
 //! plain-Rust crates, and maps each crate's error to a JS `Error` with a stable `code`.
 //! Everything exported here appears in the npm package `chrysalis-sdk`. Secret inputs (keys,
 //! seeds, passwords) are taken as owned buffers and wiped after use.
+//!
+//! The crate builds one wasm module per feature: `crypto` (the core module) and `x509`
+//! (certificate validation, loaded on demand because it outweighs the core).
 
-mod aead;
-mod api_key;
-mod cert;
-mod ed25519;
 mod error;
-mod hash;
 mod input;
-mod kdf;
-mod secret;
 
-pub use aead::*;
-pub use api_key::*;
-pub use cert::*;
-pub use ed25519::*;
-pub use hash::*;
-pub use kdf::*;
-pub use secret::*;
+#[cfg(feature = "crypto")]
+mod aead;
+#[cfg(feature = "crypto")]
+mod api_key;
+#[cfg(feature = "crypto")]
+mod ed25519;
+#[cfg(feature = "crypto")]
+mod hash;
+#[cfg(feature = "crypto")]
+mod kdf;
+#[cfg(feature = "crypto")]
+mod secret;
+#[cfg(feature = "x509")]
+mod x509;
+
+#[cfg(feature = "x509")]
+pub use x509::*;
+#[cfg(feature = "crypto")]
+pub use {aead::*, api_key::*, ed25519::*, hash::*, kdf::*, secret::*};
 
 use wasm_bindgen::prelude::*;
 

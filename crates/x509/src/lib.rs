@@ -1,4 +1,7 @@
-//! X.509 certificate chain validation (RFC 5280 path checks for a given chain).
+//! X.509 certificate chain validation for Chrysalis (RFC 5280 path checks for a given chain).
+//!
+//! A crate of its own because RSA, P-256, P-384 and DER parsing weigh more than the rest of the
+//! crypto layer together: pages load this module only when they validate certificates.
 //!
 //! Checks each link's signature (Ed25519, ECDSA P-256/P-384, RSA PKCS#1 v1.5 and PSS with
 //! SHA-256/384), validity windows, CA basic constraints, key usage and path length, issuer /
@@ -17,7 +20,7 @@ use x509_cert::{
     spki::SubjectPublicKeyInfoRef,
 };
 
-use crate::{CryptoError, HashAlgorithm, digest};
+use chrysalis_crypto::{HashAlgorithm, digest};
 
 /// Why a certificate chain was rejected: the kind, which certificate, and details.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,11 +133,14 @@ pub struct ChainInfo {
     pub not_after_unix_secs: u64,
 }
 
-/// Parses one DER certificate, or every certificate of a PEM text.
-pub fn parse_certificates(input: &[u8]) -> Result<Vec<Certificate>, CryptoError> {
-    let malformed = |e: der::Error| CryptoError::BadFormat {
-        what: "certificate",
-        reason: e.to_string(),
+/// Parses one DER certificate, or every certificate of a PEM text. Errors are
+/// [`CertErrorKind::Malformed`] with `index` 0.
+pub fn parse_certificates(input: &[u8]) -> Result<Vec<Certificate>, CertError> {
+    let malformed = |e: der::Error| CertError {
+        index: 0,
+        subject: "?".into(),
+        kind: CertErrorKind::Malformed,
+        detail: e.to_string(),
     };
     let trimmed = input.trim_ascii_start();
     if trimmed.starts_with(b"-----BEGIN") {
@@ -392,7 +398,7 @@ fn verify_signature(
             if key_oid != OID_ED25519 {
                 return unsupported(format!("Ed25519 signature with a {key_oid} key"));
             }
-            if crate::ed25519_verify(key, signed, signature) {
+            if chrysalis_crypto::ed25519_verify(key, signed, signature) {
                 Ok(())
             } else {
                 bad_signature("Ed25519 verification failed")

@@ -1,6 +1,6 @@
 //! X.509 certificate chain validation.
 
-use chrysalis_crypto::{self as crypto, ChainOptions};
+use chrysalis_x509::{self as x509, ChainOptions};
 use js_sys::{Array, Date, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, prelude::*};
 use x509_cert::Certificate;
@@ -43,7 +43,7 @@ fn certificates(input: &JsValue, what: &str) -> Result<Vec<Certificate>, CodedEr
     } else {
         vec![input.clone()]
     };
-    for item in items {
+    for (position, item) in items.into_iter().enumerate() {
         let bytes = if let Some(text) = item.as_string() {
             text.into_bytes()
         } else if let Some(array) = item.dyn_ref::<Uint8Array>() {
@@ -53,7 +53,12 @@ fn certificates(input: &JsValue, what: &str) -> Result<Vec<Certificate>, CodedEr
                 "{what} must be PEM text, DER bytes (Uint8Array) or an array of them"
             )));
         };
-        out.extend(crypto::parse_certificates(&bytes)?);
+        let parsed = x509::parse_certificates(&bytes).map_err(|mut err| {
+            err.index = out.len();
+            err.detail = format!("{what}[{position}]: {}", err.detail);
+            err
+        })?;
+        out.extend(parsed);
     }
     Ok(out)
 }
@@ -90,7 +95,7 @@ pub fn validate_cert_chain(
         return Err(CodedError::bad_argument("atTime must be a valid time after 1970").into());
     }
     let hostname = option(&options, "hostname")?.as_string();
-    let info = crypto::validate_cert_chain(
+    let info = x509::validate_cert_chain(
         &chain,
         &anchors,
         &ChainOptions {

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::Command, sync::OnceLock, time::SystemTime};
 
-use chrysalis_crypto::{ChainOptions, parse_certificates, validate_cert_chain};
+use chrysalis_x509::{ChainOptions, parse_certificates, validate_cert_chain};
 use x509_cert::Certificate;
 
 fn chains_dir() -> &'static PathBuf {
