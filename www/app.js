@@ -1,5 +1,5 @@
 // The demo page: everything runs through the `chrysalis-sdk` package served at /pkg/.
-import { initializeChrysalis, Hasher } from "/pkg/index.js";
+import { initializeChrysalis, Hasher, SigningKey, ed25519Verify, scryptAsync, seal, open } from "/pkg/index.js";
 
 const $ = (id) => document.getElementById(id);
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -33,6 +33,62 @@ async function hashFile(file) {
   }
 }
 
+const unhex = (text) => Uint8Array.from(text.trim().match(/../g) ?? [], (b) => parseInt(b, 16));
+const utf8 = (text) => new TextEncoder().encode(text);
+
+function setupSigning() {
+  let key = SigningKey.generate();
+  let signature = new Uint8Array();
+  const showKey = () => ($("sign-public").textContent = `public key ${hex(key.publicKey())}`);
+  $("sign-generate").addEventListener("click", () => {
+    key.free();
+    key = SigningKey.generate();
+    showKey();
+  });
+  $("sign-button").addEventListener("click", () => {
+    signature = key.sign(utf8($("sign-message").value));
+    $("sign-signature").textContent = hex(signature);
+  });
+  $("verify-button").addEventListener("click", () => {
+    const valid = ed25519Verify(key.publicKey(), utf8($("sign-message").value), signature);
+    $("verify-result").textContent = valid ? "✓ valid signature" : "✗ invalid: the message or key changed since signing";
+    $("verify-result").dataset.status = valid ? "ready" : "error";
+  });
+  showKey();
+}
+
+/** Derives an AES-256 key from the passphrase with sliced scrypt, showing progress. */
+async function deriveKey() {
+  const progress = $("enc-progress");
+  progress.hidden = false;
+  const salt = utf8("chrysalis-demo-salt"); // a real app stores a random salt with the data
+  const key = await scryptAsync($("enc-passphrase").value, salt, { logN: 15, r: 8, p: 1, dkLen: 32 }, {
+    onProgress: (fraction) => (progress.value = fraction),
+  });
+  return key;
+}
+
+function setupEncryption() {
+  $("enc-button").addEventListener("click", async () => {
+    const key = await deriveKey();
+    $("enc-sealed").value = hex(seal(key, utf8($("enc-plaintext").value)));
+    key.fill(0);
+  });
+  $("dec-button").addEventListener("click", async () => {
+    const result = $("dec-result");
+    const key = await deriveKey();
+    try {
+      result.textContent = `✓ ${new TextDecoder().decode(open(key, unhex($("enc-sealed").value)))}`;
+      result.dataset.status = "ready";
+    } catch (error) {
+      result.textContent = `✗ ${error.code}: ${error.message}`;
+      result.dataset.status = "error";
+    } finally {
+      key.fill(0);
+    }
+  });
+}
+
 async function main() {
   const status = $("sdk-status");
   try {
@@ -53,6 +109,9 @@ async function main() {
     const [file] = event.target.files;
     if (file) hashFile(file);
   });
+  setupSigning();
+  setupEncryption();
+
   const drop = $("file-drop");
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();

@@ -52,6 +52,31 @@ test("the demo page loads the SDK, hashes text and files, with no console errors
   await page.waitForFunction((want) => document.getElementById("file-output").textContent.endsWith(want), fileDigest);
   assert.equal(await page.evaluate(() => document.getElementById("file-progress").value), 1);
 
+  // Sign, verify, then tamper with the message: verification must fail.
+  await page.click("#sign-button");
+  await page.waitForFunction(() => /^[0-9a-f]{128}$/.test(document.getElementById("sign-signature").textContent));
+  await page.click("#verify-button");
+  await page.waitForSelector("#verify-result[data-status=ready]");
+  await page.fill("#sign-message", "I, agent 7, remember something else.");
+  await page.click("#verify-button");
+  await page.waitForSelector("#verify-result[data-status=error]");
+
+  // Encrypt with a passphrase (sliced scrypt with a progress bar), decrypt, then tamper.
+  await page.fill("#enc-plaintext", "secret plans");
+  await page.click("#enc-button");
+  await page.waitForFunction(() => document.getElementById("enc-sealed").value.length === 2 * (12 + 12 + 16));
+  assert.equal(await page.evaluate(() => document.getElementById("enc-progress").value), 1);
+  await page.click("#dec-button");
+  await page.waitForSelector("#dec-result[data-status=ready]");
+  assert.equal(await page.textContent("#dec-result"), "✓ secret plans");
+  await page.evaluate(() => {
+    const box = document.getElementById("enc-sealed");
+    box.value = box.value.slice(0, 40) + (box.value[40] === "0" ? "1" : "0") + box.value.slice(41);
+  });
+  await page.click("#dec-button");
+  await page.waitForSelector("#dec-result[data-status=error]");
+  assert.match(await page.textContent("#dec-result"), /^✗ AUTH_FAILED: /);
+
   mkdirSync(SCREENSHOTS, { recursive: true });
   const shot = await page.screenshot({ path: join(SCREENSHOTS, "demo.png"), fullPage: true });
   assert.ok(shot.length > 10_000, "the screenshot has content");
