@@ -22,7 +22,7 @@ for feature in crypto x509; do
 done
 
 step "cargo test (host)"
-cargo test --workspace 2>&1 | tee "$LOGS/native.log"
+cargo test --workspace -- --show-output 2>&1 | tee "$LOGS/native.log"
 
 step "wasm-bindgen-test in headless Chromium"
 cargo test -p chrysalis-wasm --target "$WASM_TARGET" --tests 2>&1 | tee "$LOGS/browser.log"
@@ -35,12 +35,15 @@ tsc --noEmit -p "$ROOT/tsconfig.json"
 step "end-to-end tests (node --test)"
 node --test --test-reporter=spec "$ROOT/tests/e2e/" 2>&1 | tee "$LOGS/e2e.log"
 
-# One closing line over every runner.
-sum() { grep -hoE "$1" "${@:2}" | grep -oE '[0-9]+' | awk '{ s += $1 } END { print s + 0 }'; }
-native=$(sum '[0-9]+ passed' "$LOGS/native.log")
-browser=$(sum '[0-9]+ passed' "$LOGS/browser.log")
-e2e=$(sum '^ℹ pass [0-9]+' "$LOGS/e2e.log")
-failed=$(( $(sum '[0-9]+ failed' "$LOGS/native.log" "$LOGS/browser.log") + $(sum '^ℹ fail [0-9]+' "$LOGS/e2e.log") ))
+# One closing line over every runner: cargo's "test result:" lines and node's "ℹ pass/fail".
+count() { # line-pattern number-pattern file...
+  { grep -hE "$1" "${@:3}" || true; } | { grep -oE "$2" || true; } | { grep -oE '[0-9]+' || true; } |
+    awk '{ s += $1 } END { print s + 0 }'
+}
+native=$(count '^test result:' '[0-9]+ passed' "$LOGS/native.log")
+browser=$(count '^test result:' '[0-9]+ passed' "$LOGS/browser.log")
+e2e=$(count '^ℹ pass [0-9]+$' '[0-9]+' "$LOGS/e2e.log")
+failed=$(( $(count '^test result:' '[0-9]+ failed' "$LOGS/native.log" "$LOGS/browser.log") + $(count '^ℹ fail [0-9]+$' '[0-9]+' "$LOGS/e2e.log") ))
 step "summary"
 echo "native cargo tests: $native passed"
 echo "wasm-bindgen tests in headless Chromium: $browser passed"
