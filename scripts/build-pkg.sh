@@ -25,5 +25,6 @@ build_module() { # feature out-name
   echo "pkg/${name}_bg.wasm: $raw bytes, $gz bytes gzip -9"
 }
 
+rm -rf pkg/snippets # wasm-bindgen's copies of JS snippets; names change with their hashes
 build_module crypto chrysalis_wasm
 build_module x509 chrysalis_x509

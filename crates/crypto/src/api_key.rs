@@ -9,7 +9,7 @@ use crate::{CryptoError, LockedSecret};
 pub const API_KEY_MAX_LEN: usize = 512;
 
 /// A model provider whose key format is known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Provider {
     /// OpenAI: `sk-…`, `sk-proj-…`, `sk-svcacct-…`, `sk-admin-…`.
     OpenAi,
@@ -25,9 +25,17 @@ pub enum Provider {
     Unknown,
 }
 
-const PROVIDER_NAMES: &str = "openai, anthropic, nomic, cohere, google, unknown";
-
 impl Provider {
+    /// Every provider, in a fixed order.
+    pub const ALL: [Provider; 6] = [
+        Provider::OpenAi,
+        Provider::Anthropic,
+        Provider::Nomic,
+        Provider::Cohere,
+        Provider::Google,
+        Provider::Unknown,
+    ];
+
     /// The lowercase name used in the JS API (`"openai"`, …).
     pub fn name(self) -> &'static str {
         match self {
@@ -69,9 +77,8 @@ impl FromStr for Provider {
             "cohere" => Ok(Provider::Cohere),
             "google" | "gemini" => Ok(Provider::Google),
             "unknown" => Ok(Provider::Unknown),
-            _ => Err(CryptoError::UnknownAlgorithm {
+            _ => Err(CryptoError::UnknownProvider {
                 name: name.to_owned(),
-                expected: PROVIDER_NAMES,
             }),
         }
     }

@@ -24,6 +24,14 @@ pub enum CryptoError {
         /// The accepted names, comma separated.
         expected: &'static str,
     },
+    /// A provider name was not recognised.
+    #[error(
+        "unknown provider {name:?}; expected one of openai, anthropic, nomic, cohere, google, unknown"
+    )]
+    UnknownProvider {
+        /// The name that was given.
+        name: String,
+    },
     /// A parameter was out of its allowed range (e.g. scrypt's `logN`).
     #[error("bad parameter {what}: {reason}")]
     BadParams {
@@ -54,6 +62,7 @@ impl CryptoError {
         match self {
             CryptoError::BadLength { .. } => "BAD_LENGTH",
             CryptoError::UnknownAlgorithm { .. } => "UNKNOWN_ALGORITHM",
+            CryptoError::UnknownProvider { .. } => "UNKNOWN_PROVIDER",
             CryptoError::BadParams { .. } => "BAD_PARAMS",
             CryptoError::BadFormat { .. } => "BAD_FORMAT",
             CryptoError::AuthFailed => "AUTH_FAILED",

@@ -29,4 +29,4 @@ pub use hash::{
 pub use mac::{HKDF_SHA256_MAX_OUTPUT, hkdf_sha256, hmac_sha256, hmac_sha256_verify};
 pub use random::{MAX_RANDOM_BYTES, constant_time_eq, fill_random, random_array, random_bytes};
 pub use scrypt::{SCRYPT_MAX_MEMORY, SCRYPT_MAX_OUTPUT, ScryptJob, ScryptParams, scrypt};
-pub use secret::LockedSecret;
+pub use secret::{LockedSecret, STACK_SCRUB_BYTES, scrub_stack};

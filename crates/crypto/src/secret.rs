@@ -70,6 +70,21 @@ impl<T: Zeroize + ?Sized> fmt::Debug for LockedSecret<T> {
     }
 }
 
+/// How much stack [`scrub_stack`] overwrites.
+pub const STACK_SCRUB_BYTES: usize = 32 * 1024;
+
+/// Overwrites [`STACK_SCRUB_BYTES`] of stack below the caller with zeros.
+///
+/// Key material copied into temporaries (inside this crate or the crates it builds on) stays
+/// in dead stack frames after a call returns; on wasm32 that stack lives in linear memory that
+/// any JS on the page can read. Call this at the end of operations that handled long-term keys.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut area = [0u8; STACK_SCRUB_BYTES];
+    area.zeroize();
+    std::hint::black_box(&area);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

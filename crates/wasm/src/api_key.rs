@@ -79,7 +79,7 @@ impl ApiKey {
 
 /// Checks the format of `text`, for `provider` when given; never throws for a bad key.
 ///
-/// @throws {Error} `code: "UNKNOWN_ALGORITHM"` only when `provider` is not a known name.
+/// @throws {Error} `code: "UNKNOWN_PROVIDER"` only when `provider` is not a known name.
 #[wasm_bindgen(js_name = validateApiKeyFormat, unchecked_return_type = "ApiKeyValidation")]
 pub fn validate_api_key_format(
     text: String,

@@ -1,7 +1,9 @@
-//! Reading JS option objects.
+//! Reading JS arguments: option objects, and bytes given as `Uint8Array` or string.
 
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
+#[cfg(feature = "crypto")]
+use {js_sys::Uint8Array, wasm_bindgen::JsCast, zeroize::Zeroizing};
 
 use crate::error::CodedError;
 
@@ -15,4 +17,37 @@ pub(crate) fn option(options: &JsValue, name: &str) -> Result<JsValue, CodedErro
     }
     Reflect::get(options, &name.into())
         .map_err(|_| CodedError::bad_argument(format!("cannot read option {name}")))
+}
+
+#[cfg(feature = "crypto")]
+/// The bytes of a `Uint8Array`, or the UTF-8 bytes of a string, in a buffer wiped on drop.
+pub(crate) fn bytes_or_text(value: &JsValue, what: &str) -> Result<Zeroizing<Vec<u8>>, CodedError> {
+    if let Some(text) = value.as_string() {
+        Ok(Zeroizing::new(text.into_bytes()))
+    } else if let Some(array) = value.dyn_ref::<Uint8Array>() {
+        Ok(Zeroizing::new(array.to_vec()))
+    } else {
+        Err(CodedError::bad_argument(format!(
+            "{what} must be a Uint8Array or a string"
+        )))
+    }
+}
+
+#[cfg(feature = "crypto")]
+/// A non-negative integer option with a default.
+pub(crate) fn integer_option(
+    options: &JsValue,
+    name: &str,
+    default: u64,
+) -> Result<u64, CodedError> {
+    let value = option(options, name)?;
+    if value.is_undefined() {
+        return Ok(default);
+    }
+    match value.as_f64() {
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => Ok(n as u64),
+        _ => Err(CodedError::bad_argument(format!(
+            "option {name} must be a non-negative integer"
+        ))),
+    }
 }

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     error::{CodedError, JsResult, js},
-    input::option,
+    input::{bytes_or_text, integer_option, option},
 };
 
 /// HMAC-SHA-256 of `data` under `key` (any length); 32-byte tag.
@@ -141,35 +141,4 @@ pub(crate) async fn yield_to_event_loop() -> JsResult<()> {
         let _ = set_timeout.call2(&JsValue::UNDEFINED, &resolve, &0.into());
     });
     JsFuture::from(promise).await.map(|_| ())
-}
-
-/// The bytes of a `Uint8Array`, or the UTF-8 bytes of a string, in a buffer wiped on drop.
-pub(crate) fn bytes_or_text(value: &JsValue, what: &str) -> Result<Zeroizing<Vec<u8>>, CodedError> {
-    if let Some(text) = value.as_string() {
-        Ok(Zeroizing::new(text.into_bytes()))
-    } else if let Some(array) = value.dyn_ref::<Uint8Array>() {
-        Ok(Zeroizing::new(array.to_vec()))
-    } else {
-        Err(CodedError::bad_argument(format!(
-            "{what} must be a Uint8Array or a string"
-        )))
-    }
-}
-
-/// A non-negative integer option with a default.
-pub(crate) fn integer_option(
-    options: &JsValue,
-    name: &str,
-    default: u64,
-) -> Result<u64, CodedError> {
-    let value = option(options, name)?;
-    if value.is_undefined() {
-        return Ok(default);
-    }
-    match value.as_f64() {
-        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => Ok(n as u64),
-        _ => Err(CodedError::bad_argument(format!(
-            "option {name} must be a non-negative integer"
-        ))),
-    }
 }

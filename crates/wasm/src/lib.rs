@@ -5,7 +5,8 @@
 //! Everything exported here appears in the npm package `chrysalis-sdk`. Secret inputs (keys,
 //! seeds, passwords) are taken as owned buffers and wiped after use.
 //!
-//! The crate builds one wasm module per feature: `crypto` (the core module) and `x509`
+//! The crate builds one wasm module per feature: `crypto` (the core module: crypto and the
+//! security context) and `x509`
 //! (certificate validation, loaded on demand because it outweighs the core).
 
 mod error;
@@ -23,13 +24,15 @@ mod hash;
 mod kdf;
 #[cfg(feature = "crypto")]
 mod secret;
+#[cfg(feature = "crypto")]
+mod security;
 #[cfg(feature = "x509")]
 mod x509;
 
 #[cfg(feature = "x509")]
 pub use x509::*;
 #[cfg(feature = "crypto")]
-pub use {aead::*, api_key::*, ed25519::*, hash::*, kdf::*, secret::*};
+pub use {aead::*, api_key::*, ed25519::*, hash::*, kdf::*, secret::*, security::*};
 
 use wasm_bindgen::prelude::*;
 

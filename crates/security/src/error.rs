@@ -1,0 +1,78 @@
+//! The one error type of this crate.
+
+use chrysalis_crypto::CryptoError;
+
+/// Everything that can go wrong in a [`SecurityContext`](crate::SecurityContext).
+///
+/// Messages name what was wrong (a session id, a provider, a key id) but never a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecurityError {
+    /// The context was locked with `lock()`; nothing can be used any more.
+    #[error("the security context is locked")]
+    Locked,
+    /// A wrong passphrase or key, or data that was modified.
+    #[error("authentication failed: {0}")]
+    AuthFailed(&'static str),
+    /// Bytes that are not a vault or envelope of a known version, or are truncated.
+    #[error("bad format of {what}: {reason}")]
+    BadFormat {
+        /// What was being decoded.
+        what: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// Data encrypted under a session key generation that has since been deleted.
+    #[error("session {session:?} key generation {generation} is retired (oldest kept: {oldest})")]
+    KeyRetired {
+        /// The session.
+        session: String,
+        /// The generation the data was encrypted under.
+        generation: u32,
+        /// The oldest generation still kept.
+        oldest: u32,
+    },
+    /// No session keys exist for this id.
+    #[error("unknown session {0:?}")]
+    UnknownSession(String),
+    /// An envelope names a key id this context does not have.
+    #[error("no {what} key with id {id}")]
+    KeyNotFound {
+        /// "storage" or "session".
+        what: &'static str,
+        /// The missing id or generation.
+        id: u32,
+    },
+    /// No API key is stored for this provider.
+    #[error("no API key stored for {0}")]
+    NoApiKey(String),
+    /// `persist` without a passphrase before any `exportVault` or `unlock` gave the context one.
+    #[error("no passphrase: give one, or export or unlock the vault with one first")]
+    NoPassphrase,
+    /// An error of the crypto layer (bad lengths, bad parameters, bad API-key format, …).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+impl SecurityError {
+    /// The stable machine-readable code (`"LOCKED"`, `"AUTH_FAILED"`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SecurityError::Locked => "LOCKED",
+            SecurityError::AuthFailed(_) => "AUTH_FAILED",
+            SecurityError::BadFormat { .. } => "BAD_FORMAT",
+            SecurityError::KeyRetired { .. } => "KEY_RETIRED",
+            SecurityError::UnknownSession(_) => "UNKNOWN_SESSION",
+            SecurityError::KeyNotFound { .. } => "KEY_NOT_FOUND",
+            SecurityError::NoApiKey(_) => "NO_API_KEY",
+            SecurityError::NoPassphrase => "NO_PASSPHRASE",
+            SecurityError::Crypto(err) => err.code(),
+        }
+    }
+
+    pub(crate) fn bad_format(what: &'static str, reason: impl Into<String>) -> Self {
+        SecurityError::BadFormat {
+            what,
+            reason: reason.into(),
+        }
+    }
+}
