@@ -29,7 +29,8 @@ const size = (name) => {
 };
 const cpu = execFileSync("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], { encoding: "utf8" }).trim();
 const ops = (n) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(1));
-const mbps = (n, bytes) => (bytes ? ` (${((n * bytes) / 1e6).toFixed(1)} MB/s)` : "");
+const mbps = (n, bytes) =>
+  bytes ? ` (${((n * bytes) / 1e6).toFixed(1)} MB/s)` : n < 1000 ? ` (${(1000 / n).toFixed(1)} ms)` : "";
 
 const lines = [
   "# Benchmarks",

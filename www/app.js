@@ -1,5 +1,5 @@
 // The demo page: everything runs through the `chrysalis-sdk` package served at /pkg/.
-import { initializeChrysalis, Hasher, SigningKey, ed25519Verify, scryptAsync, seal, open } from "/pkg/index.js";
+import { initializeChrysalis, Hasher, SigningKey, ed25519Verify, scryptAsync, seal, open, SecurityContext } from "/pkg/index.js";
 
 const $ = (id) => document.getElementById(id);
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -89,6 +89,76 @@ function setupEncryption() {
   });
 }
 
+const VAULT_STORE = "chrysalis-demo-vault";
+
+function setupVault() {
+  let ctx = new SecurityContext();
+  const status = (text, ok = true) => {
+    $("vault-status").textContent = text;
+    $("vault-status").dataset.status = ok ? "ready" : "error";
+  };
+  const guard = (action) => async () => {
+    try {
+      await action();
+    } catch (error) {
+      status(`${error.code ?? "ERROR"}: ${error.message}`, false);
+    }
+  };
+  const render = () => {
+    const list = $("vault-keys");
+    list.replaceChildren();
+    if (ctx.locked) return;
+    for (const provider of ctx.listProviders()) {
+      const item = document.createElement("li");
+      item.textContent = `${provider}: ${ctx.redactedApiKey(provider)} `;
+      const remove = document.createElement("button");
+      remove.textContent = "Remove";
+      remove.addEventListener("click", guard(() => {
+        ctx.removeApiKey(provider);
+        render();
+        status(`Removed the ${provider} key.`);
+      }));
+      item.append(remove);
+      list.append(item);
+    }
+  };
+  const replace = (next) => {
+    ctx.free();
+    ctx = next;
+    render();
+  };
+  $("vault-store").addEventListener("click", guard(() => {
+    const provider = $("vault-provider").value;
+    ctx.storeApiKey(provider, $("vault-key").value);
+    $("vault-key").value = "";
+    render();
+    status(`Stored the ${provider} key.`);
+  }));
+  $("vault-export").addEventListener("click", guard(() => {
+    const blob = ctx.exportVault($("vault-passphrase").value);
+    $("vault-blob").value = btoa(String.fromCharCode(...blob));
+    status(`Exported ${blob.length} sealed bytes.`);
+  }));
+  $("vault-import").addEventListener("click", guard(() => {
+    const blob = Uint8Array.from(atob($("vault-blob").value.trim()), (c) => c.charCodeAt(0));
+    replace(SecurityContext.unlock(blob, $("vault-passphrase").value));
+    status(`Imported: ${ctx.listProviders().length} keys.`);
+  }));
+  $("vault-save").addEventListener("click", guard(async () => {
+    await ctx.persist(VAULT_STORE, $("vault-passphrase").value);
+    status("Saved the sealed vault in IndexedDB.");
+  }));
+  $("vault-load").addEventListener("click", guard(async () => {
+    replace(await SecurityContext.load(VAULT_STORE, $("vault-passphrase").value));
+    status(`Loaded from IndexedDB: ${ctx.listProviders().length} keys.`);
+  }));
+  $("vault-lock").addEventListener("click", () => {
+    ctx.lock();
+    render();
+    status("Locked: every key is wiped from memory. Import or load to continue.");
+  });
+}
+
 async function main() {
   const status = $("sdk-status");
   try {
@@ -111,6 +181,7 @@ async function main() {
   });
   setupSigning();
   setupEncryption();
+  setupVault();
 
   const drop = $("file-drop");
   drop.addEventListener("dragover", (event) => {

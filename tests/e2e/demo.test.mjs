@@ -77,6 +77,35 @@ test("the demo page loads the SDK, hashes text and files, with no console errors
   await page.waitForSelector("#dec-result[data-status=error]");
   assert.match(await page.textContent("#dec-result"), /^✗ AUTH_FAILED: /);
 
+  // Vault: store a key (shown redacted), reject a malformed one, export, lock, import, IndexedDB.
+  const key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ";
+  await page.selectOption("#vault-provider", "openai");
+  await page.fill("#vault-key", key);
+  await page.click("#vault-store");
+  await page.waitForFunction(() => document.getElementById("vault-keys").textContent.includes("openai: sk-proj-...WXYZ"));
+  await page.selectOption("#vault-provider", "anthropic");
+  await page.fill("#vault-key", "not-a-key");
+  await page.click("#vault-store");
+  await page.waitForSelector("#vault-status[data-status=error]");
+  assert.match(await page.textContent("#vault-status"), /^BAD_FORMAT: /);
+  await page.click("#vault-export");
+  await page.waitForFunction(() => document.getElementById("vault-blob").value.length > 100);
+  await page.click("#vault-save");
+  await page.waitForFunction(() => document.getElementById("vault-status").textContent.startsWith("Saved"));
+  await page.click("#vault-lock");
+  await page.waitForFunction(() => document.getElementById("vault-keys").children.length === 0);
+  await page.fill("#vault-passphrase", "wrong passphrase");
+  await page.click("#vault-import");
+  await page.waitForFunction(() => document.getElementById("vault-status").textContent.startsWith("AUTH_FAILED"));
+  await page.fill("#vault-passphrase", "agents keep secrets");
+  await page.click("#vault-import");
+  await page.waitForFunction(() => document.getElementById("vault-keys").textContent.includes("openai: sk-proj-...WXYZ"));
+  await page.click("#vault-lock");
+  await page.click("#vault-load");
+  await page.waitForFunction(() => document.getElementById("vault-status").textContent.startsWith("Loaded from IndexedDB: 1 keys"));
+  const pageText = await page.evaluate(() => document.body.innerText + JSON.stringify(localStorage));
+  assert.ok(!pageText.includes("abcdefghij"), "the page never shows the plaintext key");
+
   mkdirSync(SCREENSHOTS, { recursive: true });
   const shot = await page.screenshot({ path: join(SCREENSHOTS, "demo.png"), fullPage: true });
   assert.ok(shot.length > 10_000, "the screenshot has content");

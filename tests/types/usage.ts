@@ -4,6 +4,7 @@ import init, {
   ApiKey,
   Hasher,
   SecureBuffer,
+  SecurityContext,
   SigningKey,
   blake3,
   blake3DeriveKey,
@@ -59,6 +60,25 @@ export async function usage(bytes: Uint8Array, wasm: BufferSource): Promise<Uint
   const expiry: Date = chain.notAfter;
   void expiry;
 
+  const ctx = new SecurityContext({ retainedSessionKeys: 3 });
+  ctx.storeApiKey("openai", "sk-...");
+  const providers: ApiKeyProvider[] = ctx.listProviders();
+  void providers;
+  const vault: Uint8Array = ctx.exportVault("passphrase", { logN: 15 });
+  await ctx.persist("store");
+  await ctx.persist("store", "passphrase");
+  const loaded: SecurityContext = await SecurityContext.load("store", "passphrase");
+  const unlocked: SecurityContext = SecurityContext.unlock(vault, "passphrase");
+  const envelope: Uint8Array = unlocked.encryptForStorage(bytes, null);
+  const generation: number = loaded.rotateSessionKey("session");
+  void generation;
+  const keyId: number = loaded.currentStorageKeyId;
+  void keyId;
+  const locked: boolean = ctx.locked;
+  void locked;
+  // @ts-expect-error: provider names are a closed set.
+  ctx.hasApiKey("openia");
+
   using secret = new SecureBuffer(bytes);
-  return [sha256(bytes), blake3(bytes, 64), blake3Keyed(bytes, bytes), blake3DeriveKey("ctx", bytes), hasher.digest(), sealed, derived, seal(bytes, bytes), scrypt("pw", "salt", {}), secret.expose()];
+  return [envelope, sha256(bytes), blake3(bytes, 64), blake3Keyed(bytes, bytes), blake3DeriveKey("ctx", bytes), hasher.digest(), sealed, derived, seal(bytes, bytes), scrypt("pw", "salt", {}), secret.expose()];
 }

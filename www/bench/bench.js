@@ -2,7 +2,7 @@
 //
 // Open /bench/ and press "Run", or open /bench/?auto to start at once; the results are also
 // published as `window.benchResults` (a promise) for scripts/bench.mjs.
-import { initializeChrysalis, sha256, blake3, SigningKey, ed25519Verify, AesGcm, scrypt } from "/pkg/index.js";
+import { initializeChrysalis, sha256, blake3, SigningKey, ed25519Verify, AesGcm, scrypt, SecurityContext } from "/pkg/index.js";
 import { createSHA256, createBLAKE3, scrypt as hashWasmScrypt } from "hash-wasm";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { blake3 as nobleBlake3 } from "@noble/hashes/blake3.js";
@@ -149,6 +149,38 @@ async function cases() {
     anchors: [
       ["hash-wasm", () => hashWasmScrypt({ password, salt, costFactor: 1 << 14, blockSize: 8, parallelism: 1, hashLength: 32, outputType: "binary" })],
       ["@noble/hashes", () => nobleScrypt(password, salt, { N: 1 << 14, r: 8, p: 1, dkLen: 32 })],
+    ],
+  });
+
+  // SecurityContext: storage envelopes (1 KB) and vault unlock at the default cost.
+  const ctx = new SecurityContext();
+  ctx.storeApiKey("openai", "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ");
+  const record = input(1024);
+  const storageKey = await crypto.subtle.importKey("raw", input(32), "AES-GCM", false, ["encrypt", "decrypt"]);
+  list.push({
+    name: "encryptForStorage",
+    input: "1 KB",
+    bytes: 1024,
+    ours: () => ctx.encryptForStorage(record),
+    anchors: [["WebCrypto AES-GCM, non-extractable key", () => crypto.subtle.encrypt({ name: "AES-GCM", iv: crypto.getRandomValues(new Uint8Array(12)) }, storageKey, record)]],
+  });
+  const passphrase = "correct horse battery staple";
+  const vault = ctx.exportVault(passphrase);
+  const vaultSalt = input(16);
+  const sealedVault = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce }, webKey, input(200)));
+  list.push({
+    name: "Vault unlock",
+    input: "scrypt N=2^15, r=8, p=1 (default)",
+    ours: () => SecurityContext.unlock(vault, passphrase).free(),
+    anchors: [
+      [
+        "hash-wasm scrypt + WebCrypto AES-GCM",
+        async () => {
+          const key = await hashWasmScrypt({ password: passphrase, salt: vaultSalt, costFactor: 1 << 15, blockSize: 8, parallelism: 1, hashLength: 32, outputType: "binary" });
+          const aes = await crypto.subtle.importKey("raw", key, "AES-GCM", false, ["decrypt"]);
+          await crypto.subtle.decrypt({ name: "AES-GCM", iv: nonce }, aes, sealedVault).catch(() => null);
+        },
+      ],
     ],
   });
   return list;

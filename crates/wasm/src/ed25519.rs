@@ -72,7 +72,11 @@ impl SigningKey {
 /// Strict Ed25519 verification: `true` only for a valid signature. Rejects non-canonical
 /// encodings and small-order keys or `R`; wrong lengths give `false`.
 #[wasm_bindgen(js_name = ed25519Verify)]
-pub fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+pub fn ed25519_verify(
+    #[wasm_bindgen(js_name = publicKey)] public_key: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
     crypto::ed25519_verify(public_key, message, signature)
 }
 
@@ -82,7 +86,7 @@ pub fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bo
 /// @throws {Error} `code: "BAD_PARAMS"` when the three arrays differ in length.
 #[wasm_bindgen(js_name = ed25519VerifyBatch)]
 pub fn ed25519_verify_batch(
-    public_keys: Vec<Uint8Array>,
+    #[wasm_bindgen(js_name = publicKeys)] public_keys: Vec<Uint8Array>,
     messages: Vec<Uint8Array>,
     signatures: Vec<Uint8Array>,
 ) -> JsResult<bool> {

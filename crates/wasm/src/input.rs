@@ -7,6 +7,11 @@ use {js_sys::Uint8Array, wasm_bindgen::JsCast, zeroize::Zeroizing};
 
 use crate::error::CodedError;
 
+/// An optional options argument as a plain JS value (`undefined` when absent).
+pub(crate) fn or_undefined<T: Into<JsValue>>(options: Option<T>) -> JsValue {
+    options.map_or(JsValue::UNDEFINED, Into::into)
+}
+
 /// Property `name` of an options object (`undefined` when the object is absent).
 pub(crate) fn option(options: &JsValue, name: &str) -> Result<JsValue, CodedError> {
     if options.is_undefined() || options.is_null() {

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     error::{CodedError, JsResult, js},
-    input::{bytes_or_text, integer_option, option},
+    input::{bytes_or_text, integer_option, option, or_undefined},
 };
 
 /// HMAC-SHA-256 of `data` under `key` (any length); 32-byte tag.
@@ -50,6 +50,16 @@ export interface ProgressControl {
 }
 "#;
 
+#[wasm_bindgen]
+extern "C" {
+    /// The `ScryptOptions` object type declared above.
+    #[wasm_bindgen(typescript_type = "ScryptOptions")]
+    pub type ScryptOptions;
+    /// The `ProgressControl` object type declared above.
+    #[wasm_bindgen(typescript_type = "ProgressControl")]
+    pub type ProgressControl;
+}
+
 fn scrypt_params(options: &JsValue) -> Result<ScryptParams, CodedError> {
     let small = |name: &str, default: u64, max: u64| -> Result<u64, CodedError> {
         let value = integer_option(options, name, default)?;
@@ -76,9 +86,9 @@ fn scrypt_params(options: &JsValue) -> Result<ScryptParams, CodedError> {
 pub fn scrypt(
     #[wasm_bindgen(unchecked_param_type = "Uint8Array | string")] password: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Uint8Array | string")] salt: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "ScryptOptions")] options: JsValue,
+    options: Option<ScryptOptions>,
 ) -> JsResult<Vec<u8>> {
-    let params = scrypt_params(&options)?;
+    let params = scrypt_params(&or_undefined(options))?;
     let password = bytes_or_text(&password, "password")?;
     let salt = bytes_or_text(&salt, "salt")?;
     Ok(crypto::scrypt(&password, &salt, &params).to_vec())
@@ -97,10 +107,11 @@ const STEPS_PER_CHECK: u64 = 32;
 pub async fn scrypt_async(
     #[wasm_bindgen(unchecked_param_type = "Uint8Array | string")] password: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Uint8Array | string")] salt: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "ScryptOptions")] options: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "ProgressControl")] control: JsValue,
+    options: Option<ScryptOptions>,
+    control: Option<ProgressControl>,
 ) -> JsResult<JsValue> {
-    let params = scrypt_params(&options)?;
+    let params = scrypt_params(&or_undefined(options))?;
+    let control = or_undefined(control);
     let on_progress = option(&control, "onProgress")?.dyn_into::<Function>().ok();
     let signal = option(&control, "signal")?;
     let password = bytes_or_text(&password, "password")?;

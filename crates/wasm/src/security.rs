@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     error::{CodedError, JsResult, js},
-    input::{bytes_or_text, integer_option},
+    input::{bytes_or_text, integer_option, or_undefined},
 };
 
 #[wasm_bindgen(module = "/js/indexeddb.js")]
@@ -35,6 +35,16 @@ export interface ExportVaultOptions {
   logN?: number;
 }
 "#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The `SecurityContextOptions` object type declared above.
+    #[wasm_bindgen(typescript_type = "SecurityContextOptions")]
+    pub type SecurityContextOptions;
+    /// The `ExportVaultOptions` object type declared above.
+    #[wasm_bindgen(typescript_type = "ExportVaultOptions")]
+    pub type ExportVaultOptions;
+}
 
 impl From<security::SecurityError> for CodedError {
     fn from(err: security::SecurityError) -> Self {
@@ -78,10 +88,8 @@ pub struct SecurityContext {
 impl SecurityContext {
     /// A fresh context with a random master key.
     #[wasm_bindgen(constructor)]
-    pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "SecurityContextOptions")] options: JsValue,
-    ) -> JsResult<SecurityContext> {
-        let inner = security::SecurityContext::new(config(&options)?).map_err(js)?;
+    pub fn new(options: Option<SecurityContextOptions>) -> JsResult<SecurityContext> {
+        let inner = security::SecurityContext::new(config(&or_undefined(options))?).map_err(js)?;
         Ok(SecurityContext { inner })
     }
 
@@ -90,12 +98,15 @@ impl SecurityContext {
     /// @throws {Error} `code: "BAD_LENGTH"` unless the key is 32 bytes.
     #[wasm_bindgen(js_name = fromMasterKey)]
     pub fn from_master_key(
-        master_key: Vec<u8>,
-        #[wasm_bindgen(unchecked_param_type = "SecurityContextOptions")] options: JsValue,
+        #[wasm_bindgen(js_name = masterKey)] master_key: Vec<u8>,
+        options: Option<SecurityContextOptions>,
     ) -> JsResult<SecurityContext> {
         let master_key = Zeroizing::new(master_key);
-        let inner = security::SecurityContext::from_master_key(&master_key, config(&options)?)
-            .map_err(js)?;
+        let inner = security::SecurityContext::from_master_key(
+            &master_key,
+            config(&or_undefined(options))?,
+        )
+        .map_err(js)?;
         Ok(SecurityContext { inner })
     }
 
@@ -143,10 +154,14 @@ impl SecurityContext {
     pub fn export_vault(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] passphrase: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "ExportVaultOptions")] options: JsValue,
+        options: Option<ExportVaultOptions>,
     ) -> JsResult<Vec<u8>> {
         let passphrase = bytes_or_text(&passphrase, "passphrase")?;
-        let log_n = integer_option(&options, "logN", u64::from(DEFAULT_VAULT_LOG_N))?;
+        let log_n = integer_option(
+            &or_undefined(options),
+            "logN",
+            u64::from(DEFAULT_VAULT_LOG_N),
+        )?;
         let log_n = u8::try_from(log_n).unwrap_or(u8::MAX);
         self.inner.export_vault(&passphrase, log_n).map_err(js)
     }
@@ -156,18 +171,13 @@ impl SecurityContext {
     ///
     /// @throws {Error} `code: "NO_PASSPHRASE"` when there is no passphrase to seal with.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn persist(
-        &mut self,
-        store: String,
-        #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] passphrase: JsValue,
-    ) -> JsResult<Promise> {
-        let blob = if passphrase.is_undefined() || passphrase.is_null() {
-            self.inner.seal_vault().map_err(js)?
-        } else {
-            let passphrase = bytes_or_text(&passphrase, "passphrase")?;
-            self.inner
-                .export_vault(&passphrase, DEFAULT_VAULT_LOG_N)
-                .map_err(js)?
+    pub fn persist(&mut self, store: String, passphrase: Option<String>) -> JsResult<Promise> {
+        let blob = match passphrase.map(Zeroizing::new) {
+            None => self.inner.seal_vault().map_err(js)?,
+            Some(passphrase) => self
+                .inner
+                .export_vault(passphrase.as_bytes(), DEFAULT_VAULT_LOG_N)
+                .map_err(js)?,
         };
         Ok(future_to_promise(async move {
             idb_put_vault(&store, Uint8Array::from(&blob[..])).await?;
@@ -181,7 +191,7 @@ impl SecurityContext {
     #[wasm_bindgen(js_name = storeApiKey)]
     pub fn store_api_key(
         &mut self,
-        #[wasm_bindgen(unchecked_param_type = "ApiKeyProvider")] provider_name: String,
+        #[wasm_bindgen(js_name = provider, unchecked_param_type = "ApiKeyProvider")] provider_name: String,
         key: String,
     ) -> JsResult<()> {
         let key = Zeroizing::new(key);
@@ -194,7 +204,7 @@ impl SecurityContext {
     #[wasm_bindgen(js_name = hasApiKey)]
     pub fn has_api_key(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "ApiKeyProvider")] provider_name: String,
+        #[wasm_bindgen(js_name = provider, unchecked_param_type = "ApiKeyProvider")] provider_name: String,
     ) -> JsResult<bool> {
         self.inner
             .has_api_key(provider(&provider_name)?)
@@ -205,7 +215,7 @@ impl SecurityContext {
     #[wasm_bindgen(js_name = removeApiKey)]
     pub fn remove_api_key(
         &mut self,
-        #[wasm_bindgen(unchecked_param_type = "ApiKeyProvider")] provider_name: String,
+        #[wasm_bindgen(js_name = provider, unchecked_param_type = "ApiKeyProvider")] provider_name: String,
     ) -> JsResult<bool> {
         self.inner
             .remove_api_key(provider(&provider_name)?)
@@ -225,7 +235,7 @@ impl SecurityContext {
     #[wasm_bindgen(js_name = redactedApiKey)]
     pub fn redacted_api_key(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "ApiKeyProvider")] provider_name: String,
+        #[wasm_bindgen(js_name = provider, unchecked_param_type = "ApiKeyProvider")] provider_name: String,
     ) -> JsResult<String> {
         self.inner
             .redacted_api_key(provider(&provider_name)?)
@@ -239,7 +249,7 @@ impl SecurityContext {
     #[wasm_bindgen(js_name = getApiKey)]
     pub fn get_api_key(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "ApiKeyProvider")] provider_name: String,
+        #[wasm_bindgen(js_name = provider, unchecked_param_type = "ApiKeyProvider")] provider_name: String,
     ) -> JsResult<JsString> {
         let key = self
             .inner

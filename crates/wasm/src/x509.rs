@@ -7,7 +7,7 @@ use x509_cert::Certificate;
 
 use crate::{
     error::{CodedError, JsResult, js},
-    input::option,
+    input::{option, or_undefined},
 };
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -35,6 +35,13 @@ export interface CertChainInfo {
   notAfter: Date;
 }
 "#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The `CertChainOptions` object type declared above.
+    #[wasm_bindgen(typescript_type = "CertChainOptions")]
+    pub type CertChainOptions;
+}
 
 fn certificates(input: &JsValue, what: &str) -> Result<Vec<Certificate>, CodedError> {
     let mut out = Vec::new();
@@ -77,10 +84,11 @@ pub fn validate_cert_chain(
     #[wasm_bindgen(unchecked_param_type = "CertificateInput")] chain: JsValue,
     #[wasm_bindgen(js_name = trustAnchors, unchecked_param_type = "CertificateInput")]
     trust_anchors: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "CertChainOptions")] options: JsValue,
+    options: Option<CertChainOptions>,
 ) -> JsResult<JsValue> {
     let chain = certificates(&chain, "chain")?;
     let anchors = certificates(&trust_anchors, "trustAnchors")?;
+    let options = or_undefined(options);
     let at_time = option(&options, "atTime")?;
     let at_ms = if at_time.is_undefined() {
         Date::now()

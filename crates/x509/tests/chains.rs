@@ -8,7 +8,9 @@ use x509_cert::Certificate;
 fn chains_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("chrysalis-certs-{}", std::process::id()));
+        // Cargo's scratch folder for integration tests, under target/: remade on every run.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("x509-chains");
+        let _ = std::fs::remove_dir_all(&dir);
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/certs/make-chains.sh");
         let status = Command::new("bash")
