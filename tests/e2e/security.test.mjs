@@ -84,6 +84,10 @@ test("keys survive export, IndexedDB and a page reload; wrong passphrase fails; 
       wrongPassphraseBytes: await codeOf(() => SecurityContext.unlock(bytes(saved.vault), "nope")),
       truncated: await codeOf(() => SecurityContext.unlock(bytes(saved.vault).slice(0, 50), "correct horse battery staple")),
       missingStore: await codeOf(() => SecurityContext.load("no-such-store", "x")),
+      unknownProvider: await codeOf(() => ctx.storeApiKey("acme", "sk-whatever-1234567890abcdefghij")),
+      badKeyFormat: await codeOf(() => ctx.storeApiKey("anthropic", "sk-proj-abcdefghijklmnopqrstuvwxyz")),
+      noKey: await codeOf(() => ctx.getApiKey("google")),
+      badLogN: await codeOf(() => ctx.exportVault("pw", { logN: 30 })),
       fromExport: SecurityContext.unlock(bytes(saved.vault), "correct horse battery staple").listProviders(),
     };
     // persist() without a passphrase re-seals with the key from load().
@@ -104,6 +108,10 @@ test("keys survive export, IndexedDB and a page reload; wrong passphrase fails; 
   assert.equal(afterReload.wrongPassphraseBytes, "AUTH_FAILED");
   assert.equal(afterReload.truncated, "BAD_FORMAT");
   assert.equal(afterReload.missingStore, "NOT_FOUND");
+  assert.equal(afterReload.unknownProvider, "UNKNOWN_PROVIDER");
+  assert.equal(afterReload.badKeyFormat, "BAD_FORMAT");
+  assert.equal(afterReload.noKey, "NO_API_KEY");
+  assert.equal(afterReload.badLogN, "BAD_PARAMS");
   assert.deepEqual(afterReload.fromExport, ["openai", "nomic"]);
   assert.deepEqual(afterReload.afterRepersist, ["openai"]);
 });
