@@ -1,0 +1,253 @@
+//! Replica ids, dots, version vectors, causal contexts and hybrid logical clocks.
+
+use std::{
+    cmp::Ordering,
+    collections::{BTreeMap, BTreeSet},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// A replica (agent, tab, device). Any 64-bit value unique among the replicas of a document.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct ReplicaId(pub u64);
+
+impl ReplicaId {
+    /// A replica id derived from a name (the first 8 bytes of its BLAKE3 hash).
+    pub fn from_name(name: &str) -> Self {
+        let hash = blake3::hash(name.as_bytes());
+        ReplicaId(u64::from_le_bytes(
+            hash.as_bytes()[..8].try_into().expect("8 bytes"),
+        ))
+    }
+}
+
+/// One event: the `counter`-th event of `replica` (counters start at 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Dot {
+    /// The replica that made the event.
+    pub replica: ReplicaId,
+    /// Its sequence number at that replica.
+    pub counter: u64,
+}
+
+/// How two version vectors relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Causality {
+    /// Every event of the left is in the right, and the right has more.
+    Before,
+    /// Every event of the right is in the left, and the left has more.
+    After,
+    /// The same events.
+    Equal,
+    /// Each has events the other lacks.
+    Concurrent,
+}
+
+/// A version vector: for each replica, how many of its events are known (all of 1..=n).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VersionVector {
+    entries: BTreeMap<ReplicaId, u64>,
+}
+
+impl VersionVector {
+    /// The empty vector (knows nothing).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many events of `replica` are known.
+    pub fn get(&self, replica: ReplicaId) -> u64 {
+        self.entries.get(&replica).copied().unwrap_or(0)
+    }
+
+    /// Records that events 1..=`counter` of `replica` are known (never lowers).
+    pub fn observe(&mut self, replica: ReplicaId, counter: u64) {
+        if counter > 0 {
+            let entry = self.entries.entry(replica).or_default();
+            *entry = (*entry).max(counter);
+        }
+    }
+
+    /// The next event of `replica`, recorded as known.
+    pub fn increment(&mut self, replica: ReplicaId) -> Dot {
+        let entry = self.entries.entry(replica).or_default();
+        *entry += 1;
+        Dot {
+            replica,
+            counter: *entry,
+        }
+    }
+
+    /// Whether `dot` is known.
+    pub fn contains(&self, dot: Dot) -> bool {
+        dot.counter <= self.get(dot.replica)
+    }
+
+    /// Pointwise maximum.
+    pub fn merge(&mut self, other: &VersionVector) {
+        for (&replica, &counter) in &other.entries {
+            self.observe(replica, counter);
+        }
+    }
+
+    /// How this vector relates to `other`.
+    pub fn compare(&self, other: &VersionVector) -> Causality {
+        let mut less = false;
+        let mut greater = false;
+        for replica in self.entries.keys().chain(other.entries.keys()) {
+            match self.get(*replica).cmp(&other.get(*replica)) {
+                Ordering::Less => less = true,
+                Ordering::Greater => greater = true,
+                Ordering::Equal => {}
+            }
+        }
+        match (less, greater) {
+            (false, false) => Causality::Equal,
+            (true, false) => Causality::Before,
+            (false, true) => Causality::After,
+            (true, true) => Causality::Concurrent,
+        }
+    }
+
+    /// `(replica, counter)` pairs in replica order.
+    pub fn iter(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
+        self.entries.iter().map(|(r, c)| (*r, *c))
+    }
+
+    /// The number of replicas with known events.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no event is known.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl FromIterator<(ReplicaId, u64)> for VersionVector {
+    fn from_iter<I: IntoIterator<Item = (ReplicaId, u64)>>(iter: I) -> Self {
+        let mut vv = VersionVector::new();
+        for (replica, counter) in iter {
+            vv.observe(replica, counter);
+        }
+        vv
+    }
+}
+
+/// A causal context: a version vector (`compact`) plus the known events that are not
+/// contiguous with it (`cloud`). Joining contexts and compacting keeps it small: it never holds
+/// per-element tombstones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CausalContext {
+    compact: VersionVector,
+    cloud: BTreeSet<Dot>,
+}
+
+impl CausalContext {
+    /// Whether `dot` is known.
+    pub fn contains(&self, dot: Dot) -> bool {
+        self.compact.contains(dot) || self.cloud.contains(&dot)
+    }
+
+    /// The next event of `replica` (assumes this replica's own events are contiguous).
+    pub fn next_dot(&mut self, replica: ReplicaId) -> Dot {
+        self.compact.increment(replica)
+    }
+
+    /// Records `dot` as known.
+    pub fn insert(&mut self, dot: Dot) {
+        if !self.compact.contains(dot) {
+            self.cloud.insert(dot);
+            self.compact_cloud();
+        }
+    }
+
+    /// Union with `other`.
+    pub fn merge(&mut self, other: &CausalContext) {
+        self.compact.merge(&other.compact);
+        self.cloud.extend(other.cloud.iter().copied());
+        self.compact_cloud();
+    }
+
+    /// Moves cloud dots that extend the compact vector into it, and drops covered ones.
+    fn compact_cloud(&mut self) {
+        let cloud = std::mem::take(&mut self.cloud);
+        for dot in cloud {
+            let known = self.compact.get(dot.replica);
+            if dot.counter == known + 1 {
+                self.compact.observe(dot.replica, dot.counter);
+            } else if dot.counter > known {
+                self.cloud.insert(dot);
+            }
+        }
+        // A dot that became contiguous may make later cloud dots contiguous too.
+        if self
+            .cloud
+            .iter()
+            .any(|d| d.counter == self.compact.get(d.replica) + 1)
+        {
+            self.compact_cloud();
+        }
+    }
+
+    /// The contiguous part, as a version vector.
+    pub fn version_vector(&self) -> &VersionVector {
+        &self.compact
+    }
+
+    /// The non-contiguous known events.
+    pub fn cloud(&self) -> &BTreeSet<Dot> {
+        &self.cloud
+    }
+
+    /// Whether every event of `self` is in `vv`.
+    pub fn covered_by(&self, vv: &VersionVector) -> bool {
+        self.compact.iter().all(|(r, c)| vv.get(r) >= c)
+            && self.cloud.iter().all(|d| vv.contains(*d))
+    }
+
+    /// Checks invariants after decoding: no cloud dot is covered by the compact part.
+    pub(crate) fn is_canonical(&self) -> bool {
+        self.cloud
+            .iter()
+            .all(|d| d.counter > self.compact.get(d.replica) + 1)
+            && self.compact.entries.values().all(|c| *c > 0)
+    }
+}
+
+/// A hybrid logical clock timestamp: physical milliseconds, a logical counter for events in the
+/// same millisecond, and the replica as the final tie-break, so every write has a total order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Hlc {
+    /// Milliseconds since the Unix epoch (the largest seen, local or remote).
+    pub millis: u64,
+    /// Events within the same millisecond.
+    pub logical: u32,
+    /// The writer.
+    pub replica: ReplicaId,
+}
+
+impl Hlc {
+    /// The timestamp of a new local event at `replica`, after `self` (the latest known) at
+    /// wall-clock time `now_millis`.
+    pub fn tick(&self, replica: ReplicaId, now_millis: u64) -> Hlc {
+        if now_millis > self.millis {
+            Hlc {
+                millis: now_millis,
+                logical: 0,
+                replica,
+            }
+        } else {
+            Hlc {
+                millis: self.millis,
+                logical: self.logical.saturating_add(1),
+                replica,
+            }
+        }
+    }
+}

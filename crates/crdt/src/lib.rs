@@ -1,0 +1,43 @@
+//! Delta-state CRDTs for Chrysalis.
+//!
+//! Every type is a join-semilattice: [`Crdt::merge`] is commutative, associative and
+//! idempotent. Mutators return a small delta to ship; [`DeltaCrdt::delta_since`] answers a peer's
+//! version vector with what it lacks, for anti-entropy. Each type has a compact, versioned binary
+//! encoding ([`Encode`]) whose decoder returns typed errors on any input. Pure Rust: it builds for
+//! `wasm32-unknown-unknown` and the host; its JS face lives in `chrysalis-wasm`.
+
+mod clock;
+mod counter;
+mod encoding;
+mod error;
+mod orset;
+mod register;
+
+pub use clock::{CausalContext, Causality, Dot, Hlc, ReplicaId, VersionVector};
+pub use counter::{GCounter, PNCounter};
+pub use encoding::{ENCODING_VERSION, Encode, MAX_ENCODED_LEN};
+pub use error::CrdtError;
+pub use orset::{Element, ORSet, ORSetDelta};
+pub use register::{LWWRegister, MVRegister};
+
+/// A state-based CRDT: `merge` is a join (commutative, associative, idempotent).
+pub trait Crdt: Clone + PartialEq + std::fmt::Debug {
+    /// Joins `other` into `self`.
+    fn merge(&mut self, other: &Self);
+}
+
+/// A CRDT with delta-state anti-entropy.
+pub trait DeltaCrdt: Crdt {
+    /// What mutators return and peers exchange.
+    type Delta;
+
+    /// A summary of the events this replica has seen.
+    fn version_vector(&self) -> VersionVector;
+
+    /// What a replica that has seen `since` lacks: applying it there has the effect of merging
+    /// this whole state.
+    fn delta_since(&self, since: &VersionVector) -> Self::Delta;
+
+    /// Joins a delta (from a mutator or from `delta_since`) into `self`.
+    fn apply_delta(&mut self, delta: &Self::Delta);
+}

@@ -1,0 +1,288 @@
+//! Add-wins observed-remove set with a dot-based causal context: removing an element forgets
+//! its dots, and the causal context (a version vector plus a small cloud) remembers that they
+//! were seen, so removes leave no per-element tombstones.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::{CausalContext, Crdt, CrdtError, DeltaCrdt, Dot, ReplicaId, VersionVector, encoding};
+
+/// An element type an [`ORSet`] can hold.
+pub trait Element: Ord + Clone + std::fmt::Debug + Serialize + DeserializeOwned {}
+impl<T: Ord + Clone + std::fmt::Debug + Serialize + DeserializeOwned> Element for T {}
+
+/// An add-wins observed-remove set. A concurrent add and remove of the same element keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ORSet<T: Element> {
+    /// Each present element with its live dots (usually one).
+    entries: BTreeMap<T, BTreeSet<Dot>>,
+    /// Live dot → element, for merges that touch only the dots they must.
+    dots: BTreeMap<Dot, T>,
+    ctx: CausalContext,
+}
+
+/// What an [`ORSet`] ships: new elements, the dots of live elements the receiver already
+/// knows (`keep`, dots only), and the sender's causal context. A receiver drops its live dots
+/// that the sender has seen but no longer holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ORSetDelta<T: Ord> {
+    entries: BTreeMap<T, BTreeSet<Dot>>,
+    keep: BTreeSet<Dot>,
+    ctx: CausalContext,
+}
+
+impl<T: Ord> Default for ORSetDelta<T> {
+    fn default() -> Self {
+        ORSetDelta {
+            entries: BTreeMap::new(),
+            keep: BTreeSet::new(),
+            ctx: CausalContext::default(),
+        }
+    }
+}
+
+impl<T: Element> Default for ORSet<T> {
+    fn default() -> Self {
+        ORSet {
+            entries: BTreeMap::new(),
+            dots: BTreeMap::new(),
+            ctx: CausalContext::default(),
+        }
+    }
+}
+
+impl<T: Element> ORSet<T> {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `element` (replacing its earlier dots with one new dot); returns the delta.
+    pub fn add(&mut self, replica: ReplicaId, element: T) -> ORSetDelta<T> {
+        let dot = self.ctx.next_dot(replica);
+        let mut delta_ctx = CausalContext::default();
+        delta_ctx.insert(dot);
+        for old in self.entries.remove(&element).into_iter().flatten() {
+            self.dots.remove(&old);
+            delta_ctx.insert(old);
+        }
+        self.entries.insert(element.clone(), BTreeSet::from([dot]));
+        self.dots.insert(dot, element.clone());
+        ORSetDelta {
+            entries: BTreeMap::from([(element, BTreeSet::from([dot]))]),
+            keep: BTreeSet::new(),
+            ctx: delta_ctx,
+        }
+    }
+
+    /// Removes `element` (the removal is an event of `replica`); returns the delta, or `None`
+    /// when the element is absent.
+    pub fn remove(&mut self, replica: ReplicaId, element: &T) -> Option<ORSetDelta<T>> {
+        let old = self.entries.remove(element)?;
+        let mut delta_ctx = CausalContext::default();
+        for dot in old {
+            self.dots.remove(&dot);
+            delta_ctx.insert(dot);
+        }
+        delta_ctx.insert(self.ctx.next_dot(replica));
+        Some(ORSetDelta {
+            entries: BTreeMap::new(),
+            keep: BTreeSet::new(),
+            ctx: delta_ctx,
+        })
+    }
+
+    /// Whether `element` is present.
+    pub fn contains(&self, element: &T) -> bool {
+        self.entries.contains_key(element)
+    }
+
+    /// The present elements, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.entries.keys()
+    }
+
+    /// The number of present elements.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The causal context (what this replica has seen).
+    pub fn context(&self) -> &CausalContext {
+        &self.ctx
+    }
+
+    fn full_delta(&self) -> ORSetDelta<T> {
+        ORSetDelta {
+            entries: self.entries.clone(),
+            keep: BTreeSet::new(),
+            ctx: self.ctx.clone(),
+        }
+    }
+
+    fn drop_dot(&mut self, dot: Dot) {
+        if let Some(element) = self.dots.remove(&dot) {
+            let dots = self
+                .entries
+                .get_mut(&element)
+                .expect("the index mirrors the entries");
+            dots.remove(&dot);
+            if dots.is_empty() {
+                self.entries.remove(&element);
+            }
+        }
+    }
+}
+
+impl<T: Element> Crdt for ORSet<T> {
+    fn merge(&mut self, other: &Self) {
+        self.apply_delta(&other.full_delta());
+    }
+}
+
+impl<T: Element> DeltaCrdt for ORSet<T> {
+    type Delta = ORSetDelta<T>;
+
+    fn version_vector(&self) -> VersionVector {
+        self.ctx.version_vector().clone()
+    }
+
+    /// Empty when `since` has seen every event here; otherwise the elements `since` lacks,
+    /// the dots of the others (to keep) and the whole causal context.
+    fn delta_since(&self, since: &VersionVector) -> ORSetDelta<T> {
+        if self.ctx.covered_by(since) {
+            return ORSetDelta::default();
+        }
+        let mut delta = ORSetDelta {
+            ctx: self.ctx.clone(),
+            ..ORSetDelta::default()
+        };
+        for (element, dots) in &self.entries {
+            if dots.iter().all(|d| since.contains(*d)) {
+                delta.keep.extend(dots.iter().copied());
+            } else {
+                delta.entries.insert(element.clone(), dots.clone());
+            }
+        }
+        delta
+    }
+
+    fn apply_delta(&mut self, delta: &ORSetDelta<T>) {
+        let held: BTreeSet<Dot> = delta
+            .entries
+            .values()
+            .flatten()
+            .chain(&delta.keep)
+            .copied()
+            .collect();
+        // 1. Drop live dots the sender has seen but does not hold.
+        let mut dropped = Vec::new();
+        for (replica, counter) in delta.ctx.version_vector().iter() {
+            let range = Dot {
+                replica,
+                counter: 1,
+            }..=Dot { replica, counter };
+            dropped.extend(
+                self.dots
+                    .range(range)
+                    .map(|(d, _)| *d)
+                    .filter(|d| !held.contains(d)),
+            );
+        }
+        dropped.extend(
+            delta
+                .ctx
+                .cloud()
+                .iter()
+                .filter(|d| self.dots.contains_key(d) && !held.contains(d)),
+        );
+        for dot in dropped {
+            self.drop_dot(dot);
+        }
+        // 2. Take the sender's live dots this replica has not seen.
+        for (element, dots) in &delta.entries {
+            for dot in dots {
+                if !self.ctx.contains(*dot) {
+                    self.entries
+                        .entry(element.clone())
+                        .or_default()
+                        .insert(*dot);
+                    self.dots.insert(*dot, element.clone());
+                }
+            }
+        }
+        // 3. Learn what the sender has seen.
+        self.ctx.merge(&delta.ctx);
+    }
+}
+
+impl<T: Element> ORSetDelta<T> {
+    /// Whether merging this delta changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.keep.is_empty() && self.ctx == CausalContext::default()
+    }
+
+    fn check(&self, is_state: bool) -> Result<(), String> {
+        if !self.ctx.is_canonical() {
+            return Err("causal context is not canonical".into());
+        }
+        if is_state && !self.keep.is_empty() {
+            return Err("a state with keep dots".into());
+        }
+        if self.entries.values().any(BTreeSet::is_empty) {
+            return Err("element without dots".into());
+        }
+        let mut seen = BTreeSet::new();
+        for dot in self.entries.values().flatten().chain(&self.keep) {
+            if !self.ctx.contains(*dot) {
+                return Err("a live dot outside the causal context".into());
+            }
+            if !seen.insert(*dot) {
+                return Err("a dot held twice".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T: Element> encoding::Encode for ORSetDelta<T> {
+    const TAG: u8 = 0x04;
+    const NAME: &'static str = "ORSetDelta";
+
+    fn to_bytes(&self) -> Vec<u8> {
+        encoding::encode(Self::TAG, self)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, CrdtError> {
+        let delta: Self = encoding::decode(Self::TAG, Self::NAME, bytes)?;
+        delta
+            .check(false)
+            .map_err(|reason| CrdtError::bad_format(Self::NAME, reason))?;
+        Ok(delta)
+    }
+}
+
+impl<T: Element> encoding::Encode for ORSet<T> {
+    const TAG: u8 = 0x03;
+    const NAME: &'static str = "ORSet";
+
+    fn to_bytes(&self) -> Vec<u8> {
+        encoding::encode(Self::TAG, &self.full_delta())
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, CrdtError> {
+        let state: ORSetDelta<T> = encoding::decode(Self::TAG, Self::NAME, bytes)?;
+        state
+            .check(true)
+            .map_err(|reason| CrdtError::bad_format(Self::NAME, reason))?;
+        let mut set = ORSet::new();
+        set.apply_delta(&state);
+        Ok(set)
+    }
+}

@@ -1,0 +1,271 @@
+//! Property tests: merge laws, delta convergence, N-replica convergence, and reference models
+//! for OR-Set add-wins and MV-register siblings.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrysalis_crdt::{
+    Crdt, DeltaCrdt, Encode, GCounter, LWWRegister, MVRegister, ORSet, PNCounter, ReplicaId,
+};
+use proptest::prelude::*;
+
+const REPLICAS: u64 = 3;
+
+/// One operation by one replica, or a merge of one replica's state into another's.
+#[derive(Debug, Clone)]
+enum Step {
+    Op { replica: u64, arg: u8 },
+    Merge { from: u64, into: u64 },
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    proptest::collection::vec(
+        prop_oneof![
+            3 => (0..REPLICAS, any::<u8>()).prop_map(|(replica, arg)| Step::Op { replica, arg }),
+            1 => (0..REPLICAS, 0..REPLICAS).prop_map(|(from, into)| Step::Merge { from, into }),
+        ],
+        0..40,
+    )
+}
+
+/// A CRDT under test: how a random byte becomes an operation.
+trait Subject: DeltaCrdt + Default + Encode {
+    fn op(&mut self, replica: ReplicaId, arg: u8, clock: &mut u64) -> Self::Delta;
+}
+
+impl Subject for GCounter {
+    fn op(&mut self, replica: ReplicaId, arg: u8, _: &mut u64) -> GCounter {
+        self.increment(replica, u64::from(arg % 7))
+    }
+}
+
+impl Subject for PNCounter {
+    fn op(&mut self, replica: ReplicaId, arg: u8, _: &mut u64) -> PNCounter {
+        self.add(replica, i64::from(arg % 9) - 4)
+    }
+}
+
+impl Subject for ORSet<u8> {
+    fn op(&mut self, replica: ReplicaId, arg: u8, _: &mut u64) -> Self::Delta {
+        let element = arg % 6;
+        if arg >= 128 {
+            if let Some(delta) = self.remove(replica, &element) {
+                return delta;
+            }
+        }
+        self.add(replica, element)
+    }
+}
+
+impl Subject for LWWRegister<u8> {
+    fn op(&mut self, replica: ReplicaId, arg: u8, clock: &mut u64) -> Self {
+        *clock += u64::from(arg % 3); // sometimes the same millisecond
+        self.set(replica, arg, *clock)
+    }
+}
+
+impl Subject for MVRegister<u8> {
+    fn op(&mut self, replica: ReplicaId, arg: u8, _: &mut u64) -> Self {
+        self.set(replica, arg)
+    }
+}
+
+/// Runs `steps` on `REPLICAS` replicas; returns the replicas and every delta made.
+fn run<T: Subject>(steps: &[Step]) -> (Vec<T>, Vec<T::Delta>) {
+    let mut replicas: Vec<T> = (0..REPLICAS).map(|_| T::default()).collect();
+    let mut deltas = Vec::new();
+    let mut clock = 1_700_000_000_000;
+    for step in steps {
+        match *step {
+            Step::Op { replica, arg } => {
+                deltas.push(replicas[replica as usize].op(ReplicaId(replica + 1), arg, &mut clock));
+            }
+            Step::Merge { from, into } => {
+                let source = replicas[from as usize].clone();
+                replicas[into as usize].merge(&source);
+            }
+        }
+    }
+    (replicas, deltas)
+}
+
+fn join_all<T: Crdt + Default>(states: &[T]) -> T {
+    let mut out = T::default();
+    for s in states {
+        out.merge(s);
+    }
+    out
+}
+
+fn laws<T: Subject>(steps: &[Step], order: &[usize]) -> Result<(), TestCaseError> {
+    let (replicas, deltas) = run::<T>(steps);
+    let [a, b, c] = [&replicas[0], &replicas[1], &replicas[2]];
+    let merged = |x: &T, y: &T| {
+        let mut out = x.clone();
+        out.merge(y);
+        out
+    };
+    // Commutative, associative, idempotent.
+    prop_assert_eq!(merged(a, b), merged(b, a));
+    prop_assert_eq!(merged(&merged(a, b), c), merged(a, &merged(b, c)));
+    prop_assert_eq!(merged(a, a), a.clone());
+
+    // Deltas in any order, each twice, give the join of the states.
+    let full = join_all(&replicas);
+    let mut from_deltas = T::default();
+    for &i in order.iter().chain(order.iter().rev()) {
+        if let Some(delta) = deltas.get(i % deltas.len().max(1)) {
+            from_deltas.apply_delta(delta);
+        }
+    }
+    for delta in &deltas {
+        from_deltas.apply_delta(delta);
+    }
+    prop_assert_eq!(&from_deltas, &full);
+
+    // delta_since brings a replica to the join, like a full-state merge.
+    for (x, y) in [(a, b), (b, c), (c, a)] {
+        let mut caught_up = y.clone();
+        caught_up.apply_delta(&x.delta_since(&y.version_vector()));
+        prop_assert_eq!(&caught_up, &merged(y, x));
+    }
+    // Nothing new: an empty delta.
+    let mut same = full.clone();
+    same.apply_delta(&full.delta_since(&full.version_vector()));
+    prop_assert_eq!(&same, &full);
+
+    // All replicas converge after exchanging states in a random order.
+    let mut converged = replicas.clone();
+    for &i in order {
+        let from = converged[i % 3].clone();
+        converged[(i / 3) % 3].merge(&from);
+    }
+    for i in 0..3 {
+        for j in 0..3 {
+            let from = converged[j].clone();
+            converged[i].merge(&from);
+        }
+    }
+    prop_assert!(converged.iter().all(|r| *r == full));
+
+    // Encoding round-trips.
+    prop_assert_eq!(T::from_bytes(&full.to_bytes()).unwrap(), full);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn gcounter_laws(steps in steps(), order in proptest::collection::vec(0usize..100, 0..30)) {
+        laws::<GCounter>(&steps, &order)?;
+    }
+
+    #[test]
+    fn pncounter_laws(steps in steps(), order in proptest::collection::vec(0usize..100, 0..30)) {
+        laws::<PNCounter>(&steps, &order)?;
+    }
+
+    #[test]
+    fn orset_laws(steps in steps(), order in proptest::collection::vec(0usize..100, 0..30)) {
+        laws::<ORSet<u8>>(&steps, &order)?;
+    }
+
+    #[test]
+    fn lww_register_laws(steps in steps(), order in proptest::collection::vec(0usize..100, 0..30)) {
+        laws::<LWWRegister<u8>>(&steps, &order)?;
+    }
+
+    #[test]
+    fn mv_register_laws(steps in steps(), order in proptest::collection::vec(0usize..100, 0..30)) {
+        laws::<MVRegister<u8>>(&steps, &order)?;
+    }
+
+    /// The counters' values equal the sum of the operations once everything is merged.
+    #[test]
+    fn counter_values(steps in steps()) {
+        let (replicas, _) = run::<PNCounter>(&steps);
+        let expected: i128 = steps.iter().map(|s| match s {
+            Step::Op { arg, .. } => i128::from(*arg % 9) - 4,
+            Step::Merge { .. } => 0,
+        }).sum();
+        prop_assert_eq!(join_all(&replicas).value(), expected);
+    }
+
+    /// OR-Set against the textbook model: each add has a unique tag; a remove removes the tags
+    /// it has observed; an element is present while one of its tags is not removed.
+    #[test]
+    fn orset_matches_reference_model(steps in steps()) {
+        #[derive(Clone, Default)]
+        struct Model { adds: BTreeSet<(u8, u64)>, removed: BTreeSet<(u8, u64)> }
+        impl Model {
+            fn present(&self) -> BTreeSet<u8> {
+                self.adds.difference(&self.removed).map(|(e, _)| *e).collect()
+            }
+        }
+        let mut sets: Vec<ORSet<u8>> = (0..REPLICAS).map(|_| ORSet::new()).collect();
+        let mut models: Vec<Model> = (0..REPLICAS).map(|_| Model::default()).collect();
+        for (tag, step) in steps.iter().enumerate() {
+            match *step {
+                Step::Op { replica, arg } => {
+                    let (r, element) = (replica as usize, arg % 6);
+                    if arg >= 128 && sets[r].contains(&element) {
+                        sets[r].remove(ReplicaId(replica + 1), &element);
+                        let observed: Vec<_> = models[r].adds.iter().filter(|(e, _)| *e == element).copied().collect();
+                        models[r].removed.extend(observed);
+                    } else {
+                        sets[r].add(ReplicaId(replica + 1), element);
+                        models[r].adds.insert((element, tag as u64));
+                    }
+                }
+                Step::Merge { from, into } => {
+                    let source = sets[from as usize].clone();
+                    sets[into as usize].merge(&source);
+                    let model = models[from as usize].clone();
+                    models[into as usize].adds.extend(model.adds);
+                    models[into as usize].removed.extend(model.removed);
+                }
+            }
+            for r in 0..REPLICAS as usize {
+                let actual: BTreeSet<u8> = sets[r].iter().copied().collect();
+                prop_assert_eq!(actual, models[r].present(), "replica {} after step {}", r, tag);
+            }
+        }
+    }
+
+    /// MV-register against a model with explicit causal histories: the values are the writes
+    /// not seen by any other write that the replica knows.
+    #[test]
+    fn mv_register_matches_reference_model(steps in steps()) {
+        // A write: (id, value, the ids of the writes it had seen).
+        #[derive(Clone, Default)]
+        struct Model { writes: BTreeMap<u64, (u8, BTreeSet<u64>)> }
+        impl Model {
+            fn values(&self) -> BTreeSet<u8> {
+                let seen: BTreeSet<u64> = self.writes.values().flat_map(|(_, s)| s.iter().copied()).collect();
+                self.writes.iter().filter(|(id, _)| !seen.contains(id)).map(|(_, (v, _))| *v).collect()
+            }
+        }
+        let mut registers: Vec<MVRegister<u8>> = (0..REPLICAS).map(|_| MVRegister::new()).collect();
+        let mut models: Vec<Model> = (0..REPLICAS).map(|_| Model::default()).collect();
+        for (id, step) in steps.iter().enumerate() {
+            match *step {
+                Step::Op { replica, arg } => {
+                    let r = replica as usize;
+                    registers[r].set(ReplicaId(replica + 1), arg);
+                    let seen: BTreeSet<u64> = models[r].writes.keys().copied().collect();
+                    models[r].writes.insert(id as u64, (arg, seen));
+                }
+                Step::Merge { from, into } => {
+                    let source = registers[from as usize].clone();
+                    registers[into as usize].merge(&source);
+                    let model = models[from as usize].clone();
+                    models[into as usize].writes.extend(model.writes);
+                }
+            }
+            for r in 0..REPLICAS as usize {
+                let actual: BTreeSet<u8> = registers[r].values().into_iter().copied().collect();
+                prop_assert_eq!(actual, models[r].values(), "replica {} after step {}", r, id);
+            }
+        }
+    }
+}
