@@ -8,17 +8,25 @@
 
 mod clock;
 mod counter;
+mod dag;
 mod encoding;
 mod error;
+mod experience;
 mod orset;
 mod register;
+mod resolver;
 
 pub use clock::{CausalContext, Causality, Dot, Hlc, ReplicaId, VersionVector};
 pub use counter::{GCounter, PNCounter};
+pub use dag::{DagNode, MAX_PARENTS, MerkleDag, NodeHash};
 pub use encoding::{ENCODING_VERSION, Encode, MAX_ENCODED_LEN};
 pub use error::CrdtError;
+pub use experience::{Episode, EpisodeMemory, Skill, SkillAccumulator};
 pub use orset::{Element, ORSet, ORSetDelta};
 pub use register::{LWWRegister, MVRegister};
+pub use resolver::{
+    Claim, Conflict, ConflictResolver, ConflictType, Resolution, ResolutionStrategy,
+};
 
 /// A state-based CRDT: `merge` is a join (commutative, associative, idempotent).
 pub trait Crdt: Clone + PartialEq + std::fmt::Debug {

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrysalis_crdt::{
-    Crdt, DeltaCrdt, Encode, GCounter, LWWRegister, MVRegister, ORSet, PNCounter, ReplicaId,
+    Crdt, DeltaCrdt, Encode, EpisodeMemory, GCounter, LWWRegister, MVRegister, ORSet, PNCounter,
+    ReplicaId, SkillAccumulator,
 };
 use proptest::prelude::*;
 
@@ -66,6 +67,23 @@ impl Subject for LWWRegister<u8> {
 impl Subject for MVRegister<u8> {
     fn op(&mut self, replica: ReplicaId, arg: u8, _: &mut u64) -> Self {
         self.set(replica, arg)
+    }
+}
+
+impl Subject for SkillAccumulator {
+    fn op(&mut self, replica: ReplicaId, arg: u8, _: &mut u64) -> Self {
+        let skill = ["rust", "search", "planning"][usize::from(arg % 3)];
+        self.raise(replica, skill, f64::from(arg / 3) / 4.0)
+            .unwrap()
+    }
+}
+
+impl Subject for EpisodeMemory {
+    fn op(&mut self, replica: ReplicaId, arg: u8, clock: &mut u64) -> Self {
+        *clock += u64::from(arg % 2);
+        let id = format!("e{}", arg % 20);
+        let links = (arg % 20 > 0).then(|| format!("e{}", arg % 20 - 1));
+        self.record(replica, &id, &format!("episode {arg}"), links, *clock)
     }
 }
 
@@ -178,6 +196,46 @@ proptest! {
     #[test]
     fn mv_register_laws(steps in steps(), order in proptest::collection::vec(0usize..100, 0..30)) {
         laws::<MVRegister<u8>>(&steps, &order)?;
+    }
+
+    #[test]
+    fn skill_accumulator_laws(steps in steps(), order in proptest::collection::vec(0usize..100, 0..30)) {
+        laws::<SkillAccumulator>(&steps, &order)?;
+    }
+
+    #[test]
+    fn episode_memory_laws(steps in steps(), order in proptest::collection::vec(0usize..100, 0..30)) {
+        laws::<EpisodeMemory>(&steps, &order)?;
+    }
+
+    /// Skill levels are the maximum ever raised; episode order respects links everywhere.
+    #[test]
+    fn experience_semantics(steps in steps()) {
+        let (skills, _) = run::<SkillAccumulator>(&steps);
+        let joined = join_all(&skills);
+        for (i, skill) in ["rust", "search", "planning"].iter().enumerate() {
+            let expected = steps.iter().filter_map(|s| match s {
+                Step::Op { arg, .. } if usize::from(arg % 3) == i => Some(f64::from(arg / 3) / 4.0),
+                _ => None,
+            }).fold(0.0, f64::max);
+            prop_assert_eq!(joined.level(skill), expected);
+        }
+        let (episodes, _) = run::<EpisodeMemory>(&steps);
+        let joined = join_all(&episodes);
+        let order = joined.ordered();
+        prop_assert_eq!(order.len(), joined.len());
+        let position: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        for id in &order {
+            for link in &joined.get(id).unwrap().links {
+                if let Some(p) = position.get(link.as_str()) {
+                    prop_assert!(*p < position[id], "{} comes after its link {}", id, link);
+                }
+            }
+        }
+        let mut other_order = episodes.clone();
+        other_order.reverse();
+        let rejoined = join_all(&other_order);
+        prop_assert_eq!(rejoined.ordered(), order, "same order on every replica");
     }
 
     /// The counters' values equal the sum of the operations once everything is merged.
