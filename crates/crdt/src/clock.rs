@@ -251,3 +251,11 @@ impl Hlc {
         }
     }
 }
+
+crate::encoding::impl_encode!(VersionVector, 0x0a, "VersionVector", |vv| {
+    if vv.entries.values().any(|c| *c == 0) {
+        Err("zero entry".into())
+    } else {
+        Ok(())
+    }
+});

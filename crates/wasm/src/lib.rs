@@ -5,8 +5,8 @@
 //! Everything exported here appears in the npm package `chrysalis-sdk`. Secret inputs (keys,
 //! seeds, passwords) are taken as owned buffers and wiped after use.
 //!
-//! The crate builds one wasm module per feature: `crypto` (the core module: crypto and the
-//! security context) and `x509`
+//! The crate builds one wasm module per feature: `crypto` (the core module: crypto, the
+//! security context and the CRDTs) and `x509`
 //! (certificate validation, loaded on demand because it outweighs the core).
 
 mod error;
@@ -16,6 +16,8 @@ mod input;
 mod aead;
 #[cfg(feature = "crypto")]
 mod api_key;
+#[cfg(feature = "crypto")]
+mod crdt;
 #[cfg(feature = "crypto")]
 mod ed25519;
 #[cfg(feature = "crypto")]
@@ -32,7 +34,7 @@ mod x509;
 #[cfg(feature = "x509")]
 pub use x509::*;
 #[cfg(feature = "crypto")]
-pub use {aead::*, api_key::*, ed25519::*, hash::*, kdf::*, secret::*, security::*};
+pub use {aead::*, api_key::*, crdt::*, ed25519::*, hash::*, kdf::*, secret::*, security::*};
 
 use wasm_bindgen::prelude::*;
 

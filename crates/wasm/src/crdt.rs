@@ -1,0 +1,388 @@
+//! CRDTs as JS classes: each holds its replica id, returns deltas as bytes from its mutators,
+//! and exchanges state and deltas as versioned bytes.
+
+use chrysalis_crdt::{
+    Causality, Crdt as _, DeltaCrdt as _, Encode, GCounter as RawGCounter, LWWRegister as RawLww,
+    MVRegister as RawMv, ORSet as RawORSet, ORSetDelta, PNCounter as RawPNCounter, ReplicaId,
+    VersionVector,
+};
+use js_sys::{Array, Uint8Array};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::{JsCast, prelude::*};
+
+use crate::error::{CodedError, JsResult, js};
+
+impl From<chrysalis_crdt::CrdtError> for CodedError {
+    fn from(err: chrysalis_crdt::CrdtError) -> Self {
+        CodedError::new(err.code(), err.to_string())
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const CRDT_TS: &str = r#"
+/** A replica id: a name (hashed to 64 bits) or a non-negative safe integer. Unique per writer. */
+export type ReplicaIdInput = string | number;
+/** A value an ORSet holds. */
+export type SetItem = string | Uint8Array;
+"#;
+
+/// Reads a replica id: a string is hashed, a number is used as is.
+fn replica_id(value: &JsValue) -> Result<ReplicaId, CodedError> {
+    if let Some(name) = value.as_string() {
+        if name.is_empty() {
+            return Err(CodedError::bad_argument("replicaId must not be empty"));
+        }
+        return Ok(ReplicaId::from_name(&name));
+    }
+    match value.as_f64() {
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => {
+            Ok(ReplicaId(n as u64))
+        }
+        _ => Err(CodedError::bad_argument(
+            "replicaId must be a non-empty string or a non-negative safe integer",
+        )),
+    }
+}
+
+/// How two encoded version vectors relate: `"before"`, `"after"`, `"equal"` or `"concurrent"`.
+///
+/// @throws {Error} `code: "BAD_FORMAT"` when either is not an encoded version vector.
+#[wasm_bindgen(js_name = compareVersionVectors, unchecked_return_type = "\"before\" | \"after\" | \"equal\" | \"concurrent\"")]
+pub fn compare_version_vectors(a: &[u8], b: &[u8]) -> JsResult<String> {
+    let a = VersionVector::from_bytes(a).map_err(js)?;
+    let b = VersionVector::from_bytes(b).map_err(js)?;
+    Ok(match a.compare(&b) {
+        Causality::Before => "before",
+        Causality::After => "after",
+        Causality::Equal => "equal",
+        Causality::Concurrent => "concurrent",
+    }
+    .into())
+}
+
+/// The methods every CRDT class shares: version vector, deltas, merge and bytes.
+macro_rules! crdt_class_common {
+    ($class:ident, $raw:ty, $delta:ty) => {
+        #[wasm_bindgen]
+        impl $class {
+            /// This replica's version vector (encoded), to send to a peer for `deltaSince`.
+            #[wasm_bindgen(js_name = versionVector)]
+            pub fn version_vector(&self) -> Vec<u8> {
+                self.inner.version_vector().to_bytes()
+            }
+
+            /// What a peer whose version vector is `versionVector` lacks, as delta bytes.
+            ///
+            /// @throws {Error} `code: "BAD_FORMAT"` when `versionVector` is not an encoded version vector.
+            #[wasm_bindgen(js_name = deltaSince)]
+            pub fn delta_since(
+                &self,
+                #[wasm_bindgen(js_name = versionVector)] version_vector: &[u8],
+            ) -> JsResult<Vec<u8>> {
+                let since = VersionVector::from_bytes(version_vector).map_err(js)?;
+                Ok(self.inner.delta_since(&since).to_bytes())
+            }
+
+            /// Joins delta bytes (from a mutator or `deltaSince` of a peer).
+            ///
+            /// @throws {Error} `code: "BAD_FORMAT"` or `"TOO_LARGE"` for bytes that are not such a delta.
+            #[wasm_bindgen(js_name = applyDelta)]
+            pub fn apply_delta(&mut self, delta: &[u8]) -> JsResult<()> {
+                let delta = <$delta>::from_bytes(delta).map_err(js)?;
+                self.inner.apply_delta(&delta);
+                Ok(())
+            }
+
+            /// Joins another replica's whole state.
+            pub fn merge(&mut self, other: &$class) {
+                self.inner.merge(&other.inner);
+            }
+
+            /// The whole state as versioned bytes.
+            #[wasm_bindgen(js_name = toBytes)]
+            pub fn to_bytes(&self) -> Vec<u8> {
+                self.inner.to_bytes()
+            }
+
+            /// A replica from `toBytes()` output; `replicaId` is who writes through it.
+            ///
+            /// @throws {Error} `code: "BAD_FORMAT"` or `"TOO_LARGE"` for bytes that are not such a state.
+            #[wasm_bindgen(js_name = fromBytes)]
+            pub fn from_bytes(
+                bytes: &[u8],
+                #[wasm_bindgen(js_name = replicaId, unchecked_param_type = "ReplicaIdInput")]
+                replica: JsValue,
+            ) -> JsResult<$class> {
+                Ok($class {
+                    replica: replica_id(&replica)?,
+                    inner: <$raw>::from_bytes(bytes).map_err(js)?,
+                })
+            }
+        }
+    };
+}
+
+/// A grow-only counter.
+#[wasm_bindgen]
+pub struct GCounter {
+    replica: ReplicaId,
+    inner: RawGCounter,
+}
+
+#[wasm_bindgen]
+impl GCounter {
+    /// An empty counter written by `replicaId`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(js_name = replicaId, unchecked_param_type = "ReplicaIdInput")]
+        replica: JsValue,
+    ) -> JsResult<GCounter> {
+        Ok(GCounter {
+            replica: replica_id(&replica)?,
+            inner: RawGCounter::new(),
+        })
+    }
+
+    /// Adds `n` (default 1); returns the delta bytes to ship.
+    pub fn increment(&mut self, n: Option<u32>) -> Vec<u8> {
+        self.inner
+            .increment(self.replica, u64::from(n.unwrap_or(1)))
+            .to_bytes()
+    }
+
+    /// The total over every replica.
+    #[wasm_bindgen(getter)]
+    pub fn value(&self) -> f64 {
+        self.inner.value() as f64
+    }
+}
+
+crdt_class_common!(GCounter, RawGCounter, RawGCounter);
+
+/// A counter that goes up and down.
+#[wasm_bindgen]
+pub struct PNCounter {
+    replica: ReplicaId,
+    inner: RawPNCounter,
+}
+
+#[wasm_bindgen]
+impl PNCounter {
+    /// An empty counter written by `replicaId`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(js_name = replicaId, unchecked_param_type = "ReplicaIdInput")]
+        replica: JsValue,
+    ) -> JsResult<PNCounter> {
+        Ok(PNCounter {
+            replica: replica_id(&replica)?,
+            inner: RawPNCounter::new(),
+        })
+    }
+
+    /// Adds `n` (default 1); returns the delta bytes.
+    pub fn increment(&mut self, n: Option<u32>) -> Vec<u8> {
+        self.inner
+            .add(self.replica, i64::from(n.unwrap_or(1)))
+            .to_bytes()
+    }
+
+    /// Subtracts `n` (default 1); returns the delta bytes.
+    pub fn decrement(&mut self, n: Option<u32>) -> Vec<u8> {
+        self.inner
+            .add(self.replica, -i64::from(n.unwrap_or(1)))
+            .to_bytes()
+    }
+
+    /// Increments minus decrements over every replica.
+    #[wasm_bindgen(getter)]
+    pub fn value(&self) -> f64 {
+        self.inner.value() as f64
+    }
+}
+
+crdt_class_common!(PNCounter, RawPNCounter, RawPNCounter);
+
+/// An ORSet item: text or bytes (kept apart: `"a"` and the bytes of `"a"` are different items).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Item {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Item {
+    fn from_js(value: &JsValue) -> Result<Item, CodedError> {
+        if let Some(text) = value.as_string() {
+            Ok(Item::Text(text))
+        } else if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
+            Ok(Item::Bytes(bytes.to_vec()))
+        } else {
+            Err(CodedError::bad_argument(
+                "ORSet items are strings or Uint8Arrays",
+            ))
+        }
+    }
+
+    fn to_js(&self) -> JsValue {
+        match self {
+            Item::Text(text) => text.into(),
+            Item::Bytes(bytes) => Uint8Array::from(&bytes[..]).into(),
+        }
+    }
+}
+
+/// An add-wins observed-remove set of strings and byte arrays; removes leave no tombstones.
+#[wasm_bindgen]
+pub struct ORSet {
+    replica: ReplicaId,
+    inner: RawORSet<Item>,
+}
+
+#[wasm_bindgen]
+impl ORSet {
+    /// An empty set written by `replicaId`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(js_name = replicaId, unchecked_param_type = "ReplicaIdInput")]
+        replica: JsValue,
+    ) -> JsResult<ORSet> {
+        Ok(ORSet {
+            replica: replica_id(&replica)?,
+            inner: RawORSet::new(),
+        })
+    }
+
+    /// Adds `item`; returns the delta bytes.
+    pub fn add(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "SetItem")] item: JsValue,
+    ) -> JsResult<Vec<u8>> {
+        Ok(self
+            .inner
+            .add(self.replica, Item::from_js(&item)?)
+            .to_bytes())
+    }
+
+    /// Removes `item`; returns the delta bytes, or `undefined` when it was absent.
+    pub fn remove(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "SetItem")] item: JsValue,
+    ) -> JsResult<Option<Vec<u8>>> {
+        Ok(self
+            .inner
+            .remove(self.replica, &Item::from_js(&item)?)
+            .map(|delta| delta.to_bytes()))
+    }
+
+    /// Whether `item` is present.
+    pub fn has(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "SetItem")] item: JsValue,
+    ) -> JsResult<bool> {
+        Ok(self.inner.contains(&Item::from_js(&item)?))
+    }
+
+    /// The items, strings first (sorted), then byte arrays (sorted).
+    #[wasm_bindgen(unchecked_return_type = "SetItem[]")]
+    pub fn values(&self) -> Array {
+        self.inner.iter().map(Item::to_js).collect()
+    }
+
+    /// The number of items.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+crdt_class_common!(ORSet, RawORSet<Item>, ORSetDelta<Item>);
+
+/// JSON text of a JS value (what registers store), checked to be JSON-serialisable.
+fn json_of(value: &JsValue) -> Result<String, CodedError> {
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| CodedError::bad_argument("register values must be JSON-serialisable"))
+}
+
+fn value_of(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A last-writer-wins register of a JSON-serialisable value, ordered by a hybrid logical clock.
+#[wasm_bindgen]
+pub struct LWWRegister {
+    replica: ReplicaId,
+    inner: RawLww<String>,
+}
+
+#[wasm_bindgen]
+impl LWWRegister {
+    /// An empty register written by `replicaId`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(js_name = replicaId, unchecked_param_type = "ReplicaIdInput")]
+        replica: JsValue,
+    ) -> JsResult<LWWRegister> {
+        Ok(LWWRegister {
+            replica: replica_id(&replica)?,
+            inner: RawLww::new(),
+        })
+    }
+
+    /// Writes `value` (JSON-serialisable) at `now` (ms, default `Date.now()`); returns the delta bytes.
+    pub fn set(&mut self, value: JsValue, now: Option<f64>) -> JsResult<Vec<u8>> {
+        let millis = now.unwrap_or_else(js_sys::Date::now).max(0.0) as u64;
+        Ok(self
+            .inner
+            .set(self.replica, json_of(&value)?, millis)
+            .to_bytes())
+    }
+
+    /// The current value (`undefined` before the first write).
+    pub fn get(&self) -> JsValue {
+        self.inner
+            .get()
+            .map_or(JsValue::UNDEFINED, |json| value_of(json))
+    }
+}
+
+crdt_class_common!(LWWRegister, RawLww<String>, RawLww<String>);
+
+/// A multi-value register: concurrent writes are all kept until a later write replaces them.
+#[wasm_bindgen]
+pub struct MVRegister {
+    replica: ReplicaId,
+    inner: RawMv<String>,
+}
+
+#[wasm_bindgen]
+impl MVRegister {
+    /// An empty register written by `replicaId`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(js_name = replicaId, unchecked_param_type = "ReplicaIdInput")]
+        replica: JsValue,
+    ) -> JsResult<MVRegister> {
+        Ok(MVRegister {
+            replica: replica_id(&replica)?,
+            inner: RawMv::new(),
+        })
+    }
+
+    /// Writes `value` (JSON-serialisable), replacing every value seen; returns the delta bytes.
+    pub fn set(&mut self, value: JsValue) -> JsResult<Vec<u8>> {
+        Ok(self.inner.set(self.replica, json_of(&value)?).to_bytes())
+    }
+
+    /// The current values: one, or several after concurrent writes.
+    pub fn values(&self) -> Array {
+        self.inner
+            .values()
+            .into_iter()
+            .map(|json| value_of(json))
+            .collect()
+    }
+}
+
+crdt_class_common!(MVRegister, RawMv<String>, RawMv<String>);
