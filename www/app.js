@@ -1,5 +1,8 @@
 // The demo page: everything runs through the `chrysalis-sdk` package served at /pkg/.
-import { initializeChrysalis, Hasher, SigningKey, ed25519Verify, scryptAsync, seal, open, SecurityContext } from "/pkg/index.js";
+import {
+  initializeChrysalis, Hasher, SigningKey, ed25519Verify, scryptAsync, seal, open, SecurityContext,
+  PNCounter, ORSet, LWWRegister, MVRegister,
+} from "/pkg/index.js";
 
 const $ = (id) => document.getElementById(id);
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -159,6 +162,70 @@ function setupVault() {
   });
 }
 
+/** Builds one replica's panel; returns its CRDTs and a `render()` for the panel. */
+function crdtReplica(root, name) {
+  const r = { counter: new PNCounter(name), set: new ORSet(name), lww: new LWWRegister(name), mv: new MVRegister(name) };
+  const make = (tag, props = {}, children = []) => {
+    const node = Object.assign(document.createElement(tag), props);
+    node.append(...children);
+    return node;
+  };
+  const counterValue = make("strong", { className: "counter-value" });
+  const setItems = make("span", { className: "set-items" });
+  const lwwValue = make("strong", { className: "lww-value" });
+  const mvValues = make("strong", { className: "mv-values" });
+  const setInput = make("input", { className: "set-input", placeholder: "item" });
+  const lwwInput = make("input", { className: "lww-input", placeholder: "value" });
+  const mvInput = make("input", { className: "mv-input", placeholder: "value" });
+  const button = (text, className, onClick) => {
+    const b = make("button", { textContent: text, className });
+    b.addEventListener("click", () => {
+      onClick();
+      render();
+    });
+    return b;
+  };
+  function render() {
+    counterValue.textContent = String(r.counter.value);
+    setItems.replaceChildren(
+      ...r.set.values().map((item) => {
+        const chip = make("span", { className: "chip", textContent: `${item} ` });
+        chip.append(button("×", "set-remove", () => r.set.remove(item)));
+        return chip;
+      }),
+    );
+    lwwValue.textContent = JSON.stringify(r.lww.get() ?? null);
+    mvValues.textContent = r.mv.values().map((v) => JSON.stringify(v)).join(" | ") || "—";
+  }
+  root.append(
+    make("h3", { textContent: `Replica ${name}` }),
+    make("div", { className: "row" }, ["PN-Counter ", counterValue, button("+1", "inc", () => r.counter.increment()), button("−1", "dec", () => r.counter.decrement())]),
+    make("div", { className: "row" }, ["OR-Set ", setInput, button("Add", "set-add", () => setInput.value && r.set.add(setInput.value))]),
+    make("div", { className: "row" }, [setItems]),
+    make("div", { className: "row" }, ["LWW ", lwwInput, button("Set", "lww-set", () => r.lww.set(lwwInput.value)), lwwValue]),
+    make("div", { className: "row" }, ["MV ", mvInput, button("Set", "mv-set", () => r.mv.set(mvInput.value)), mvValues]),
+  );
+  render();
+  return { r, render };
+}
+
+function setupCrdts() {
+  const a = crdtReplica($("replica-a"), "A");
+  const b = crdtReplica($("replica-b"), "B");
+  const sync = (from, to, label) => {
+    let bytes = 0;
+    for (const type of Object.keys(from.r)) {
+      const delta = from.r[type].deltaSince(to.r[type].versionVector());
+      bytes += delta.length;
+      to.r[type].applyDelta(delta);
+    }
+    to.render();
+    $("sync-status").textContent = `${label}: ${bytes} bytes of deltas`;
+  };
+  $("sync-ab").addEventListener("click", () => sync(a, b, "A → B"));
+  $("sync-ba").addEventListener("click", () => sync(b, a, "B → A"));
+}
+
 async function main() {
   const status = $("sdk-status");
   try {
@@ -182,6 +249,7 @@ async function main() {
   setupSigning();
   setupEncryption();
   setupVault();
+  setupCrdts();
 
   const drop = $("file-drop");
   drop.addEventListener("dragover", (event) => {

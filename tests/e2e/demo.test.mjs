@@ -106,6 +106,38 @@ test("the demo page loads the SDK, hashes text and files, with no console errors
   const pageText = await page.evaluate(() => document.body.innerText + JSON.stringify(localStorage));
   assert.ok(!pageText.includes("abcdefghij"), "the page never shows the plaintext key");
 
+  // CRDTs: concurrent edits in two replicas, then sync both ways: both show the same state.
+  const A = "#replica-a";
+  const B = "#replica-b";
+  for (let i = 0; i < 3; i++) await page.click(`${A} .inc`);
+  await page.click(`${B} .dec`);
+  for (const [side, item] of [[A, "milk"], [A, "eggs"], [B, "eggs"], [B, "tea"]]) {
+    await page.fill(`${side} .set-input`, item);
+    await page.click(`${side} .set-add`);
+  }
+  await page.click(`${A} .chip:has-text("eggs") .set-remove`); // concurrent with B's add: add wins
+  await page.fill(`${A} .lww-input`, "from A");
+  await page.click(`${A} .lww-set`);
+  await page.fill(`${B} .lww-input`, "from B");
+  await page.click(`${B} .lww-set`);
+  await page.fill(`${A} .mv-input`, "a");
+  await page.click(`${A} .mv-set`);
+  await page.fill(`${B} .mv-input`, "b");
+  await page.click(`${B} .mv-set`);
+  await page.click("#sync-ab");
+  await page.click("#sync-ba");
+  const panel = (side) =>
+    page.evaluate((side) => {
+      const q = (sel) => document.querySelector(`${side} ${sel}`).textContent;
+      return { counter: q(".counter-value"), set: q(".set-items"), lww: q(".lww-value"), mv: q(".mv-values") };
+    }, side);
+  const [left, right] = [await panel(A), await panel(B)];
+  assert.deepEqual(left, right);
+  assert.equal(left.counter, "2");
+  assert.equal(left.set, "eggs ×milk ×tea ×");
+  assert.deepEqual(left.mv.split(" | ").sort(), ['"a"', '"b"'], "both concurrent writes are kept");
+  assert.match(await page.textContent("#sync-status"), /^B → A: \d+ bytes of deltas$/);
+
   mkdirSync(SCREENSHOTS, { recursive: true });
   const shot = await page.screenshot({ path: join(SCREENSHOTS, "demo.png"), fullPage: true });
   assert.ok(shot.length > 10_000, "the screenshot has content");
