@@ -48,6 +48,14 @@ ensure_chromium() {
   export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$ROOT/tests/wasm/webdriver.json"
 }
 
+# cargo-fuzz, for scripts/fuzz.sh (built from crates.io, once).
+ensure_cargo_fuzz() {
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    step "cargo install cargo-fuzz (about 1 minute, once)"
+    cargo install cargo-fuzz --version 0.13.2
+  fi
+}
+
 # npm ci only when package-lock.json changed since the last install.
 ensure_node_modules() {
   local stamp="$ROOT/node_modules/.chrysalis-lock.sha256" want

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, clippy (host and wasm32), native cargo tests, the wasm-bindgen-test
-# suites in headless Chromium, the built npm package's type check, and the end-to-end tests
-# (Node smoke test, script-tag / Vite / Node examples, the demo page) in headless Chromium.
+# suites in headless Chromium, one minute of fuzzing per decoder, the built npm package's type
+# check, and the end-to-end tests (Node smoke test, script-tag / Vite / Node examples, the demo
+# page, crypto, vault and CRDT suites) in headless Chromium.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 setup
@@ -27,6 +28,9 @@ cargo test --workspace -- --show-output 2>&1 | tee "$LOGS/native.log"
 step "wasm-bindgen-test in headless Chromium"
 cargo test -p chrysalis-wasm --target "$WASM_TARGET" --tests 2>&1 | tee "$LOGS/browser.log"
 
+step "fuzzing every decoder for 60 s (scripts/fuzz.sh)"
+bash "$ROOT/scripts/fuzz.sh" 60 2>&1 | tee "$LOGS/fuzz.log"
+
 CHRYSALIS_SKIP_SETUP=1 bash "$ROOT/scripts/build-pkg.sh"
 
 step "tsc --noEmit (package types over the examples)"
@@ -48,5 +52,6 @@ step "summary"
 echo "native cargo tests: $native passed"
 echo "wasm-bindgen tests in headless Chromium: $browser passed"
 echo "end-to-end tests (Node + headless Chromium): $e2e passed"
+echo "fuzz targets without a crash after 60 s: $(grep -c ', no crash$' "$LOGS/fuzz.log")"
 echo "$((native + browser + e2e)) passed, $failed failed"
 [ "$failed" = 0 ]

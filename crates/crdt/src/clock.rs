@@ -73,7 +73,8 @@ impl VersionVector {
     /// The next event of `replica`, recorded as known.
     pub fn increment(&mut self, replica: ReplicaId) -> Dot {
         let entry = self.entries.entry(replica).or_default();
-        *entry += 1;
+        // 2^64 events of one replica cannot happen; a forged state saturates instead of wrapping.
+        *entry = entry.saturating_add(1);
         Dot {
             replica,
             counter: *entry,
@@ -177,7 +178,7 @@ impl CausalContext {
         let cloud = std::mem::take(&mut self.cloud);
         for dot in cloud {
             let known = self.compact.get(dot.replica);
-            if dot.counter == known + 1 {
+            if Some(dot.counter) == known.checked_add(1) {
                 self.compact.observe(dot.replica, dot.counter);
             } else if dot.counter > known {
                 self.cloud.insert(dot);
@@ -187,7 +188,7 @@ impl CausalContext {
         if self
             .cloud
             .iter()
-            .any(|d| d.counter == self.compact.get(d.replica) + 1)
+            .any(|d| Some(d.counter) == self.compact.get(d.replica).checked_add(1))
         {
             self.compact_cloud();
         }
@@ -213,7 +214,7 @@ impl CausalContext {
     pub(crate) fn is_canonical(&self) -> bool {
         self.cloud
             .iter()
-            .all(|d| d.counter > self.compact.get(d.replica) + 1)
+            .all(|d| d.counter > self.compact.get(d.replica).saturating_add(1))
             && self.compact.entries.values().all(|c| *c > 0)
     }
 }

@@ -108,7 +108,7 @@ impl PNCounter {
     /// Adds `n` (negative to decrement) for `replica`; returns the delta to ship.
     pub fn add(&mut self, replica: ReplicaId, n: i64) -> PNCounter {
         let entry = self.entries.entry(replica).or_default();
-        entry.version += 1;
+        entry.version = entry.version.saturating_add(1);
         if n >= 0 {
             entry.up = entry.up.saturating_add(n as u64);
         } else {

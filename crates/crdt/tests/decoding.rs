@@ -63,6 +63,22 @@ proptest! {
     }
 }
 
+/// Inputs that once crashed a fuzz target (fuzz/regressions/crdt_*/) are replayed forever.
+#[test]
+fn fuzz_regressions_replay() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let mut replayed = 0;
+    for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        if dir.file_name().to_string_lossy().starts_with("crdt_") {
+            for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                decode_all(&std::fs::read(file.path()).unwrap());
+                replayed += 1;
+            }
+        }
+    }
+    println!("fuzz regressions replayed: {replayed}");
+}
+
 #[test]
 fn wrong_tag_version_and_trailing_bytes_are_typed_errors() {
     let mut counter = GCounter::new();
