@@ -9,6 +9,7 @@ import { blake3 as nobleBlake3 } from "@noble/hashes/blake3.js";
 import { scrypt as nobleScrypt } from "@noble/hashes/scrypt.js";
 import { ed25519 as nobleEd25519 } from "@noble/curves/ed25519.js";
 import sodium from "libsodium-wrappers";
+import { crdtCases } from "./crdt-cases.js";
 
 const ROUNDS = 5;
 const ROUND_MS = 120;
@@ -200,6 +201,16 @@ function addRow(row) {
   document.querySelector("#results tbody").append(tr);
 }
 
+function addSizeRow(row) {
+  const tr = document.createElement("tr");
+  for (const cell of [row.case, row.oursBytes.toLocaleString("en-US"), row.anchor, row.anchorBytes.toLocaleString("en-US"), `${row.ratio.toFixed(2)}×`]) {
+    const td = document.createElement("td");
+    td.textContent = cell;
+    tr.append(td);
+  }
+  document.querySelector("#sizes tbody").append(tr);
+}
+
 async function run() {
   const status = document.getElementById("bench-status");
   status.dataset.status = "running";
@@ -207,7 +218,13 @@ async function run() {
   document.querySelector("#results tbody").replaceChildren();
   await initializeChrysalis();
   const rows = [];
-  for (const { name, input: label, bytes, ours, anchors } of await cases()) {
+  status.textContent = "Preparing the CRDT workloads…";
+  const crdt = await crdtCases();
+  const sizes = crdt.sizes.flatMap(({ name, ours, anchors }) =>
+    anchors.map(([anchor, bytes]) => ({ case: name, oursBytes: ours, anchor, anchorBytes: bytes, ratio: bytes / ours })),
+  );
+  for (const row of sizes) addSizeRow(row);
+  for (const { name, input: label, bytes, ours, anchors } of [...(await cases()), ...crdt.throughput]) {
     for (const [anchorName, anchor] of anchors) {
       status.textContent = `${name} ${label} vs ${anchorName}…`;
       const { ours: oursOps, anchor: anchorOps } = await compare(ours, anchor);
@@ -219,7 +236,7 @@ async function run() {
   status.textContent = `Done: ${rows.length} comparisons.`;
   status.dataset.status = "ready";
   document.getElementById("run").disabled = false;
-  return { userAgent: navigator.userAgent, rows };
+  return { userAgent: navigator.userAgent, rows, sizes };
 }
 
 let resolveResults;

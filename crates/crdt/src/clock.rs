@@ -148,6 +148,11 @@ pub struct CausalContext {
 }
 
 impl CausalContext {
+    /// A context from its two parts, as decoded (callers check [`is_canonical`](Self::is_canonical)).
+    pub(crate) fn from_parts(compact: VersionVector, cloud: BTreeSet<Dot>) -> Self {
+        CausalContext { compact, cloud }
+    }
+
     /// Whether `dot` is known.
     pub fn contains(&self, dot: Dot) -> bool {
         self.compact.contains(dot) || self.cloud.contains(&dot)

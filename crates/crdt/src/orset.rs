@@ -25,7 +25,7 @@ pub struct ORSet<T: Element> {
 /// What an [`ORSet`] ships: new elements, the dots of live elements the receiver already
 /// knows (`keep`, dots only), and the sender's causal context. A receiver drops its live dots
 /// that the sender has seen but no longer holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ORSetDelta<T: Ord> {
     entries: BTreeMap<T, BTreeSet<Dot>>,
     keep: BTreeSet<Dot>,
@@ -251,20 +251,125 @@ impl<T: Element> ORSetDelta<T> {
     }
 }
 
+/// The wire form of an OR-Set state or delta: every replica id once in a sorted table, and each
+/// dot as (table index, counter), so a 64-bit id costs a byte per dot instead of ten.
+#[derive(Serialize, Deserialize)]
+struct Wire<T> {
+    replicas: Vec<ReplicaId>,
+    entries: Vec<(T, Vec<(u32, u64)>)>,
+    keep: Vec<(u32, u64)>,
+    compact: Vec<(u32, u64)>,
+    cloud: Vec<(u32, u64)>,
+}
+
+impl<T: Element> Wire<T> {
+    fn from_delta(delta: &ORSetDelta<T>) -> Self {
+        let mut table: BTreeSet<ReplicaId> =
+            delta.ctx.version_vector().iter().map(|(r, _)| r).collect();
+        table.extend(delta.ctx.cloud().iter().map(|d| d.replica));
+        table.extend(delta.keep.iter().map(|d| d.replica));
+        table.extend(delta.entries.values().flatten().map(|d| d.replica));
+        let replicas: Vec<ReplicaId> = table.into_iter().collect();
+        let index = |r: ReplicaId| {
+            replicas
+                .binary_search(&r)
+                .expect("every replica is in the table") as u32
+        };
+        let dot = |d: &Dot| (index(d.replica), d.counter);
+        Wire {
+            entries: delta
+                .entries
+                .iter()
+                .map(|(e, dots)| (e.clone(), dots.iter().map(dot).collect()))
+                .collect(),
+            keep: delta.keep.iter().map(dot).collect(),
+            compact: delta
+                .ctx
+                .version_vector()
+                .iter()
+                .map(|(r, c)| (index(r), c))
+                .collect(),
+            cloud: delta.ctx.cloud().iter().map(dot).collect(),
+            replicas,
+        }
+    }
+
+    fn into_delta(self) -> Result<ORSetDelta<T>, String> {
+        if !self.replicas.windows(2).all(|w| w[0] < w[1]) {
+            return Err("replica table is not sorted and unique".into());
+        }
+        let replicas = &self.replicas;
+        let dot = |(i, counter): (u32, u64)| -> Result<Dot, String> {
+            let replica = *replicas
+                .get(i as usize)
+                .ok_or_else(|| format!("replica index {i} outside the table"))?;
+            if counter == 0 {
+                return Err("a dot with counter 0".into());
+            }
+            Ok(Dot { replica, counter })
+        };
+        let mut entries = BTreeMap::new();
+        for (element, dots) in self.entries {
+            let dots = dots
+                .into_iter()
+                .map(dot)
+                .collect::<Result<BTreeSet<_>, _>>()?;
+            if entries.insert(element, dots).is_some() {
+                return Err("an element listed twice".into());
+            }
+        }
+        let keep = self
+            .keep
+            .into_iter()
+            .map(dot)
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        let mut compact = VersionVector::new();
+        for (i, counter) in self.compact {
+            let d = dot((i, counter))?;
+            if compact.get(d.replica) != 0 {
+                return Err("a replica twice in the context".into());
+            }
+            compact.observe(d.replica, d.counter);
+        }
+        let cloud = self
+            .cloud
+            .into_iter()
+            .map(dot)
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        Ok(ORSetDelta {
+            entries,
+            keep,
+            ctx: CausalContext::from_parts(compact, cloud),
+        })
+    }
+}
+
+fn decode_delta<T: Element>(
+    tag: u8,
+    what: &'static str,
+    bytes: &[u8],
+    is_state: bool,
+) -> Result<ORSetDelta<T>, CrdtError> {
+    let wire: Wire<T> = encoding::decode(tag, what, bytes)?;
+    let delta = wire
+        .into_delta()
+        .map_err(|reason| CrdtError::bad_format(what, reason))?;
+    delta
+        .check(is_state)
+        .map_err(|reason| CrdtError::bad_format(what, reason))?;
+    Ok(delta)
+}
+
 impl<T: Element> encoding::Encode for ORSetDelta<T> {
     const TAG: u8 = 0x04;
     const NAME: &'static str = "ORSetDelta";
 
     fn to_bytes(&self) -> Vec<u8> {
-        encoding::encode(Self::TAG, self)
+        encoding::encode(Self::TAG, &Wire::from_delta(self))
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, CrdtError> {
-        let delta: Self = encoding::decode(Self::TAG, Self::NAME, bytes)?;
-        delta
-            .check(false)
-            .map_err(|reason| CrdtError::bad_format(Self::NAME, reason))?;
-        Ok(delta)
+        decode_delta(Self::TAG, Self::NAME, bytes, false)
     }
 }
 
@@ -273,14 +378,11 @@ impl<T: Element> encoding::Encode for ORSet<T> {
     const NAME: &'static str = "ORSet";
 
     fn to_bytes(&self) -> Vec<u8> {
-        encoding::encode(Self::TAG, &self.full_delta())
+        encoding::encode(Self::TAG, &Wire::from_delta(&self.full_delta()))
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, CrdtError> {
-        let state: ORSetDelta<T> = encoding::decode(Self::TAG, Self::NAME, bytes)?;
-        state
-            .check(true)
-            .map_err(|reason| CrdtError::bad_format(Self::NAME, reason))?;
+        let state = decode_delta(Self::TAG, Self::NAME, bytes, true)?;
         let mut set = ORSet::new();
         set.apply_delta(&state);
         Ok(set)

@@ -116,15 +116,25 @@ fn wrong_tag_version_and_trailing_bytes_are_typed_errors() {
 fn orset_state_invariants_are_checked() {
     let mut set = ORSet::new();
     set.add(ReplicaId(1), "x".to_string());
+    set.add(ReplicaId(1), "y".to_string());
     let mut bytes = set.to_bytes();
-    // The encoding ends with the context: [1 replica] [replica 1] [counter 1] [empty cloud].
-    assert_eq!(&bytes[bytes.len() - 4..], &[1, 1, 1, 0]);
-    // A state whose live dot (1, 1) is outside its context {2: 1}.
-    let at = bytes.len() - 3;
-    bytes[at] = 2;
+    // The encoding ends with the context: [1 replica] [index 0] [counter 2] [empty cloud].
+    assert_eq!(&bytes[bytes.len() - 4..], &[1, 0, 2, 0]);
+    // A state whose live dot (1, 2) is outside its context {1: 1}.
+    let at = bytes.len() - 2;
+    bytes[at] = 1;
     let err = ORSet::<String>::from_bytes(&bytes).unwrap_err();
     assert_eq!(
         err.to_string(),
         "bad format of ORSet: a live dot outside the causal context"
+    );
+    // A replica index outside the table.
+    let mut bytes = set.to_bytes();
+    let at = bytes.len() - 3;
+    bytes[at] = 5;
+    let err = ORSet::<String>::from_bytes(&bytes).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bad format of ORSet: replica index 5 outside the table"
     );
 }
