@@ -22,6 +22,18 @@ try {
   server.close();
 }
 
+/** Criterion's mean time (ns) of a native benchmark. */
+const criterionNs = (id) => JSON.parse(readFileSync(join(ROOT, "target/criterion", id, "new/estimates.json"), "utf8")).mean.point_estimate;
+const native = [
+  ["gcounter_merge_8_replicas", "GCounter merge (8 replicas each)", "goal ≥ 1,000,000 merges/s; the seed's bar 10,000/s"],
+  ["orset_merge_5k_into_5k", "OR-Set merge of two 5k-element states", ""],
+  ["orset_apply_add_delta_to_10k", "OR-Set: apply one add delta to a 10k-element set", ""],
+].map(([id, label, note]) => {
+  const ns = criterionNs(id);
+  const time = ns < 1000 ? `${ns.toFixed(0)} ns` : ns < 1e6 ? `${(ns / 1e3).toFixed(2)} µs` : `${(ns / 1e6).toFixed(2)} ms`;
+  return `| ${label} | ${time} | ${Math.round(1e9 / ns).toLocaleString("en-US")} /s | ${note} |`;
+});
+
 const size = (name) => {
   const wasm = readFileSync(join(ROOT, `pkg/${name}_bg.wasm`));
   const kb = (n) => `${(n / 1024).toFixed(0)} KiB`;
@@ -51,6 +63,12 @@ const lines = [
     (r) =>
       `| ${r.case} | ${r.input} | ${ops(r.oursOps)}${mbps(r.oursOps, r.bytes)} | ${r.anchor} | ${ops(r.anchorOps)}${mbps(r.anchorOps, r.bytes)} | ${r.ratio.toFixed(2)}× |`,
   ),
+  "",
+  "## Native CRDT merges (Criterion, `cargo bench -p chrysalis-crdt`)",
+  "",
+  "| Case | Mean time | Rate | Note |",
+  "|---|---:|---:|---|",
+  ...native,
   "",
   "## Encoded sizes",
   "",
