@@ -101,7 +101,7 @@ test("two page replicas diverge, exchange deltas as bytes, and converge", async 
 
   // Once in sync, deltaSince is empty-ish and a later write collapses the MV siblings.
   const again = await sync(0, 1);
-  assert.ok(Object.values(again).every((n) => n <= 6), `empty deltas are a few header bytes: ${JSON.stringify(again)}`);
+  assert.ok(Object.values(again).every((n) => n <= 8), `empty deltas are a few header bytes: ${JSON.stringify(again)}`);
   await inPage(1, (r) => r.mv.set("settled"));
   await sync(1, 0);
   assert.deepEqual((await snapshot(0)).mv, ['"settled"']);
@@ -156,4 +156,71 @@ test("bad input gives typed errors, and states round-trip through bytes", async 
   assert.match(r.badJson, /^BAD_ARGUMENT: register values must be JSON-serialisable/);
   assert.equal(r.counter, 4);
   assert.equal(r.relation, "equal");
+});
+
+test("skills, episodes and a Merkle DAG replicate between the two pages", async () => {
+  const setup = (r, name) => {
+    const { SkillAccumulator, EpisodeMemory, MerkleDag } = window.sdk;
+    r.skills = new SkillAccumulator(name);
+    r.episodes = new EpisodeMemory(name);
+    r.dag = new MerkleDag();
+  };
+  await inPage(0, setup, "agent-0");
+  await inPage(1, setup, "agent-1");
+  await inPage(0, (r) => {
+    r.skills.raise("rust", 0.4);
+    r.skills.raise("search", 0.9);
+    r.episodes.record("boot", "woke up", [], 1000);
+    r.episodes.record("greet", "said hello", ["boot"], 2000);
+    r.dag.append(new TextEncoder().encode("genesis"));
+  });
+  await inPage(1, (r) => {
+    r.skills.raise("rust", 0.7);
+    r.episodes.record("plan", "made a plan", ["greet"], 1500);
+  });
+  // Skills and episodes: deltas by version vector, both ways.
+  for (const [from, to] of [[0, 1], [1, 0]]) {
+    for (const type of ["skills", "episodes"]) {
+      const vv = await inPage(to, (r, t) => b64(r[t].versionVector()), type);
+      const delta = await inPage(from, (r, [t, vv]) => b64(r[t].deltaSince(unb64(vv))), [type, vv]);
+      await inPage(to, (r, [t, d]) => r[t].applyDelta(unb64(d)), [type, delta]);
+    }
+  }
+  // The DAG: page 1 asks for what it lacks by its heads, then both append concurrently and swap.
+  const sendMissing = async (from, to) => {
+    const heads = await inPage(to, (r) => r.dag.heads());
+    const nodes = await inPage(from, (r, heads) => b64(r.dag.missing(heads)), heads);
+    return inPage(to, (r, n) => r.dag.insertNodes(unb64(n)), nodes);
+  };
+  assert.equal(await sendMissing(0, 1), 1);
+  await inPage(0, (r) => r.dag.append(new TextEncoder().encode("left")));
+  await inPage(1, (r) => r.dag.append(new TextEncoder().encode("right")));
+  assert.equal(await sendMissing(0, 1), 1);
+  assert.equal(await sendMissing(1, 0), 1);
+  const view = (i) =>
+    inPage(i, (r) => ({
+      skills: r.skills.skills(),
+      skillBytes: b64(r.skills.toBytes()),
+      ordered: r.episodes.ordered(),
+      plan: r.episodes.get("plan"),
+      heads: r.dag.heads().length,
+      order: r.dag.topologicalOrder(),
+      genesis: new TextDecoder().decode(r.dag.payload(r.dag.topologicalOrder()[0])),
+      forged: (() => {
+        try {
+          r.dag.insertNodes(new Uint8Array([11, 1, 1, 0, 1, 120]));
+          return "inserted";
+        } catch (error) {
+          return error.code;
+        }
+      })(),
+    }));
+  const [a, b] = [await view(0), await view(1)];
+  assert.deepEqual(a, b);
+  assert.deepEqual(a.skills, [{ skill: "rust", level: 0.7 }, { skill: "search", level: 0.9 }]);
+  assert.deepEqual(a.ordered, ["boot", "greet", "plan"], "plan follows greet although recorded earlier");
+  assert.deepEqual(a.plan.links, ["greet"]);
+  assert.equal(a.heads, 2, "two concurrent heads");
+  assert.equal(a.genesis, "genesis");
+  assert.equal(a.order.length, 3);
 });

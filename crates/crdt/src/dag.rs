@@ -233,6 +233,40 @@ impl MerkleDag {
     }
 }
 
+/// A batch of nodes to ship (what [`MerkleDag::missing`] returns), in causal order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DagNodes(pub Vec<DagNode>);
+
+impl MerkleDag {
+    /// Inserts a batch in order, checking each hash (recomputed here) and parent; returns how
+    /// many nodes were new. Stops at the first bad node (the ones before it stay inserted).
+    pub fn insert_all(&mut self, nodes: &DagNodes) -> Result<usize, CrdtError> {
+        let before = self.len();
+        for node in &nodes.0 {
+            self.insert(node.hash(), node.clone())?;
+        }
+        Ok(self.len() - before)
+    }
+}
+
+impl Encode for DagNodes {
+    const TAG: u8 = 0x0b;
+    const NAME: &'static str = "DagNodes";
+
+    fn to_bytes(&self) -> Vec<u8> {
+        encoding::encode(Self::TAG, self)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, CrdtError> {
+        let nodes: Self = encoding::decode(Self::TAG, Self::NAME, bytes)?;
+        for node in &nodes.0 {
+            node.check_shape()
+                .map_err(|reason| CrdtError::bad_format(Self::NAME, reason))?;
+        }
+        Ok(nodes)
+    }
+}
+
 impl Crdt for MerkleDag {
     fn merge(&mut self, other: &Self) {
         for hash in other.topological_order() {

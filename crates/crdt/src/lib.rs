@@ -18,7 +18,7 @@ mod resolver;
 
 pub use clock::{CausalContext, Causality, Dot, Hlc, ReplicaId, VersionVector};
 pub use counter::{GCounter, PNCounter};
-pub use dag::{DagNode, MAX_PARENTS, MerkleDag, NodeHash};
+pub use dag::{DagNode, DagNodes, MAX_PARENTS, MerkleDag, NodeHash};
 pub use encoding::{ENCODING_VERSION, Encode, MAX_ENCODED_LEN};
 pub use error::CrdtError;
 pub use experience::{Episode, EpisodeMemory, Skill, SkillAccumulator};

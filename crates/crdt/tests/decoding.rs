@@ -1,8 +1,8 @@
 //! Decoders of untrusted bytes: typed errors, never panics; every encoding round-trips.
 
 use chrysalis_crdt::{
-    Encode, EpisodeMemory, GCounter, LWWRegister, MVRegister, MerkleDag, ORSet, ORSetDelta,
-    PNCounter, ReplicaId, SkillAccumulator,
+    DagNodes, Encode, EpisodeMemory, GCounter, LWWRegister, MVRegister, MerkleDag, ORSet,
+    ORSetDelta, PNCounter, ReplicaId, SkillAccumulator,
 };
 use proptest::prelude::*;
 
@@ -17,6 +17,7 @@ fn decode_all(bytes: &[u8]) {
     let _ = MerkleDag::from_bytes(bytes);
     let _ = SkillAccumulator::from_bytes(bytes);
     let _ = EpisodeMemory::from_bytes(bytes);
+    let _ = DagNodes::from_bytes(bytes);
 }
 
 fn samples() -> Vec<Vec<u8>> {

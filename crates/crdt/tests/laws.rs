@@ -327,3 +327,29 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// `compare` agrees with the pointwise order, and merge is the least upper bound.
+    #[test]
+    fn version_vector_compare_and_merge(
+        a in proptest::collection::btree_map(0u64..5, 1u64..6, 0..5),
+        b in proptest::collection::btree_map(0u64..5, 1u64..6, 0..5),
+    ) {
+        use chrysalis_crdt::{Causality, VersionVector};
+        let vv = |m: &BTreeMap<u64, u64>| m.iter().map(|(r, c)| (ReplicaId(*r), *c)).collect::<VersionVector>();
+        let (x, y) = (vv(&a), vv(&b));
+        let le = |p: &VersionVector, q: &VersionVector| (0..5).all(|r| p.get(ReplicaId(r)) <= q.get(ReplicaId(r)));
+        let expected = match (le(&x, &y), le(&y, &x)) {
+            (true, true) => Causality::Equal,
+            (true, false) => Causality::Before,
+            (false, true) => Causality::After,
+            (false, false) => Causality::Concurrent,
+        };
+        prop_assert_eq!(x.compare(&y), expected);
+        let mut joined = x.clone();
+        joined.merge(&y);
+        prop_assert!(le(&x, &joined) && le(&y, &joined));
+        prop_assert!((0..5).all(|r| joined.get(ReplicaId(r)) == x.get(ReplicaId(r)).max(y.get(ReplicaId(r)))));
+        prop_assert_eq!(VersionVector::from_bytes(&x.to_bytes()).unwrap(), x);
+    }
+}

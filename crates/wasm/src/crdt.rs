@@ -386,3 +386,260 @@ impl MVRegister {
 }
 
 crdt_class_common!(MVRegister, RawMv<String>, RawMv<String>);
+
+/// Per-skill levels that only grow; concurrent raises keep the higher level.
+#[wasm_bindgen]
+pub struct SkillAccumulator {
+    replica: ReplicaId,
+    inner: chrysalis_crdt::SkillAccumulator,
+}
+
+#[wasm_bindgen]
+impl SkillAccumulator {
+    /// No skills yet; raised by `replicaId`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(js_name = replicaId, unchecked_param_type = "ReplicaIdInput")]
+        replica: JsValue,
+    ) -> JsResult<SkillAccumulator> {
+        Ok(SkillAccumulator {
+            replica: replica_id(&replica)?,
+            inner: Default::default(),
+        })
+    }
+
+    /// Raises `skill` to `level` if higher than now; returns the delta bytes.
+    ///
+    /// @throws {Error} `code: "BAD_VALUE"` for a negative or non-finite level.
+    pub fn raise(&mut self, skill: &str, level: f64) -> JsResult<Vec<u8>> {
+        Ok(self
+            .inner
+            .raise(self.replica, skill, level)
+            .map_err(js)?
+            .to_bytes())
+    }
+
+    /// The level of `skill` (0 when never raised).
+    pub fn level(&self, skill: &str) -> f64 {
+        self.inner.level(skill)
+    }
+
+    /// Every skill name with its level, by name.
+    #[wasm_bindgen(unchecked_return_type = "Array<{ skill: string, level: number }>")]
+    pub fn skills(&self) -> Array {
+        self.inner
+            .skills()
+            .map(|(name, skill)| {
+                let entry = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&entry, &"skill".into(), &name.into());
+                let _ = js_sys::Reflect::set(&entry, &"level".into(), &skill.level.into());
+                JsValue::from(entry)
+            })
+            .collect()
+    }
+}
+
+crdt_class_common!(
+    SkillAccumulator,
+    chrysalis_crdt::SkillAccumulator,
+    chrysalis_crdt::SkillAccumulator
+);
+
+/// Episodes with causal links; merging keeps every episode once, `ordered()` respects the links.
+#[wasm_bindgen]
+pub struct EpisodeMemory {
+    replica: ReplicaId,
+    inner: chrysalis_crdt::EpisodeMemory,
+}
+
+#[wasm_bindgen]
+impl EpisodeMemory {
+    /// No episodes yet; recorded by `replicaId`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(js_name = replicaId, unchecked_param_type = "ReplicaIdInput")]
+        replica: JsValue,
+    ) -> JsResult<EpisodeMemory> {
+        Ok(EpisodeMemory {
+            replica: replica_id(&replica)?,
+            inner: Default::default(),
+        })
+    }
+
+    /// Records episode `id` following the episodes in `links`, at `now` (ms, default
+    /// `Date.now()`); returns the delta bytes (empty when `id` exists).
+    pub fn record(
+        &mut self,
+        id: &str,
+        content: &str,
+        links: Option<Vec<String>>,
+        now: Option<f64>,
+    ) -> Vec<u8> {
+        let millis = now.unwrap_or_else(js_sys::Date::now).max(0.0) as u64;
+        self.inner
+            .record(self.replica, id, content, links.unwrap_or_default(), millis)
+            .to_bytes()
+    }
+
+    /// The episode `id`: `{ content, links, at }` (`at` in ms), or `undefined`.
+    #[wasm_bindgen(
+        unchecked_return_type = "{ content: string, links: string[], at: number } | undefined"
+    )]
+    pub fn get(&self, id: &str) -> JsValue {
+        let Some(episode) = self.inner.get(id) else {
+            return JsValue::UNDEFINED;
+        };
+        let entry = js_sys::Object::new();
+        let links: Array = episode
+            .links
+            .iter()
+            .map(|l| JsValue::from(l.as_str()))
+            .collect();
+        let _ = js_sys::Reflect::set(&entry, &"content".into(), &episode.content.as_str().into());
+        let _ = js_sys::Reflect::set(&entry, &"links".into(), &links);
+        let _ = js_sys::Reflect::set(&entry, &"at".into(), &(episode.at.millis as f64).into());
+        entry.into()
+    }
+
+    /// Every episode id, each after the episodes it links to; the same order on every replica.
+    pub fn ordered(&self) -> Vec<String> {
+        self.inner
+            .ordered()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The number of episodes.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+crdt_class_common!(
+    EpisodeMemory,
+    chrysalis_crdt::EpisodeMemory,
+    chrysalis_crdt::EpisodeMemory
+);
+
+fn node_hash(hex: &str) -> Result<chrysalis_crdt::NodeHash, CodedError> {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect::<Option<_>>()
+        .filter(|b: &Vec<u8>| b.len() == 32)
+        .ok_or_else(|| {
+            CodedError::bad_argument(format!("{hex:?} is not a 64-character hex node hash"))
+        })?;
+    Ok(chrysalis_crdt::NodeHash(
+        bytes.try_into().expect("32 bytes"),
+    ))
+}
+
+/// A content-addressed Merkle DAG (BLAKE3 node hashes, as hex strings in JS).
+#[wasm_bindgen]
+pub struct MerkleDag {
+    inner: chrysalis_crdt::MerkleDag,
+}
+
+#[wasm_bindgen]
+impl MerkleDag {
+    /// An empty DAG.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> MerkleDag {
+        MerkleDag {
+            inner: chrysalis_crdt::MerkleDag::new(),
+        }
+    }
+
+    /// Appends a node after the current heads; returns its hash.
+    pub fn append(&mut self, payload: Vec<u8>) -> String {
+        self.inner.append(payload).to_hex()
+    }
+
+    /// The heads (nodes without children), as hex hashes.
+    pub fn heads(&self) -> Vec<String> {
+        self.inner.heads().iter().map(|h| h.to_hex()).collect()
+    }
+
+    /// The payload of node `hash`, or `undefined`.
+    ///
+    /// @throws {Error} `code: "BAD_ARGUMENT"` when `hash` is not a hex node hash.
+    pub fn payload(&self, hash: &str) -> JsResult<Option<Vec<u8>>> {
+        Ok(self.inner.get(&node_hash(hash)?).map(|n| n.payload.clone()))
+    }
+
+    /// Every node hash, parents before children, the same order on every replica.
+    #[wasm_bindgen(js_name = topologicalOrder)]
+    pub fn topological_order(&self) -> Vec<String> {
+        self.inner
+            .topological_order()
+            .iter()
+            .map(|h| h.to_hex())
+            .collect()
+    }
+
+    /// The nodes a peer with heads `remoteHeads` lacks, as bytes for `insertNodes`.
+    pub fn missing(
+        &self,
+        #[wasm_bindgen(js_name = remoteHeads)] remote_heads: Vec<String>,
+    ) -> JsResult<Vec<u8>> {
+        let heads = remote_heads
+            .iter()
+            .map(|h| node_hash(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let nodes = self
+            .inner
+            .missing(&heads)
+            .into_iter()
+            .map(|(_, node)| node)
+            .collect();
+        Ok(chrysalis_crdt::DagNodes(nodes).to_bytes())
+    }
+
+    /// Inserts nodes from a peer's `missing`, checking every hash and parent; returns how many were new.
+    ///
+    /// @throws {Error} `code: "BAD_FORMAT"`, `"HASH_MISMATCH"` or `"MISSING_PARENTS"`.
+    #[wasm_bindgen(js_name = insertNodes)]
+    pub fn insert_nodes(&mut self, bytes: &[u8]) -> JsResult<usize> {
+        let nodes = chrysalis_crdt::DagNodes::from_bytes(bytes).map_err(js)?;
+        self.inner.insert_all(&nodes).map_err(js)
+    }
+
+    /// Joins another DAG.
+    pub fn merge(&mut self, other: &MerkleDag) {
+        self.inner.merge(&other.inner);
+    }
+
+    /// The whole DAG as bytes.
+    #[wasm_bindgen(js_name = toBytes)]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.inner.to_bytes()
+    }
+
+    /// A DAG from `toBytes()` output (every hash and parent re-checked).
+    ///
+    /// @throws {Error} `code: "BAD_FORMAT"`, `"HASH_MISMATCH"` or `"MISSING_PARENTS"`.
+    #[wasm_bindgen(js_name = fromBytes)]
+    pub fn from_bytes(bytes: &[u8]) -> JsResult<MerkleDag> {
+        Ok(MerkleDag {
+            inner: chrysalis_crdt::MerkleDag::from_bytes(bytes).map_err(js)?,
+        })
+    }
+
+    /// The number of nodes.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+impl Default for MerkleDag {
+    fn default() -> Self {
+        Self::new()
+    }
+}
