@@ -3,8 +3,14 @@ import init, {
   AesGcm,
   ApiKey,
   Hasher,
+  EpisodeMemory,
+  GCounter,
+  MerkleDag,
+  MVRegister,
+  ORSet,
   SecureBuffer,
   SecurityContext,
+  compareVersionVectors,
   SigningKey,
   blake3,
   blake3DeriveKey,
@@ -79,6 +85,31 @@ export async function usage(bytes: Uint8Array, wasm: BufferSource): Promise<Uint
   // @ts-expect-error: provider names are a closed set.
   ctx.hasApiKey("openia");
 
+  const set = new ORSet("agent");
+  const delta: Uint8Array = set.add("x");
+  set.add(bytes);
+  const removed: Uint8Array | undefined = set.remove("x");
+  void removed;
+  const items: (string | Uint8Array)[] = set.values();
+  void items;
+  const counter = GCounter.fromBytes(new GCounter(7).toBytes(), "other");
+  counter.applyDelta(counter.deltaSince(new GCounter("x").versionVector()));
+  const relation: "before" | "after" | "equal" | "concurrent" = compareVersionVectors(counter.versionVector(), counter.versionVector());
+  void relation;
+  const register = new MVRegister("agent");
+  register.set({ any: ["json"] });
+  const episodes = new EpisodeMemory("agent");
+  episodes.record("e1", "content", ["e0"], Date.now());
+  const order: string[] = episodes.ordered();
+  void order;
+  const dag = new MerkleDag();
+  const head: string = dag.append(bytes);
+  const batch: Uint8Array = dag.missing([head]);
+  const inserted: number = dag.insertNodes(batch);
+  void inserted;
+  // @ts-expect-error: items are strings or byte arrays.
+  set.add(42);
+
   using secret = new SecureBuffer(bytes);
-  return [envelope, sha256(bytes), blake3(bytes, 64), blake3Keyed(bytes, bytes), blake3DeriveKey("ctx", bytes), hasher.digest(), sealed, derived, seal(bytes, bytes), scrypt("pw", "salt", {}), secret.expose()];
+  return [delta, envelope, sha256(bytes), blake3(bytes, 64), blake3Keyed(bytes, bytes), blake3DeriveKey("ctx", bytes), hasher.digest(), sealed, derived, seal(bytes, bytes), scrypt("pw", "salt", {}), secret.expose()];
 }

@@ -43,9 +43,10 @@ impl SkillAccumulator {
         level: f64,
     ) -> Result<SkillAccumulator, CrdtError> {
         if !level.is_finite() || level < 0.0 {
-            return Err(CrdtError::BadValue(format!(
-                "skill level must be finite and non-negative, got {level}"
-            )));
+            // No number in the message: formatting floats would pull ~10 KB into the wasm module.
+            return Err(CrdtError::BadValue(
+                "a skill level must be finite and non-negative".into(),
+            ));
         }
         if self.skills.get(skill).is_some_and(|s| s.level >= level) {
             return Ok(SkillAccumulator::new());

@@ -139,3 +139,16 @@ fn orset_state_invariants_are_checked() {
         "bad format of ORSet: replica index 5 outside the table"
     );
 }
+
+#[test]
+fn skill_levels_must_be_finite_and_non_negative() {
+    let mut skills = SkillAccumulator::new();
+    for bad in [f64::NAN, f64::INFINITY, -0.5] {
+        assert_eq!(
+            skills.raise(ReplicaId(1), "x", bad).unwrap_err().code(),
+            "BAD_VALUE"
+        );
+    }
+    assert!(skills.raise(ReplicaId(1), "x", 0.25).is_ok());
+    assert_eq!(skills.level("x"), 0.25);
+}
