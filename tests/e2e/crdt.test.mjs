@@ -224,3 +224,56 @@ test("skills, episodes and a Merkle DAG replicate between the two pages", async 
   assert.equal(a.genesis, "genesis");
   assert.equal(a.order.length, 3);
 });
+
+test("ConflictResolver settles claims deterministically, with JS callbacks and a review queue", async () => {
+  const r = await inPage(0, () => {
+    const { ConflictResolver, MVRegister } = window.sdk;
+    const claims = [
+      { value: { city: "Paris" }, at: 3, replica: "a" },
+      { value: { city: "Lyon" }, at: 1, replica: "b" },
+      { value: { city: "Paris" }, at: 2, replica: "c" },
+    ];
+    const verdict = (strategy) => new ConflictResolver(strategy).resolveClaims("home", claims);
+    const semantic = new ConflictResolver("semantic-merge");
+    semantic.setSemanticMerge((values) => ({ cities: values.map((v) => v.city) }));
+    const givesUp = new ConflictResolver("semantic-merge");
+    givesUp.setSemanticMerge(() => undefined);
+    givesUp.setStrategy("merge-failure", "manual-review");
+    const failed = givesUp.resolveClaims("home", claims);
+    const queue = givesUp.reviewQueue();
+    const left = new MVRegister("left");
+    const right = new MVRegister("right");
+    left.set("tea");
+    right.set("coffee");
+    left.merge(right);
+    let badStrategy = "";
+    try {
+      new ConflictResolver("coin-flip");
+    } catch (error) {
+      badStrategy = error.code;
+    }
+    return {
+      agree: new ConflictResolver().resolveClaims("k", [{ value: 1, at: 1, replica: "a" }, { value: 1, at: 2, replica: "b" }]),
+      lww: verdict("last-writer-wins"),
+      fww: verdict("first-writer-wins"),
+      majority: verdict("majority-vote"),
+      semantic: semantic.resolveClaims("home", claims),
+      failed,
+      queue,
+      taken: givesUp.takeReviewed(0) && givesUp.reviewQueue().length === 0,
+      register: new ConflictResolver("first-writer-wins").resolveRegister("drink", left),
+      badStrategy,
+    };
+  });
+  assert.equal(r.agree, undefined);
+  assert.deepEqual(r.lww, { kind: "direct-contradiction", value: { city: "Paris" } });
+  assert.deepEqual(r.fww, { kind: "direct-contradiction", value: { city: "Lyon" } });
+  assert.deepEqual(r.majority, { kind: "direct-contradiction", value: { city: "Paris" } });
+  assert.deepEqual(r.semantic, { kind: "direct-contradiction", value: { cities: ["Lyon", "Paris", "Paris"] } });
+  assert.deepEqual(r.failed, { kind: "merge-failure", queued: 0 });
+  assert.deepEqual(r.queue, [{ key: "home", kind: "merge-failure", values: [{ city: "Lyon" }, { city: "Paris" }, { city: "Paris" }] }]);
+  assert.equal(r.taken, true);
+  assert.equal(r.register.kind, "direct-contradiction");
+  assert.ok(["tea", "coffee"].includes(r.register.value));
+  assert.equal(r.badStrategy, "BAD_ARGUMENT");
+});

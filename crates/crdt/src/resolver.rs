@@ -179,24 +179,25 @@ impl<T: Element> ConflictResolver<T> {
         self.detect(key, claims)
     }
 
-    /// Settles `conflict` with the strategy for its kind. A causal ordering always resolves to
-    /// the latest claim; a failed semantic merge becomes a `MergeFailure` and is resolved with
-    /// that kind's strategy (or queued).
-    pub fn resolve(&mut self, conflict: Conflict<T>) -> Resolution<T> {
-        if conflict.kind == ConflictType::CausalOrdering {
+    /// Settles `conflict` with the strategy for its kind; returns the kind it was settled as
+    /// and the outcome. A causal ordering always resolves to the latest claim; a failed semantic
+    /// merge becomes a `MergeFailure`, settled with that kind's strategy (or queued).
+    pub fn resolve(&mut self, conflict: Conflict<T>) -> (ConflictType, Resolution<T>) {
+        let kind = conflict.kind;
+        if kind == ConflictType::CausalOrdering {
             let latest = conflict
                 .claims
                 .last()
                 .expect("a conflict has claims")
                 .value
                 .clone();
-            return Resolution::Resolved(latest);
+            return (kind, Resolution::Resolved(latest));
         }
-        let strategy = self.strategies[&conflict.kind];
+        let strategy = self.strategies[&kind];
         match self.apply(strategy, &conflict) {
-            Some(value) => Resolution::Resolved(value),
+            Some(value) => (kind, Resolution::Resolved(value)),
             None if strategy == ResolutionStrategy::SemanticMerge
-                && conflict.kind != ConflictType::MergeFailure =>
+                && kind != ConflictType::MergeFailure =>
             {
                 self.resolve(Conflict {
                     kind: ConflictType::MergeFailure,
@@ -205,7 +206,7 @@ impl<T: Element> ConflictResolver<T> {
             }
             None => {
                 self.review_queue.push(conflict);
-                Resolution::Queued(self.review_queue.len() - 1)
+                (kind, Resolution::Queued(self.review_queue.len() - 1))
             }
         }
     }

@@ -129,7 +129,10 @@ fn detection_classifies_conflicts() {
     assert_eq!(ordered.kind, ConflictType::CausalOrdering);
     assert_eq!(
         resolver.resolve(ordered),
-        Resolution::Resolved("new".to_string())
+        (
+            ConflictType::CausalOrdering,
+            Resolution::Resolved("new".to_string())
+        )
     );
 
     let mut checked = ConflictResolver::<String>::default();
@@ -169,7 +172,7 @@ fn every_strategy_is_deterministic() {
             conflict,
             "detection ignores claim order"
         );
-        resolver.resolve(conflict)
+        resolver.resolve(conflict).1
     };
     assert_eq!(
         resolve(ResolutionStrategy::LastWriterWins),
@@ -201,7 +204,10 @@ fn failed_semantic_merge_becomes_a_merge_failure() {
     let conflict = resolver
         .detect("k", vec![claim("a", 1, 1), claim("b", 2, 2)])
         .unwrap();
-    assert_eq!(resolver.resolve(conflict), Resolution::Queued(0));
+    assert_eq!(
+        resolver.resolve(conflict),
+        (ConflictType::MergeFailure, Resolution::Queued(0))
+    );
     assert_eq!(resolver.review_queue()[0].kind, ConflictType::MergeFailure);
     assert_eq!(resolver.take_reviewed(0).unwrap().key, "k");
     assert!(resolver.review_queue().is_empty());

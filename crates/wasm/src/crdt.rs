@@ -643,3 +643,230 @@ impl Default for MerkleDag {
         Self::new()
     }
 }
+
+#[wasm_bindgen(typescript_custom_section)]
+const RESOLVER_TS: &str = r#"
+/** A conflict type. */
+export type ConflictType = "direct-contradiction" | "causal-ordering" | "semantic-inconsistency" | "merge-failure";
+/** A resolution strategy. */
+export type ResolutionStrategy = "last-writer-wins" | "first-writer-wins" | "majority-vote" | "semantic-merge" | "manual-review";
+/** One replica's claim about a key: a JSON value, when (ms), by whom, and optionally what it had seen. */
+export interface ConflictClaim {
+  value: unknown;
+  at: number;
+  replica: ReplicaIdInput;
+  /** An encoded version vector (`versionVector()` of any CRDT class). */
+  clock?: Uint8Array;
+}
+/** The verdict of `resolveClaims`. */
+export interface ConflictVerdict {
+  kind: ConflictType;
+  /** The value chosen, when resolved. */
+  value?: unknown;
+  /** The review-queue index, when queued for manual review. */
+  queued?: number;
+}
+"#;
+
+fn conflict_type(name: &str) -> Result<chrysalis_crdt::ConflictType, CodedError> {
+    use chrysalis_crdt::ConflictType as C;
+    Ok(match name {
+        "direct-contradiction" => C::DirectContradiction,
+        "causal-ordering" => C::CausalOrdering,
+        "semantic-inconsistency" => C::SemanticInconsistency,
+        "merge-failure" => C::MergeFailure,
+        other => {
+            return Err(CodedError::bad_argument(format!(
+                "unknown conflict type {other:?}"
+            )));
+        }
+    })
+}
+
+fn conflict_type_name(kind: chrysalis_crdt::ConflictType) -> &'static str {
+    use chrysalis_crdt::ConflictType as C;
+    match kind {
+        C::DirectContradiction => "direct-contradiction",
+        C::CausalOrdering => "causal-ordering",
+        C::SemanticInconsistency => "semantic-inconsistency",
+        C::MergeFailure => "merge-failure",
+    }
+}
+
+fn strategy(name: &str) -> Result<chrysalis_crdt::ResolutionStrategy, CodedError> {
+    use chrysalis_crdt::ResolutionStrategy as S;
+    Ok(match name {
+        "last-writer-wins" => S::LastWriterWins,
+        "first-writer-wins" => S::FirstWriterWins,
+        "majority-vote" => S::MajorityVote,
+        "semantic-merge" => S::SemanticMerge,
+        "manual-review" => S::ManualReview,
+        other => {
+            return Err(CodedError::bad_argument(format!(
+                "unknown resolution strategy {other:?}"
+            )));
+        }
+    })
+}
+
+fn set_prop(object: &js_sys::Object, key: &str, value: &JsValue) {
+    let _ = js_sys::Reflect::set(object, &key.into(), value);
+}
+
+/// Detects and settles conflicting claims about a key, the same way on every replica.
+#[wasm_bindgen]
+pub struct ConflictResolver {
+    inner: chrysalis_crdt::ConflictResolver<String>,
+}
+
+#[wasm_bindgen]
+impl ConflictResolver {
+    /// A resolver using `strategy` (default `"last-writer-wins"`) for every conflict type.
+    ///
+    /// @throws {Error} `code: "BAD_ARGUMENT"` for an unknown strategy.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "ResolutionStrategy")] default_strategy: Option<
+            String,
+        >,
+    ) -> JsResult<ConflictResolver> {
+        let chosen = strategy(default_strategy.as_deref().unwrap_or("last-writer-wins"))?;
+        Ok(ConflictResolver {
+            inner: chrysalis_crdt::ConflictResolver::new(chosen),
+        })
+    }
+
+    /// Uses `strategy` for conflicts of `kind`.
+    #[wasm_bindgen(js_name = setStrategy)]
+    pub fn set_strategy(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "ConflictType")] kind: &str,
+        #[wasm_bindgen(js_name = strategy, unchecked_param_type = "ResolutionStrategy")]
+        strategy_name: &str,
+    ) -> JsResult<()> {
+        self.inner
+            .set_strategy(conflict_type(kind)?, strategy(strategy_name)?);
+        Ok(())
+    }
+
+    /// The function `"semantic-merge"` calls with the candidate values (canonical order); it
+    /// returns the merged value, or `undefined` to give up (a `"merge-failure"`).
+    #[wasm_bindgen(js_name = setSemanticMerge)]
+    pub fn set_semantic_merge(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "(values: unknown[]) => unknown")]
+        merge: js_sys::Function,
+    ) {
+        self.inner.set_semantic_merge(move |values: &[&String]| {
+            let array: Array = values.iter().map(|v| value_of(v)).collect();
+            let merged = merge.call1(&JsValue::UNDEFINED, &array).ok()?;
+            if merged.is_undefined() {
+                None
+            } else {
+                json_of(&merged).ok()
+            }
+        });
+    }
+
+    /// A check of whether two different values can both hold; when it returns false the
+    /// conflict is a `"semantic-inconsistency"`.
+    #[wasm_bindgen(js_name = setConsistencyCheck)]
+    pub fn set_consistency_check(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "(a: unknown, b: unknown) => boolean")]
+        check: js_sys::Function,
+    ) {
+        self.inner
+            .set_consistency_check(move |a: &String, b: &String| {
+                check
+                    .call2(&JsValue::UNDEFINED, &value_of(a), &value_of(b))
+                    .is_ok_and(|v| v.is_truthy())
+            });
+    }
+
+    /// Detects the conflict among `claims` about `key` and settles it; `undefined` when the
+    /// claims agree.
+    ///
+    /// @throws {Error} `code: "BAD_ARGUMENT"` for malformed claims.
+    #[wasm_bindgen(js_name = resolveClaims, unchecked_return_type = "ConflictVerdict | undefined")]
+    pub fn resolve_claims(
+        &mut self,
+        key: &str,
+        #[wasm_bindgen(unchecked_param_type = "ConflictClaim[]")] claims: Array,
+    ) -> JsResult<JsValue> {
+        let mut parsed = Vec::with_capacity(claims.length() as usize);
+        for claim in claims.iter() {
+            let get = |name: &str| {
+                js_sys::Reflect::get(&claim, &name.into()).unwrap_or(JsValue::UNDEFINED)
+            };
+            let at = get("at")
+                .as_f64()
+                .filter(|t| *t >= 0.0)
+                .ok_or_else(|| CodedError::bad_argument("a claim needs `at`, milliseconds"))?;
+            let clock = match get("clock").dyn_into::<Uint8Array>() {
+                Ok(bytes) => Some(VersionVector::from_bytes(&bytes.to_vec()).map_err(js)?),
+                Err(_) => None,
+            };
+            parsed.push(chrysalis_crdt::Claim {
+                value: json_of(&get("value"))?,
+                at: chrysalis_crdt::Hlc {
+                    millis: at as u64,
+                    logical: 0,
+                    replica: replica_id(&get("replica"))?,
+                },
+                clock,
+            });
+        }
+        let Some(conflict) = self.inner.detect(key, parsed) else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        Ok(self.verdict(conflict).into())
+    }
+
+    /// The conflict among an MV-register's concurrent values, settled; `undefined` without one.
+    #[wasm_bindgen(js_name = resolveRegister, unchecked_return_type = "ConflictVerdict | undefined")]
+    pub fn resolve_register(&mut self, key: &str, register: &MVRegister) -> JsValue {
+        match self.inner.detect_in_register(key, &register.inner) {
+            Some(conflict) => self.verdict(conflict).into(),
+            None => JsValue::UNDEFINED,
+        }
+    }
+
+    fn verdict(&mut self, conflict: chrysalis_crdt::Conflict<String>) -> js_sys::Object {
+        let verdict = js_sys::Object::new();
+        let (kind, resolution) = self.inner.resolve(conflict);
+        set_prop(&verdict, "kind", &conflict_type_name(kind).into());
+        match resolution {
+            chrysalis_crdt::Resolution::Resolved(value) => {
+                set_prop(&verdict, "value", &value_of(&value))
+            }
+            chrysalis_crdt::Resolution::Queued(index) => {
+                set_prop(&verdict, "queued", &(index as f64).into())
+            }
+        }
+        verdict
+    }
+
+    /// The conflicts waiting for manual review: `{ key, kind, values }` each.
+    #[wasm_bindgen(js_name = reviewQueue, unchecked_return_type = "Array<{ key: string, kind: ConflictType, values: unknown[] }>")]
+    pub fn review_queue(&self) -> Array {
+        self.inner
+            .review_queue()
+            .iter()
+            .map(|conflict| {
+                let entry = js_sys::Object::new();
+                set_prop(&entry, "key", &conflict.key.as_str().into());
+                set_prop(&entry, "kind", &conflict_type_name(conflict.kind).into());
+                let values: Array = conflict.claims.iter().map(|c| value_of(&c.value)).collect();
+                set_prop(&entry, "values", &values);
+                JsValue::from(entry)
+            })
+            .collect()
+    }
+
+    /// Removes conflict `index` from the review queue once a person settled it; returns whether it existed.
+    #[wasm_bindgen(js_name = takeReviewed)]
+    pub fn take_reviewed(&mut self, index: usize) -> bool {
+        self.inner.take_reviewed(index).is_some()
+    }
+}
