@@ -1,7 +1,7 @@
 // The demo page: everything runs through the `chrysalis-sdk` package served at /pkg/.
 import {
   initializeChrysalis, Hasher, SigningKey, ed25519Verify, scryptAsync, seal, open, SecurityContext,
-  PNCounter, ORSet, LWWRegister, MVRegister,
+  GCounter, PNCounter, ORSet, LWWRegister, MVRegister, SkillAccumulator, EpisodeMemory, MerkleDag,
 } from "/pkg/index.js";
 
 const $ = (id) => document.getElementById(id);
@@ -164,12 +164,30 @@ function setupVault() {
 
 /** Builds one replica's panel; returns its CRDTs and a `render()` for the panel. */
 function crdtReplica(root, name) {
-  const r = { counter: new PNCounter(name), set: new ORSet(name), lww: new LWWRegister(name), mv: new MVRegister(name) };
+  const r = {
+    views: new GCounter(name),
+    counter: new PNCounter(name),
+    set: new ORSet(name),
+    lww: new LWWRegister(name),
+    mv: new MVRegister(name),
+    skills: new SkillAccumulator(name),
+    episodes: new EpisodeMemory(name),
+  };
+  const dag = new MerkleDag();
   const make = (tag, props = {}, children = []) => {
     const node = Object.assign(document.createElement(tag), props);
     node.append(...children);
     return node;
   };
+  const viewsValue = make("strong", { className: "views-value" });
+  const skillName = make("input", { className: "skill-name", placeholder: "skill", value: "planning" });
+  const skillLevel = make("input", { className: "skill-level", type: "number", step: "0.1", value: "0.5" });
+  const skillsValue = make("span", { className: "skills-value" });
+  const episodeInput = make("input", { className: "episode-input", placeholder: "what happened" });
+  const episodesValue = make("span", { className: "episodes-value" });
+  const dagInput = make("input", { className: "dag-input", placeholder: "note" });
+  const dagValue = make("span", { className: "dag-value" });
+  let episodeCount = 0;
   const counterValue = make("strong", { className: "counter-value" });
   const setItems = make("span", { className: "set-items" });
   const lwwValue = make("strong", { className: "lww-value" });
@@ -186,6 +204,13 @@ function crdtReplica(root, name) {
     return b;
   };
   function render() {
+    viewsValue.textContent = String(r.views.value);
+    skillsValue.textContent = r.skills.skills().map(({ skill, level }) => `${skill} ${level}`).join(", ") || "—";
+    episodesValue.textContent = r.episodes.ordered().map((id) => r.episodes.get(id).content).join(" → ") || "—";
+    dagValue.textContent = `${dag.size} nodes, ${dag.heads().length} head(s): ${dag
+      .topologicalOrder()
+      .map((h) => new TextDecoder().decode(dag.payload(h)))
+      .join(", ")}`;
     counterValue.textContent = String(r.counter.value);
     setItems.replaceChildren(
       ...r.set.values().map((item) => {
@@ -199,14 +224,27 @@ function crdtReplica(root, name) {
   }
   root.append(
     make("h3", { textContent: `Replica ${name}` }),
+    make("div", { className: "row" }, ["G-Counter ", viewsValue, button("+1", "views-inc", () => r.views.increment())]),
     make("div", { className: "row" }, ["PN-Counter ", counterValue, button("+1", "inc", () => r.counter.increment()), button("−1", "dec", () => r.counter.decrement())]),
     make("div", { className: "row" }, ["OR-Set ", setInput, button("Add", "set-add", () => setInput.value && r.set.add(setInput.value))]),
     make("div", { className: "row" }, [setItems]),
     make("div", { className: "row" }, ["LWW ", lwwInput, button("Set", "lww-set", () => r.lww.set(lwwInput.value)), lwwValue]),
     make("div", { className: "row" }, ["MV ", mvInput, button("Set", "mv-set", () => r.mv.set(mvInput.value)), mvValues]),
+    make("div", { className: "row" }, ["Skills ", skillName, skillLevel, button("Raise", "skill-raise", () => r.skills.raise(skillName.value, Number(skillLevel.value))), skillsValue]),
+    make("div", { className: "row" }, [
+      "Episodes ",
+      episodeInput,
+      button("Record", "episode-record", () => {
+        const last = r.episodes.ordered().at(-1);
+        r.episodes.record(`${name}-${++episodeCount}`, episodeInput.value, last ? [last] : []);
+      }),
+    ]),
+    make("div", { className: "row" }, [episodesValue]),
+    make("div", { className: "row" }, ["Merkle DAG ", dagInput, button("Append", "dag-append", () => dag.append(new TextEncoder().encode(dagInput.value)))]),
+    make("div", { className: "row" }, [dagValue]),
   );
   render();
-  return { r, render };
+  return { r, dag, render };
 }
 
 function setupCrdts() {
@@ -219,6 +257,9 @@ function setupCrdts() {
       bytes += delta.length;
       to.r[type].applyDelta(delta);
     }
+    const nodes = from.dag.missing(to.dag.heads());
+    bytes += nodes.length;
+    to.dag.insertNodes(nodes);
     to.render();
     $("sync-status").textContent = `${label}: ${bytes} bytes of deltas`;
   };

@@ -124,16 +124,46 @@ test("the demo page loads the SDK, hashes text and files, with no console errors
   await page.click(`${A} .mv-set`);
   await page.fill(`${B} .mv-input`, "b");
   await page.click(`${B} .mv-set`);
+  await page.click(`${A} .views-inc`);
+  await page.click(`${B} .views-inc`);
+  await page.fill(`${A} .skill-level`, "0.4");
+  await page.click(`${A} .skill-raise`);
+  await page.fill(`${B} .skill-level`, "0.8");
+  await page.click(`${B} .skill-raise`);
+  await page.fill(`${A} .episode-input`, "met the user");
+  await page.click(`${A} .episode-record`);
+  await page.fill(`${A} .dag-input`, "root");
+  await page.click(`${A} .dag-append`);
+  await page.click("#sync-ab"); // B now has A's episode and DAG root to build on
+  await page.fill(`${B} .episode-input`, "answered");
+  await page.click(`${B} .episode-record`);
+  await page.fill(`${B} .dag-input`, "reply");
+  await page.click(`${B} .dag-append`);
+  await page.fill(`${A} .dag-input`, "aside");
+  await page.click(`${A} .dag-append`);
   await page.click("#sync-ab");
   await page.click("#sync-ba");
   const panel = (side) =>
     page.evaluate((side) => {
       const q = (sel) => document.querySelector(`${side} ${sel}`).textContent;
-      return { counter: q(".counter-value"), set: q(".set-items"), lww: q(".lww-value"), mv: q(".mv-values") };
+      return {
+        views: q(".views-value"),
+        counter: q(".counter-value"),
+        set: q(".set-items"),
+        lww: q(".lww-value"),
+        mv: q(".mv-values"),
+        skills: q(".skills-value"),
+        episodes: q(".episodes-value"),
+        dag: q(".dag-value"),
+      };
     }, side);
   const [left, right] = [await panel(A), await panel(B)];
   assert.deepEqual(left, right);
   assert.equal(left.counter, "2");
+  assert.equal(left.views, "2");
+  assert.equal(left.skills, "planning 0.8");
+  assert.equal(left.episodes, "met the user → answered");
+  assert.match(left.dag, /^3 nodes, 2 head\(s\): root, /);
   assert.equal(left.set, "eggs ×milk ×tea ×");
   assert.deepEqual(left.mv.split(" | ").sort(), ['"a"', '"b"'], "both concurrent writes are kept");
   assert.match(await page.textContent("#sync-status"), /^B → A: \d+ bytes of deltas$/);
