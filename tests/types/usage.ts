@@ -3,6 +3,7 @@ import init, {
   AesGcm,
   ApiKey,
   Hasher,
+  ConflictResolver,
   EpisodeMemory,
   GCounter,
   MerkleDag,
@@ -107,6 +108,13 @@ export async function usage(bytes: Uint8Array, wasm: BufferSource): Promise<Uint
   const batch: Uint8Array = dag.missing([head]);
   const inserted: number = dag.insertNodes(batch);
   void inserted;
+  const resolver = new ConflictResolver("majority-vote");
+  resolver.setSemanticMerge((values: unknown[]) => values[0]);
+  const verdict2 = resolver.resolveClaims("k", [{ value: 1, at: Date.now(), replica: "a" }]);
+  const kind: string | undefined = verdict2?.kind;
+  void kind;
+  // @ts-expect-error: strategies are a closed set.
+  new ConflictResolver("coin-flip");
   // @ts-expect-error: items are strings or byte arrays.
   set.add(42);
 
