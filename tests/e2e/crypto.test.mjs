@@ -213,7 +213,7 @@ test("Ed25519 keys: RFC 8032 seed, sign/verify, no secret in toString/JSON", asy
   assert.ok(r.text.includes(r.publicKey), r.text);
 });
 
-test("SecureBuffer and ApiKey: wiped from wasm memory on free(), never printed", async () => {
+test("SecureBuffer, ApiKey and SigningKey: wiped from wasm memory on free(), never printed", async () => {
   const r = await page.evaluate(() => {
     const { SecureBuffer, ApiKey, validateApiKeyFormat } = window.sdk;
     const memory = () => new Uint8Array(window.wasmExports.memory.buffer);
@@ -247,8 +247,15 @@ test("SecureBuffer and ApiKey: wiped from wasm memory on free(), never printed",
     }
     apiKey.free();
     const keyAfter = find(keyBytes);
+
+    const seed = crypto.getRandomValues(new Uint8Array(32));
+    const signingKey = window.sdk.SigningKey.fromSeed(seed);
+    signingKey.sign(new Uint8Array(8));
+    const seedBefore = find(seed);
+    signingKey.free();
+    const seedAfter = find(seed);
     return {
-      before, after, printed, equals, keyBefore, keyAfter, apiPrinted, parseError, body,
+      before, after, printed, equals, keyBefore, keyAfter, apiPrinted, parseError, body, seedBefore, seedAfter,
       validation: [validateApiKeyFormat(keyText, "openai"), validateApiKeyFormat(keyText, "anthropic")],
     };
   });
@@ -258,6 +265,8 @@ test("SecureBuffer and ApiKey: wiped from wasm memory on free(), never printed",
   assert.equal(r.printed, 'SecureBuffer(32 bytes, redacted) {"buffer":"[REDACTED]"} SecureBuffer(32 bytes, redacted)');
   assert.equal(r.keyBefore, true);
   assert.equal(r.keyAfter, false, "no copy of the API key is left in wasm memory");
+  assert.equal(r.seedBefore, true, "the Ed25519 seed is in wasm memory while the key lives");
+  assert.equal(r.seedAfter, false, "free() wiped the Ed25519 seed");
   assert.ok(!r.apiPrinted.includes(r.body) && !r.parseError.includes(r.body.slice(0, 8)), `${r.apiPrinted} / ${r.parseError}`);
   assert.match(r.apiPrinted, /^ApiKey\(openai, sk-proj-\.\.\.[a-z0-9]{4}\) \{"provider":"openai","key":"sk-proj-\.\.\.[a-z0-9]{4}"\}/);
   assert.match(r.parseError, /^BAD_FORMAT /);
