@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::encoding::impl_encode;
 use crate::{
     Crdt, CrdtError,
     encoding::{self, Encode},
@@ -249,23 +250,9 @@ impl MerkleDag {
     }
 }
 
-impl Encode for DagNodes {
-    const TAG: u8 = 0x0b;
-    const NAME: &'static str = "DagNodes";
-
-    fn to_bytes(&self) -> Vec<u8> {
-        encoding::encode(Self::TAG, self)
-    }
-
-    fn from_bytes(bytes: &[u8]) -> Result<Self, CrdtError> {
-        let nodes: Self = encoding::decode(Self::TAG, Self::NAME, bytes)?;
-        for node in &nodes.0 {
-            node.check_shape()
-                .map_err(|reason| CrdtError::bad_format(Self::NAME, reason))?;
-        }
-        Ok(nodes)
-    }
-}
+impl_encode!(DagNodes, 0x0b, "DagNodes", |nodes| {
+    nodes.0.iter().try_for_each(DagNode::check_shape)
+});
 
 impl Crdt for MerkleDag {
     fn merge(&mut self, other: &Self) {

@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Crdt, CrdtError, DeltaCrdt, Dot, Hlc, ReplicaId, VersionVector,
-    encoding::{self, Encode},
+    Crdt, CrdtError, DeltaCrdt, Dot, Hlc, ReplicaId, VersionVector, encoding::impl_encode,
 };
 
 /// One skill: its level (only grows) and the version vector of the raise that set it.
@@ -129,29 +128,16 @@ impl DeltaCrdt for SkillAccumulator {
     }
 }
 
-impl Encode for SkillAccumulator {
-    const TAG: u8 = 0x08;
-    const NAME: &'static str = "SkillAccumulator";
-
-    fn to_bytes(&self) -> Vec<u8> {
-        encoding::encode(Self::TAG, self)
+impl_encode!(SkillAccumulator, 0x08, "SkillAccumulator", |value| {
+    if value
+        .skills
+        .values()
+        .any(|s| !s.level.is_finite() || s.level < 0.0)
+    {
+        return Err("a level that is not finite and non-negative".into());
     }
-
-    fn from_bytes(bytes: &[u8]) -> Result<Self, CrdtError> {
-        let value: Self = encoding::decode(Self::TAG, Self::NAME, bytes)?;
-        if value
-            .skills
-            .values()
-            .any(|s| !s.level.is_finite() || s.level < 0.0)
-        {
-            return Err(CrdtError::bad_format(
-                Self::NAME,
-                "a level that is not finite and non-negative",
-            ));
-        }
-        Ok(value)
-    }
-}
+    Ok(())
+});
 
 /// An episode: something the agent lived through, linked to the episodes it follows from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,26 +309,13 @@ impl DeltaCrdt for EpisodeMemory {
     }
 }
 
-impl Encode for EpisodeMemory {
-    const TAG: u8 = 0x09;
-    const NAME: &'static str = "EpisodeMemory";
-
-    fn to_bytes(&self) -> Vec<u8> {
-        encoding::encode(Self::TAG, self)
+impl_encode!(EpisodeMemory, 0x09, "EpisodeMemory", |value| {
+    if value
+        .episodes
+        .values()
+        .any(|e| !value.seen.contains(e.dot) || e.at > value.latest)
+    {
+        return Err("an episode outside the version vector or clock".into());
     }
-
-    fn from_bytes(bytes: &[u8]) -> Result<Self, CrdtError> {
-        let value: Self = encoding::decode(Self::TAG, Self::NAME, bytes)?;
-        if value
-            .episodes
-            .values()
-            .any(|e| !value.seen.contains(e.dot) || e.at > value.latest)
-        {
-            return Err(CrdtError::bad_format(
-                Self::NAME,
-                "an episode outside the version vector or clock",
-            ));
-        }
-        Ok(value)
-    }
-}
+    Ok(())
+});

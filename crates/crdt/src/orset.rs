@@ -142,7 +142,12 @@ impl<T: Element> ORSet<T> {
 
 impl<T: Element> Crdt for ORSet<T> {
     fn merge(&mut self, other: &Self) {
-        self.apply_delta(&other.full_delta());
+        // The other state's own dot index answers "does it hold this dot" without a copy.
+        self.join(
+            &other.entries,
+            |dot| other.dots.contains_key(dot),
+            &other.ctx,
+        );
     }
 }
 
@@ -181,9 +186,21 @@ impl<T: Element> DeltaCrdt for ORSet<T> {
             .chain(&delta.keep)
             .copied()
             .collect();
+        self.join(&delta.entries, |dot| held.contains(dot), &delta.ctx);
+    }
+}
+
+impl<T: Element> ORSet<T> {
+    /// Joins what a sender holds (`entries`, plus dots `holds` says it keeps) and has seen (`ctx`).
+    fn join(
+        &mut self,
+        entries: &BTreeMap<T, BTreeSet<Dot>>,
+        holds: impl Fn(&Dot) -> bool,
+        ctx: &CausalContext,
+    ) {
         // 1. Drop live dots the sender has seen but does not hold.
         let mut dropped = Vec::new();
-        for (replica, counter) in delta.ctx.version_vector().iter() {
+        for (replica, counter) in ctx.version_vector().iter() {
             let range = Dot {
                 replica,
                 counter: 1,
@@ -192,21 +209,19 @@ impl<T: Element> DeltaCrdt for ORSet<T> {
                 self.dots
                     .range(range)
                     .map(|(d, _)| *d)
-                    .filter(|d| !held.contains(d)),
+                    .filter(|d| !holds(d)),
             );
         }
         dropped.extend(
-            delta
-                .ctx
-                .cloud()
+            ctx.cloud()
                 .iter()
-                .filter(|d| self.dots.contains_key(d) && !held.contains(d)),
+                .filter(|d| self.dots.contains_key(d) && !holds(d)),
         );
         for dot in dropped {
             self.drop_dot(dot);
         }
         // 2. Take the sender's live dots this replica has not seen.
-        for (element, dots) in &delta.entries {
+        for (element, dots) in entries {
             for dot in dots {
                 if !self.ctx.contains(*dot) {
                     self.entries
@@ -218,7 +233,7 @@ impl<T: Element> DeltaCrdt for ORSet<T> {
             }
         }
         // 3. Learn what the sender has seen.
-        self.ctx.merge(&delta.ctx);
+        self.ctx.merge(ctx);
     }
 }
 
