@@ -216,15 +216,7 @@ test("Ed25519 keys: RFC 8032 seed, sign/verify, no secret in toString/JSON", asy
 test("SecureBuffer, ApiKey and SigningKey: wiped from wasm memory on free(), never printed", async () => {
   const r = await page.evaluate(() => {
     const { SecureBuffer, ApiKey, validateApiKeyFormat } = window.sdk;
-    const memory = () => new Uint8Array(window.wasmExports.memory.buffer);
-    const find = (needle) => {
-      const hay = memory();
-      outer: for (let i = 0; i + needle.length <= hay.length; i++) {
-        for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-        return true;
-      }
-      return false;
-    };
+    const find = window.wasmMemoryContains;
     const secret = crypto.getRandomValues(new Uint8Array(32));
     const buffer = new SecureBuffer(secret);
     const before = find(secret);

@@ -139,15 +139,7 @@ test("session keys retire after the configured number of rotations", async () =>
 test("lock() and free() leave neither the master key nor the API key in wasm memory", async () => {
   const r = await page.evaluate((OPENAI) => {
     const { SecurityContext } = window.sdk;
-    const memory = () => new Uint8Array(window.wasmExports.memory.buffer);
-    const find = (needle) => {
-      const hay = memory();
-      outer: for (let i = 0; i + needle.length <= hay.length; i++) {
-        for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-        return true;
-      }
-      return false;
-    };
+    const find = window.wasmMemoryContains;
     const apiKeyBytes = new TextEncoder().encode(OPENAI);
     const results = {};
     for (const ending of ["lock", "free"]) {
