@@ -1,0 +1,86 @@
+//! The local model against onnxruntime's reference vectors (tests/embedding/reference.py).
+//! `scripts/test.sh` fetches the model and writes the reference; set CHRYSALIS_MODEL_DIR and
+//! CHRYSALIS_EMBEDDING_REFERENCE to run this alone.
+#![cfg(feature = "local")]
+
+use std::{path::PathBuf, time::Instant};
+
+use chrysalis_embedding::{LocalModel, cosine_similarity};
+
+fn env_path(name: &str) -> PathBuf {
+    PathBuf::from(std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run scripts/test.sh, which fetches the model and the reference")
+    }))
+}
+
+fn load() -> (LocalModel, serde_json::Value) {
+    let dir = env_path("CHRYSALIS_MODEL_DIR");
+    let model = std::fs::read(dir.join("model.onnx")).expect("model.onnx");
+    let tokenizer = std::fs::read(dir.join("tokenizer.json")).expect("tokenizer.json");
+    let started = Instant::now();
+    let model = LocalModel::load(&model, &tokenizer).expect("the model loads");
+    println!("model loaded in {:?}", started.elapsed());
+    let reference = std::fs::read_to_string(env_path("CHRYSALIS_EMBEDDING_REFERENCE")).unwrap();
+    (model, serde_json::from_str(&reference).unwrap())
+}
+
+#[test]
+fn matches_onnxruntime_on_every_reference_text() {
+    let (model, reference) = load();
+    assert_eq!(model.dims(), 384);
+    let cases = reference["embeddings"].as_array().unwrap();
+    assert!(cases.len() >= 20);
+    let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
+    let started = Instant::now();
+    let (vectors, tokens) = model.embed_batch(&texts).unwrap();
+    println!(
+        "{} texts ({tokens} tokens) in one call: {:?}",
+        texts.len(),
+        started.elapsed()
+    );
+    let mut worst = 1f32;
+    for ((case, vector), text) in cases.iter().zip(&vectors).zip(&texts) {
+        let expected: Vec<f32> = serde_json::from_value(case["vector"].clone()).unwrap();
+        let cosine = cosine_similarity(vector, &expected).unwrap();
+        worst = worst.min(cosine);
+        assert!(cosine >= 0.9999, "cosine {cosine} for {text:?}");
+        assert_eq!(
+            model.count_tokens(text).unwrap() as u64,
+            case["tokens"].as_u64().unwrap()
+        );
+    }
+    println!(
+        "worst cosine against onnxruntime over {} texts: {worst:.6}",
+        texts.len()
+    );
+    // One text at a time gives the same vectors as the grouped call.
+    let (single, _) = model.embed_batch(&texts[..1]).unwrap();
+    assert!(cosine_similarity(&single[0], &vectors[0]).unwrap() > 0.99999);
+}
+
+#[test]
+fn short_sentence_latency() {
+    let (model, _) = load();
+    let text = ["The agent remembered that the user prefers dark mode."];
+    model.embed_batch(&text).unwrap();
+    let runs = 20;
+    let started = Instant::now();
+    for _ in 0..runs {
+        model.embed_batch(&text).unwrap();
+    }
+    println!(
+        "short sentence: {:?} per embedding (native)",
+        started.elapsed() / runs
+    );
+}
+
+#[test]
+fn broken_inputs_are_typed_errors() {
+    let (model, _) = load();
+    drop(model);
+    let err = LocalModel::load(b"not an onnx file", b"{}").unwrap_err();
+    assert_eq!(err.code(), "TOKENIZER_ERROR");
+    let tokenizer = std::fs::read(env_path("CHRYSALIS_MODEL_DIR").join("tokenizer.json")).unwrap();
+    let err = LocalModel::load(b"\x08\x07garbage", &tokenizer).unwrap_err();
+    assert_eq!(err.code(), "MODEL_ERROR");
+}
