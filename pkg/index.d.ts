@@ -3,7 +3,26 @@ export { default } from "./chrysalis_wasm.js";
 import type { InitInput } from "./chrysalis_wasm.js";
 import type { CertChainInfo, CertChainOptions, CertificateInput } from "./chrysalis_x509.js";
 
+import type {
+  EmbedOptions,
+  EmbeddingService as EmbeddingServiceClass,
+  EmbeddingServiceOptions,
+} from "./chrysalis_embedding.js";
+
 export type { CertChainInfo, CertChainOptions, CertificateInput };
+export type {
+  ApiKeyFetcher,
+  EmbedOptions,
+  EmbeddingCostEstimate,
+  EmbeddingProgress,
+  EmbeddingProviderOptions,
+  EmbeddingServiceOptions,
+  EmbeddingVector,
+  LocalProviderOptions,
+  ProviderTelemetry,
+  RemoteProviderOptions,
+  RetryOptions,
+} from "./chrysalis_embedding.js";
 
 /** Options for {@link initializeChrysalis}. */
 export interface InitializeOptions {
@@ -42,3 +61,19 @@ export function validateCertChain(
   trustAnchors: CertificateInput,
   options?: CertChainOptions,
 ): Promise<CertChainInfo>;
+
+/** Loads the embedding module (`chrysalis_embedding_bg.wasm`: tract and the tokenizer) once and resolves to its bindings. */
+export function loadEmbedding(moduleOrPath?: InitInput | Promise<InitInput>): Promise<typeof import("./chrysalis_embedding.js")>;
+
+/** An embedding service (see `EmbeddingServiceClass` in `chrysalis_embedding.d.ts`). */
+export type EmbeddingService = EmbeddingServiceClass;
+
+/**
+ * Sentence embeddings from the in-page model (all-MiniLM-L6-v2 run by tract), OpenAI or Nomic,
+ * tried in order, with retries, batching, an LRU cache and telemetry. `create` loads the
+ * embedding module on first use, then downloads (with progress, Cache Storage and SHA-256 pins)
+ * and loads the local model if one is configured.
+ */
+export declare const EmbeddingService: {
+  create(options: EmbeddingServiceOptions, progress?: EmbedOptions): Promise<EmbeddingServiceClass>;
+};

@@ -2,20 +2,25 @@
 //
 //   node scripts/serve.mjs [--port 8080] [--mount /url/prefix=dir]...
 //
-// Without mounts it serves www/ at /, the built package at /pkg/ and node_modules (benchmark
-// anchors) at /node_modules/. Used as a module, `startServer({ port, mounts })` returns the
+// Without mounts it serves www/ at /, the built package at /pkg/, the cached embedding model at
+// /models/ and node_modules (benchmark anchors) at /node_modules/. Used as a module, `startServer({ port, mounts })` returns the
 // listening server and its URL (port 0 picks a free port).
 import { createServer } from "node:http";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { homedir } from "node:os";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
 /** The demo's mounts: URL prefix → folder. */
 export const DEMO_MOUNTS = {
   "/pkg/": join(ROOT, "pkg"),
+  // The embedding model files, cached outside git by scripts/lib.sh (ensure_model).
+  "/models/": process.env.CHRYSALIS_MODEL_DIR
+    ? resolve(process.env.CHRYSALIS_MODEL_DIR, "..")
+    : join(process.env.CHRYSALIS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "chrysalis"), "models"),
   "/node_modules/": join(ROOT, "node_modules"),
   "/": join(ROOT, "www"),
 };

@@ -2,6 +2,7 @@
 import {
   initializeChrysalis, Hasher, SigningKey, ed25519Verify, scryptAsync, seal, open, SecurityContext,
   GCounter, PNCounter, ORSet, LWWRegister, MVRegister, SkillAccumulator, EpisodeMemory, MerkleDag,
+  EmbeddingService, cosineSimilarity,
 } from "/pkg/index.js";
 
 const $ = (id) => document.getElementById(id);
@@ -267,6 +268,87 @@ function setupCrdts() {
   $("sync-ba").addEventListener("click", () => sync(b, a, "B → A"));
 }
 
+/** The built-in corpus the demo searches by meaning. */
+const CORPUS = [
+  "Replicas of a CRDT converge without a coordinator.",
+  "The vault keeps API keys encrypted under a passphrase.",
+  "Agents gossip their state to peers over WebRTC.",
+  "The user prefers dark mode and short answers.",
+  "Paris is the capital of France.",
+  "Bake the bread at 220 degrees for thirty minutes.",
+  "A strong password is long and never reused.",
+  "The football match ended in a draw.",
+  "Sentence embeddings map text to vectors that capture meaning.",
+  "Cats sleep for most of the day.",
+];
+
+function setupEmbeddings() {
+  const progress = $("embed-progress");
+  const status = $("embed-status");
+  const input = $("embed-text");
+  let service;
+  let corpus;
+  let pending = 0;
+  const search = async () => {
+    const ticket = ++pending;
+    const started = performance.now();
+    const query = await service.embed(input.value);
+    if (ticket !== pending) return; // a newer keystroke is on its way
+    const ms = performance.now() - started;
+    $("embed-vector").textContent = `${query.model}, ${query.dims} dimensions, ${ms.toFixed(1)} ms: [${Array.from(query.slice(0, 6), (x) => x.toFixed(3)).join(", ")}, …]`;
+    const ranked = CORPUS.map((text, i) => ({ text, score: cosineSimilarity(query, corpus[i]) })).sort((a, b) => b.score - a.score);
+    $("embed-results").replaceChildren(
+      ...ranked.slice(0, 5).map(({ text, score }) => {
+        const li = document.createElement("li");
+        li.textContent = `${score.toFixed(3)}  ${text}`;
+        return li;
+      }),
+    );
+  };
+  $("embed-load").addEventListener("click", async () => {
+    $("embed-load").disabled = true;
+    progress.hidden = false;
+    status.dataset.status = "running";
+    const loaded = {};
+    try {
+      service = await EmbeddingService.create(
+        {
+          providers: [{
+            kind: "local",
+            modelUrl: "/models/all-MiniLM-L6-v2/model.onnx",
+            modelSha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+            tokenizerUrl: "/models/all-MiniLM-L6-v2/tokenizer.json",
+            tokenizerSha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+          }],
+        },
+        {
+          onProgress: (p) => {
+            if (p.phase === "download") {
+              loaded[p.file] = p;
+              const done = Object.values(loaded).reduce((s, f) => s + f.loaded, 0);
+              const total = Object.values(loaded).reduce((s, f) => s + f.total, 0);
+              progress.value = total ? done / total : 0;
+              status.textContent = `Downloading the ${p.file}${p.cached ? " (from Cache Storage)" : ""}: ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
+            } else if (p.phase === "load") {
+              status.textContent = "Loading the model…";
+            }
+          },
+        },
+      );
+      corpus = await service.embedBatch(CORPUS);
+      status.textContent = "Model ready.";
+      status.dataset.status = "ready";
+      input.disabled = false;
+      input.addEventListener("input", search);
+      await search();
+    } catch (error) {
+      status.textContent = `Failed: ${error.code ?? ""} ${error.message}`;
+      status.dataset.status = "error";
+      $("embed-load").disabled = false;
+    }
+  });
+}
+
 async function main() {
   const status = $("sdk-status");
   try {
@@ -291,6 +373,7 @@ async function main() {
   setupEncryption();
   setupVault();
   setupCrdts();
+  setupEmbeddings();
 
   const drop = $("file-drop");
   drop.addEventListener("dragover", (event) => {

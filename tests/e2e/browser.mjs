@@ -38,7 +38,13 @@ export async function openPage(browser, url) {
     if (message.type() === "error") page.problems.push(`console: ${message.text()}`);
   });
   page.on("pageerror", (error) => page.problems.push(`exception: ${error.message}`));
-  page.on("requestfailed", (request) => page.problems.push(`request failed: ${request.url()}`));
+  page.on("requestfailed", async (request) => {
+    // Chromium reports a response body read through a stream reader as ERR_ABORTED even when it
+    // arrived whole; a request with a successful response did not fail.
+    const response = await request.response().catch(() => null);
+    if (request.failure()?.errorText === "net::ERR_ABORTED" && response?.ok()) return;
+    page.problems.push(`request failed: ${request.url()}`);
+  });
   page.on("response", (response) => {
     if (response.status() >= 400) page.problems.push(`HTTP ${response.status()}: ${response.url()}`);
   });

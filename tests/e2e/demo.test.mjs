@@ -175,6 +175,30 @@ test("the demo page loads the SDK, hashes text and files, with no console errors
   await page.close();
 });
 
+test("the demo downloads the model with progress, embeds typed text and ranks the corpus by meaning", async () => {
+  const page = await openPage(browser, baseUrl);
+  await page.waitForSelector('#sdk-status[data-status="ready"]');
+  await page.click("#embed-load");
+  await page.waitForSelector('#embed-status[data-status="ready"]', { timeout: 120_000 });
+  assert.equal(await page.$eval("#embed-progress", (p) => p.value), 1);
+  await page.fill("#embed-text", "Which city is the French capital?");
+  await page.waitForFunction(() => document.querySelector("#embed-results li")?.textContent.includes("Paris"));
+  assert.match(await page.textContent("#embed-vector"), /^all-MiniLM-L6-v2, 384 dimensions, /);
+  await page.fill("#embed-text", "keeping secrets safe with a passphrase");
+  await page.waitForFunction(() => document.querySelector("#embed-results li")?.textContent.includes("vault"));
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.locator("#embeddings").screenshot({ path: join(SCREENSHOTS, "demo-embeddings.png") });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test("the embedding benchmark page resolves its anchors", async () => {
+  const page = await openPage(browser, `${baseUrl}bench/embedding.html`);
+  await page.waitForFunction(() => window.benchResults !== undefined);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 test("the benchmark page resolves its anchors and runs a comparison", async () => {
   const page = await openPage(browser, `${baseUrl}bench/`);
   await page.waitForFunction(() => window.benchResults !== undefined);

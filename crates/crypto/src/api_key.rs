@@ -169,6 +169,26 @@ pub fn validate_api_key_format(text: &str, provider: Option<Provider>) -> Result
     Ok(provider)
 }
 
+/// `text` with every API key of a known provider in it replaced by its redacted form
+/// (`sk-...abcd`), e.g. for a provider's error message that quotes the key it refused.
+pub fn redact_api_keys(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| token_char(c)) {
+        out.push_str(&rest[..start]);
+        let word = &rest[start..];
+        let end = word.find(|c: char| !token_char(c)).unwrap_or(word.len());
+        let token = &word[..end];
+        match ApiKey::parse(token) {
+            Ok(key) if key.provider() != Provider::Unknown => out.push_str(&key.redacted()),
+            _ => out.push_str(token),
+        }
+        rest = &word[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// An API key held as a zeroize-on-drop secret. `Debug` shows only the redacted form.
 pub struct ApiKey {
     provider: Provider,
@@ -224,6 +244,18 @@ impl fmt::Debug for ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_inside_text_are_redacted() {
+        let text = format!("Incorrect API key provided: {OPENAI}. Also ({GOOGLE}); not-a-key stays.");
+        let redacted = redact_api_keys(&text);
+        assert_eq!(
+            redacted,
+            "Incorrect API key provided: sk-proj-...WXYZ. Also (AIza...rstuv); not-a-key stays."
+                .replace("rstuv", &GOOGLE[GOOGLE.len() - 4..])
+        );
+        assert_eq!(redact_api_keys("plain words, 42"), "plain words, 42");
+    }
 
     const OPENAI: &str = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ";
     const ANTHROPIC: &str = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789-QRST";

@@ -17,7 +17,7 @@ mod secret;
 pub use aead::{
     AES_GCM_NONCE_LEN, AES_GCM_TAG_LEN, AesGcmKey, aes_gcm_decrypt, aes_gcm_encrypt, open, seal,
 };
-pub use api_key::{API_KEY_MAX_LEN, ApiKey, Provider, validate_api_key_format};
+pub use api_key::{API_KEY_MAX_LEN, ApiKey, Provider, redact_api_keys, validate_api_key_format};
 pub use ed25519::{
     ED25519_PUBLIC_KEY_LEN, ED25519_SEED_LEN, ED25519_SIGNATURE_LEN, SigningKey, ed25519_verify,
     ed25519_verify_batch,

@@ -93,6 +93,14 @@ pub enum EmbeddingError {
         /// What was wrong.
         message: String,
     },
+    /// The provider's API key could not be used (none stored, or not for this origin).
+    #[error("{provider}: no usable API key: {message}")]
+    Credentials {
+        /// The provider's name.
+        provider: String,
+        /// Why (the security context's error).
+        message: String,
+    },
     /// The caller aborted the work.
     #[error("aborted")]
     Aborted,
@@ -127,6 +135,7 @@ impl EmbeddingError {
             EmbeddingError::Network { .. } => "NETWORK_ERROR",
             EmbeddingError::Timeout { .. } => "TIMEOUT",
             EmbeddingError::MalformedResponse { .. } => "MALFORMED_RESPONSE",
+            EmbeddingError::Credentials { .. } => "NO_CREDENTIALS",
             EmbeddingError::Aborted => "ABORTED",
             EmbeddingError::AllProvidersFailed(_) => "ALL_PROVIDERS_FAILED",
         }

@@ -1,5 +1,6 @@
 //! The OpenAI and Nomic embedding APIs: request bodies, response parsing, error bodies.
 
+use chrysalis_crypto::redact_api_keys;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -210,7 +211,7 @@ impl RemoteConfig {
         EmbeddingError::Http {
             provider: self.api.name().to_owned(),
             status,
-            message: message.chars().take(200).collect(),
+            message: redact_api_keys(&message.chars().take(300).collect::<String>()),
         }
     }
 }
@@ -296,5 +297,9 @@ mod tests {
         );
         assert_eq!(err.code(), "PROVIDER_AUTH");
         assert!(err.to_string().contains("Incorrect API key"));
+        let key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ";
+        let echoed = format!(r#"{{"error":{{"message":"Incorrect API key provided: {key}."}}}}"#);
+        let err = RemoteConfig::new(RemoteApi::OpenAi).http_error(401, &echoed);
+        assert!(!err.to_string().contains(key) && err.to_string().contains("sk-proj-...WXYZ"));
     }
 }

@@ -46,6 +46,8 @@ pub enum TransportError {
     Timeout,
     /// The caller aborted.
     Aborted,
+    /// No request was made: no API key, or its origin is not allowed to receive it.
+    Refused(String),
 }
 
 /// The outside world of one `embed` call.
@@ -405,6 +407,13 @@ impl EmbeddingService {
                 None,
             ),
             Err(TransportError::Aborted) => (Err(EmbeddingError::Aborted), None),
+            Err(TransportError::Refused(message)) => (
+                Err(EmbeddingError::Credentials {
+                    provider: name(),
+                    message,
+                }),
+                None,
+            ),
         }
     }
 

@@ -1,6 +1,6 @@
 //! `SecurityContext`: the vault of API keys, session keys and storage keys.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrysalis_crypto::{
     AesGcmKey, LockedSecret, Provider, fill_random, scrub_stack, validate_api_key_format,
@@ -76,6 +76,21 @@ struct Unlocked {
 /// memory that is wiped on [`lock`](Self::lock) or drop, and a passphrase-sealed export.
 pub struct SecurityContext {
     state: Option<Box<Unlocked>>,
+    /// Origins besides the provider's public API that may receive its key (not persisted).
+    extra_origins: BTreeMap<Provider, BTreeSet<String>>,
+}
+
+/// The origin of each provider's public API: the only place its key goes unless a page allows
+/// another with [`SecurityContext::allow_api_origin`].
+pub fn default_api_origin(provider: Provider) -> Option<&'static str> {
+    match provider {
+        Provider::OpenAi => Some("https://api.openai.com"),
+        Provider::Anthropic => Some("https://api.anthropic.com"),
+        Provider::Nomic => Some("https://api-atlas.nomic.ai"),
+        Provider::Cohere => Some("https://api.cohere.com"),
+        Provider::Google => Some("https://generativelanguage.googleapis.com"),
+        Provider::Unknown => None,
+    }
 }
 
 fn api_key_aad(provider: Provider) -> Vec<u8> {
@@ -122,6 +137,7 @@ impl SecurityContext {
                 current_storage_key: 1,
                 vault_key: None,
             })),
+            extra_origins: BTreeMap::new(),
         })
     }
 
@@ -177,6 +193,7 @@ impl SecurityContext {
                 current_storage_key: contents.current_storage_key,
                 vault_key: Some(vault_key),
             })),
+            extra_origins: BTreeMap::new(),
         })
     }
 
@@ -270,6 +287,60 @@ impl SecurityContext {
     pub fn redacted_api_key(&self, provider: Provider) -> Result<String, SecurityError> {
         let key = self.get_api_key(provider)?;
         Ok(chrysalis_crypto::ApiKey::parse(&key)?.redacted())
+    }
+
+    /// Lets the key of `provider` also go to `origin` (`scheme://host[:port]`, e.g. a proxy or a
+    /// test server); kept in memory only.
+    pub fn allow_api_origin(
+        &mut self,
+        provider: Provider,
+        origin: &str,
+    ) -> Result<(), SecurityError> {
+        self.unlocked()?;
+        let origin = origin.trim_end_matches('/');
+        let scheme_ok = origin.starts_with("https://") || origin.starts_with("http://");
+        let host = origin.split_once("://").map_or("", |(_, rest)| rest);
+        if !scheme_ok || host.is_empty() || host.contains(['/', '@', '?', '#']) {
+            return Err(SecurityError::bad_format(
+                "origin",
+                "expected scheme://host[:port]",
+            ));
+        }
+        self.extra_origins
+            .entry(provider)
+            .or_default()
+            .insert(origin.to_owned());
+        Ok(())
+    }
+
+    /// Whether the key of `provider` may be sent to `origin` (as the browser's URL parser
+    /// reports it: `scheme://host[:port]`, no trailing slash).
+    pub fn api_origin_allowed(&self, provider: Provider, origin: &str) -> bool {
+        default_api_origin(provider) == Some(origin)
+            || self
+                .extra_origins
+                .get(&provider)
+                .is_some_and(|set| set.contains(origin))
+    }
+
+    /// The `Authorization` header value (`Bearer <key>`) for a request to `origin`, refused
+    /// unless [`api_origin_allowed`](Self::api_origin_allowed); wiped on drop.
+    pub fn authorization_for(
+        &self,
+        provider: Provider,
+        origin: &str,
+    ) -> Result<Zeroizing<String>, SecurityError> {
+        if !self.api_origin_allowed(provider, origin) {
+            return Err(SecurityError::OriginNotAllowed {
+                provider: provider.name().to_owned(),
+                origin: origin.to_owned(),
+            });
+        }
+        let key = self.get_api_key(provider)?;
+        let mut header = Zeroizing::new(String::with_capacity(7 + key.len()));
+        header.push_str("Bearer ");
+        header.push_str(&key);
+        Ok(header)
     }
 
     /// Starts a new key generation for `session` (creating the session if needed) and drops

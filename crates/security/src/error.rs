@@ -45,6 +45,14 @@ pub enum SecurityError {
     /// No API key is stored for this provider.
     #[error("no API key stored for {0}")]
     NoApiKey(String),
+    /// An API key was to be sent to an origin that is not its provider's API nor allowed.
+    #[error("the {provider} API key may not be sent to {origin}")]
+    OriginNotAllowed {
+        /// The provider.
+        provider: String,
+        /// The refused origin.
+        origin: String,
+    },
     /// `persist` without a passphrase before any `exportVault` or `unlock` gave the context one.
     #[error("no passphrase: give one, or export or unlock the vault with one first")]
     NoPassphrase,
@@ -65,6 +73,7 @@ impl SecurityError {
             SecurityError::KeyNotFound { .. } => "KEY_NOT_FOUND",
             SecurityError::NoApiKey(_) => "NO_API_KEY",
             SecurityError::NoPassphrase => "NO_PASSPHRASE",
+            SecurityError::OriginNotAllowed { .. } => "ORIGIN_NOT_ALLOWED",
             SecurityError::Crypto(err) => err.code(),
         }
     }

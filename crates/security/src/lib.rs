@@ -9,7 +9,9 @@ mod envelope;
 mod error;
 mod vault;
 
-pub use context::{DEFAULT_RETAINED_SESSION_KEYS, SecurityConfig, SecurityContext};
+pub use context::{
+    DEFAULT_RETAINED_SESSION_KEYS, SecurityConfig, SecurityContext, default_api_origin,
+};
 pub use envelope::ENVELOPE_VERSION;
 pub use error::SecurityError;
 pub use vault::{DEFAULT_VAULT_LOG_N, VAULT_LOG_N_RANGE, VAULT_VERSION};

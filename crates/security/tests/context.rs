@@ -336,3 +336,51 @@ proptest! {
         prop_assert!(SecurityContext::unlock(&bytes, b"pw").is_err());
     }
 }
+
+#[test]
+fn api_keys_go_only_to_allowed_origins() {
+    let mut ctx = SecurityContext::new(SecurityConfig::default()).unwrap();
+    ctx.store_api_key(Provider::OpenAi, OPENAI_KEY).unwrap();
+    let header = ctx
+        .authorization_for(Provider::OpenAi, "https://api.openai.com")
+        .unwrap();
+    assert_eq!(header.as_str(), format!("Bearer {OPENAI_KEY}"));
+    let refused = ctx
+        .authorization_for(Provider::OpenAi, "https://evil.example")
+        .unwrap_err();
+    assert_eq!(refused.code(), "ORIGIN_NOT_ALLOWED");
+    assert!(!refused.to_string().contains(OPENAI_KEY));
+    // The Nomic origin is not OpenAI's.
+    assert!(!ctx.api_origin_allowed(Provider::OpenAi, "https://api-atlas.nomic.ai"));
+    ctx.allow_api_origin(Provider::OpenAi, "http://127.0.0.1:9000/")
+        .unwrap();
+    assert!(ctx.api_origin_allowed(Provider::OpenAi, "http://127.0.0.1:9000"));
+    assert!(!ctx.api_origin_allowed(Provider::Nomic, "http://127.0.0.1:9000"));
+    for bad in [
+        "127.0.0.1:9000",
+        "http://",
+        "https://a.example/path",
+        "https://u@a.example",
+    ] {
+        assert_eq!(
+            ctx.allow_api_origin(Provider::OpenAi, bad)
+                .unwrap_err()
+                .code(),
+            "BAD_FORMAT",
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        ctx.authorization_for(Provider::Nomic, "https://api-atlas.nomic.ai")
+            .unwrap_err()
+            .code(),
+        "NO_API_KEY"
+    );
+    ctx.lock();
+    assert_eq!(
+        ctx.authorization_for(Provider::OpenAi, "https://api.openai.com")
+            .unwrap_err()
+            .code(),
+        "LOCKED"
+    );
+}

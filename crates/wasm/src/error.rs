@@ -44,6 +44,13 @@ impl From<chrysalis_crypto::CryptoError> for CodedError {
     }
 }
 
+#[cfg(any(feature = "crypto", feature = "embedding"))]
+impl From<chrysalis_embedding::EmbeddingError> for CodedError {
+    fn from(err: chrysalis_embedding::EmbeddingError) -> Self {
+        CodedError::new(err.code(), err.to_string())
+    }
+}
+
 #[cfg(feature = "x509")]
 impl From<chrysalis_x509::CertError> for CodedError {
     fn from(err: chrysalis_x509::CertError) -> Self {

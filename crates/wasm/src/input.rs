@@ -38,7 +38,7 @@ pub(crate) fn bytes_or_text(value: &JsValue, what: &str) -> Result<Zeroizing<Vec
     }
 }
 
-#[cfg(feature = "crypto")]
+#[cfg(any(feature = "crypto", feature = "embedding"))]
 /// A non-negative integer option with a default.
 pub(crate) fn integer_option(
     options: &JsValue,

@@ -6,8 +6,9 @@
 //! seeds, passwords) are taken as owned buffers and wiped after use.
 //!
 //! The crate builds one wasm module per feature: `crypto` (the core module: crypto, the
-//! security context and the CRDTs) and `x509`
-//! (certificate validation, loaded on demand because it outweighs the core).
+//! security context, the CRDTs and vector comparison), `x509` (certificate validation) and
+//! `embedding` (the embedding service with the in-page model); the last two are loaded on
+//! demand because each outweighs the core.
 
 mod error;
 mod input;
@@ -20,6 +21,8 @@ mod api_key;
 mod crdt;
 #[cfg(feature = "crypto")]
 mod ed25519;
+#[cfg(feature = "embedding")]
+mod embedding;
 #[cfg(feature = "crypto")]
 mod hash;
 #[cfg(feature = "crypto")]
@@ -28,13 +31,20 @@ mod kdf;
 mod secret;
 #[cfg(feature = "crypto")]
 mod security;
+#[cfg(feature = "crypto")]
+mod vector;
 #[cfg(feature = "x509")]
 mod x509;
+
+#[cfg(feature = "embedding")]
+pub use embedding::*;
 
 #[cfg(feature = "x509")]
 pub use x509::*;
 #[cfg(feature = "crypto")]
-pub use {aead::*, api_key::*, crdt::*, ed25519::*, hash::*, kdf::*, secret::*, security::*};
+pub use {
+    aead::*, api_key::*, crdt::*, ed25519::*, hash::*, kdf::*, secret::*, security::*, vector::*,
+};
 
 use wasm_bindgen::prelude::*;
 

@@ -4,7 +4,7 @@
 use chrysalis_crypto::Provider;
 use chrysalis_security::{self as security, DEFAULT_VAULT_LOG_N, SecurityConfig};
 use js_sys::{JsString, Promise, Uint8Array};
-use wasm_bindgen::prelude::*;
+use wasm_bindgen::{JsCast, prelude::*};
 use wasm_bindgen_futures::future_to_promise;
 use zeroize::Zeroizing;
 
@@ -240,6 +240,62 @@ impl SecurityContext {
         self.inner
             .redacted_api_key(provider(&provider_name)?)
             .map_err(js)
+    }
+
+    /// Lets the API key of `provider` also go to `origin` (`"http://127.0.0.1:8787"`: a proxy or
+    /// a test server). By default a key goes only to its provider's public API. Kept in memory.
+    ///
+    /// @throws {Error} `code: "BAD_FORMAT"` unless `origin` is `scheme://host[:port]`.
+    #[wasm_bindgen(js_name = allowApiOrigin)]
+    pub fn allow_api_origin(
+        &mut self,
+        #[wasm_bindgen(js_name = provider, unchecked_param_type = "ApiKeyProvider")] provider_name: String,
+        origin: String,
+    ) -> JsResult<()> {
+        self.inner
+            .allow_api_origin(provider(&provider_name)?, &origin)
+            .map_err(js)
+    }
+
+    /// `fetch(url, init)` with `Authorization: Bearer <key of provider>` added inside wasm, so
+    /// the page never holds the key. Only to the provider's API origin or one allowed with
+    /// `allowApiOrigin`; redirects are refused and no cookies are sent. The embedding service
+    /// calls this for its remote providers.
+    ///
+    /// @throws {Error} `code: "ORIGIN_NOT_ALLOWED"`, `"NO_API_KEY"`, `"LOCKED"` or `"BAD_ARGUMENT"` (bad URL).
+    #[wasm_bindgen(js_name = authorizedFetch, unchecked_return_type = "Promise<Response>")]
+    pub fn authorized_fetch(
+        &self,
+        #[wasm_bindgen(js_name = provider, unchecked_param_type = "ApiKeyProvider")] provider_name: String,
+        url: String,
+        #[wasm_bindgen(unchecked_param_type = "RequestInit")] init: Option<js_sys::Object>,
+    ) -> JsResult<Promise> {
+        let provider = provider(&provider_name)?;
+        let parsed = web_sys::Url::new(&url)
+            .map_err(|_| js(CodedError::bad_argument(format!("not a URL: {url:?}"))))?;
+        let authorization = self
+            .inner
+            .authorization_for(provider, &parsed.origin())
+            .map_err(js)?;
+        let request = js_sys::Object::assign(&js_sys::Object::new(), &init.unwrap_or_default());
+        let headers = web_sys::Headers::new_with_headers(
+            &js_sys::Reflect::get(&request, &"headers".into())
+                .ok()
+                .filter(|h| !h.is_undefined())
+                .unwrap_or_else(|| js_sys::Object::new().into())
+                .into(),
+        )?;
+        headers.set("Authorization", &authorization)?;
+        for (name, value) in [
+            ("headers", JsValue::from(headers)),
+            ("redirect", "error".into()),
+            ("credentials", "omit".into()),
+        ] {
+            js_sys::Reflect::set(&request, &name.into(), &value)?;
+        }
+        let global = js_sys::global();
+        let fetch: js_sys::Function = js_sys::Reflect::get(&global, &"fetch".into())?.dyn_into()?;
+        fetch.call2(&global, &url.into(), &request)?.dyn_into()
     }
 
     /// The plaintext API key of `provider`. SDK modules read keys inside wasm; call this only

@@ -1,0 +1,664 @@
+//! `EmbeddingService`: the on-demand module `chrysalis_embedding` (tract, the tokenizer, and the
+//! remote providers). Remote requests go through the page's `SecurityContext.authorizedFetch`,
+//! so API keys stay in the core module's wasm memory.
+
+use std::rc::Rc;
+
+use chrysalis_crypto::{HashAlgorithm, digest};
+use chrysalis_embedding::{
+    self as embedding, EmbeddingError, HttpRequest, HttpResponse, LocalModel, Provider, RemoteApi,
+    RemoteConfig, RetryPolicy, ServiceConfig, TransportError,
+};
+use js_sys::{Array, Float32Array, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, prelude::*};
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
+use web_sys::{AbortSignal, Response};
+
+use crate::{
+    error::{CodedError, JsResult, js},
+    input::{integer_option, option, or_undefined},
+};
+
+#[wasm_bindgen(module = "/js/model-files.js")]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = fetchModelFile)]
+    async fn fetch_model_file(
+        url: &str,
+        cache_name: &JsValue,
+        file: &str,
+        on_progress: &JsValue,
+        signal: &JsValue,
+    ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch, js_name = cacheModelFile)]
+    async fn cache_model_file(
+        url: &str,
+        cache_name: &str,
+        bytes: Uint8Array,
+    ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch, js_name = evictModelFile)]
+    async fn evict_model_file(url: &str, cache_name: &str) -> Result<JsValue, JsValue>;
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const EMBEDDING_TS: &str = r#"
+/** The in-page model: all-MiniLM-L6-v2 (or another BERT-style ONNX encoder) run by tract. */
+export interface LocalProviderOptions {
+  kind: "local";
+  /** Name in telemetry (default "local"). */
+  name?: string;
+  /** Model id the vectors carry (default "all-MiniLM-L6-v2"). */
+  model?: string;
+  /** The ONNX file, as bytes, or a URL with its pinned SHA-256 (hex). */
+  modelBytes?: Uint8Array;
+  modelUrl?: string;
+  modelSha256?: string;
+  /** The HF tokenizer.json, as bytes, or a URL with its pinned SHA-256 (hex). */
+  tokenizerBytes?: Uint8Array;
+  tokenizerUrl?: string;
+  tokenizerSha256?: string;
+  /** Cache Storage cache for downloaded files (default "chrysalis-models"; null: no caching). */
+  cacheName?: string | null;
+  /** Texts per progress step (default 16). */
+  batchSize?: number;
+}
+
+/** OpenAI (`POST /v1/embeddings`) or Nomic (`POST /v1/embedding/text`). */
+export interface RemoteProviderOptions {
+  kind: "openai" | "nomic";
+  /** Name in telemetry (default the kind). */
+  name?: string;
+  /** Default "text-embedding-3-small" / "nomic-embed-text-v1.5". */
+  model?: string;
+  /** Output dimensions (OpenAI v3 `dimensions`, Nomic `dimensionality`). */
+  dimensions?: number;
+  /** API origin, e.g. a proxy (default the public API; its origin must be allowed in the SecurityContext). */
+  baseUrl?: string;
+  /** Nomic `task_type` (default "search_document"). */
+  taskType?: string;
+  /** Texts per request (default the API's limit: 2048 / 512). */
+  batchSize?: number;
+  /** Per-request timeout in ms (default 30000). */
+  timeoutMs?: number;
+  /** Price for `estimateCost` (default the model's list price). */
+  pricePerMillionTokens?: number;
+}
+
+/** One provider of the fallback list. */
+export type EmbeddingProviderOptions = LocalProviderOptions | RemoteProviderOptions;
+
+/** What remote providers need of a `SecurityContext` (the core module's class fits). */
+export interface ApiKeyFetcher {
+  authorizedFetch(provider: string, url: string, init?: RequestInit): Promise<Response>;
+}
+
+/** Retries of 429 / 5xx / network errors: exponential backoff with full jitter. */
+export interface RetryOptions {
+  maxAttempts?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** Longest `Retry-After` honoured (default 60000); a longer one moves to the next provider. */
+  maxRetryAfterMs?: number;
+}
+
+/** Options of `EmbeddingService.create`. */
+export interface EmbeddingServiceOptions {
+  /** Tried in this order: fatal errors (401, 400, malformed answers) move on at once. */
+  providers: EmbeddingProviderOptions[];
+  /** Holds the API keys of remote providers (required for them). */
+  security?: ApiKeyFetcher;
+  /** Vectors kept in the LRU cache (default 10000; 0 turns it off). */
+  cache?: number;
+  /** Requests in flight at once in `embedBatch` (default 4). */
+  concurrency?: number;
+  retry?: RetryOptions;
+}
+
+/** Progress of model download and loading, or of embedding. */
+export interface EmbeddingProgress {
+  phase: "download" | "load" | "embed";
+  /** `download`: which file. */
+  file?: "model" | "tokenizer";
+  /** `download`: bytes so far and in all; `embed`: texts done and in all. */
+  loaded?: number;
+  total?: number;
+  done?: number;
+  /** `download`: served from Cache Storage. */
+  cached?: boolean;
+}
+
+/** `onProgress` and `signal` for long work. */
+export interface EmbedOptions {
+  onProgress?: (progress: EmbeddingProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** A vector that knows its model: `cosineSimilarity` refuses to compare across models. */
+export type EmbeddingVector = Float32Array & { readonly model: string; readonly dims: number };
+
+/** What one provider has done. */
+export interface ProviderTelemetry {
+  provider: string;
+  model: string;
+  dims: number;
+  calls: number;
+  texts: number;
+  tokens: number;
+  retryableErrors: number;
+  fatalErrors: number;
+  cacheHits: number;
+  /** Of the last 1024 calls; null before the first. */
+  latencyP50Ms: number | null;
+  latencyP99Ms: number | null;
+}
+
+/** What embedding some texts would cost with one provider. */
+export interface EmbeddingCostEstimate {
+  provider: string;
+  model: string;
+  tokens: number;
+  usd: number;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The `EmbeddingServiceOptions` object type declared above.
+    #[wasm_bindgen(typescript_type = "EmbeddingServiceOptions")]
+    pub type EmbeddingServiceOptions;
+    /// The `EmbedOptions` object type declared above.
+    #[wasm_bindgen(typescript_type = "EmbedOptions")]
+    pub type EmbedOptions;
+}
+
+/// The default Cache Storage cache for model files.
+const MODEL_CACHE: &str = "chrysalis-models";
+/// The model id of the in-page model unless a provider names another.
+const LOCAL_MODEL: &str = "all-MiniLM-L6-v2";
+
+fn string_option(options: &JsValue, name: &str) -> Result<Option<String>, CodedError> {
+    let value = option(options, name)?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_string()
+        .map(Some)
+        .ok_or_else(|| CodedError::bad_argument(format!("option {name} must be a string")))
+}
+
+fn number_option(options: &JsValue, name: &str, default: f64) -> Result<f64, CodedError> {
+    let value = option(options, name)?;
+    if value.is_undefined() {
+        return Ok(default);
+    }
+    value
+        .as_f64()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| {
+            CodedError::bad_argument(format!("option {name} must be a non-negative number"))
+        })
+}
+
+fn usize_option(options: &JsValue, name: &str, default: usize) -> Result<usize, CodedError> {
+    Ok(integer_option(options, name, default as u64)?.min(usize::MAX as u64) as usize)
+}
+
+/// An `{ key: value, … }` object.
+fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let object = Object::new();
+    for (name, value) in fields {
+        // Setting a property of a fresh plain object cannot fail.
+        let _ = Reflect::set(&object, &(*name).into(), value);
+    }
+    object.into()
+}
+
+/// Why a JS call failed, as text (`code: message` for our coded errors).
+fn describe(error: &JsValue) -> String {
+    let code = Reflect::get(error, &"code".into())
+        .ok()
+        .and_then(|c| c.as_string());
+    let message = Reflect::get(error, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| error.as_string())
+        .unwrap_or_else(|| "unknown error".into());
+    match code {
+        Some(code) => format!("{code}: {message}"),
+        None => message,
+    }
+}
+
+/// `onProgress` and `signal` of one call.
+struct Control {
+    on_progress: Option<Function>,
+    signal: Option<AbortSignal>,
+}
+
+impl Control {
+    fn new(options: &JsValue) -> Result<Self, CodedError> {
+        let on_progress = option(options, "onProgress")?;
+        let signal = option(options, "signal")?;
+        Ok(Control {
+            on_progress: (!on_progress.is_undefined())
+                .then(|| on_progress.dyn_into())
+                .transpose()
+                .map_err(|_| CodedError::bad_argument("onProgress must be a function"))?,
+            signal: (!signal.is_undefined())
+                .then(|| signal.dyn_into())
+                .transpose()
+                .map_err(|_| CodedError::bad_argument("signal must be an AbortSignal"))?,
+        })
+    }
+
+    fn report(&self, progress: JsValue) {
+        if let Some(callback) = &self.on_progress {
+            // A throwing progress callback must not break the work.
+            let _ = callback.call1(&JsValue::NULL, &progress);
+        }
+    }
+
+    fn aborted(&self) -> bool {
+        self.signal.as_ref().is_some_and(AbortSignal::aborted)
+    }
+
+    fn signal_value(&self) -> JsValue {
+        self.signal.clone().map_or(JsValue::UNDEFINED, Into::into)
+    }
+}
+
+/// The browser side of one embedding call: fetch through the security context, timers, clock.
+struct BrowserIo<'a> {
+    security: &'a JsValue,
+    control: &'a Control,
+}
+
+fn global_function(path: &[&str]) -> Result<(JsValue, Function), JsValue> {
+    let mut this = js_sys::global().into();
+    for name in &path[..path.len() - 1] {
+        this = Reflect::get(&this, &(*name).into())?;
+    }
+    let function = Reflect::get(&this, &path[path.len() - 1].into())?.dyn_into()?;
+    Ok((this, function))
+}
+
+impl BrowserIo<'_> {
+    /// `AbortSignal.timeout(ms)`, joined with the caller's signal.
+    fn signals(&self, timeout_ms: u32) -> Result<(AbortSignal, AbortSignal), JsValue> {
+        let (class, timeout) = global_function(&["AbortSignal", "timeout"])?;
+        let timeout: AbortSignal = timeout.call1(&class, &timeout_ms.into())?.dyn_into()?;
+        let combined = match &self.control.signal {
+            None => timeout.clone(),
+            Some(user) => {
+                let (_, any) = global_function(&["AbortSignal", "any"])?;
+                let both = Array::of2(user, &timeout);
+                any.call1(&class, &both)?.dyn_into()?
+            }
+        };
+        Ok((timeout, combined))
+    }
+
+    fn failure(&self, error: &JsValue, timeout: &AbortSignal) -> TransportError {
+        if self.control.aborted() {
+            TransportError::Aborted
+        } else if timeout.aborted() {
+            TransportError::Timeout
+        } else {
+            TransportError::Network(describe(error))
+        }
+    }
+}
+
+impl embedding::Io for BrowserIo<'_> {
+    async fn post_json(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let network = |e: JsValue| TransportError::Network(describe(&e));
+        let (timeout, signal) = self.signals(request.timeout_ms).map_err(network)?;
+        let init = object(&[
+            ("method", "POST".into()),
+            (
+                "headers",
+                object(&[("content-type", "application/json".into())]),
+            ),
+            ("body", request.body.into()),
+            ("signal", signal.into()),
+        ]);
+        if self.security.is_undefined() {
+            return Err(TransportError::Refused(
+                "no `security` given: remote providers take their API key from a SecurityContext"
+                    .into(),
+            ));
+        }
+        let fetch: Function = Reflect::get(self.security, &"authorizedFetch".into())
+            .and_then(JsCast::dyn_into)
+            .map_err(|_| TransportError::Refused("`security` has no authorizedFetch".into()))?;
+        let pending = fetch
+            .call3(
+                self.security,
+                &request.api_key.into(),
+                &request.url.into(),
+                &init,
+            )
+            .map_err(|e| TransportError::Refused(describe(&e)))?;
+        let response: Response = JsFuture::from(Promise::resolve(&pending))
+            .await
+            .map_err(|e| self.failure(&e, &timeout))?
+            .dyn_into()
+            .map_err(network)?;
+        let retry_after = response.headers().get("retry-after").ok().flatten();
+        let body = JsFuture::from(response.text().map_err(network)?)
+            .await
+            .map_err(|e| self.failure(&e, &timeout))?
+            .as_string()
+            .unwrap_or_default();
+        Ok(HttpResponse {
+            status: response.status(),
+            retry_after,
+            body,
+        })
+    }
+
+    async fn sleep(&self, ms: f64) {
+        let signal = self.control.signal_value();
+        let wait = Promise::new(&mut |resolve, _| {
+            if let Ok((this, set_timeout)) = global_function(&["setTimeout"]) {
+                let _ = set_timeout.call2(&this, &resolve, &ms.into());
+            }
+            // An abort ends the wait at once.
+            if let Some(signal) = signal.dyn_ref::<AbortSignal>() {
+                let _ = signal.add_event_listener_with_callback("abort", &resolve);
+            }
+        });
+        let _ = JsFuture::from(wait).await;
+    }
+
+    fn now_ms(&self) -> f64 {
+        global_function(&["performance", "now"])
+            .and_then(|(this, now)| now.call0(&this))
+            .ok()
+            .and_then(|t| t.as_f64())
+            .unwrap_or_else(js_sys::Date::now)
+    }
+
+    fn random(&self) -> f64 {
+        js_sys::Math::random()
+    }
+
+    fn aborted(&self) -> bool {
+        self.control.aborted()
+    }
+
+    fn progress(&self, done: usize, total: usize) {
+        self.control.report(object(&[
+            ("phase", "embed".into()),
+            ("done", (done as f64).into()),
+            ("total", (total as f64).into()),
+        ]));
+    }
+}
+
+/// One model file: given as bytes, or downloaded (and cached) and checked against its pin.
+async fn model_file(provider: &JsValue, file: &str, control: &Control) -> Result<Vec<u8>, JsValue> {
+    let bytes = option(provider, &format!("{file}Bytes"))?;
+    if let Some(bytes) = bytes.dyn_ref::<Uint8Array>() {
+        return Ok(bytes.to_vec());
+    }
+    let url = string_option(provider, &format!("{file}Url"))?.ok_or_else(|| {
+        js(CodedError::bad_argument(format!(
+            "a local provider needs {file}Bytes or {file}Url"
+        )))
+    })?;
+    let pin = string_option(provider, &format!("{file}Sha256"))?
+        .ok_or_else(|| {
+            js(CodedError::bad_argument(format!(
+                "{file}Url needs {file}Sha256: downloaded models are pinned by their SHA-256"
+            )))
+        })?
+        .to_ascii_lowercase();
+    let cache_option = option(provider, "cacheName")?;
+    let cache = if cache_option.is_undefined() {
+        JsValue::from(MODEL_CACHE)
+    } else {
+        cache_option
+    };
+    let progress = control
+        .on_progress
+        .clone()
+        .map_or(JsValue::UNDEFINED, Into::into);
+    let fetched = fetch_model_file(&url, &cache, file, &progress, &control.signal_value()).await?;
+    let bytes: Uint8Array = Reflect::get(&fetched, &"bytes".into())?.dyn_into()?;
+    let cached = Reflect::get(&fetched, &"cached".into())?.is_truthy();
+    let data = bytes.to_vec();
+    let actual = hex(&digest(HashAlgorithm::Sha256, &data));
+    let cache_name = cache.as_string();
+    if actual != pin {
+        if let (true, Some(name)) = (cached, &cache_name) {
+            evict_model_file(&url, name).await?;
+        }
+        return Err(js(EmbeddingError::Integrity {
+            what: file.to_owned(),
+            expected: pin,
+            actual,
+        }));
+    }
+    if let (false, Some(name)) = (cached, &cache_name) {
+        cache_model_file(&url, name, bytes).await?;
+    }
+    Ok(data)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn provider(options: &JsValue, control: &Control) -> Result<Provider, JsValue> {
+    let kind = string_option(options, "kind")?.unwrap_or_default();
+    let mut provider = match kind.as_str() {
+        "local" => {
+            let model = model_file(options, "model", control).await?;
+            let tokenizer = model_file(options, "tokenizer", control).await?;
+            control.report(object(&[("phase", "load".into())]));
+            let encoder = LocalModel::load(&model, &tokenizer).map_err(js)?;
+            let id = string_option(options, "model")?.unwrap_or_else(|| LOCAL_MODEL.into());
+            Provider::local(id, Box::new(encoder))
+        }
+        "openai" | "nomic" => {
+            let api = if kind == "openai" {
+                RemoteApi::OpenAi
+            } else {
+                RemoteApi::Nomic
+            };
+            let mut config = RemoteConfig::new(api);
+            if let Some(model) = string_option(options, "model")? {
+                config.model = model;
+            }
+            if let Some(base) = string_option(options, "baseUrl")? {
+                config.base_url = base;
+            }
+            if let Some(task) = string_option(options, "taskType")? {
+                config.task_type = Some(task);
+            }
+            let dims = usize_option(options, "dimensions", 0)?;
+            config.dimensions = (dims > 0).then_some(dims);
+            let mut provider = Provider::remote(config);
+            provider.timeout_ms =
+                usize_option(options, "timeoutMs", 30_000)?.min(u32::MAX as usize) as u32;
+            provider.price_per_million =
+                number_option(options, "pricePerMillionTokens", provider.price_per_million)?;
+            provider
+        }
+        other => {
+            return Err(js(CodedError::bad_argument(format!(
+                "provider kind must be \"local\", \"openai\" or \"nomic\", not {other:?}"
+            ))));
+        }
+    };
+    provider.batch_size = usize_option(options, "batchSize", provider.batch_size)?;
+    if let Some(name) = string_option(options, "name")? {
+        provider.name = name;
+    }
+    Ok(provider)
+}
+
+fn service_config(options: &JsValue) -> Result<ServiceConfig, CodedError> {
+    let defaults = ServiceConfig::default();
+    let retry = option(options, "retry")?;
+    let policy = RetryPolicy::default();
+    Ok(ServiceConfig {
+        cache_capacity: usize_option(options, "cache", defaults.cache_capacity)?,
+        concurrency: usize_option(options, "concurrency", defaults.concurrency)?,
+        retry: RetryPolicy {
+            max_attempts: usize_option(&retry, "maxAttempts", policy.max_attempts as usize)?
+                .clamp(1, 100) as u32,
+            base_delay_ms: number_option(&retry, "baseDelayMs", policy.base_delay_ms)?,
+            max_delay_ms: number_option(&retry, "maxDelayMs", policy.max_delay_ms)?,
+            max_retry_after_ms: number_option(
+                &retry,
+                "maxRetryAfterMs",
+                policy.max_retry_after_ms,
+            )?,
+        },
+    })
+}
+
+fn to_vector(embedding: embedding::Embedding) -> JsValue {
+    let array = Float32Array::from(&embedding.vector[..]);
+    let _ = Reflect::set(&array, &"model".into(), &embedding.model.into());
+    let _ = Reflect::set(
+        &array,
+        &"dims".into(),
+        &(embedding.vector.len() as f64).into(),
+    );
+    array.into()
+}
+
+/// Sentence embeddings from providers tried in order — the in-page model, OpenAI, Nomic — with
+/// retries, batching, an LRU cache and telemetry. Create it with `EmbeddingService.create`.
+#[wasm_bindgen]
+pub struct EmbeddingService {
+    inner: Rc<embedding::EmbeddingService>,
+    security: JsValue,
+}
+
+#[wasm_bindgen]
+impl EmbeddingService {
+    /// Builds a service: downloads (with progress, Cache Storage and SHA-256 pins) and loads the
+    /// local model if one is configured.
+    ///
+    /// @throws {Error} `code: "BAD_ARGUMENT"`/`"BAD_INPUT"` for bad options, `"INTEGRITY_MISMATCH"`, `"DOWNLOAD_FAILED"`, `"MODEL_ERROR"`, `"TOKENIZER_ERROR"`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<EmbeddingService>")]
+    pub fn create(
+        options: EmbeddingServiceOptions,
+        progress: Option<EmbedOptions>,
+    ) -> JsResult<Promise> {
+        let options: JsValue = options.into();
+        let control = Control::new(&or_undefined(progress))?;
+        let config = service_config(&options)?;
+        let security = option(&options, "security")?;
+        let list = option(&options, "providers")?;
+        let list: Array = list
+            .dyn_into()
+            .map_err(|_| js(CodedError::bad_argument("providers must be an array")))?;
+        Ok(future_to_promise(async move {
+            let mut providers = Vec::new();
+            for options in list.iter() {
+                providers.push(provider(&options, &control).await?);
+            }
+            let inner = embedding::EmbeddingService::new(providers, config).map_err(js)?;
+            Ok(EmbeddingService {
+                inner: Rc::new(inner),
+                security,
+            }
+            .into())
+        }))
+    }
+
+    /// The embedding of `text` (a unit vector tagged with its `model` and `dims`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<EmbeddingVector>")]
+    pub fn embed(&self, text: String, options: Option<EmbedOptions>) -> JsResult<Promise> {
+        let batch = self.batch(vec![text], options)?;
+        Ok(future_to_promise(async move { Ok(batch.await?.get(0)) }))
+    }
+
+    /// Embeddings of `texts`, in order, all from one provider: split into provider-sized
+    /// requests run a few at a time, with progress (`phase: "embed"`) and an `AbortSignal`.
+    ///
+    /// @throws {Error} `code: "ALL_PROVIDERS_FAILED"` (or the one provider's error: `"PROVIDER_AUTH"`, `"RATE_LIMITED"`, `"PROVIDER_HTTP"`, `"TIMEOUT"`, `"NETWORK_ERROR"`, `"MALFORMED_RESPONSE"`, `"NO_CREDENTIALS"`), `"ABORTED"`.
+    #[wasm_bindgen(js_name = embedBatch, unchecked_return_type = "Promise<EmbeddingVector[]>")]
+    pub fn embed_batch(
+        &self,
+        texts: Vec<String>,
+        options: Option<EmbedOptions>,
+    ) -> JsResult<Promise> {
+        let batch = self.batch(texts, options)?;
+        Ok(future_to_promise(async move { Ok(batch.await?.into()) }))
+    }
+
+    fn batch(
+        &self,
+        texts: Vec<String>,
+        options: Option<EmbedOptions>,
+    ) -> JsResult<impl Future<Output = Result<Array, JsValue>> + 'static> {
+        let control = Control::new(&or_undefined(options))?;
+        let inner = Rc::clone(&self.inner);
+        let security = self.security.clone();
+        Ok(async move {
+            let io = BrowserIo {
+                security: &security,
+                control: &control,
+            };
+            let vectors = inner.embed_batch(&io, &texts).await.map_err(js)?;
+            Ok(vectors.into_iter().map(to_vector).collect::<Array>())
+        })
+    }
+
+    /// Counters of each provider, in fallback order.
+    #[wasm_bindgen(unchecked_return_type = "ProviderTelemetry[]")]
+    pub fn telemetry(&self) -> Array {
+        let percentile = |v: Option<f64>| v.map_or(JsValue::NULL, JsValue::from);
+        self.inner
+            .providers()
+            .iter()
+            .zip(self.inner.telemetry())
+            .map(|(p, s)| {
+                object(&[
+                    ("provider", p.name.clone().into()),
+                    ("model", p.model.clone().into()),
+                    ("dims", (p.dims().unwrap_or(0) as f64).into()),
+                    ("calls", (s.calls as f64).into()),
+                    ("texts", (s.texts as f64).into()),
+                    ("tokens", (s.tokens as f64).into()),
+                    ("retryableErrors", (s.retryable_errors as f64).into()),
+                    ("fatalErrors", (s.fatal_errors as f64).into()),
+                    ("cacheHits", (s.cache_hits as f64).into()),
+                    ("latencyP50Ms", percentile(s.latency_quantile(0.5))),
+                    ("latencyP99Ms", percentile(s.latency_quantile(0.99))),
+                ])
+            })
+            .collect()
+    }
+
+    /// What embedding `texts` would cost with each provider (local tokens are counted by the
+    /// tokenizer; remote ones estimated at 4 bytes a token; prices are the models' list prices
+    /// unless `pricePerMillionTokens` was given).
+    #[wasm_bindgen(js_name = estimateCost, unchecked_return_type = "EmbeddingCostEstimate[]")]
+    pub fn estimate_cost(&self, texts: Vec<String>) -> JsResult<Array> {
+        let estimates = self.inner.estimate_cost(&texts).map_err(js)?;
+        Ok(estimates
+            .into_iter()
+            .map(|e| {
+                object(&[
+                    ("provider", e.provider.into()),
+                    ("model", e.model.into()),
+                    ("tokens", (e.tokens as f64).into()),
+                    ("usd", e.usd.into()),
+                ])
+            })
+            .collect())
+    }
+
+    /// Vectors held in the cache.
+    #[wasm_bindgen(getter, js_name = cachedVectors)]
+    pub fn cached_vectors(&self) -> usize {
+        self.inner.cached()
+    }
+}

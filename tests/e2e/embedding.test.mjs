@@ -1,0 +1,307 @@
+// EmbeddingService in headless Chromium.
+// - The local model (all-MiniLM-L6-v2, tract in wasm) against onnxruntime's vectors for
+//   tests/embedding/texts.json (computed by tests/embedding/reference.py in the test setup).
+// - OpenAI and Nomic providers against a loopback server that speaks their wire formats over
+//   real HTTP: API keys from a vault the page only unlocks, batching, 429 + Retry-After, 500 then
+//   success, 401 → next provider, malformed JSON, timeout, abort.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { startServer } from "../../scripts/serve.mjs";
+import { ROOT, launchChromium, openPage } from "./browser.mjs";
+
+const OPENAI = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ";
+const NOMIC = "nk-abcdefghijklmnopqrstuvwxyz0123456789";
+const MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6";
+const TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037";
+const LOCAL = {
+  kind: "local",
+  modelUrl: "/models/all-MiniLM-L6-v2/model.onnx",
+  modelSha256: MODEL_SHA256,
+  tokenizerUrl: "/models/all-MiniLM-L6-v2/tokenizer.json",
+  tokenizerSha256: TOKENIZER_SHA256,
+};
+
+let browser;
+let server;
+let page;
+let provider; // the mock OpenAI + Nomic server
+let providerUrl;
+
+/** A deterministic vector for `text` (the mock's "model"), the same in Node and in the answers. */
+function fakeVector(text, dims) {
+  let h = 2166136261;
+  for (const byte of Buffer.from(text)) h = Math.imul(h ^ byte, 16777619) >>> 0;
+  return Array.from({ length: dims }, (_, i) => ((Math.imul(h + i, 2654435761) >>> 0) / 2 ** 32) - 0.5);
+}
+
+/**
+ * The mock provider: `plan` holds what the next requests get ("ok" when empty): `{ status,
+ * retryAfter, body }`, `"malformed"` or `{ delay }`; `requests` records what arrived.
+ */
+function startProvider() {
+  const mock = { plan: [], requests: [] };
+  const cors = {
+    "access-control-allow-origin": "*",
+    "access-control-allow-headers": "authorization, content-type",
+    "access-control-allow-methods": "POST",
+    "access-control-expose-headers": "retry-after",
+  };
+  mock.server = createServer(async (req, res) => {
+    if (req.method === "OPTIONS") return res.writeHead(204, cors).end();
+    let raw = "";
+    for await (const chunk of req) raw += chunk;
+    const body = JSON.parse(raw);
+    mock.requests.push({ path: req.url, auth: req.headers.authorization, body, at: performance.now() });
+    const step = mock.plan.shift() ?? "ok";
+    if (step.delay) await new Promise((r) => setTimeout(r, step.delay));
+    if (step === "malformed") return res.writeHead(200, { ...cors, "content-type": "application/json" }).end('{"data": [{"index": 0, "embedding": [0.1,');
+    if (step.status) {
+      const headers = { ...cors, "content-type": "application/json" };
+      if (step.retryAfter) headers["retry-after"] = step.retryAfter;
+      return res.writeHead(step.status, headers).end(JSON.stringify(step.body ?? { error: { message: `status ${step.status}` } }));
+    }
+    let answer;
+    if (req.url === "/v1/embeddings") {
+      const dims = body.dimensions ?? 1536;
+      answer = {
+        object: "list",
+        // Answered in reverse order: the client must sort by index.
+        data: body.input.map((text, index) => ({ object: "embedding", index, embedding: fakeVector(text, dims) })).reverse(),
+        model: body.model,
+        usage: { prompt_tokens: body.input.length * 3, total_tokens: body.input.length * 3 },
+      };
+    } else if (req.url === "/v1/embedding/text") {
+      const dims = body.dimensionality ?? 768;
+      answer = { embeddings: body.texts.map((t) => fakeVector(t, dims)), model: body.model, usage: { prompt_tokens: 5, total_tokens: 5 } };
+    } else {
+      return res.writeHead(404, cors).end();
+    }
+    res.writeHead(200, { ...cors, "content-type": "application/json" }).end(JSON.stringify(answer));
+  });
+  return new Promise((resolve) => mock.server.listen(0, "127.0.0.1", () => resolve(mock)));
+}
+
+before(async () => {
+  provider = await startProvider();
+  providerUrl = `http://127.0.0.1:${provider.server.address().port}`;
+  let url;
+  ({ server, url } = await startServer({
+    mounts: {
+      "/pkg/": join(ROOT, "pkg"),
+      "/models/": join(process.env.CHRYSALIS_MODEL_DIR, ".."),
+      "/": join(ROOT, "tests/e2e/pages"),
+    },
+  }));
+  browser = await launchChromium();
+  page = await openPage(browser, url);
+  if (process.env.DEBUG_PAGE) page.on("console", (m) => console.log(`page: ${m.text()}`));
+  // The user's vault, made once (here in a first page life); after the reload the page only
+  // unlocks it and never handles a key.
+  const vault = await page.evaluate(async ({ OPENAI, NOMIC }) => {
+    const sdk = await import("/pkg/index.js");
+    await sdk.default();
+    const ctx = new sdk.SecurityContext();
+    ctx.storeApiKey("openai", OPENAI);
+    ctx.storeApiKey("nomic", NOMIC);
+    const vault = Array.from(ctx.exportVault("passphrase", { logN: 10 }));
+    ctx.free();
+    return vault;
+  }, { OPENAI, NOMIC });
+  await page.reload();
+  await page.evaluate(async ({ vault, providerUrl }) => {
+    window.sdk = await import("/pkg/index.js");
+    await window.sdk.default();
+    window.ctx = window.sdk.SecurityContext.unlock(new Uint8Array(vault), "passphrase");
+    window.ctx.allowApiOrigin("openai", providerUrl);
+    window.ctx.allowApiOrigin("nomic", providerUrl);
+  }, { vault, providerUrl });
+});
+
+after(async () => {
+  // The mock's error statuses, timeouts and aborts are expected; nothing else may fail.
+  const unexpected = (page?.problems ?? []).filter(
+    (p) => !p.includes(providerUrl) && !p.startsWith("console: Failed to load resource"),
+  );
+  assert.deepEqual(unexpected, [], "no unexpected console errors on the test page");
+  await browser?.close();
+  server?.close();
+  provider?.server.close();
+});
+
+const cosine = (a, b) => {
+  let dot = 0, aa = 0, bb = 0;
+  for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; aa += a[i] * a[i]; bb += b[i] * b[i]; }
+  return dot / Math.sqrt(aa * bb);
+};
+
+test("the local model in Chromium matches onnxruntime on every reference text (cosine ≥ 0.9999)", async () => {
+  const reference = JSON.parse(readFileSync(process.env.CHRYSALIS_EMBEDDING_REFERENCE, "utf8"));
+  const texts = reference.embeddings.map((e) => e.text);
+  assert.ok(texts.length >= 20 && texts.includes("") && reference.embeddings.some((e) => e.tokens === 256));
+  const out = await page.evaluate(async ({ LOCAL, texts }) => {
+    const progress = [];
+    const started = performance.now();
+    window.local = await window.sdk.EmbeddingService.create({ providers: [LOCAL] }, { onProgress: (p) => progress.push(p) });
+    const loadMs = performance.now() - started;
+    const embedProgress = [];
+    const vectors = await window.local.embedBatch(texts, { onProgress: (p) => embedProgress.push(p) });
+    const single = await window.local.embed(texts[2]);
+    const { cosineSimilarity } = window.sdk;
+    const [food, bread, horse] = await window.local.embedBatch(texts.slice(2, 6).filter((_, i) => i !== 2));
+    return {
+      loadMs,
+      progress,
+      embedProgress,
+      vectors: vectors.map((v) => Array.from(v)),
+      tags: [vectors[0].model, vectors[0].dims, vectors[0] instanceof Float32Array],
+      singleEqualsBatch: cosineSimilarity(single, vectors[2]),
+      related: cosineSimilarity(food, bread),
+      unrelated: cosineSimilarity(food, horse),
+      telemetry: window.local.telemetry(),
+    };
+  }, { LOCAL, texts });
+  let worst = 1;
+  reference.embeddings.forEach((expected, i) => {
+    const c = cosine(out.vectors[i], expected.vector);
+    worst = Math.min(worst, c);
+    assert.ok(c >= 0.9999, `cosine ${c} for ${JSON.stringify(expected.text.slice(0, 40))}`);
+  });
+  console.log(`local model: loaded in ${out.loadMs.toFixed(0)} ms; worst cosine vs onnxruntime over ${texts.length} texts: ${worst.toFixed(6)}`);
+  assert.deepEqual(out.tags, ["all-MiniLM-L6-v2", 384, true]);
+  assert.ok(out.singleEqualsBatch > 0.99999);
+  assert.ok(out.related > out.unrelated + 0.2, `related ${out.related} vs unrelated ${out.unrelated}`);
+  for (const file of ["model", "tokenizer"]) {
+    const steps = out.progress.filter((p) => p.phase === "download" && p.file === file);
+    const last = steps.at(-1);
+    assert.ok(steps.length >= 2 && last.loaded === last.total && last.total > 0 && last.cached === false, file);
+  }
+  assert.equal(out.progress.at(-1).phase, "load");
+  assert.deepEqual(out.embedProgress.at(-1), { phase: "embed", done: texts.length, total: texts.length });
+  // The single text and the three comparison texts were embedded before: cache hits.
+  assert.deepEqual([out.telemetry[0].texts, out.telemetry[0].cacheHits], [texts.length, 4]);
+  assert.ok(out.telemetry[0].latencyP50Ms > 0);
+});
+
+test("model files come from Cache Storage the second time; a wrong pin is INTEGRITY_MISMATCH", async () => {
+  const out = await page.evaluate(async ({ LOCAL }) => {
+    const progress = [];
+    const again = await window.sdk.EmbeddingService.create({ providers: [LOCAL] }, { onProgress: (p) => progress.push(p) });
+    const vector = await again.embed("cached model");
+    again.free();
+    const errors = [];
+    for (const bad of [{ modelSha256: "00".repeat(32) }, { modelSha256: undefined }, { kind: "llama" }]) {
+      await window.sdk.EmbeddingService.create({ providers: [{ ...LOCAL, ...bad }] }).catch((e) => errors.push(e.code));
+    }
+    await window.sdk.EmbeddingService.create({ providers: [] }).catch((e) => errors.push(e.code));
+    return { cached: progress.filter((p) => p.phase === "download").every((p) => p.cached), dims: vector.dims, errors };
+  }, { LOCAL });
+  assert.equal(out.cached, true);
+  assert.equal(out.dims, 384);
+  assert.deepEqual(out.errors, ["INTEGRITY_MISMATCH", "BAD_ARGUMENT", "BAD_ARGUMENT", "BAD_INPUT"]);
+});
+
+/** Runs `body` in the page with `remote(kind, extra)` building provider options for the mock. */
+function inPage(body, args = {}) {
+  return page.evaluate(
+    async ({ body, providerUrl, args }) => {
+      const remote = (kind, extra = {}) => ({ kind, baseUrl: providerUrl, dimensions: 8, ...extra });
+      const create = (providers, extra = {}) =>
+        window.sdk.EmbeddingService.create({ providers, security: window.ctx, ...extra });
+      const codeOf = (promise) => promise.then(() => "resolved", (e) => ({ code: e.code, message: e.message }));
+      return new Function("remote", "create", "codeOf", "args", `return (async () => { ${body} })()`)(remote, create, codeOf, args);
+    },
+    { body, providerUrl, args },
+  );
+}
+
+test("OpenAI provider: key from the vault, batches split, order kept, cache, telemetry, cost", async () => {
+  provider.requests.length = 0;
+  const texts = Array.from({ length: 10 }, (_, i) => `text number ${i}`);
+  const out = await inPage(`
+    const svc = await create([remote("openai", { batchSize: 4 })], { concurrency: 2 });
+    const vectors = await svc.embedBatch(args.texts);
+    await svc.embedBatch(args.texts);
+    return {
+      vectors: vectors.map((v) => Array.from(v)),
+      tag: [vectors[0].model, vectors[0].dims],
+      telemetry: svc.telemetry(),
+      cost: svc.estimateCost(["abcdefgh", "a"]),
+    };`, { texts });
+  assert.deepEqual(provider.requests.map((r) => r.body.input.length).sort(), [2, 4, 4]);
+  assert.ok(provider.requests.every((r) => r.auth === `Bearer ${OPENAI}` && r.path === "/v1/embeddings"));
+  assert.ok(provider.requests.every((r) => r.body.model === "text-embedding-3-small" && r.body.dimensions === 8));
+  out.vectors.forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(x - fakeVector(texts[i], 8)[j]) < 1e-6)));
+  assert.deepEqual(out.tag, ["text-embedding-3-small", 8]);
+  const t = out.telemetry[0];
+  assert.deepEqual([t.provider, t.calls, t.texts, t.tokens, t.cacheHits, t.fatalErrors], ["openai", 3, 10, 30, 10, 0]);
+  assert.deepEqual(out.cost[0].tokens, 3);
+  assert.ok(Math.abs(out.cost[0].usd - 3 * 0.02 / 1e6) < 1e-15);
+});
+
+test("429 with Retry-After waits that long; 500 then success retries with backoff", async () => {
+  provider.requests.length = 0;
+  provider.plan.push({ status: 429, retryAfter: "1" });
+  const rateLimited = await inPage(`const svc = await create([remote("openai")]); await svc.embed("rate limited"); return svc.telemetry()[0];`);
+  assert.equal(provider.requests.length, 2);
+  const waited = provider.requests[1].at - provider.requests[0].at;
+  assert.ok(waited >= 950, `waited ${waited} ms after Retry-After: 1`);
+  assert.deepEqual([rateLimited.retryableErrors, rateLimited.calls], [1, 1]);
+
+  provider.requests.length = 0;
+  provider.plan.push({ status: 500 }, { status: 503 });
+  const flaky = await inPage(`const svc = await create([remote("nomic")]); const v = await svc.embed("flaky"); return [svc.telemetry()[0], v.model, v.dims];`);
+  assert.equal(provider.requests.length, 3);
+  assert.ok(provider.requests.every((r) => r.auth === `Bearer ${NOMIC}` && r.body.task_type === "search_document"));
+  assert.deepEqual([flaky[0].retryableErrors, flaky[0].calls, flaky[1], flaky[2]], [2, 1, "nomic-embed-text-v1.5", 8]);
+});
+
+test("401 falls back to the next provider at once; errors never carry the key", async () => {
+  provider.requests.length = 0;
+  const echo = { error: { message: `Incorrect API key provided: ${OPENAI}.`, type: "invalid_request_error" } };
+  provider.plan.push({ status: 401, body: echo });
+  const out = await inPage(`
+    const svc = await create([remote("openai"), remote("nomic")]);
+    const v = await svc.embed("fallback");
+    return { model: v.model, telemetry: svc.telemetry() };`);
+  assert.deepEqual(provider.requests.map((r) => r.path), ["/v1/embeddings", "/v1/embedding/text"]);
+  assert.equal(out.model, "nomic-embed-text-v1.5");
+  assert.deepEqual([out.telemetry[0].fatalErrors, out.telemetry[0].retryableErrors, out.telemetry[1].calls], [1, 0, 1]);
+  provider.plan.push({ status: 401, body: echo });
+  const refused = await inPage(`const s = await create([remote("openai")]); return codeOf(s.embed("refused again"));`);
+  assert.equal(refused.code, "PROVIDER_AUTH");
+  assert.ok(refused.message.includes("sk-proj-...WXYZ") && !refused.message.includes(OPENAI), refused.message);
+  assert.ok(!JSON.stringify(out).includes(OPENAI));
+});
+
+test("malformed JSON, timeout, abort, and a key refused for an origin are typed errors", async () => {
+  provider.requests.length = 0;
+  provider.plan.push("malformed", { delay: 1500 }, { delay: 1500 });
+  const out = await inPage(`
+    const one = { retry: { maxAttempts: 1 } };
+    const malformed = await codeOf((await create([remote("openai")], one)).embed("bad json"));
+    const timeout = await codeOf((await create([remote("openai", { timeoutMs: 300 })], one)).embed("slow"));
+    const controller = new AbortController();
+    const slow = await create([remote("openai")], one);
+    setTimeout(() => controller.abort(), 100);
+    const aborted = await codeOf(slow.embed("aborted", { signal: controller.signal }));
+    const elsewhere = await codeOf((await create([remote("openai", { baseUrl: args.other })])).embed("x"));
+    const noSecurity = await codeOf((await window.sdk.EmbeddingService.create({ providers: [remote("openai")] })).embed("x"));
+    const mixed = await (async () => {
+      const a = await (await create([remote("openai")])).embed("mix");
+      const b = await (await create([remote("nomic")])).embed("mix");
+      try { window.sdk.cosineSimilarity(a, b); return "compared"; } catch (e) { return e.code; }
+    })();
+    return { malformed, timeout, aborted, elsewhere, noSecurity, mixed };`, { other: providerUrl.replace("127.0.0.1", "localhost") });
+  assert.equal(out.malformed.code, "MALFORMED_RESPONSE");
+  assert.equal(out.timeout.code, "TIMEOUT");
+  assert.equal(out.aborted.code, "ABORTED");
+  assert.equal(out.elsewhere.code, "NO_CREDENTIALS");
+  assert.match(out.elsewhere.message, /ORIGIN_NOT_ALLOWED/);
+  assert.equal(out.noSecurity.code, "NO_CREDENTIALS");
+  assert.equal(out.mixed, "MODEL_MISMATCH");
+  // The refused origin never got a request: only the three planned ones and the two "mix" ones arrived.
+  assert.equal(provider.requests.length, 5);
+});

@@ -1,0 +1,154 @@
+// Embedding benchmarks: the same model file in Chrysalis, onnxruntime-web and transformers.js,
+// one after the other in this page. Published as `window.benchResults` for scripts/bench.mjs.
+import { initializeChrysalis, EmbeddingService } from "/pkg/index.js";
+import * as ort from "onnxruntime-web/wasm";
+import { env, pipeline, AutoTokenizer } from "@huggingface/transformers";
+
+const MODEL = "/models/all-MiniLM-L6-v2/model.onnx";
+const TOKENIZER = "/models/all-MiniLM-L6-v2/tokenizer.json";
+const SHORT_RUNS = 40;
+
+// Wasm memories each engine creates, found by watching instantiation (they only ever grow, so
+// the size at the end is the peak).
+const memories = new Map();
+let loading = "";
+for (const name of ["instantiate", "instantiateStreaming"]) {
+  const original = WebAssembly[name];
+  WebAssembly[name] = async function (...args) {
+    const result = await original.apply(this, args);
+    const instance = result.instance ?? result;
+    const owner = loading;
+    const imported = [args[1]?.env?.memory, args[1]?.a?.a, args[1]?.wbg?.memory].filter((m) => m instanceof WebAssembly.Memory);
+    const exported = Object.values(instance.exports ?? {}).filter((m) => m instanceof WebAssembly.Memory);
+    for (const memory of [...imported, ...exported]) memories.set(memory, owner);
+    return result;
+  };
+}
+const wasmMiB = (engine) =>
+  [...memories].filter(([, owner]) => owner === engine).reduce((sum, [m]) => sum + m.buffer.byteLength, 0) / 2 ** 20;
+
+const WORDS = "agent memory page vault signal replica gossip sentence model browser token vector cache search peer merge".split(" ");
+/** `count` distinct sentences of 8–20 words (deterministic). */
+function sentences(count, seed) {
+  let x = seed;
+  const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) % 1000;
+  return Array.from({ length: count }, (_, i) => {
+    const n = 8 + (next() % 13);
+    return `${i}: ` + Array.from({ length: n }, () => WORDS[next() % WORDS.length]).join(" ") + ".";
+  });
+}
+
+const pct = (values, q) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))];
+
+/** Times one engine: `load()` returns `embed(texts) → Promise<vectors>`. */
+async function measure(engine, load) {
+  loading = engine;
+  const t0 = performance.now();
+  const embed = await load();
+  await embed(["The first sentence warms nothing up: it is part of the cold start."]);
+  const coldMs = performance.now() - t0;
+  loading = "";
+  const short = [];
+  for (const text of sentences(SHORT_RUNS, 7)) {
+    const t = performance.now();
+    await embed([text]);
+    short.push(performance.now() - t);
+  }
+  const batch = sentences(100, 99);
+  const tb = performance.now();
+  const vectors = await embed(batch);
+  const batchMs = performance.now() - tb;
+  if (vectors.length !== 100) throw new Error(`${engine} returned ${vectors.length} vectors`);
+  return { engine, coldMs, p50: pct(short, 0.5), p95: pct(short, 0.95), batchMs, memoryMiB: wasmMiB(engine), sample: Array.from(vectors[0].slice(0, 8)) };
+}
+
+async function chrysalis() {
+  await initializeChrysalis();
+  const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const service = await EmbeddingService.create({
+    providers: [{ kind: "local", modelBytes: await bytes(MODEL), tokenizerBytes: await bytes(TOKENIZER) }],
+    cache: 0, // every text is really embedded
+  });
+  return (texts) => service.embedBatch(texts);
+}
+
+function meanPool(hidden, mask, dims) {
+  const [batch, seq, width] = dims;
+  return Array.from({ length: batch }, (_, b) => {
+    const out = new Float32Array(width);
+    let count = 0;
+    for (let s = 0; s < seq; s++) {
+      if (!mask[b * seq + s]) continue;
+      count++;
+      const base = (b * seq + s) * width;
+      for (let d = 0; d < width; d++) out[d] += hidden[base + d];
+    }
+    let norm = 0;
+    for (let d = 0; d < width; d++) norm += (out[d] /= count) ** 2;
+    norm = Math.sqrt(norm);
+    for (let d = 0; d < width; d++) out[d] /= norm;
+    return out;
+  });
+}
+
+async function onnxruntimeWeb() {
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.wasmPaths = "/node_modules/onnxruntime-web/dist/";
+  const tokenizer = await AutoTokenizer.from_pretrained("all-MiniLM-L6-v2");
+  const model = new Uint8Array(await (await fetch(MODEL)).arrayBuffer());
+  const session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  return async (texts) => {
+    const enc = tokenizer(texts, { padding: true, truncation: true, max_length: 256 });
+    const feeds = {};
+    for (const name of session.inputNames) feeds[name] = new ort.Tensor("int64", enc[name].data, enc[name].dims);
+    const out = await session.run(feeds);
+    const hidden = out[session.outputNames[0]];
+    return meanPool(hidden.data, enc.attention_mask.data, hidden.dims);
+  };
+}
+
+async function transformersJs() {
+  const extractor = await pipeline("feature-extraction", "all-MiniLM-L6-v2", { dtype: "fp32", device: "wasm" });
+  return async (texts) => {
+    const out = await extractor(texts, { pooling: "mean", normalize: true });
+    return out.tolist().map((v) => Float32Array.from(v));
+  };
+}
+
+function addRow(r) {
+  const tr = document.createElement("tr");
+  for (const cell of [r.engine, r.coldMs.toFixed(0), r.p50.toFixed(1), r.p95.toFixed(1), r.batchMs.toFixed(0), (100_000 / r.batchMs).toFixed(0), r.memoryMiB.toFixed(0)]) {
+    const td = document.createElement("td");
+    td.textContent = cell;
+    tr.append(td);
+  }
+  document.querySelector("#results tbody").append(tr);
+}
+
+async function run() {
+  const status = document.getElementById("bench-status");
+  status.dataset.status = "running";
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = "/models/hf/";
+  env.backends.onnx.wasm.numThreads = 1;
+  env.backends.onnx.wasm.wasmPaths = "/node_modules/@huggingface/transformers/node_modules/onnxruntime-web/dist/";
+  const rows = [];
+  for (const [engine, load] of [["Chrysalis (tract)", chrysalis], ["onnxruntime-web", onnxruntimeWeb], ["@huggingface/transformers", transformersJs]]) {
+    status.textContent = `${engine}…`;
+    const row = await measure(engine, load);
+    rows.push(row);
+    addRow(row);
+    console.log(`${engine}: cold ${row.coldMs.toFixed(0)} ms, p50 ${row.p50.toFixed(1)} ms, p95 ${row.p95.toFixed(1)} ms, batch ${row.batchMs.toFixed(0)} ms, ${row.memoryMiB.toFixed(0)} MiB`);
+  }
+  status.textContent = "Done.";
+  status.dataset.status = "ready";
+  return { userAgent: navigator.userAgent, rows };
+}
+
+let resolveResults;
+window.benchResults = new Promise((resolve, reject) => {
+  resolveResults = (promise) => promise.then(resolve, reject);
+});
+document.getElementById("run").addEventListener("click", () => resolveResults(run()));
+if (new URLSearchParams(location.search).has("auto")) resolveResults(run());
