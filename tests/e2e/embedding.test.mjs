@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startServer } from "../../scripts/serve.mjs";
+import { DEMO_MOUNTS, startServer } from "../../scripts/serve.mjs";
 import { ROOT, launchChromium, openPage } from "./browser.mjs";
 
 const OPENAI = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ";
@@ -91,7 +91,7 @@ before(async () => {
   ({ server, url } = await startServer({
     mounts: {
       "/pkg/": join(ROOT, "pkg"),
-      "/models/": join(process.env.CHRYSALIS_MODEL_DIR, ".."),
+      "/models/": DEMO_MOUNTS["/models/"],
       "/": join(ROOT, "tests/e2e/pages"),
     },
   }));
@@ -138,7 +138,9 @@ const cosine = (a, b) => {
 };
 
 test("the local model in Chromium matches onnxruntime on every reference text (cosine ≥ 0.9999)", async () => {
-  const reference = JSON.parse(readFileSync(process.env.CHRYSALIS_EMBEDDING_REFERENCE, "utf8"));
+  const file = process.env.CHRYSALIS_EMBEDDING_REFERENCE;
+  assert.ok(file, "CHRYSALIS_EMBEDDING_REFERENCE is set (scripts/test.sh computes the reference vectors)");
+  const reference = JSON.parse(readFileSync(file, "utf8"));
   const texts = reference.embeddings.map((e) => e.text);
   assert.ok(texts.length >= 20 && texts.includes("") && reference.embeddings.some((e) => e.tokens === 256));
   const out = await page.evaluate(async ({ LOCAL, texts }) => {
