@@ -8,26 +8,34 @@ source "$(dirname "$0")/lib.sh"
 [ "${CHRYSALIS_SKIP_SETUP:-}" = 1 ] || setup
 cd "$ROOT"
 
-build_module() { # feature out-name [extra RUSTFLAGS]
-  local feature=$1 name=$2 rustflags=${3:-}
-  # A target dir per module, so switching features does not rebuild the other module.
-  local target_dir="$ROOT/target/module-$feature"
-  step "module $name (feature $feature)"
+WASM_OPT_FEATURES=(--enable-simd --enable-relaxed-simd --enable-bulk-memory --enable-nontrapping-float-to-int
+  --enable-sign-ext --enable-mutable-globals --enable-multivalue --enable-reference-types)
+
+build_module() { # feature out-name [target-dir suffix, extra RUSTFLAGS]
+  local feature=$1 name=$2 suffix=${3:-} rustflags=${4:-}
+  # A target dir per module (and flags), so switching features does not rebuild another module.
+  local target_dir="$ROOT/target/module-$feature$suffix"
+  step "module $name (feature $feature${rustflags:+, $rustflags})"
   RUSTFLAGS="$rustflags" cargo rustc -p chrysalis-wasm --release --target "$WASM_TARGET" --crate-type cdylib \
     --no-default-features --features "$feature" --target-dir "$target_dir"
-  wasm-bindgen --target web --out-dir pkg --out-name "$name" \
-    "$target_dir/$WASM_TARGET/release/chrysalis_wasm.wasm"
-  wasm-opt -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-mutable-globals --enable-multivalue --enable-reference-types \
-    "pkg/${name}_bg.wasm" -o "pkg/${name}_bg.wasm"
+  local input="$target_dir/$WASM_TARGET/release/chrysalis_wasm.wasm" stamp="pkg/.$name.stamp" want
+  # wasm-bindgen + wasm-opt only when cargo's output changed (wasm-opt takes minutes on tract).
+  want="$( (sha256sum "$input"; wasm-bindgen --version; echo "${WASM_OPT_FEATURES[*]}") | sha256sum | cut -c1-32)"
+  if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || [ ! -f "pkg/${name}_bg.wasm" ]; then
+    wasm-bindgen --target web --out-dir pkg --out-name "$name" "$input"
+    wasm-opt -Oz "${WASM_OPT_FEATURES[@]}" "pkg/${name}_bg.wasm" -o "pkg/${name}_bg.wasm"
+    echo "$want" >"$stamp"
+  fi
   local raw gz
   raw=$(stat -c %s "pkg/${name}_bg.wasm")
   gz=$(gzip -9c "pkg/${name}_bg.wasm" | wc -c)
   echo "pkg/${name}_bg.wasm: $raw bytes, $gz bytes gzip -9"
 }
 
-rm -rf pkg/snippets # wasm-bindgen's copies of JS snippets; names change with their hashes
 build_module crypto chrysalis_wasm
 build_module x509 chrysalis_x509
-# simd128 makes tract pick its wasm_f32_8x8 matmul kernels (every current browser has it).
-build_module embedding chrysalis_embedding "-C target-feature=+simd128"
+# The embedding module twice: simd128 makes tract pick its wasm SIMD kernels (every current
+# engine); relaxed SIMD adds fused multiply-add (Chromium 114+, Firefox; not Safari or Node 20).
+# pkg/index.js loads the relaxed build where WebAssembly.validate accepts relaxed SIMD.
+build_module embedding chrysalis_embedding "" "-C target-feature=+simd128"
+build_module embedding chrysalis_embedding_relaxed "-relaxed" "-C target-feature=+simd128,+relaxed-simd"

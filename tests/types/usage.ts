@@ -1,5 +1,10 @@
 // Compile-time checks of the package's TypeScript declarations (run by `tsc --noEmit`).
 import init, {
+  cosineSimilarity,
+  EmbeddingService,
+  embeddingVariant,
+  type EmbeddingProgress,
+  type EmbeddingVector,
   AesGcm,
   ApiKey,
   Hasher,
@@ -120,4 +125,32 @@ export async function usage(bytes: Uint8Array, wasm: BufferSource): Promise<Uint
 
   using secret = new SecureBuffer(bytes);
   return [delta, envelope, sha256(bytes), blake3(bytes, 64), blake3Keyed(bytes, bytes), blake3DeriveKey("ctx", bytes), hasher.digest(), sealed, derived, seal(bytes, bytes), scrypt("pw", "salt", {}), secret.expose()];
+}
+
+/** The embedding service: options, vectors tagged with their model, telemetry, cost. */
+export async function embeddingUsage(security: SecurityContext): Promise<number> {
+  const service = await EmbeddingService.create(
+    {
+      providers: [
+        { kind: "local", modelUrl: "/models/model.onnx", modelSha256: "00", tokenizerUrl: "/t.json", tokenizerSha256: "00" },
+        { kind: "openai", model: "text-embedding-3-small", dimensions: 512, timeoutMs: 10_000 },
+        { kind: "nomic", taskType: "search_query" },
+      ],
+      security,
+      cache: 1000,
+      retry: { maxAttempts: 3 },
+    },
+    { onProgress: (p: EmbeddingProgress) => void p.loaded, signal: new AbortController().signal },
+  );
+  const a: EmbeddingVector = await service.embed("hello");
+  const [b]: EmbeddingVector[] = await service.embedBatch(["world"], { signal: AbortSignal.timeout(1000) });
+  const model: string = a.model;
+  void model;
+  const calls: number = service.telemetry()[0].calls;
+  const usd: number = service.estimateCost(["x"])[0].usd;
+  const variant: "relaxed-simd" | "simd128" = embeddingVariant();
+  void variant;
+  // @ts-expect-error: providers are local, openai or nomic.
+  await EmbeddingService.create({ providers: [{ kind: "llama" }] });
+  return cosineSimilarity(a, b) + calls + usd + service.cachedVectors;
 }

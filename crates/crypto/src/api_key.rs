@@ -247,7 +247,8 @@ mod tests {
 
     #[test]
     fn keys_inside_text_are_redacted() {
-        let text = format!("Incorrect API key provided: {OPENAI}. Also ({GOOGLE}); not-a-key stays.");
+        let text =
+            format!("Incorrect API key provided: {OPENAI}. Also ({GOOGLE}); not-a-key stays.");
         let redacted = redact_api_keys(&text);
         assert_eq!(
             redacted,

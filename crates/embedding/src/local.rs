@@ -1,7 +1,7 @@
 //! The in-page model: a BERT-style ONNX sentence encoder (all-MiniLM-L6-v2) run by tract, with
 //! the HF tokenizer, mean pooling over the attention mask and L2 normalisation.
 
-use std::io::Cursor;
+use std::{cell::RefCell, io::Cursor};
 
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 use tract_onnx::pb::{GraphProto, NodeProto, TensorProto};
@@ -20,7 +20,8 @@ const RUN_TOKENS: usize = 1024;
 /// A loaded local encoder: tokenizer plus an optimised tract plan.
 pub struct LocalModel {
     tokenizer: Tokenizer,
-    plan: Arc<TypedSimplePlan>,
+    /// The plan's run state, kept between runs so its buffers are reused.
+    state: RefCell<TypedSimpleState>,
     dims: usize,
     wants_token_types: bool,
 }
@@ -66,9 +67,10 @@ impl LocalModel {
             .map_err(model_error)?;
         let dims = output_dims(&typed)?;
         let plan = TypedSimplePlan::new(typed).map_err(model_error)?;
+        let state = RefCell::new(TypedSimpleState::new(&plan).map_err(model_error)?);
         Ok(LocalModel {
             tokenizer,
-            plan,
+            state,
             dims,
             wants_token_types,
         })
@@ -148,7 +150,7 @@ impl LocalModel {
         if self.wants_token_types {
             inputs.push(tensor(&types)?);
         }
-        let outputs = self.plan.run(inputs).map_err(model_error)?;
+        let outputs = self.state.borrow_mut().run(inputs).map_err(model_error)?;
         let hidden = outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(model_error)?;

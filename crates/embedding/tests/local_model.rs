@@ -72,6 +72,11 @@ fn short_sentence_latency() {
         "short sentence: {:?} per embedding (native)",
         started.elapsed() / runs
     );
+    let started = Instant::now();
+    for _ in 0..runs {
+        model.count_tokens(text[0]).unwrap();
+    }
+    println!("of which tokenizing: {:?}", started.elapsed() / runs);
 }
 
 #[test]
