@@ -41,7 +41,7 @@ step "tsc --noEmit (package types over the examples)"
 tsc --noEmit -p "$ROOT/tsconfig.json"
 
 step "end-to-end tests (node --test)"
-node --test --test-reporter=spec "$ROOT/tests/e2e/" 2>&1 | tee "$LOGS/e2e.log"
+node --test --test-timeout=600000 --test-reporter=spec "$ROOT/tests/e2e/" 2>&1 | tee "$LOGS/e2e.log"
 
 # One closing line over every runner: cargo's "test result:" lines and node's "ℹ pass/fail".
 count() { # line-pattern number-pattern file...

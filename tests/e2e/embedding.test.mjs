@@ -154,6 +154,7 @@ test("the local model in Chromium matches onnxruntime on every reference text (c
     const { cosineSimilarity } = window.sdk;
     const [food, bread, horse] = await window.local.embedBatch(texts.slice(2, 6).filter((_, i) => i !== 2));
     return {
+      variant: window.sdk.embeddingVariant(),
       loadMs,
       progress,
       embedProgress,
@@ -173,6 +174,7 @@ test("the local model in Chromium matches onnxruntime on every reference text (c
   });
   console.log(`local model: loaded in ${out.loadMs.toFixed(0)} ms; worst cosine vs onnxruntime over ${texts.length} texts: ${worst.toFixed(6)}`);
   assert.deepEqual(out.tags, ["all-MiniLM-L6-v2", 384, true]);
+  assert.equal(out.variant, "relaxed-simd", "Chromium runs the relaxed-SIMD build");
   assert.ok(out.singleEqualsBatch > 0.99999);
   assert.ok(out.related > out.unrelated + 0.2, `related ${out.related} vs unrelated ${out.unrelated}`);
   for (const file of ["model", "tokenizer"]) {

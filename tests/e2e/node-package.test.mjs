@@ -76,3 +76,17 @@ test("the Node example prints matching digests", () => {
   assert.equal(result.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   assert.equal(result.streamed, result.sha256);
 });
+
+test("the embedding module runs in Node 20 (simd128 build) on model bytes", async () => {
+  assert.equal(sdk.embeddingVariant(), "simd128", "Node 20's V8 has no relaxed SIMD without a flag");
+  const file = sdk.embeddingVariant() === "simd128" ? "chrysalis_embedding_bg.wasm" : "chrysalis_embedding_relaxed_bg.wasm";
+  await sdk.loadEmbedding(readFileSync(new URL(import.meta.resolve(`chrysalis-sdk/${file}`))));
+  const dir = process.env.CHRYSALIS_MODEL_DIR;
+  assert.ok(dir, "CHRYSALIS_MODEL_DIR is set (scripts/test.sh fetches the model)");
+  const service = await sdk.EmbeddingService.create({
+    providers: [{ kind: "local", modelBytes: readFileSync(join(dir, "model.onnx")), tokenizerBytes: readFileSync(join(dir, "tokenizer.json")) }],
+  });
+  const [cat, kitten, bond] = await service.embedBatch(["A cat sits on the mat.", "A kitten rests on a rug.", "Bond yields rose sharply."]);
+  assert.equal(cat.dims, 384);
+  assert.ok(sdk.cosineSimilarity(cat, kitten) > sdk.cosineSimilarity(cat, bond) + 0.2);
+});
