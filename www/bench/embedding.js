@@ -1,6 +1,6 @@
 // Embedding benchmarks: the same model file in Chrysalis, onnxruntime-web and transformers.js,
 // one after the other in this page. Published as `window.benchResults` for scripts/bench.mjs.
-import { initializeChrysalis, EmbeddingService } from "/pkg/index.js";
+import { initializeChrysalis } from "/pkg/index.js";
 import * as ort from "onnxruntime-web/wasm";
 import { env, pipeline, AutoTokenizer } from "@huggingface/transformers";
 
@@ -62,15 +62,18 @@ async function measure(engine, load) {
   return { engine, coldMs, p50: pct(short, 0.5), p95: pct(short, 0.95), batchMs, memoryMiB: wasmMiB(engine), sample: Array.from(vectors[0].slice(0, 8)) };
 }
 
-async function chrysalis() {
+/** One build of the embedding module (`chrysalis_embedding_relaxed.js` or `chrysalis_embedding.js`). */
+const chrysalis = (build) => async () => {
   await initializeChrysalis();
+  const module = await import(`/pkg/${build}.js`);
+  await module.default();
   const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
-  const service = await EmbeddingService.create({
+  const service = await module.EmbeddingService.create({
     providers: [{ kind: "local", modelBytes: await bytes(MODEL), tokenizerBytes: await bytes(TOKENIZER) }],
     cache: 0, // every text is really embedded
   });
   return (texts) => service.embedBatch(texts);
-}
+};
 
 function meanPool(hidden, mask, dims) {
   const [batch, seq, width] = dims;
@@ -134,9 +137,15 @@ async function run() {
   env.backends.onnx.wasm.numThreads = 1;
   env.backends.onnx.wasm.wasmPaths = "/node_modules/@huggingface/transformers/node_modules/onnxruntime-web/dist/";
   const rows = [];
-  for (const [engine, load] of [["Chrysalis (tract)", chrysalis], ["onnxruntime-web", onnxruntimeWeb], ["@huggingface/transformers", transformersJs]]) {
+  const engines = [
+    ["Chrysalis (tract, relaxed SIMD)", chrysalis("chrysalis_embedding_relaxed"), true],
+    ["Chrysalis (tract, simd128 only)", chrysalis("chrysalis_embedding"), true],
+    ["onnxruntime-web", onnxruntimeWeb, false],
+    ["@huggingface/transformers", transformersJs, false],
+  ];
+  for (const [engine, load, ours] of engines) {
     status.textContent = `${engine}…`;
-    const row = await measure(engine, load);
+    const row = { ...(await measure(engine, load)), ours };
     rows.push(row);
     addRow(row);
     console.log(`${engine}: cold ${row.coldMs.toFixed(0)} ms, p50 ${row.p50.toFixed(1)} ms, p95 ${row.p95.toFixed(1)} ms, batch ${row.batchMs.toFixed(0)} ms, ${row.memoryMiB.toFixed(0)} MiB`);
