@@ -10,6 +10,7 @@ import { scrypt as nobleScrypt } from "@noble/hashes/scrypt.js";
 import { ed25519 as nobleEd25519 } from "@noble/curves/ed25519.js";
 import sodium from "libsodium-wrappers";
 import { crdtCases } from "./crdt-cases.js";
+import { appendRow } from "./table.js";
 
 const ROUNDS = 5;
 const ROUND_MS = 120;
@@ -192,23 +193,11 @@ function format(ops) {
 }
 
 function addRow(row) {
-  const tr = document.createElement("tr");
-  for (const cell of [row.case, row.input, format(row.oursOps), row.anchor, format(row.anchorOps), `${row.ratio.toFixed(2)}×`]) {
-    const td = document.createElement("td");
-    td.textContent = cell;
-    tr.append(td);
-  }
-  document.querySelector("#results tbody").append(tr);
+  appendRow("#results", [row.case, row.input, format(row.oursOps), row.anchor, format(row.anchorOps), `${row.ratio.toFixed(2)}×`]);
 }
 
 function addSizeRow(row) {
-  const tr = document.createElement("tr");
-  for (const cell of [row.case, row.oursBytes.toLocaleString("en-US"), row.anchor, row.anchorBytes.toLocaleString("en-US"), `${row.ratio.toFixed(2)}×`]) {
-    const td = document.createElement("td");
-    td.textContent = cell;
-    tr.append(td);
-  }
-  document.querySelector("#sizes tbody").append(tr);
+  appendRow("#sizes", [row.case, row.oursBytes.toLocaleString("en-US"), row.anchor, row.anchorBytes.toLocaleString("en-US"), `${row.ratio.toFixed(2)}×`]);
 }
 
 async function run() {

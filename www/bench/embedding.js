@@ -3,6 +3,7 @@
 import { initializeChrysalis } from "/pkg/index.js";
 import * as ort from "onnxruntime-web/wasm";
 import { env, pipeline, AutoTokenizer } from "@huggingface/transformers";
+import { appendRow } from "./table.js";
 
 const MODEL = "/models/all-MiniLM-L6-v2/model.onnx";
 const TOKENIZER = "/models/all-MiniLM-L6-v2/tokenizer.json";
@@ -119,13 +120,7 @@ async function transformersJs() {
 }
 
 function addRow(r) {
-  const tr = document.createElement("tr");
-  for (const cell of [r.engine, r.coldMs.toFixed(0), r.p50.toFixed(1), r.p95.toFixed(1), r.batchMs.toFixed(0), (100_000 / r.batchMs).toFixed(0), r.memoryMiB.toFixed(0)]) {
-    const td = document.createElement("td");
-    td.textContent = cell;
-    tr.append(td);
-  }
-  document.querySelector("#results tbody").append(tr);
+  appendRow("#results", [r.engine, r.coldMs.toFixed(0), r.p50.toFixed(1), r.p95.toFixed(1), r.batchMs.toFixed(0), (100_000 / r.batchMs).toFixed(0), r.memoryMiB.toFixed(0)]);
 }
 
 async function run() {
