@@ -11,16 +11,6 @@ pub enum ErrorClass {
     Fatal,
 }
 
-impl ErrorClass {
-    /// `"retryable"` or `"fatal"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorClass::Retryable => "retryable",
-            ErrorClass::Fatal => "fatal",
-        }
-    }
-}
-
 /// Everything that can go wrong while embedding.
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum EmbeddingError {

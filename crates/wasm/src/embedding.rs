@@ -311,6 +311,15 @@ impl BrowserIo<'_> {
 
 impl embedding::Io for BrowserIo<'_> {
     async fn post_json(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        if self.security.is_undefined() {
+            return Err(TransportError::Refused(
+                "no `security` given: remote providers take their API key from a SecurityContext"
+                    .into(),
+            ));
+        }
+        let fetch: Function = Reflect::get(self.security, &"authorizedFetch".into())
+            .and_then(JsCast::dyn_into)
+            .map_err(|_| TransportError::Refused("`security` has no authorizedFetch".into()))?;
         let network = |e: JsValue| TransportError::Network(describe(&e));
         let (timeout, signal) = self.signals(request.timeout_ms).map_err(network)?;
         let init = object(&[
@@ -322,15 +331,6 @@ impl embedding::Io for BrowserIo<'_> {
             ("body", request.body.into()),
             ("signal", signal.into()),
         ]);
-        if self.security.is_undefined() {
-            return Err(TransportError::Refused(
-                "no `security` given: remote providers take their API key from a SecurityContext"
-                    .into(),
-            ));
-        }
-        let fetch: Function = Reflect::get(self.security, &"authorizedFetch".into())
-            .and_then(JsCast::dyn_into)
-            .map_err(|_| TransportError::Refused("`security` has no authorizedFetch".into()))?;
         let pending = fetch
             .call3(
                 self.security,
