@@ -1,6 +1,7 @@
 //! The one error type of the crate.
 
-/// Why a frame was refused. Every variant is a reason to drop the frame and count it.
+/// Why a frame was refused or a call failed. The frame variants are reasons to drop a frame
+/// and count it under [`SyncError::code`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncError {
     /// Larger than the receiver's limit (checked before anything is read).
@@ -37,6 +38,45 @@ pub enum SyncError {
         /// The newest sequence number accepted from the sender.
         newest: u64,
     },
+    /// A frame signed by another key than the peer it came from.
+    #[error("frame signed by another peer than the one that sent it")]
+    SenderMismatch,
+    /// A frame from a peer that was disconnected for misbehaving.
+    #[error("frame from a banned peer")]
+    Banned,
+    /// A frame from a new peer when the node already tracks its maximum.
+    #[error("too many peers (at most {0})")]
+    TooManyPeers(usize),
+    /// A verified frame whose payload does not decode.
+    #[error("bad payload: {0}")]
+    BadPayload(String),
+    /// A delta that the document refused.
+    #[error("bad delta for document {doc:?}: {reason}")]
+    BadDelta {
+        /// The document.
+        doc: String,
+        /// What the document said.
+        reason: String,
+    },
+    /// A document this node does not share.
+    #[error("unknown document {0:?}")]
+    UnknownDocument(String),
+    /// A document name already shared, empty or too long.
+    #[error("bad document name {name:?}: {reason}")]
+    BadDocumentName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A delta too large for one frame under the configured limit.
+    #[error("a delta of {size} bytes does not fit in a frame (limit {limit})")]
+    DeltaTooLarge {
+        /// The delta's size.
+        size: usize,
+        /// The frame limit.
+        limit: usize,
+    },
 }
 
 impl SyncError {
@@ -51,6 +91,14 @@ impl SyncError {
             SyncError::BadSignature => "BAD_SIGNATURE",
             SyncError::Replayed(_) => "REPLAYED",
             SyncError::TooOld { .. } => "TOO_OLD",
+            SyncError::SenderMismatch => "SENDER_MISMATCH",
+            SyncError::Banned => "BANNED",
+            SyncError::TooManyPeers(_) => "TOO_MANY_PEERS",
+            SyncError::BadPayload(_) => "BAD_PAYLOAD",
+            SyncError::BadDelta { .. } => "BAD_DELTA",
+            SyncError::UnknownDocument(_) => "UNKNOWN_DOCUMENT",
+            SyncError::BadDocumentName { .. } => "BAD_DOCUMENT_NAME",
+            SyncError::DeltaTooLarge { .. } => "DELTA_TOO_LARGE",
         }
     }
 }

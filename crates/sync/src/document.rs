@@ -1,0 +1,40 @@
+//! What a [`SyncNode`](crate::SyncNode) replicates: any delta-state CRDT, behind one small trait.
+
+use chrysalis_crdt::{DeltaCrdt, Encode, VersionVector};
+
+/// A replicated document as the protocol sees it: a version vector to compare, deltas out as
+/// bytes, deltas in as bytes. Every delta-state CRDT of `chrysalis-crdt` is one (blanket impl
+/// below); the JS face implements it over the JS CRDT classes.
+pub trait Document: std::any::Any {
+    /// A summary of the events this replica has seen (what digests carry).
+    fn version(&self) -> VersionVector;
+
+    /// The encoded delta a replica that has seen `since` lacks, or `None` when it lacks nothing.
+    fn delta_since(&self, since: &VersionVector) -> Option<Vec<u8>>;
+
+    /// Decodes and joins a delta from a peer; returns whether the version grew. A delta that
+    /// does not decode is an error that names what was wrong, and leaves the state unchanged.
+    fn apply(&mut self, delta: &[u8]) -> Result<bool, String>;
+}
+
+impl<T> Document for T
+where
+    T: DeltaCrdt + Encode + 'static,
+    T::Delta: Encode + Default + PartialEq,
+{
+    fn version(&self) -> VersionVector {
+        self.version_vector()
+    }
+
+    fn delta_since(&self, since: &VersionVector) -> Option<Vec<u8>> {
+        let delta = DeltaCrdt::delta_since(self, since);
+        (delta != T::Delta::default()).then(|| delta.to_bytes())
+    }
+
+    fn apply(&mut self, delta: &[u8]) -> Result<bool, String> {
+        let delta = T::Delta::from_bytes(delta).map_err(|e| e.to_string())?;
+        let before = self.version_vector();
+        self.apply_delta(&delta);
+        Ok(self.version_vector() != before)
+    }
+}

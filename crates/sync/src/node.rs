@@ -1,0 +1,713 @@
+//! [`SyncNode`]: push gossip of fresh deltas and periodic anti-entropy, sans-IO.
+//!
+//! The node never reads a clock or a socket. Each call takes the time (`now`, milliseconds) and
+//! returns an [`Output`]: frames to send, events for the application, and when to call
+//! [`SyncNode::handle_tick`] next. Transports move the bytes and tell the node which peers are
+//! reachable ([`SyncNode::add_peer`], [`SyncNode::remove_peer`]).
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrysalis_crdt::{Encode, VersionVector};
+use chrysalis_crypto::SigningKey;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::message::{self, DocList, Gossip};
+use crate::{Document, FRAME_OVERHEAD, FrameKind, PeerId, ReplayGuard, SignedFrame, SyncError};
+
+/// The most peers a node tracks (scores included); frames from further new peers are dropped.
+pub const MAX_PEERS: usize = 1024;
+/// The highest score good behaviour earns; misbehaviour is paid from it.
+pub const MAX_SCORE: i32 = 20;
+/// Postcard overhead of one `(name, bytes)` entry beyond the name and bytes (two length prefixes).
+const ENTRY_OVERHEAD: usize = 2 * 5;
+
+/// Tuning of a [`SyncNode`]. `Default` suits a page in a room of a few to a few dozen peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// How many peers receive a forwarded push (gossipsub's degree) in rooms too large to
+    /// broadcast to.
+    pub fanout: usize,
+    /// With at most this many connected peers, a local change is one frame to
+    /// [`Recipient::Everyone`] and is not forwarded; above it, it goes to `fanout` peers and is
+    /// forwarded `gossip_hops` times.
+    pub broadcast_limit: usize,
+    /// How many times a pushed delta is forwarded onwards when the sender could not reach
+    /// every peer itself.
+    pub gossip_hops: u8,
+    /// Local changes made within this many milliseconds go out together in one signed frame
+    /// (0: each change is pushed at once).
+    pub flush_delay_ms: u64,
+    /// Milliseconds between anti-entropy rounds.
+    pub anti_entropy_interval_ms: u64,
+    /// How many random peers get a digest each anti-entropy round.
+    pub anti_entropy_peers: usize,
+    /// A peer that was sent nothing for this long gets a heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// The largest frame sent or accepted, in bytes.
+    pub max_frame: usize,
+    /// A peer whose score falls to this is banned: its frames are dropped, and the application
+    /// is told to disconnect it.
+    pub ban_threshold: i32,
+    /// How long a ban lasts, in milliseconds.
+    pub ban_duration_ms: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            fanout: 6,
+            broadcast_limit: 64,
+            gossip_hops: 3,
+            flush_delay_ms: 0,
+            anti_entropy_interval_ms: 1000,
+            anti_entropy_peers: 2,
+            heartbeat_interval_ms: 5000,
+            max_frame: crate::DEFAULT_MAX_FRAME,
+            ban_threshold: -100,
+            ban_duration_ms: 60_000,
+        }
+    }
+}
+
+/// Who a frame is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient {
+    /// One peer.
+    Peer(PeerId),
+    /// Every connected peer: one signed frame that a relay or a broadcast medium fans out,
+    /// instead of one frame per peer.
+    Everyone,
+}
+
+/// Bytes to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Who they are for.
+    pub to: Recipient,
+    /// A signed frame.
+    pub bytes: Vec<u8>,
+}
+
+/// What the application hears about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A document took in a peer's delta and grew.
+    Changed {
+        /// The document.
+        doc: String,
+        /// The peer the delta came from (not necessarily its author).
+        from: PeerId,
+    },
+    /// A peer misbehaved until its score reached the ban threshold: disconnect it.
+    PeerBanned {
+        /// The peer.
+        peer: PeerId,
+        /// The code of the last offence.
+        reason: &'static str,
+    },
+}
+
+/// What one call produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Frames to send.
+    pub transmits: Vec<Transmit>,
+    /// Events for the application.
+    pub events: Vec<Event>,
+    /// Call [`SyncNode::handle_tick`] at this time (milliseconds) or soon after.
+    pub wake_at: u64,
+}
+
+/// Counters of traffic and of dropped frames by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames handed to transports.
+    pub frames_sent: u64,
+    /// Bytes handed to transports.
+    pub bytes_sent: u64,
+    /// Frames received, accepted or not.
+    pub frames_received: u64,
+    /// Bytes received, accepted or not.
+    pub bytes_received: u64,
+    /// Deltas that made a document grow.
+    pub deltas_applied: u64,
+    /// Dropped frames (and deltas) by [`SyncError::code`].
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+impl Stats {
+    /// All drops, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.drops.values().sum()
+    }
+}
+
+/// What the node knows of a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Good frames raise it (up to [`MAX_SCORE`]), bad ones lower it.
+    pub score: i32,
+    /// When the last valid frame came from it (milliseconds), if one did.
+    pub last_heard: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    info: PeerInfo,
+    /// Connected: a target for pushes and digests. Peers known only by their offences are not.
+    active: bool,
+    last_sent: u64,
+}
+
+/// One replica of a set of named documents, replicating with its peers. See the module docs.
+pub struct SyncNode {
+    key: SigningKey,
+    id: PeerId,
+    config: SyncConfig,
+    rng: ChaCha8Rng,
+    seq: u64,
+    /// The first sequence number of this incarnation: replies to older digests are refused.
+    first_seq: u64,
+    docs: BTreeMap<String, Box<dyn Document>>,
+    /// Local deltas waiting for the flush delay to pass.
+    pending: Vec<(String, Vec<u8>)>,
+    flush_at: Option<u64>,
+    peers: BTreeMap<PeerId, Peer>,
+    banned: BTreeMap<PeerId, u64>,
+    replay: ReplayGuard,
+    stats: Stats,
+    next_anti_entropy: u64,
+}
+
+impl SyncNode {
+    /// A node signing as `key`. Sequence numbers start at `now × 1000`, so a node that
+    /// restarts without its state (and a clock that moved on) is not taken for a replayer;
+    /// `seed` drives the random choice of peers.
+    pub fn new(key: SigningKey, config: SyncConfig, now: u64, seed: u64) -> Self {
+        SyncNode {
+            id: key.public_key(),
+            key,
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            seq: now.saturating_mul(1000),
+            first_seq: now.saturating_mul(1000),
+            docs: BTreeMap::new(),
+            pending: Vec::new(),
+            flush_at: None,
+            peers: BTreeMap::new(),
+            banned: BTreeMap::new(),
+            replay: ReplayGuard::new(),
+            stats: Stats::default(),
+            next_anti_entropy: now,
+        }
+    }
+
+    /// This node's identity (its public key).
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SyncConfig {
+        &self.config
+    }
+
+    /// Starts replicating `doc` as `name`, and asks every peer for what it has of it.
+    pub fn share(
+        &mut self,
+        now: u64,
+        name: &str,
+        doc: Box<dyn Document>,
+    ) -> Result<Output, SyncError> {
+        message::check_name(name).map_err(|_| SyncError::BadDocumentName {
+            name: name.chars().take(message::MAX_DOC_NAME).collect(),
+            reason: "names are 1 to 128 bytes",
+        })?;
+        if self.docs.contains_key(name) {
+            return Err(SyncError::BadDocumentName {
+                name: name.to_owned(),
+                reason: "already shared",
+            });
+        }
+        let version = doc.version().to_bytes();
+        self.docs.insert(name.to_owned(), doc);
+        let mut out = self.output();
+        let list = vec![(name.to_owned(), version)];
+        for peer in self.active_peers() {
+            self.send_list(&mut out, now, peer, FrameKind::Digest, 0, list.clone());
+        }
+        out.wake_at = self.wake_at();
+        Ok(out)
+    }
+
+    /// Stops replicating `name`; returns the document.
+    pub fn unshare(&mut self, name: &str) -> Option<Box<dyn Document>> {
+        self.pending.retain(|(doc, _)| doc != name);
+        self.docs.remove(name)
+    }
+
+    /// The names of the shared documents.
+    pub fn documents(&self) -> impl Iterator<Item = &str> {
+        self.docs.keys().map(String::as_str)
+    }
+
+    /// A shared document.
+    pub fn document(&self, name: &str) -> Option<&dyn Document> {
+        self.docs.get(name).map(|doc| &**doc)
+    }
+
+    /// A shared document as its concrete type, to change it (then call
+    /// [`local_change`](Self::local_change) with the delta).
+    pub fn document_mut<T: Document + 'static>(&mut self, name: &str) -> Option<&mut T> {
+        let doc: &mut dyn Any = &mut **self.docs.get_mut(name)?;
+        doc.downcast_mut()
+    }
+
+    /// Pushes `delta`, the delta of a change just made to the local replica of `doc`, to
+    /// `fanout` peers (at once, or after the flush delay together with other changes).
+    pub fn local_change(
+        &mut self,
+        now: u64,
+        doc: &str,
+        delta: Vec<u8>,
+    ) -> Result<Output, SyncError> {
+        if !self.docs.contains_key(doc) {
+            return Err(SyncError::UnknownDocument(doc.to_owned()));
+        }
+        let limit = self.max_payload();
+        if delta.len() + doc.len() + ENTRY_OVERHEAD > limit {
+            return Err(SyncError::DeltaTooLarge {
+                size: delta.len(),
+                limit,
+            });
+        }
+        self.pending.push((doc.to_owned(), delta));
+        let mut out = self.output();
+        if self.config.flush_delay_ms == 0 {
+            self.flush(&mut out, now);
+        } else if self.flush_at.is_none() {
+            self.flush_at = Some(now + self.config.flush_delay_ms);
+        }
+        out.wake_at = self.wake_at();
+        Ok(out)
+    }
+
+    /// A peer became reachable: it gets a digest at once, so the two catch up.
+    pub fn add_peer(&mut self, now: u64, peer: PeerId) -> Output {
+        let mut out = self.output();
+        if peer == self.id || self.is_banned(now, &peer) {
+            return out;
+        }
+        if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
+            return out;
+        }
+        self.peers
+            .entry(peer)
+            .or_insert_with(|| new_peer(true))
+            .active = true;
+        let digest = self.digest();
+        self.send_list(&mut out, now, peer, FrameKind::Digest, 0, digest);
+        out.wake_at = self.wake_at();
+        out
+    }
+
+    /// A peer went away. Its replay window is forgotten; its score is kept while it is banned.
+    pub fn remove_peer(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+        self.replay.forget(peer);
+    }
+
+    /// The connected peers, with what the node knows of them.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, PeerInfo)> + '_ {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.active)
+            .map(|(id, p)| (*id, p.info))
+    }
+
+    /// The peers banned at `now`, until when.
+    pub fn banned(&self, now: u64) -> impl Iterator<Item = (PeerId, u64)> + '_ {
+        self.banned
+            .iter()
+            .filter(move |(_, until)| now < **until)
+            .map(|(id, until)| (*id, *until))
+    }
+
+    /// Traffic and drop counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// When [`handle_tick`](Self::handle_tick) wants to run next.
+    pub fn wake_at(&self) -> u64 {
+        let mut at = self.next_anti_entropy;
+        if let Some(flush) = self.flush_at {
+            at = at.min(flush);
+        }
+        at
+    }
+
+    /// Timers: flushes delayed changes, runs an anti-entropy round when due, sends heartbeats
+    /// to idle peers and lifts expired bans.
+    pub fn handle_tick(&mut self, now: u64) -> Output {
+        let mut out = self.output();
+        if self.flush_at.is_some_and(|at| now >= at) {
+            self.flush(&mut out, now);
+        }
+        if now >= self.next_anti_entropy {
+            self.next_anti_entropy = now + self.config.anti_entropy_interval_ms;
+            let digest = self.digest();
+            for peer in self.choose_peers(None, self.config.anti_entropy_peers) {
+                self.send_list(&mut out, now, peer, FrameKind::Digest, 0, digest.clone());
+            }
+            let quiet = self.config.heartbeat_interval_ms;
+            let idle: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.active && now.saturating_sub(p.last_sent) >= quiet)
+                .map(|(id, _)| *id)
+                .collect();
+            for peer in idle {
+                self.send(&mut out, now, peer, FrameKind::Heartbeat, &[]);
+            }
+            self.banned.retain(|_, until| *until > now);
+        }
+        out.wake_at = self.wake_at();
+        out
+    }
+
+    /// A frame from `from` (the peer the transport received it from). Any failure is dropped,
+    /// counted and scored against `from`; nothing a peer sends can make this panic.
+    pub fn handle_message(&mut self, now: u64, from: PeerId, bytes: &[u8]) -> Output {
+        let mut out = self.output();
+        self.stats.frames_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        if let Err(error) = self.receive(&mut out, now, from, bytes) {
+            self.punish(&mut out, now, from, &error);
+        }
+        out.wake_at = self.wake_at();
+        out
+    }
+
+    fn receive(
+        &mut self,
+        out: &mut Output,
+        now: u64,
+        from: PeerId,
+        bytes: &[u8],
+    ) -> Result<(), SyncError> {
+        if self.is_banned(now, &from) {
+            return Err(SyncError::Banned);
+        }
+        if !self.peers.contains_key(&from) && self.peers.len() >= MAX_PEERS {
+            return Err(SyncError::TooManyPeers(MAX_PEERS));
+        }
+        let frame = SignedFrame::decode(bytes, self.config.max_frame)?.into_frame();
+        if frame.sender != from {
+            return Err(SyncError::SenderMismatch);
+        }
+        self.replay.accept(&frame.sender, frame.seq)?;
+        let peer = self.peers.entry(from).or_insert_with(|| new_peer(true));
+        peer.active = true;
+        peer.info.last_heard = Some(now);
+        peer.info.score = (peer.info.score + 1).min(MAX_SCORE);
+        match frame.kind {
+            FrameKind::Gossip => {
+                let gossip = Gossip::decode(&frame.payload)?;
+                let fresh = self.apply_all(out, from, gossip.deltas.docs)?;
+                if gossip.hops > 0 && !fresh.is_empty() {
+                    let forward = Gossip {
+                        hops: gossip.hops - 1,
+                        deltas: DocList {
+                            answers: 0,
+                            docs: fresh,
+                        },
+                    };
+                    let payload = message::encode(&forward);
+                    for peer in self.choose_peers(Some(from), self.config.fanout) {
+                        self.send(out, now, peer, FrameKind::Gossip, &payload);
+                    }
+                }
+            }
+            FrameKind::Digest | FrameKind::Request => {
+                let list = DocList::decode(&frame.payload)?;
+                let (deltas, wanted) = self.compare(&list)?;
+                self.send_list(out, now, from, FrameKind::Deltas, frame.seq, deltas);
+                if frame.kind == FrameKind::Digest {
+                    self.send_list(out, now, from, FrameKind::Request, 0, wanted);
+                }
+            }
+            FrameKind::Deltas => {
+                let list = DocList::decode(&frame.payload)?;
+                if list.answers < self.first_seq {
+                    // Computed for an earlier incarnation of this node: its "the peer has
+                    // these" assumptions no longer hold here, so applying could lose data.
+                    self.count_drop("STALE_REPLY");
+                    return Ok(());
+                }
+                self.apply_all(out, from, list.docs)?;
+            }
+            FrameKind::Heartbeat => {}
+        }
+        Ok(())
+    }
+
+    /// Applies each delta; returns those that made a document grow (to forward). Deltas of
+    /// documents not shared here are skipped and counted; a bad delta stops the frame.
+    fn apply_all(
+        &mut self,
+        out: &mut Output,
+        from: PeerId,
+        deltas: Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<(String, Vec<u8>)>, SyncError> {
+        let mut fresh = Vec::new();
+        for (name, delta) in deltas {
+            let Some(doc) = self.docs.get_mut(&name) else {
+                self.count_drop("UNKNOWN_DOCUMENT");
+                continue;
+            };
+            let grew = doc.apply(&delta).map_err(|reason| SyncError::BadDelta {
+                doc: name.clone(),
+                reason,
+            })?;
+            if grew {
+                self.stats.deltas_applied += 1;
+                out.events.push(Event::Changed {
+                    doc: name.clone(),
+                    from,
+                });
+                fresh.push((name, delta));
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// For a peer's digest: the deltas it lacks, and our versions of the documents where it
+    /// has events we lack (a request).
+    #[allow(clippy::type_complexity)]
+    fn compare(
+        &self,
+        list: &DocList,
+    ) -> Result<(Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>), SyncError> {
+        let mut deltas = Vec::new();
+        let mut wanted = Vec::new();
+        for (name, version) in &list.docs {
+            let Some(doc) = self.docs.get(name) else {
+                continue;
+            };
+            let theirs = VersionVector::from_bytes(version)
+                .map_err(|e| SyncError::BadPayload(e.to_string()))?;
+            if let Some(delta) = doc.delta_since(&theirs) {
+                deltas.push((name.clone(), delta));
+            }
+            let mine = doc.version();
+            if theirs.iter().any(|(replica, n)| n > mine.get(replica)) {
+                wanted.push((name.clone(), mine.to_bytes()));
+            }
+        }
+        Ok((deltas, wanted))
+    }
+
+    fn flush(&mut self, out: &mut Output, now: u64) {
+        self.flush_at = None;
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return;
+        }
+        let broadcast = self.active_peers().len() <= self.config.broadcast_limit;
+        let targets = if broadcast {
+            vec![Recipient::Everyone]
+        } else {
+            let peers = self.choose_peers(None, self.config.fanout);
+            peers.into_iter().map(Recipient::Peer).collect()
+        };
+        let hops = if broadcast {
+            0
+        } else {
+            self.config.gossip_hops
+        };
+        for chunk in self.chunks(pending) {
+            let payload = message::encode(&Gossip {
+                hops,
+                deltas: DocList {
+                    answers: 0,
+                    docs: chunk,
+                },
+            });
+            for to in &targets {
+                self.send_to(out, now, *to, FrameKind::Gossip, &payload);
+            }
+        }
+    }
+
+    /// Every document's version, for a digest.
+    fn digest(&self) -> Vec<(String, Vec<u8>)> {
+        self.docs
+            .iter()
+            .map(|(name, doc)| (name.clone(), doc.version().to_bytes()))
+            .collect()
+    }
+
+    /// Sends `entries` as one or more frames of `kind` (answering frame `answers`, or 0), each
+    /// under the frame limit.
+    fn send_list(
+        &mut self,
+        out: &mut Output,
+        now: u64,
+        to: PeerId,
+        kind: FrameKind,
+        answers: u64,
+        entries: Vec<(String, Vec<u8>)>,
+    ) {
+        if entries.is_empty() && kind != FrameKind::Digest {
+            return;
+        }
+        for chunk in self.chunks(entries) {
+            let payload = message::encode(&DocList {
+                answers,
+                docs: chunk,
+            });
+            self.send(out, now, to, kind, &payload);
+        }
+    }
+
+    /// Splits entries into lists that each fit one frame; an entry too large alone is dropped
+    /// and counted (local changes are refused before that point).
+    fn chunks(&mut self, entries: Vec<(String, Vec<u8>)>) -> Vec<Vec<(String, Vec<u8>)>> {
+        let limit = self.max_payload();
+        let mut chunks = vec![Vec::new()];
+        let mut size = 0;
+        for entry in entries {
+            let entry_size = entry.0.len() + entry.1.len() + ENTRY_OVERHEAD;
+            if entry_size > limit {
+                self.count_drop("DELTA_TOO_LARGE");
+                continue;
+            }
+            let full = chunks.last().is_some_and(|c: &Vec<_>| {
+                size + entry_size > limit || c.len() == message::MAX_DOCS_PER_FRAME
+            });
+            if full {
+                chunks.push(Vec::new());
+                size = 0;
+            }
+            size += entry_size;
+            chunks.last_mut().expect("never empty").push(entry);
+        }
+        chunks
+    }
+
+    fn send(&mut self, out: &mut Output, now: u64, to: PeerId, kind: FrameKind, payload: &[u8]) {
+        self.send_to(out, now, Recipient::Peer(to), kind, payload);
+    }
+
+    fn send_to(
+        &mut self,
+        out: &mut Output,
+        now: u64,
+        to: Recipient,
+        kind: FrameKind,
+        payload: &[u8],
+    ) {
+        self.seq += 1;
+        let bytes = SignedFrame::encode(&self.key, kind, self.seq, payload);
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        for (id, peer) in self.peers.iter_mut() {
+            if to == Recipient::Everyone || to == Recipient::Peer(*id) {
+                peer.last_sent = now;
+            }
+        }
+        out.transmits.push(Transmit { to, bytes });
+    }
+
+    /// Up to `count` active peers, at random, never `except`.
+    fn choose_peers(&mut self, except: Option<PeerId>, count: usize) -> Vec<PeerId> {
+        let mut candidates: Vec<PeerId> = self
+            .active_peers()
+            .into_iter()
+            .filter(|p| Some(*p) != except)
+            .collect();
+        let k = count.min(candidates.len());
+        for i in 0..k {
+            let j = i + (self.rng.next_u64() % (candidates.len() - i) as u64) as usize;
+            candidates.swap(i, j);
+        }
+        candidates.truncate(k);
+        candidates
+    }
+
+    fn active_peers(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.active)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn is_banned(&self, now: u64, peer: &PeerId) -> bool {
+        self.banned.get(peer).is_some_and(|until| now < *until)
+    }
+
+    fn count_drop(&mut self, code: &'static str) {
+        *self.stats.drops.entry(code).or_default() += 1;
+    }
+
+    /// Counts the drop and lowers `from`'s score by what the offence says about it; bans it
+    /// at the threshold. Replays cost little (networks duplicate frames); forgery costs much.
+    fn punish(&mut self, out: &mut Output, now: u64, from: PeerId, error: &SyncError) {
+        let code = error.code();
+        self.count_drop(code);
+        let cost = match error {
+            SyncError::Banned | SyncError::TooManyPeers(_) => return,
+            SyncError::Replayed(_) | SyncError::TooOld { .. } => 1,
+            SyncError::SenderMismatch => 50,
+            _ => 25,
+        };
+        let peer = self.peers.entry(from).or_insert_with(|| new_peer(false));
+        peer.info.score = peer.info.score.saturating_sub(cost);
+        if peer.info.score <= self.config.ban_threshold {
+            self.peers.remove(&from);
+            self.replay.forget(&from);
+            self.banned.insert(from, now + self.config.ban_duration_ms);
+            out.events.push(Event::PeerBanned {
+                peer: from,
+                reason: code,
+            });
+        }
+    }
+
+    fn max_payload(&self) -> usize {
+        self.config.max_frame.saturating_sub(FRAME_OVERHEAD + 16)
+    }
+
+    fn output(&self) -> Output {
+        Output {
+            wake_at: self.wake_at(),
+            ..Output::default()
+        }
+    }
+}
+
+fn new_peer(active: bool) -> Peer {
+    Peer {
+        info: PeerInfo {
+            score: 0,
+            last_heard: None,
+        },
+        active,
+        last_sent: 0,
+    }
+}
+
+impl std::fmt::Debug for SyncNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncNode")
+            .field("id", &crate::short_id(&self.id))
+            .field("documents", &self.docs.keys().collect::<BTreeSet<_>>())
+            .field("peers", &self.peers.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}

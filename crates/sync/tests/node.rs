@@ -1,0 +1,208 @@
+//! `SyncNode` one behaviour at a time: pushes, catch-up with only what is missing, refusals and
+//! scoring, stale replies after a restart, and the errors of the local API.
+
+use chrysalis_crdt::{Encode, GCounter, ORSet, ReplicaId};
+use chrysalis_crypto::SigningKey;
+use chrysalis_sync::{
+    Event, FrameKind, Output, Recipient, SignedFrame, SyncConfig, SyncError, SyncNode,
+};
+
+fn node(seed: u8, now: u64) -> SyncNode {
+    let key = SigningKey::from_seed(&[seed; 32]).unwrap();
+    let mut node = SyncNode::new(key, SyncConfig::default(), now, seed.into());
+    node.share(now, "set", Box::new(ORSet::<String>::new()))
+        .unwrap();
+    node
+}
+
+/// Delivers every frame of `out` that is for `to` (directly or to everyone); returns its output.
+fn deliver(now: u64, out: &Output, from: &SyncNode, to: &mut SyncNode) -> Output {
+    let mut all = Output::default();
+    for t in &out.transmits {
+        if t.to == Recipient::Everyone || t.to == Recipient::Peer(to.id()) {
+            let o = to.handle_message(now, from.id(), &t.bytes);
+            all.transmits.extend(o.transmits);
+            all.events.extend(o.events);
+        }
+    }
+    all
+}
+
+/// Exchanges frames between two nodes until both are quiet; returns the frame kinds sent.
+fn settle(now: u64, a: &mut SyncNode, b: &mut SyncNode, first: Output) -> Vec<FrameKind> {
+    let mut kinds = Vec::new();
+    let (mut from_a, mut from_b) = (first, Output::default());
+    while !from_a.transmits.is_empty() || !from_b.transmits.is_empty() {
+        for t in from_a.transmits.iter().chain(&from_b.transmits) {
+            kinds.push(
+                SignedFrame::decode(&t.bytes, usize::MAX)
+                    .unwrap()
+                    .frame()
+                    .kind,
+            );
+        }
+        let next_b = deliver(now, &from_a, a, b);
+        let next_a = deliver(now, &from_b, b, a);
+        (from_a, from_b) = (next_a, next_b);
+    }
+    kinds
+}
+
+fn add(node: &mut SyncNode, now: u64, element: &str) -> Output {
+    let replica = ReplicaId(u64::from(node.id()[0]));
+    let set: &mut ORSet<String> = node.document_mut("set").unwrap();
+    let delta = set.add(replica, element.to_owned()).to_bytes();
+    node.local_change(now, "set", delta).unwrap()
+}
+
+fn elements(node: &SyncNode) -> Vec<String> {
+    let any: &dyn std::any::Any = node.document("set").unwrap();
+    let set: &ORSet<String> = any.downcast_ref().unwrap();
+    set.iter().cloned().collect()
+}
+
+#[test]
+fn a_local_change_is_one_broadcast_frame_and_the_peer_reports_it() {
+    let (mut a, mut b) = (node(1, 0), node(2, 0));
+    let hello = a.add_peer(0, b.id());
+    settle(0, &mut a, &mut b, hello);
+    b.add_peer(0, a.id());
+    let out = add(&mut a, 1, "milk");
+    assert_eq!(out.transmits.len(), 1);
+    assert_eq!(out.transmits[0].to, Recipient::Everyone);
+    let heard = deliver(1, &out, &a, &mut b);
+    assert_eq!(
+        heard.events,
+        vec![Event::Changed {
+            doc: "set".into(),
+            from: a.id()
+        }]
+    );
+    assert_eq!(elements(&b), ["milk"]);
+    assert!(
+        heard.transmits.is_empty(),
+        "a broadcast push is not forwarded"
+    );
+}
+
+#[test]
+fn a_peer_that_was_away_catches_up_with_only_what_it_lacks() {
+    let (mut a, mut b) = (node(1, 0), node(2, 0));
+    for i in 0..50 {
+        add(&mut a, 1, &format!("old {i}"));
+    }
+    let hello = a.add_peer(2, b.id());
+    b.add_peer(2, a.id());
+    let kinds = settle(2, &mut a, &mut b, hello);
+    assert!(kinds.contains(&FrameKind::Deltas));
+    assert_eq!(elements(&b).len(), 50);
+    // Away: b misses three changes; the next digest brings exactly those.
+    for i in 0..3 {
+        add(&mut a, 3, &format!("new {i}"));
+    }
+    let before = a.stats().bytes_sent;
+    let round = a.handle_tick(10_000);
+    let kinds = settle(10_000, &mut a, &mut b, round);
+    assert_eq!(elements(&b).len(), 53);
+    assert!(kinds.contains(&FrameKind::Deltas), "{kinds:?}");
+    let catch_up = a.stats().bytes_sent - before;
+    // The three new elements and the context, not the 50 old ones again.
+    assert!(catch_up < 1200, "catch-up cost {catch_up} bytes");
+    // In sync: the next round is a digest each way and nothing else.
+    let round = a.handle_tick(20_000);
+    let kinds = settle(20_000, &mut a, &mut b, round);
+    assert!(kinds.iter().all(|k| *k == FrameKind::Digest), "{kinds:?}");
+}
+
+#[test]
+fn forged_frames_are_dropped_scored_and_end_in_a_ban() {
+    let (mut a, mut b) = (node(1, 0), node(2, 0));
+    let mallory = SigningKey::from_seed(&[9; 32]).unwrap();
+    let mallory_id = mallory.public_key();
+    // Signed by a, sent by mallory: refused, nothing applied.
+    let out = add(&mut a, 1, "x");
+    let o = b.handle_message(1, mallory_id, &out.transmits[0].bytes);
+    assert!(o.events.is_empty());
+    assert_eq!(b.stats().drops.get("SENDER_MISMATCH"), Some(&1));
+    assert!(elements(&b).is_empty());
+    // Garbage until banned.
+    let mut banned = None;
+    for seq in 0..10 {
+        let bad = SignedFrame::encode(&mallory, FrameKind::Gossip, seq, b"\xff\xff");
+        for event in b.handle_message(2, mallory_id, &bad).events {
+            banned = Some(event);
+        }
+    }
+    assert_eq!(
+        banned,
+        Some(Event::PeerBanned {
+            peer: mallory_id,
+            reason: "BAD_PAYLOAD"
+        })
+    );
+    assert!(b.banned(3).any(|(p, _)| p == mallory_id));
+    let dropped_as_banned = b.stats().drops.get("BANNED").copied().unwrap_or(0);
+    let valid = SignedFrame::encode(&mallory, FrameKind::Heartbeat, 100, b"");
+    b.handle_message(3, mallory_id, &valid);
+    assert_eq!(b.stats().drops["BANNED"], dropped_as_banned + 1);
+    // The ban lifts after its duration.
+    b.handle_tick(70_000);
+    assert!(b.banned(70_000).next().is_none());
+    // Honest a is unaffected: its frames still count.
+    let out = add(&mut a, 2, "y");
+    deliver(4, &out, &a, &mut b);
+    assert_eq!(elements(&b), ["y"]);
+}
+
+#[test]
+fn a_duplicated_frame_is_refused_as_a_replay_at_a_small_cost() {
+    let (mut a, mut b) = (node(1, 0), node(2, 0));
+    let out = add(&mut a, 1, "x");
+    deliver(1, &out, &a, &mut b);
+    deliver(1, &out, &a, &mut b);
+    assert_eq!(b.stats().drops.get("REPLAYED"), Some(&1));
+    let score = b.peers().find(|(p, _)| *p == a.id()).unwrap().1.score;
+    assert_eq!(score, 0, "+1 for the frame, -1 for the replay");
+}
+
+#[test]
+fn replies_to_a_previous_incarnation_are_not_applied() {
+    let (mut a, mut b) = (node(1, 0), node(2, 0));
+    add(&mut a, 1, "kept");
+    // b digests a, then restarts without its state before the reply arrives.
+    let digest = b.add_peer(1, a.id());
+    let reply = deliver(1, &digest, &b, &mut a);
+    let mut reborn = node(2, 5);
+    deliver(5, &reply, &a, &mut reborn);
+    assert_eq!(reborn.stats().drops.get("STALE_REPLY"), Some(&1));
+    // Its own digest brings everything.
+    let hello = reborn.add_peer(6, a.id());
+    settle(6, &mut reborn, &mut a, hello);
+    assert_eq!(elements(&reborn), ["kept"]);
+}
+
+#[test]
+fn the_local_api_names_bad_calls() {
+    let mut a = node(1, 0);
+    let err = |r: Result<Output, SyncError>| r.unwrap_err().code();
+    assert_eq!(
+        err(a.share(0, "set", Box::new(GCounter::new()))),
+        "BAD_DOCUMENT_NAME"
+    );
+    assert_eq!(
+        err(a.share(0, "", Box::new(GCounter::new()))),
+        "BAD_DOCUMENT_NAME"
+    );
+    assert_eq!(
+        err(a.share(0, &"n".repeat(129), Box::new(GCounter::new()))),
+        "BAD_DOCUMENT_NAME"
+    );
+    assert_eq!(err(a.local_change(0, "nope", vec![1])), "UNKNOWN_DOCUMENT");
+    assert_eq!(
+        err(a.local_change(0, "set", vec![0; 2 << 20])),
+        "DELTA_TOO_LARGE"
+    );
+    assert!(a.document_mut::<GCounter>("set").is_none(), "wrong type");
+    assert!(a.unshare("set").is_some());
+    assert_eq!(a.documents().count(), 0);
+}
