@@ -1,0 +1,121 @@
+//! The relay's wire format, one WebSocket per peer.
+//!
+//! Control messages are JSON text frames (`type` names them); data are binary frames that the
+//! relay never parses beyond a one-byte header:
+//!
+//! - relay → peer on connect: `{"type":"challenge","version":1,"nonce":"<64 hex>"}`;
+//! - peer → relay: `{"type":"auth","room":"…","peer":"<64 hex public key>","signature":"<128 hex>"}`,
+//!   an Ed25519 signature over [`auth_message`];
+//! - relay → peer: `{"type":"welcome","peer":"…","peers":["…"]}`, then `peer-joined` / `peer-left`
+//!   (`{"type":"peer-joined","peer":"…"}`) as the room changes;
+//! - peer → relay, binary: `0x00 ‖ frame` (to everyone in the room) or `0x01 ‖ peer(32) ‖ frame`
+//!   (to one peer); relay → peer, binary: `from(32) ‖ frame`;
+//! - WebRTC signalling, text: `{"type":"signal","to":"…","data":…}` arrives as
+//!   `{"type":"signal","from":"…","data":…}`;
+//! - relay → peer: `{"type":"error","code":"…","message":"…"}` before refusing or closing.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version in the challenge.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Domain string of the auth signature.
+pub const AUTH_DOMAIN: &[u8] = b"chrysalis-relay auth v1";
+/// The longest room name, in bytes.
+pub const MAX_ROOM_NAME: usize = 128;
+/// Binary header: to every peer of the room.
+pub const TO_EVERYONE: u8 = 0;
+/// Binary header: to one peer, whose 32-byte id follows.
+pub const TO_PEER: u8 = 1;
+
+/// What a peer signs to prove it holds the key of the id it claims: the domain, the relay's
+/// nonce and the room, so a signature cannot be replayed to another relay session or room.
+pub fn auth_message(nonce: &[u8], room: &str) -> Vec<u8> {
+    [AUTH_DOMAIN, nonce, room.as_bytes()].concat()
+}
+
+/// Control messages from the relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerMessage {
+    /// Sent first: sign it.
+    Challenge {
+        /// [`PROTOCOL_VERSION`].
+        version: u32,
+        /// 32 random bytes in hex.
+        nonce: String,
+    },
+    /// Authenticated: the peers already in the room.
+    Welcome {
+        /// The peer's own id, as the relay saw it.
+        peer: String,
+        /// The others.
+        peers: Vec<String>,
+    },
+    /// A peer entered the room.
+    PeerJoined {
+        /// Its id.
+        peer: String,
+    },
+    /// A peer's last connection to the room closed.
+    PeerLeft {
+        /// Its id.
+        peer: String,
+    },
+    /// Signalling from another peer.
+    Signal {
+        /// The sender.
+        from: String,
+        /// Opaque to the relay.
+        data: serde_json::Value,
+    },
+    /// A refusal.
+    Error {
+        /// Stable code (`"AUTH_FAILED"`, `"OVERSIZED"`, `"RATE_LIMITED"`, …).
+        code: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Control messages from a peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ClientMessage {
+    /// The answer to the challenge.
+    Auth {
+        /// The room to join.
+        room: String,
+        /// The peer's Ed25519 public key, hex.
+        peer: String,
+        /// Signature over [`auth_message`], hex.
+        signature: String,
+    },
+    /// Signalling for one peer.
+    Signal {
+        /// The recipient's id.
+        to: String,
+        /// Opaque to the relay.
+        data: serde_json::Value,
+    },
+}
+
+impl ServerMessage {
+    /// An error message.
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The JSON text.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("control messages serialise")
+    }
+}
+
+/// A peer id from its hex form.
+pub fn parse_peer(hex_id: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(hex_id).ok()?;
+    bytes.try_into().ok()
+}
