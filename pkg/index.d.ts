@@ -84,3 +84,68 @@ export type EmbeddingService = EmbeddingServiceClass;
 export declare const EmbeddingService: {
   create(options: EmbeddingServiceOptions, progress?: EmbedOptions): Promise<EmbeddingServiceClass>;
 };
+
+import type { SigningKey, SyncDocument, SyncEngineStats, SyncOptions, SyncPeerInfo } from "./chrysalis_wasm.js";
+
+/** How a {@link SyncNode} joins its room. Give a `relayUrl`, `broadcastChannel: true`, or both. */
+export interface SyncNodeOptions extends SyncOptions {
+  /** The room: peers replicate with the peers of the same room (1 to 128 characters). */
+  room: string;
+  /** The Ed25519 identity that signs every frame and answers the relay's challenge. */
+  identity: SigningKey;
+  /** A Chrysalis relay (`ws://…` or `wss://…`): presence, forwarding and WebRTC signalling. */
+  relayUrl?: string;
+  /** Open WebRTC data channels to the relay's peers and prefer them (needs `relayUrl`). */
+  webrtc?: boolean;
+  /** Replicate with other tabs of this origin over a BroadcastChannel (no server needed). */
+  broadcastChannel?: boolean;
+}
+
+/** Transports a peer is reachable over. */
+export type SyncTransport = "relay" | "webrtc" | "broadcast";
+
+/** The events of a {@link SyncNode} and their `detail`. */
+export interface SyncNodeEvents {
+  /** A shared CRDT took in a peer's change. */
+  change: { doc: string; from: string };
+  /** A peer became reachable (over `via`, its first transport). */
+  "peer-joined": { peer: string; via: SyncTransport };
+  /** A peer is no longer reachable over any transport. */
+  "peer-left": { peer: string; via: SyncTransport };
+  /** A transport changed state (`connecting`, `open`, `reconnecting`, `closed`, `error`). */
+  "connection-state": { transport: SyncTransport; state: string; peer?: string; code?: string; message?: string };
+  /** A peer misbehaved until banned; its frames are dropped. */
+  "peer-banned": { peer: string; reason: string };
+}
+
+/**
+ * A replica of named CRDTs kept in sync with the other peers of a room: over a relay, WebRTC
+ * data channels and a BroadcastChannel at once. Every frame is signed by `identity`; forged,
+ * replayed or oversized frames are dropped and counted, and misbehaving peers are banned.
+ */
+export declare class SyncNode extends EventTarget {
+  /** Joins `options.room` over the transports asked for. */
+  static join(options: SyncNodeOptions): Promise<SyncNode>;
+  private constructor(options: SyncNodeOptions);
+  /** This node's peer id (hex of its identity's public key). */
+  readonly id: string;
+  /** Subscribes to an event; returns a function that unsubscribes. */
+  on<K extends keyof SyncNodeEvents>(type: K, handler: (detail: SyncNodeEvents[K]) => void): () => void;
+  /** Replicates `crdt` under `name`; returns it. */
+  share<T extends SyncDocument>(name: string, crdt: T): T;
+  /** Stops replicating `name`; returns whether it was shared. */
+  unshare(name: string): boolean;
+  /** Pushes the delta a mutator of the shared CRDT `name` returned. */
+  change(name: string, delta: Uint8Array): void;
+  /** The connected peers and the transports that reach them. */
+  peers(): (SyncPeerInfo & { via: SyncTransport[] })[];
+  /** Protocol counters plus per-transport traffic and connection states. */
+  stats(): SyncEngineStats & {
+    transports: Record<SyncTransport, { framesSent: number; bytesSent: number; framesReceived: number; bytesReceived: number }>;
+    relay: string;
+    webrtc: Record<string, string>;
+  };
+  /** Leaves the room and closes every transport. */
+  close(): void;
+  [Symbol.dispose](): void;
+}

@@ -9,6 +9,7 @@ import init, { Hasher, version } from "./chrysalis_wasm.js";
 
 export * from "./chrysalis_wasm.js";
 export { default } from "./chrysalis_wasm.js";
+export { SyncNode } from "./sync.js";
 
 const absorb = Hasher.prototype.update;
 Hasher.prototype.update = function update(chunk) {

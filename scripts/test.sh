@@ -37,6 +37,8 @@ step "fuzzing every decoder for 30 s (scripts/fuzz.sh)"
 bash "$ROOT/scripts/fuzz.sh" 30 2>&1 | tee "$LOGS/fuzz.log"
 
 CHRYSALIS_SKIP_SETUP=1 bash "$ROOT/scripts/build-pkg.sh"
+step "cargo build -p chrysalis-relay (the relay the end-to-end tests start)"
+cargo build -p chrysalis-relay
 
 step "tsc --noEmit (package types over the examples)"
 tsc --noEmit -p "$ROOT/tsconfig.json"

@@ -13,6 +13,13 @@ pub struct SigningKey {
     inner: crypto::SigningKey,
 }
 
+impl SigningKey {
+    /// The seed, for another part of this crate that signs as the same identity.
+    pub(crate) fn seed(&self) -> Zeroizing<[u8; crypto::ED25519_SEED_LEN]> {
+        self.inner.seed()
+    }
+}
+
 #[wasm_bindgen]
 impl SigningKey {
     /// A new random key (from `crypto.getRandomValues`).

@@ -16,7 +16,7 @@ use web_sys::{AbortSignal, Response};
 
 use crate::{
     error::{CodedError, JsResult, js},
-    input::{integer_option, option, or_undefined},
+    input::{integer_option, object, option, or_undefined, usize_option},
 };
 
 #[wasm_bindgen(module = "/js/model-files.js")]
@@ -197,20 +197,6 @@ fn number_option(options: &JsValue, name: &str, default: f64) -> Result<f64, Cod
         .ok_or_else(|| {
             CodedError::bad_argument(format!("option {name} must be a non-negative number"))
         })
-}
-
-fn usize_option(options: &JsValue, name: &str, default: usize) -> Result<usize, CodedError> {
-    Ok(integer_option(options, name, default as u64)?.min(usize::MAX as u64) as usize)
-}
-
-/// An `{ key: value, … }` object.
-fn object(fields: &[(&str, JsValue)]) -> JsValue {
-    let object = Object::new();
-    for (name, value) in fields {
-        // Setting a property of a fresh plain object cannot fail.
-        let _ = Reflect::set(&object, &(*name).into(), value);
-    }
-    object.into()
 }
 
 /// Why a JS call failed, as text (`code: message` for our coded errors).

@@ -56,3 +56,24 @@ pub(crate) fn integer_option(
         ))),
     }
 }
+
+#[cfg(any(feature = "crypto", feature = "embedding"))]
+/// A non-negative integer option with a default, as a `usize`.
+pub(crate) fn usize_option(
+    options: &JsValue,
+    name: &str,
+    default: usize,
+) -> Result<usize, CodedError> {
+    Ok(integer_option(options, name, default as u64)?.min(usize::MAX as u64) as usize)
+}
+
+#[cfg(any(feature = "crypto", feature = "embedding"))]
+/// An `{ key: value, … }` object.
+pub(crate) fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let object = js_sys::Object::new();
+    for (name, value) in fields {
+        // Setting a property of a fresh plain object cannot fail.
+        let _ = Reflect::set(&object, &(*name).into(), value);
+    }
+    object.into()
+}

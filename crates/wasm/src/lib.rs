@@ -32,6 +32,8 @@ mod secret;
 #[cfg(feature = "crypto")]
 mod security;
 #[cfg(feature = "crypto")]
+mod sync;
+#[cfg(feature = "crypto")]
 mod vector;
 #[cfg(feature = "x509")]
 mod x509;
@@ -43,7 +45,8 @@ pub use embedding::*;
 pub use x509::*;
 #[cfg(feature = "crypto")]
 pub use {
-    aead::*, api_key::*, crdt::*, ed25519::*, hash::*, kdf::*, secret::*, security::*, vector::*,
+    aead::*, api_key::*, crdt::*, ed25519::*, hash::*, kdf::*, secret::*, security::*, sync::*,
+    vector::*,
 };
 
 use wasm_bindgen::prelude::*;
