@@ -22,6 +22,8 @@ export const DEMO_MOUNTS = {
     ? resolve(process.env.CHRYSALIS_MODEL_DIR, "..")
     : join(process.env.CHRYSALIS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "chrysalis"), "models"),
   "/node_modules/": join(ROOT, "node_modules"),
+  // Bundles the replication benchmark builds (scripts/bench-sync.mjs).
+  "/bench-build/": join(ROOT, "target/bench-build"),
   "/": join(ROOT, "www"),
 };
 

@@ -9,14 +9,14 @@ use chrysalis_embedding::{
     self as embedding, EmbeddingError, HttpRequest, HttpResponse, LocalModel, Provider, RemoteApi,
     RemoteConfig, RetryPolicy, ServiceConfig, TransportError,
 };
-use js_sys::{Array, Float32Array, Function, Object, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Float32Array, Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, prelude::*};
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 use web_sys::{AbortSignal, Response};
 
 use crate::{
     error::{CodedError, JsResult, js},
-    input::{integer_option, object, option, or_undefined, usize_option},
+    input::{object, option, or_undefined, usize_option},
 };
 
 #[wasm_bindgen(module = "/js/model-files.js")]

@@ -1,0 +1,57 @@
+// One replica of the replication benchmark: a set of strings shared with the other pages of a
+// room, through Chrysalis (`SyncNode` over the relay) or Yjs (a Y.Map over y-websocket, bundled
+// into /bench-build/yjs-sync.js by scripts/bench-sync.mjs). The driver calls `setup`, then
+// `edit` in every page at once, then polls `size()` and reads `window.wire`.
+const EXPECTED = { value: Infinity };
+let replica;
+
+/** Joins the room with `library` ("chrysalis" or "yjs"). */
+window.setup = async ({ library, url, room, name, flushDelayMs, expected }) => {
+  EXPECTED.value = expected;
+  if (library === "chrysalis") {
+    const sdk = await import("/pkg/index.js");
+    await sdk.initializeChrysalis();
+    const node = await sdk.SyncNode.join({ room, relayUrl: url, identity: sdk.SigningKey.generate(), flushDelayMs });
+    const set = node.share("set", new sdk.ORSet(name));
+    replica = {
+      add: (key) => node.change("set", set.add(key)),
+      size: () => set.size,
+      peers: () => node.peers().length,
+      batch: (fn) => fn(),
+      onChange: (fn) => node.on("change", fn),
+    };
+  } else {
+    const { Y, WebsocketProvider } = await import("/bench-build/yjs-sync.js");
+    const doc = new Y.Doc();
+    const provider = new WebsocketProvider(url, room, doc, { disableBc: true });
+    await new Promise((resolve) => provider.once("synced", resolve));
+    const map = doc.getMap("set");
+    replica = {
+      add: (key) => map.set(key, true),
+      size: () => map.size,
+      peers: () => provider.awareness.getStates().size - 1,
+      batch: (fn) => doc.transact(fn),
+      onChange: (fn) => map.observe(fn),
+    };
+  }
+  window.done = null;
+  replica.onChange(() => {
+    if (window.done === null && replica.size() >= EXPECTED.value) window.done = Date.now();
+  });
+};
+
+/** Adds `count` unique keys, each its own change (or, with `batched`, one change). */
+window.edit = ({ count, prefix, batched }) => {
+  const started = Date.now();
+  const run = () => {
+    for (let i = 0; i < count; i += 1) replica.add(`${prefix}-${i}`);
+  };
+  if (batched) replica.batch(run);
+  else run();
+  if (window.done === null && replica.size() >= EXPECTED.value) window.done = Date.now();
+  return started;
+};
+
+window.size = () => replica.size();
+window.peerCount = () => replica.peers();
+window.benchReady = true;
