@@ -11,6 +11,7 @@ import { stat } from "node:fs/promises";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { homedir } from "node:os";
+import { startRelay } from "./relay.mjs";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
@@ -53,8 +54,12 @@ function locate(mounts, urlPath) {
   return null;
 }
 
-async function handle(mounts, req, res) {
+async function handle(mounts, routes, req, res) {
   const { pathname } = new URL(req.url, "http://localhost");
+  if (routes[pathname]) {
+    res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(routes[pathname]()));
+    return;
+  }
   let file = locate(mounts, pathname);
   let info = file && (await stat(file).catch(() => null));
   if (info?.isDirectory()) {
@@ -78,10 +83,13 @@ async function handle(mounts, req, res) {
   else createReadStream(file).pipe(res);
 }
 
-/** Starts a server; resolves to `{ server, url }` once it listens on 127.0.0.1. */
-export function startServer({ port = 0, mounts = DEMO_MOUNTS, host = "127.0.0.1" } = {}) {
+/**
+ * Starts a server; resolves to `{ server, url }` once it listens on 127.0.0.1. `routes` maps a
+ * path to a function whose result is served as JSON (the demo's `/relay.json`).
+ */
+export function startServer({ port = 0, mounts = DEMO_MOUNTS, host = "127.0.0.1", routes = {} } = {}) {
   const server = createServer((req, res) => {
-    handle(mounts, req, res).catch((error) => {
+    handle(mounts, routes, req, res).catch((error) => {
       res.writeHead(500, { "content-type": "text/plain" }).end(String(error));
     });
   });
@@ -109,16 +117,24 @@ function parseArgs(argv) {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { port, mounts } = parseArgs(process.argv.slice(2));
+  // The replication panel's relay (crates/relay), when it has been built.
+  const relay = await startRelay().catch((error) => {
+    console.log(`No relay (${error.message}): tabs replicate over a BroadcastChannel only.`);
+    return null;
+  });
+  const routes = { "/relay.json": () => ({ url: relay?.url ?? null }) };
   let started;
   // Take the asked-for port, or the next free one when it is busy.
   for (let candidate = port; !started; candidate++) {
-    started = await startServer({ port: candidate, mounts: mounts ?? DEMO_MOUNTS }).catch((error) => {
+    started = await startServer({ port: candidate, mounts: mounts ?? DEMO_MOUNTS, routes }).catch((error) => {
       if (error.code !== "EADDRINUSE" || candidate > port + 20) throw error;
       return null;
     });
   }
   console.log(`Chrysalis demo: ${started.url}  (benchmarks: ${started.url}bench/)  Ctrl-C stops it.`);
-  const stop = () => {
+  if (relay) console.log(`Relay: ${relay.url} (health: ${relay.httpUrl}/health)`);
+  const stop = async () => {
+    await relay?.stop();
     started.server.close(() => process.exit(0));
     started.server.closeAllConnections();
   };

@@ -2,10 +2,27 @@
 import {
   initializeChrysalis, Hasher, SigningKey, ed25519Verify, scryptAsync, seal, open, SecurityContext,
   GCounter, PNCounter, ORSet, LWWRegister, MVRegister, SkillAccumulator, EpisodeMemory, MerkleDag,
-  EmbeddingService, cosineSimilarity,
+  EmbeddingService, cosineSimilarity, SyncNode,
 } from "/pkg/index.js";
 
 const $ = (id) => document.getElementById(id);
+
+/** An element with properties and children. */
+function make(tag, props = {}, children = []) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+/** A button that runs `onClick`, then `render`. */
+function makeButton(text, className, onClick, render) {
+  const b = make("button", { textContent: text, className });
+  b.addEventListener("click", () => {
+    onClick();
+    render();
+  });
+  return b;
+}
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 const CHUNK = 1 << 20;
 
@@ -175,11 +192,6 @@ function crdtReplica(root, name) {
     episodes: new EpisodeMemory(name),
   };
   const dag = new MerkleDag();
-  const make = (tag, props = {}, children = []) => {
-    const node = Object.assign(document.createElement(tag), props);
-    node.append(...children);
-    return node;
-  };
   const viewsValue = make("strong", { className: "views-value" });
   const skillName = make("input", { className: "skill-name", placeholder: "skill", value: "planning" });
   const skillLevel = make("input", { className: "skill-level", type: "number", step: "0.1", value: "0.5" });
@@ -196,14 +208,7 @@ function crdtReplica(root, name) {
   const setInput = make("input", { className: "set-input", placeholder: "item" });
   const lwwInput = make("input", { className: "lww-input", placeholder: "value" });
   const mvInput = make("input", { className: "mv-input", placeholder: "value" });
-  const button = (text, className, onClick) => {
-    const b = make("button", { textContent: text, className });
-    b.addEventListener("click", () => {
-      onClick();
-      render();
-    });
-    return b;
-  };
+  const button = (text, className, onClick) => makeButton(text, className, onClick, () => render());
   function render() {
     viewsValue.textContent = String(r.views.value);
     skillsValue.textContent = r.skills.skills().map(({ skill, level }) => `${skill} ${level}`).join(", ") || "—";
@@ -349,6 +354,82 @@ function setupEmbeddings() {
   });
 }
 
+/** One agent of the replication panel: a SyncNode sharing a counter and a set of notes. */
+async function syncAgent(root, relayUrl, label) {
+  const identity = SigningKey.generate();
+  const node = await SyncNode.join({
+    room: "demo",
+    identity,
+    relayUrl: relayUrl ?? undefined,
+    webrtc: Boolean(relayUrl),
+    broadcastChannel: true,
+  });
+  const name = `${label}-${node.id.slice(0, 6)}`;
+  const clicks = node.share("clicks", new PNCounter(name));
+  const notes = node.share("notes", new ORSet(name));
+  const card = make("div", { className: "replica agent" });
+  const clicksValue = make("strong", { className: "agent-clicks" });
+  const noteInput = make("input", { className: "agent-note", placeholder: "a note to share" });
+  const notesList = make("span", { className: "agent-notes" });
+  const peersTable = make("table", { className: "agent-peers" });
+  const traffic = make("div", { className: "agent-traffic digest" });
+  const button = (text, className, onClick) => makeButton(text, className, onClick, () => render());
+  function render() {
+    clicksValue.textContent = String(clicks.value);
+    notesList.textContent = notes.values().sort().join(" · ") || "—";
+    const peers = node.peers();
+    peersTable.replaceChildren(
+      make("tr", {}, ["peer", "via", "score"].map((t) => make("th", { textContent: t }))),
+      ...peers.map((p) => make("tr", {}, [p.id.slice(0, 12), p.via.join(" + "), String(p.score)].map((t) => make("td", { textContent: t })))),
+    );
+    const s = node.stats();
+    const t = s.transports;
+    traffic.textContent =
+      `frames out ${s.framesSent} (${s.bytesSent} B) · in ${s.framesReceived} (${s.bytesReceived} B) · dropped ${s.dropped} · ` +
+      `relay ${s.relay}: ${t.relay.framesSent}↑ ${t.relay.framesReceived}↓ · webrtc ${t.webrtc.framesSent}↑ ${t.webrtc.framesReceived}↓ · tabs ${t.broadcast.framesSent}↑ ${t.broadcast.framesReceived}↓`;
+  }
+  card.append(
+    make("h3", { textContent: `Agent ${name}` }),
+    make("div", { className: "row" }, ["Clicks ", clicksValue, button("+1", "agent-inc", () => node.change("clicks", clicks.increment()))]),
+    make("div", { className: "row" }, [
+      noteInput,
+      button("Share", "agent-share", () => {
+        if (noteInput.value) node.change("notes", notes.add(noteInput.value));
+        noteInput.value = "";
+      }),
+    ]),
+    make("div", { className: "row" }, [notesList]),
+    peersTable,
+    traffic,
+  );
+  root.append(card);
+  for (const type of ["change", "peer-joined", "peer-left", "connection-state"]) node.on(type, render);
+  setInterval(render, 1000);
+  render();
+  return node;
+}
+
+async function setupReplication() {
+  const status = $("replication-status");
+  const agents = $("replication-agents");
+  let relayUrl = null;
+  try {
+    relayUrl = (await (await fetch("./relay.json")).json()).url;
+  } catch {
+    // Served without the relay: tabs still replicate over the BroadcastChannel.
+  }
+  status.textContent = relayUrl ? `Relay ${relayUrl}` : "No relay: tabs of this origin replicate over a BroadcastChannel.";
+  let count = 0;
+  const add = async () => {
+    count += 1;
+    await syncAgent(agents, relayUrl, String.fromCharCode(64 + count));
+    status.dataset.status = "ready";
+  };
+  $("replication-add-agent").addEventListener("click", add);
+  await add();
+  await add();
+}
+
 async function main() {
   const status = $("sdk-status");
   try {
@@ -374,6 +455,10 @@ async function main() {
   setupVault();
   setupCrdts();
   setupEmbeddings();
+  setupReplication().catch((error) => {
+    $("replication-status").textContent = `Failed: ${error.code ?? ""} ${error.message}`;
+    $("replication-status").dataset.status = "error";
+  });
 
   const drop = $("file-drop");
   drop.addEventListener("dragover", (event) => {

@@ -175,6 +175,38 @@ test("the demo page loads the SDK, hashes text and files, with no console errors
   await page.close();
 });
 
+test("the demo's agents replicate live through the relay, in this page and in another tab", async () => {
+  const page = await openPage(browser, baseUrl);
+  await page.waitForSelector('#replication-status[data-status="ready"]');
+  assert.match(await page.textContent("#replication-status"), /^Relay ws:\/\/127\.0\.0\.1:\d+/);
+  const agents = page.locator("#replication-agents .agent");
+  await page.waitForFunction(() => document.querySelectorAll("#replication-agents .agent").length === 2);
+  await agents.nth(0).locator(".agent-inc").click();
+  await agents.nth(0).locator(".agent-note").fill("hello from A");
+  await agents.nth(0).locator(".agent-share").click();
+  await page.waitForFunction(() => {
+    const b = document.querySelectorAll("#replication-agents .agent")[1];
+    return b.querySelector(".agent-clicks").textContent === "1" && b.querySelector(".agent-notes").textContent === "hello from A";
+  });
+  // Another tab (a page of its own, with its own agents) catches up and its edits come back.
+  const tab = await openPage(browser, baseUrl);
+  await tab.waitForSelector('#replication-status[data-status="ready"]');
+  await tab.waitForFunction(() => document.querySelector("#replication-agents .agent .agent-notes")?.textContent === "hello from A");
+  await tab.locator("#replication-agents .agent").nth(0).locator(".agent-inc").click();
+  await page.waitForFunction(() => [...document.querySelectorAll(".agent-clicks")].every((c) => c.textContent === "2"));
+  // The peer table names each agent's peers and how they are reached; traffic is counted.
+  await page.waitForFunction(() => document.querySelectorAll("#replication-agents .agent")[0].querySelectorAll(".agent-peers tr").length >= 4);
+  const table = await agents.nth(0).locator(".agent-peers").textContent();
+  assert.match(table, /relay/);
+  assert.match(await agents.nth(0).locator(".agent-traffic").textContent(), /^frames out [1-9]/);
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.locator("#replication").screenshot({ path: join(SCREENSHOTS, "demo-replication.png") });
+  assert.deepEqual(page.problems, []);
+  assert.deepEqual(tab.problems, []);
+  await tab.close();
+  await page.close();
+});
+
 test("the demo downloads the model with progress, embeds typed text and ranks the corpus by meaning", async () => {
   const page = await openPage(browser, baseUrl);
   await page.waitForSelector('#sdk-status[data-status="ready"]');
