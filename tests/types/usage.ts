@@ -18,6 +18,9 @@ import init, {
   SecurityContext,
   compareVersionVectors,
   SigningKey,
+  SyncNode,
+  type SyncNodeOptions,
+  type SyncTransport,
   blake3,
   blake3DeriveKey,
   blake3Keyed,
@@ -153,4 +156,23 @@ export async function embeddingUsage(security: SecurityContext): Promise<number>
   // @ts-expect-error: providers are local, openai or nomic.
   await EmbeddingService.create({ providers: [{ kind: "llama" }] });
   return cosineSimilarity(a, b) + calls + usd + service.cachedVectors;
+}
+
+export async function replication(): Promise<number> {
+  const options: SyncNodeOptions = { room: "team", identity: SigningKey.generate(), relayUrl: "ws://127.0.0.1:8787", webrtc: true, flushDelayMs: 20 };
+  const node = await SyncNode.join(options);
+  const set: ORSet = node.share("notes", new ORSet("agent-1"));
+  node.change("notes", set.add("milk"));
+  const off = node.on("change", ({ doc, from }) => void (doc.length + from.length));
+  off();
+  node.on("connection-state", ({ transport, state }) => void (transport satisfies SyncTransport, state));
+  const via: SyncTransport[] = node.peers()[0].via;
+  const stats = node.stats();
+  const dropped: number = stats.dropped + (stats.drops.REPLAYED ?? 0) + stats.transports.webrtc.bytesSent;
+  // @ts-expect-error: the identity is a SigningKey.
+  await SyncNode.join({ room: "x", identity: "me", relayUrl: "ws://x" });
+  // @ts-expect-error: events are change, peer-joined, peer-left, connection-state, peer-banned.
+  node.on("message", () => {});
+  node.close();
+  return dropped + via.length + node.id.length;
 }
