@@ -16,7 +16,7 @@ use web_sys::{AbortSignal, Response};
 
 use crate::{
     error::{CodedError, JsResult, js},
-    input::{object, option, or_undefined, usize_option},
+    input::{hex, object, option, or_undefined, usize_option},
 };
 
 #[wasm_bindgen(module = "/js/model-files.js")]
@@ -430,10 +430,6 @@ async fn model_file(provider: &JsValue, file: &str, control: &Control) -> Result
         cache_model_file(&url, name, bytes).await?;
     }
     Ok(data)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn provider(options: &JsValue, control: &Control) -> Result<Provider, JsValue> {

@@ -77,3 +77,9 @@ pub(crate) fn object(fields: &[(&str, JsValue)]) -> JsValue {
     }
     object.into()
 }
+
+#[cfg(any(feature = "crypto", feature = "embedding"))]
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -8,7 +8,7 @@ use wasm_bindgen::{JsCast, prelude::*};
 
 use crate::SigningKey;
 use crate::error::{CodedError, JsResult, js};
-use crate::input::{integer_option, object, usize_option};
+use crate::input::{hex, integer_option, object, usize_option};
 
 impl From<SyncError> for CodedError {
     fn from(err: SyncError) -> Self {
@@ -337,10 +337,6 @@ impl SyncEngine {
             ("drops", object(&drops)),
         ])
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `{ transmits: [{ to: Uint8Array | null, bytes }], events: [...], wakeAt }`.
