@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# The long deterministic simulation of the replication protocol: `bash scripts/simulate.sh [runs]`
-# (default 20000) seeded runs of 3–50 nodes with drops, duplicates, delays, partitions, restarts
-# and a hostile node, beyond the 2000 the test command runs. Prints rounds and bytes to convergence.
+# The long deterministic simulations, beyond the seeds the test command runs:
+#   bash scripts/simulate.sh sync [runs]       replication: 3–50 nodes with drops, duplicates,
+#                                              delays, partitions, restarts and a hostile node
+#                                              (default 20000 runs); prints rounds and bytes.
+#   bash scripts/simulate.sh agreement [runs]  Byzantine agreement: 4–10 agents, up to f Twins,
+#                                              silent or forging agents, drops, delays and healing
+#                                              partitions (default 10000 runs); prints decisions,
+#                                              views, messages and latency.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-SIM_RUNS="${1:-20000}" cargo test --release -p chrysalis-sync --test simulation many_seeds -- \
-  --ignored --nocapture
+case "${1:-}" in
+  sync) SIM_RUNS="${2:-20000}" cargo test --release -p chrysalis-sync --test simulation many_seeds -- \
+    --ignored --nocapture ;;
+  agreement) SIM_RUNS="${2:-10000}" cargo test --release -p chrysalis-memory --test agreement many_seeds -- \
+    --ignored --nocapture ;;
+  *) echo "usage: bash scripts/simulate.sh sync|agreement [runs]" >&2; exit 2 ;;
+esac

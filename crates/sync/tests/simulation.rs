@@ -6,7 +6,7 @@
 //! convergence by network size.
 //!
 //! `cargo test -p chrysalis-sync --test simulation` runs `SIM_RUNS` seeds (the test command);
-//! `bash scripts/simulate.sh [runs]` runs many more (the `many_seeds` test, ignored by default).
+//! `bash scripts/simulate.sh sync [runs]` runs many more (the `many_seeds` test, ignored by default).
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -541,7 +541,7 @@ fn honest_nodes_converge_under_faults_and_attack_second_half() {
 }
 
 #[test]
-#[ignore = "long: run by scripts/simulate.sh"]
+#[ignore = "long: run by scripts/simulate.sh sync"]
 fn many_seeds() {
     let runs: u64 = std::env::var("SIM_RUNS")
         .ok()
