@@ -243,6 +243,11 @@ impl<T: Element> ORSetDelta<T> {
         self.entries.is_empty() && self.keep.is_empty() && self.ctx == CausalContext::default()
     }
 
+    /// The elements this delta adds (for a receiver to check before it joins them).
+    pub fn elements(&self) -> impl Iterator<Item = &T> {
+        self.entries.keys()
+    }
+
     fn check(&self, is_state: bool) -> Result<(), String> {
         if !self.ctx.is_canonical() {
             return Err("causal context is not canonical".into());

@@ -34,7 +34,7 @@ use crate::MemoryError;
 pub type Digest = [u8; 32];
 
 /// An Ed25519 public key: an agent as the agreement sees it.
-pub type PublicKey = [u8; 32];
+pub use crate::identity::PublicKey;
 
 /// The largest value an agent may propose.
 pub const MAX_VALUE_LEN: usize = 64 * 1024;
@@ -752,7 +752,8 @@ impl Agreement {
         let Some((v, digest, _, pre_prepare)) = &slot.pre_prepare else {
             return;
         };
-        if *v != view || slot.committed_in == Some(view) {
+        // An agent that asked for a new view has promised to vote no more in this one.
+        if *v != view || slot.committed_in == Some(view) || self.changing.is_some() {
             return;
         }
         let digest = *digest;
@@ -1163,6 +1164,9 @@ impl Agreement {
         });
         self.deadline = None;
         self.arm_timer(now);
+        // Before the re-proposals: executing one of them lets the leader order pending requests,
+        // which must go after the plan's slots.
+        self.next_seq = plan.last.max(self.executed) + 1;
         for pp in pre_prepares {
             if let Body::PrePrepare { seq, value, .. } = &pp.body {
                 let (seq, value) = (*seq, value.clone());
@@ -1172,10 +1176,7 @@ impl Agreement {
                 }
             }
         }
-        if self.members.leader(view) == self.me {
-            self.next_seq = plan.last.max(self.executed) + 1;
-            self.assign();
-        }
+        self.assign();
         Ok(())
     }
 

@@ -246,7 +246,7 @@ impl World {
             .map(|i| {
                 let a = &i.agent;
                 format!(
-                    "agent {}.{} {:?}: view {} changing {:?} executed {} pending {} stable {} rejected {:?}",
+                    "agent {}.{} {:?}: view {} changing {:?} executed {} pending {} stable {} wake {} rejected {:?}",
                     i.identity,
                     i.copy,
                     self.faults.get(&i.identity),
@@ -255,6 +255,7 @@ impl World {
                     a.executed(),
                     a.pending(),
                     a.stable_checkpoint(),
+                    a.wake_at(),
                     a.stats().rejected
                 )
             })

@@ -1,0 +1,138 @@
+//! Vector arithmetic for retrieval: a dot product with eight lanes (wasm SIMD where the build
+//! enables `simd128`, auto-vectorised elsewhere), unit scaling, and exact top-k.
+
+/// The dot product of two vectors of equal length (the shorter length when they differ).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        dot_simd128(a, b)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        dot_lanes(a, b)
+    }
+}
+
+/// Eight independent accumulators: LLVM turns the inner loop into SIMD on hosts that have it.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for lane in 0..8 {
+            acc[lane] += x[lane] * y[lane];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline]
+fn dot_simd128(a: &[f32], b: &[f32]) -> f32 {
+    use core::arch::wasm32::*;
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let (mut s0, mut s1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        // SAFETY: each chunk holds 8 f32s; v128_load reads 4 of them, unaligned loads are allowed.
+        unsafe {
+            let x0 = v128_load(x.as_ptr() as *const v128);
+            let x1 = v128_load(x.as_ptr().add(4) as *const v128);
+            let y0 = v128_load(y.as_ptr() as *const v128);
+            let y1 = v128_load(y.as_ptr().add(4) as *const v128);
+            s0 = f32x4_add(s0, f32x4_mul(x0, y0));
+            s1 = f32x4_add(s1, f32x4_mul(x1, y1));
+        }
+    }
+    let s = f32x4_add(s0, s1);
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    f32x4_extract_lane::<0>(s)
+        + f32x4_extract_lane::<1>(s)
+        + f32x4_extract_lane::<2>(s)
+        + f32x4_extract_lane::<3>(s)
+        + tail
+}
+
+/// `v` scaled to unit length; `None` for a zero vector or one with a non-finite entry.
+pub fn unit(v: &[f32]) -> Option<Vec<f32>> {
+    if v.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let norm = dot(v, v).sqrt();
+    (norm > 0.0).then(|| v.iter().map(|x| x / norm).collect())
+}
+
+/// A search result: an item and its similarity (cosine, for unit vectors) to the query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored<K> {
+    /// The item.
+    pub key: K,
+    /// Higher is closer.
+    pub score: f32,
+}
+
+/// The `k` items of `items` most similar to `query` (unit vectors; ties by key order), best
+/// first.
+pub fn exact_top_k<'a, K: Copy + Ord + 'a>(
+    query: &[f32],
+    items: impl IntoIterator<Item = (K, &'a [f32])>,
+    k: usize,
+) -> Vec<Scored<K>> {
+    let mut best: Vec<Scored<K>> = Vec::with_capacity(k + 1);
+    for (key, vector) in items {
+        let score = dot(query, vector);
+        if best.len() == k && best.last().is_some_and(|w| !better(score, key, w)) {
+            continue;
+        }
+        let at = best.partition_point(|s| better(s.score, s.key, &Scored { key, score }));
+        best.insert(at, Scored { key, score });
+        best.truncate(k);
+    }
+    best
+}
+
+/// Whether (score, key) ranks before `other`: higher score, then lower key.
+fn better<K: Ord>(score: f32, key: K, other: &Scored<K>) -> bool {
+    score > other.score || (score == other.score && key < other.key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_matches_a_plain_sum_for_every_length() {
+        for len in 0..40 {
+            let a: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let b: Vec<f32> = (0..len).map(|i| 1.0 - i as f32 * 0.25).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - plain).abs() < 1e-3, "len {len}");
+        }
+    }
+
+    #[test]
+    fn unit_refuses_zero_and_non_finite_vectors() {
+        assert_eq!(unit(&[0.0, 0.0]), None);
+        assert_eq!(unit(&[f32::NAN, 1.0]), None);
+        let u = unit(&[3.0, 4.0]).unwrap();
+        assert!((u[0] - 0.6).abs() < 1e-6 && (u[1] - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn exact_top_k_ranks_by_score_then_key() {
+        let vs = [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [1.0, 0.0]];
+        let items = vs.iter().enumerate().map(|(i, v)| (i, v.as_slice()));
+        let top = exact_top_k(&[1.0, 0.0], items, 3);
+        let keys: Vec<usize> = top.iter().map(|s| s.key).collect();
+        assert_eq!(keys, vec![0, 3, 2]);
+        assert!((top[2].score - 0.6).abs() < 1e-6);
+    }
+}

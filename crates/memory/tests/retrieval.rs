@@ -1,0 +1,71 @@
+//! Retrieval quality on random 384-dimensional vectors: HNSW recall@10 against exact search.
+
+use chrysalis_memory::{Hnsw, HnswConfig, exact_top_k, unit};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+const DIMS: usize = 384;
+
+/// Unit vectors with independent normal entries (Box–Muller): the uniform sphere, where
+/// nearest neighbours are hardest to tell apart.
+fn random_units(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut uniform = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (0..n)
+        .map(|_| {
+            let v: Vec<f32> = (0..DIMS)
+                .map(|_| {
+                    let (u1, u2) = (uniform().max(1e-300), uniform());
+                    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+                })
+                .collect();
+            unit(&v).unwrap()
+        })
+        .collect()
+}
+
+fn recall_at_10(n: usize, config: HnswConfig) -> f64 {
+    let data = random_units(n, 42);
+    let queries = random_units(200, 7);
+    let started = std::time::Instant::now();
+    let mut index = Hnsw::new(DIMS, config).unwrap();
+    for (i, v) in data.iter().enumerate() {
+        index.insert(i as u32, v).unwrap();
+    }
+    let built = started.elapsed();
+    let started = std::time::Instant::now();
+    let approx: Vec<Vec<u32>> = queries
+        .iter()
+        .map(|q| index.search(q, 10).iter().map(|s| s.key).collect())
+        .collect();
+    let searched = started.elapsed();
+    let mut hits = 0;
+    for (q, found) in queries.iter().zip(&approx) {
+        let items = data
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u32, v.as_slice()));
+        let exact = exact_top_k(q, items, 10);
+        hits += exact.iter().filter(|e| found.contains(&e.key)).count();
+    }
+    let recall = hits as f64 / (10 * queries.len()) as f64;
+    println!(
+        "{n} × {DIMS}: built in {:.1} s, {:.2} ms per query, recall@10 {recall:.3} (ef {})",
+        built.as_secs_f64(),
+        searched.as_secs_f64() * 1000.0 / queries.len() as f64,
+        index.config().ef_search
+    );
+    recall
+}
+
+#[test]
+fn hnsw_recall_at_10_on_10k_random_vectors() {
+    let recall = recall_at_10(10_000, HnswConfig::default());
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}
+
+#[test]
+fn hnsw_recall_at_10_on_100k_random_vectors() {
+    let recall = recall_at_10(100_000, HnswConfig::default());
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}

@@ -1,0 +1,411 @@
+//! The replicated store: replication through real `SyncNode`s, refusal of forged beads from a
+//! hostile peer, persistence, last-writer-wins metadata, k-of-n acceptance and the council.
+
+use chrysalis_crdt::{Encode, Hlc, ORSet};
+use chrysalis_memory::identity::replica_of;
+use chrysalis_memory::{
+    Acceptance, Bead, BeadDraft, BeadEmbedding, Council, Filter, HnswConfig, Identity, MemoryIndex,
+    MemoryStore, Motion, Query, Ranking, Record, StoreChange,
+};
+use chrysalis_sync::{Document, Event, Output, Recipient, SyncConfig, SyncNode};
+
+const DOC: &str = "memory";
+
+fn identity(seed: u8) -> Identity {
+    Identity::from_seed(&[seed; 32]).unwrap()
+}
+
+fn draft(text: &str, vector: [f32; 3]) -> BeadDraft {
+    BeadDraft {
+        content: text.into(),
+        kind: "note".into(),
+        tags: vec!["test".into()],
+        embedding: Some(BeadEmbedding {
+            model: "toy".into(),
+            vector: vector.to_vec(),
+        }),
+    }
+}
+
+struct Agent {
+    me: Identity,
+    node: SyncNode,
+}
+
+impl Agent {
+    fn new(seed: u8) -> Agent {
+        let me = identity(seed);
+        let mut node = SyncNode::new(me.signing_key(), SyncConfig::default(), 0, seed.into());
+        let store = MemoryStore::new(&me.public_key());
+        node.share(0, DOC, Box::new(store)).unwrap();
+        Agent { me, node }
+    }
+
+    fn store(&mut self) -> &mut MemoryStore {
+        self.node.document_mut(DOC).unwrap()
+    }
+
+    fn remember(&mut self, now: u64, text: &str, vector: [f32; 3]) -> (Bead, Output) {
+        let me = Identity::from_seed(&*self.me.seed()).unwrap();
+        let (bead, delta) = self
+            .store()
+            .remember(&me, draft(text, vector), now)
+            .unwrap();
+        let out = self.node.local_change(now, DOC, delta).unwrap();
+        (bead, out)
+    }
+}
+
+/// Delivers `out` from `from` to `to` and back until both are quiet; returns `to`'s events.
+fn exchange(now: u64, first: Output, from: &mut Agent, to: &mut Agent) -> Vec<Event> {
+    let mut events = Vec::new();
+    let (mut pending, mut sender_is_from) = (first, true);
+    for _ in 0..20 {
+        if pending.transmits.is_empty() {
+            break;
+        }
+        let (src, dst) = if sender_is_from {
+            (&mut *from, &mut *to)
+        } else {
+            (&mut *to, &mut *from)
+        };
+        let mut next = Output::default();
+        for t in &pending.transmits {
+            if t.to == Recipient::Everyone || t.to == Recipient::Peer(dst.node.id()) {
+                let o = dst.node.handle_message(now, src.node.id(), &t.bytes);
+                if sender_is_from {
+                    events.extend(o.events.clone());
+                }
+                next.transmits.extend(o.transmits);
+            }
+        }
+        pending = next;
+        sender_is_from = !sender_is_from;
+    }
+    events
+}
+
+fn connect(a: &mut Agent, b: &mut Agent) {
+    let hello = a.node.add_peer(0, b.node.id());
+    exchange(0, hello, a, b);
+    let hello = b.node.add_peer(0, a.node.id());
+    exchange(0, hello, b, a);
+}
+
+#[test]
+fn beads_replicate_through_sync_nodes_and_forgetting_replicates_too() {
+    let (mut a, mut b) = (Agent::new(1), Agent::new(2));
+    connect(&mut a, &mut b);
+    let (bead, out) = a.remember(10, "Alice prefers tea", [1.0, 0.0, 0.0]);
+    let events = exchange(10, out, &mut a, &mut b);
+    assert!(matches!(&events[..], [Event::Changed { doc, .. }] if doc == DOC));
+    let got = b.store().bead(&bead.id).cloned().expect("replicated");
+    assert_eq!(got.content, "Alice prefers tea");
+    assert_eq!(b.store().take_changes(), vec![StoreChange::Added(bead.id)]);
+
+    let deltas = a.store().forget(&bead.id);
+    assert_eq!(deltas.len(), 1);
+    let out = a.node.local_change(11, DOC, deltas[0].clone()).unwrap();
+    exchange(11, out, &mut a, &mut b);
+    assert!(b.store().bead(&bead.id).is_none());
+    assert_eq!(
+        b.store().take_changes(),
+        vec![StoreChange::Removed(bead.id)]
+    );
+}
+
+/// A hostile peer's delta: one record, built by hand into an OR-Set of its own.
+fn hostile_delta(mallory: &Identity, record: Record) -> Vec<u8> {
+    let mut set = ORSet::new();
+    set.add(replica_of(&mallory.public_key()), record)
+        .to_bytes()
+}
+
+#[test]
+fn forged_beads_from_a_hostile_peer_are_refused_counted_and_never_stored() {
+    let alice = identity(1);
+    let mallory = identity(9);
+    let mut store = MemoryStore::new(&identity(2).public_key());
+    let at = Hlc::default();
+    let genuine = Bead::create(&alice, draft("pay Bob 5", [0.0, 1.0, 0.0]), at).unwrap();
+
+    // Content changed after signing: the id no longer matches.
+    let mut edited = genuine.clone();
+    edited.content = "pay Mallory 500".into();
+    let err = store
+        .apply(&hostile_delta(&mallory, Record::Bead(edited)))
+        .unwrap_err();
+    assert!(err.contains("does not match"), "{err}");
+
+    // Re-addressed to the new content, but signed by Mallory while claiming Alice wrote it.
+    let mut forged = Bead::create(&mallory, draft("pay Mallory 500", [0.0, 1.0, 0.0]), at).unwrap();
+    forged.author = alice.public_key();
+    forged.id = Bead::create(&alice, draft("pay Mallory 500", [0.0, 1.0, 0.0]), at)
+        .unwrap()
+        .id;
+    let err = store
+        .apply(&hostile_delta(&mallory, Record::Bead(forged)))
+        .unwrap_err();
+    assert!(err.contains("bad signature"), "{err}");
+
+    assert!(store.apply(b"\x00garbage").is_err());
+    assert!(store.is_empty(), "nothing forged was stored");
+    let rejected = store.rejected();
+    assert_eq!(rejected.get("ID_MISMATCH"), Some(&1));
+    assert_eq!(rejected.get("BAD_SIGNATURE"), Some(&1));
+    assert_eq!(rejected.get("DECODE"), Some(&1));
+
+    // The genuine bead, relayed by anyone, is accepted.
+    assert!(
+        store
+            .apply(&hostile_delta(&mallory, Record::Bead(genuine.clone())))
+            .unwrap()
+    );
+    assert_eq!(store.bead(&genuine.id).unwrap().content, "pay Bob 5");
+}
+
+#[test]
+fn a_hostile_sync_peer_is_scored_down_for_forged_beads() {
+    let (mut a, mut b) = (Agent::new(1), Agent::new(2));
+    connect(&mut a, &mut b);
+    let mallory = identity(9);
+    let mut edited = Bead::create(&mallory, draft("x", [1.0, 1.0, 0.0]), Hlc::default()).unwrap();
+    edited.content = "y".into();
+    // Agent A's node signs the frame: a peer in good standing relays a forgery.
+    let out = a
+        .node
+        .local_change(5, DOC, hostile_delta(&mallory, Record::Bead(edited)))
+        .unwrap();
+    exchange(5, out, &mut a, &mut b);
+    assert!(b.store().is_empty());
+    assert_eq!(b.store().rejected().get("ID_MISMATCH"), Some(&1));
+    let (_, peer) = b.node.peers().find(|(id, _)| *id == a.node.id()).unwrap();
+    assert!(peer.score < 0, "score {}", peer.score);
+}
+
+#[test]
+fn the_store_survives_a_reload_and_refuses_a_tampered_file() {
+    let me = identity(1);
+    let mut store = MemoryStore::new(&me.public_key());
+    let (first, _) = store
+        .remember(&me, draft("one", [1.0, 0.0, 0.0]), 1)
+        .unwrap();
+    let (second, _) = store
+        .remember(&me, draft("two", [0.0, 1.0, 0.0]), 1)
+        .unwrap();
+    store.set_meta(&me, &second.id, true, 80, 2).unwrap();
+    store.approve(&me, &first.id, 3).unwrap();
+    store.forget(&first.id);
+    let bytes = store.to_bytes();
+    let reloaded = MemoryStore::from_bytes(&me.public_key(), &bytes).unwrap();
+    assert_eq!(reloaded.len(), 1);
+    assert_eq!(reloaded.bead(&second.id).unwrap().content, "two");
+    assert!(reloaded.meta(&second.id).unwrap().pinned);
+    assert!(reloaded.bead(&first.id).is_none());
+    assert_eq!(reloaded.version(), store.version());
+
+    let at = bytes.windows(3).position(|w| w == b"two").unwrap();
+    let mut tampered = bytes.clone();
+    tampered[at] = b'T';
+    assert_eq!(
+        MemoryStore::from_bytes(&me.public_key(), &tampered)
+            .unwrap_err()
+            .code(),
+        "ID_MISMATCH"
+    );
+}
+
+#[test]
+fn concurrent_metadata_converges_to_the_latest_write() {
+    let (alice, bob) = (identity(1), identity(2));
+    let mut a = MemoryStore::new(&alice.public_key());
+    let (bead, delta) = a.remember(&alice, draft("x", [1.0, 0.0, 0.0]), 1).unwrap();
+    let mut b = MemoryStore::new(&bob.public_key());
+    b.apply(&delta).unwrap();
+    let from_a = a.set_meta(&alice, &bead.id, true, 10, 5).unwrap();
+    let from_b = b.set_meta(&bob, &bead.id, false, 90, 7).unwrap();
+    for d in &from_b {
+        a.apply(d).unwrap();
+    }
+    for d in &from_a {
+        b.apply(d).unwrap();
+    }
+    assert_eq!(a.meta(&bead.id), b.meta(&bead.id));
+    assert_eq!(a.meta(&bead.id).unwrap().importance, 90, "the later write");
+    assert_eq!(a.version(), b.version());
+}
+
+#[test]
+fn beads_are_accepted_at_k_member_approvals_and_the_council_changes_by_motion() {
+    let (alice, bob, carol, outsider) = (identity(1), identity(2), identity(3), identity(4));
+    let mut store = MemoryStore::new(&alice.public_key());
+    let (bead, _) = store
+        .remember(&alice, draft("fact", [1.0, 0.0, 0.0]), 1)
+        .unwrap();
+    let members = [alice.public_key(), bob.public_key(), carol.public_key()];
+    let mut council = Council::new(members, 2).unwrap();
+
+    store.approve(&alice, &bead.id, 2).unwrap();
+    store.approve(&outsider, &bead.id, 2).unwrap();
+    assert_eq!(
+        council.acceptance(&store, &bead.id),
+        Acceptance::Pending { have: 1, need: 2 },
+        "an outsider's approval does not count"
+    );
+    assert_eq!(
+        store.approve(&alice, &bead.id, 3).unwrap(),
+        None,
+        "approving twice adds nothing"
+    );
+    store.approve(&bob, &bead.id, 3).unwrap();
+    assert!(matches!(
+        council.acceptance(&store, &bead.id),
+        Acceptance::Accepted { .. }
+    ));
+
+    let raise = Motion::from_bytes(&Motion::SetThreshold(3).to_bytes()).unwrap();
+    council.apply(&raise).unwrap();
+    assert_eq!(
+        council.acceptance(&store, &bead.id),
+        Acceptance::Pending { have: 2, need: 3 }
+    );
+
+    // Bob rotates his key: his old approval no longer counts, the new key's does.
+    let bob2 = identity(5);
+    council
+        .apply(&Motion::Rotate(bob.rotate_to(&bob2, 4)))
+        .unwrap();
+    assert_eq!(
+        council.acceptance(&store, &bead.id),
+        Acceptance::Pending { have: 1, need: 3 }
+    );
+    store.approve(&bob2, &bead.id, 5).unwrap();
+    store.approve(&carol, &bead.id, 5).unwrap();
+    assert!(
+        matches!(council.acceptance(&store, &bead.id), Acceptance::Accepted { approvers } if approvers.len() == 3)
+    );
+
+    // Motions that would break the council change nothing.
+    assert!(council.apply(&Motion::SetThreshold(4)).is_err());
+    let forged = Motion::Rotate(outsider.rotate_to(&identity(6), 6));
+    assert!(council.apply(&forged).is_err());
+    assert_eq!(council.applied(), 2);
+}
+
+#[test]
+fn the_index_follows_the_store_and_filters() {
+    let (alice, bob) = (identity(1), identity(2));
+    let mut store = MemoryStore::new(&alice.public_key());
+    let (tea, _) = store
+        .remember(
+            &alice,
+            draft("Alice drinks green tea", [1.0, 0.1, 0.0]),
+            1_000,
+        )
+        .unwrap();
+    let (code, _) = store
+        .remember(&alice, draft("The build uses Rust", [0.0, 1.0, 0.0]), 2_000)
+        .unwrap();
+    let mut other = draft("Bob drinks coffee", [0.9, 0.2, 0.1]);
+    other.kind = "fact".into();
+    let (coffee, delta) = MemoryStore::new(&bob.public_key())
+        .remember(&bob, other, 3_000)
+        .unwrap();
+    store.apply(&delta).unwrap();
+    let mut index = MemoryIndex::new(HnswConfig::default());
+    let changes = store.take_changes();
+    index.update(&store, &changes);
+    assert_eq!(index.len(), 3);
+
+    let everything = Filter::default();
+    let query = |text, embedding, filter, ranking| Query {
+        text,
+        embedding,
+        k: 3,
+        filter,
+        ranking,
+    };
+    let by_meaning = index
+        .search(&query(
+            "",
+            Some(("toy", &[1.0, 0.0, 0.0][..])),
+            &everything,
+            Ranking::Vector,
+        ))
+        .unwrap();
+    assert_eq!(by_meaning[0].id, tea.id);
+    let facts = Filter {
+        kinds: vec!["fact".into()],
+        ..Filter::default()
+    };
+    let filtered = index
+        .search(&query(
+            "",
+            Some(("toy", &[1.0, 0.0, 0.0][..])),
+            &facts,
+            Ranking::Vector,
+        ))
+        .unwrap();
+    assert_eq!(
+        filtered.iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![coffee.id]
+    );
+    let by_bob = Filter {
+        authors: vec![bob.public_key()],
+        ..Filter::default()
+    };
+    assert!(
+        index
+            .search(&query("tea", None, &by_bob, Ranking::Keyword))
+            .unwrap()
+            .is_empty()
+    );
+    let early = Filter {
+        before: Some(1_500),
+        ..Filter::default()
+    };
+    let hybrid = index
+        .search(&query(
+            "rust",
+            Some(("toy", &[0.0, 1.0, 0.0][..])),
+            &everything,
+            Ranking::Hybrid,
+        ))
+        .unwrap();
+    assert_eq!(hybrid[0].id, code.id);
+    assert!(hybrid[0].keyword.is_some() && hybrid[0].similarity.is_some());
+    let early_hits = index
+        .search(&query("drinks", None, &early, Ranking::Keyword))
+        .unwrap();
+    assert_eq!(
+        early_hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![tea.id]
+    );
+    let wrong_model = index.search(&query(
+        "",
+        Some(("other", &[1.0, 0.0, 0.0][..])),
+        &everything,
+        Ranking::Vector,
+    ));
+    assert_eq!(wrong_model.unwrap_err().code(), "EMBEDDING_MISMATCH");
+
+    store.forget(&tea.id);
+    let changes = store.take_changes();
+    index.update(&store, &changes);
+    let snapshot = index.snapshot_vectors().unwrap();
+    let restored = MemoryIndex::restore(&store, HnswConfig::default(), &snapshot);
+    for i in [&index, &restored] {
+        let hits = i
+            .search(&query(
+                "",
+                Some(("toy", &[1.0, 0.0, 0.0][..])),
+                &everything,
+                Ranking::Vector,
+            ))
+            .unwrap();
+        assert_eq!(
+            hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![coffee.id, code.id]
+        );
+    }
+}
