@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::vector::Scored;
-
 const K1: f32 = 1.2;
 const B: f32 = 0.75;
 
@@ -30,6 +28,18 @@ pub fn terms(text: &str) -> Vec<String> {
         })
         .filter(|w| !STOP_WORDS.contains(&w.as_str()))
         .collect()
+}
+
+/// A keyword match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeywordHit<K> {
+    /// The document.
+    pub key: K,
+    /// Its BM25 score.
+    pub score: f32,
+    /// The share of the query's weight (IDF) among the terms the document holds: 1 when it
+    /// holds every query term, small when it shares one common word.
+    pub coverage: f32,
 }
 
 /// A document: its key, length in terms, and each distinct term with its frequency.
@@ -124,7 +134,7 @@ impl<K: Clone + Eq + Hash + Ord> Bm25<K> {
 
     /// The `k` best documents for `query` that pass `keep` (best first; documents sharing no
     /// term with the query are not returned).
-    pub fn search(&self, query: &str, k: usize, keep: impl Fn(&K) -> bool) -> Vec<Scored<K>> {
+    pub fn search(&self, query: &str, k: usize, keep: impl Fn(&K) -> bool) -> Vec<KeywordHit<K>> {
         let n = self.len() as f32;
         if n == 0.0 || k == 0 {
             return Vec::new();
@@ -133,27 +143,31 @@ impl<K: Clone + Eq + Hash + Ord> Bm25<K> {
         let mut query_terms = terms(query);
         query_terms.sort_unstable();
         query_terms.dedup();
-        let mut scores: HashMap<u32, f32> = HashMap::new();
+        // (score, idf of the query terms the document holds)
+        let mut scores: HashMap<u32, (f32, f32)> = HashMap::new();
+        let mut query_idf = 0.0;
         for term in &query_terms {
-            let Some(list) = self.postings.get(term) else {
-                continue;
-            };
+            let list = self.postings.get(term).map_or(&[][..], Vec::as_slice);
             let df = list.len() as f32;
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            query_idf += idf;
             for &(number, tf) in list {
                 let len = self.docs[number as usize].as_ref().map_or(0, |d| d.1) as f32;
                 let tf = tf as f32;
                 let weight = tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / average));
-                *scores.entry(number).or_default() += idf * weight;
+                let entry = scores.entry(number).or_default();
+                entry.0 += idf * weight;
+                entry.1 += idf;
             }
         }
-        let mut hits: Vec<Scored<K>> = scores
+        let mut hits: Vec<KeywordHit<K>> = scores
             .into_iter()
-            .filter_map(|(number, score)| {
+            .filter_map(|(number, (score, held))| {
                 let (key, _, _) = self.docs[number as usize].as_ref()?;
-                keep(key).then(|| Scored {
+                keep(key).then(|| KeywordHit {
                     key: key.clone(),
                     score,
+                    coverage: held / query_idf,
                 })
             })
             .collect();

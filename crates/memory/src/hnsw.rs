@@ -385,8 +385,9 @@ impl<K: Clone + Eq + Hash + Ord + Serialize + DeserializeOwned> Hnsw<K> {
                 layer,
                 &mut visited,
             );
-            let cap = self.cap(layer);
-            let chosen = self.select(&found, cap);
+            // A new node links to m neighbours on every layer; layer 0 leaves room (2m) for the
+            // links later nodes make back to it.
+            let chosen = self.select(&found, self.config.m);
             self.set_links(node, layer, &chosen);
             for &neighbour in &chosen {
                 self.link_back(neighbour, node, layer);

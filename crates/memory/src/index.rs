@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::MemoryError;
 use crate::bead::{Bead, BeadId};
-use crate::bm25::Bm25;
+use crate::bm25::{Bm25, KeywordHit};
 use crate::hnsw::{Hnsw, HnswConfig};
 use crate::identity::PublicKey;
 use crate::store::{MemoryStore, StoreChange};
@@ -57,8 +57,14 @@ pub enum Ranking {
     Vector,
     /// By keywords (BM25) only.
     Keyword,
-    /// Both lists fused by reciprocal rank.
+    /// Both lists fused by relative score: each scaled to 0–1, the keyword share weighted by
+    /// query coverage, averaged. The default: it finds meaning-only and keyword-only queries'
+    /// beads alike (tests/hybrid.rs).
     Hybrid,
+    /// Both lists fused by reciprocal rank (`1 / (60 + rank)` per list): robust when scores
+    /// mean little, but a bead sharing one common word with the query can outrank the nearest
+    /// meaning.
+    ReciprocalRank,
 }
 
 /// A search over the index.
@@ -87,6 +93,17 @@ pub struct Hit {
     pub similarity: Option<f32>,
     /// BM25 score, when the bead was among the keyword candidates.
     pub keyword: Option<f32>,
+}
+
+impl Hit {
+    fn new(id: BeadId) -> Hit {
+        Hit {
+            id,
+            score: 0.0,
+            similarity: None,
+            keyword: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -274,7 +291,7 @@ impl MemoryIndex {
                     "vector ranking needs an embedding",
                 ));
             }
-            (Ranking::Hybrid, None) => Vec::new(),
+            (Ranking::Hybrid | Ranking::ReciprocalRank, None) => Vec::new(),
         };
         let keyword_hits = if query.ranking == Ranking::Vector {
             Vec::new()
@@ -304,7 +321,8 @@ impl MemoryIndex {
                     keyword: Some(s.score),
                 })
                 .collect(),
-            Ranking::Hybrid => fuse_ranks(&vector_hits, &keyword_hits),
+            Ranking::Hybrid => relative_score(&vector_hits, &keyword_hits),
+            Ranking::ReciprocalRank => reciprocal_rank(&vector_hits, &keyword_hits),
         };
         hits.truncate(query.k);
         Ok(hits)
@@ -354,24 +372,53 @@ impl MemoryIndex {
     }
 }
 
-/// Reciprocal rank fusion of a vector list and a keyword list (ties by id).
-fn fuse_ranks(vector: &[Scored<BeadId>], keyword: &[Scored<BeadId>]) -> Vec<Hit> {
+/// Reciprocal rank fusion of a vector list and a keyword list (ties by id): a hit at rank `r`
+/// of a list adds `1 / (RRF_K + r)`.
+fn reciprocal_rank(vector: &[Scored<BeadId>], keyword: &[KeywordHit<BeadId>]) -> Vec<Hit> {
+    fuse(
+        vector,
+        keyword,
+        |rank, _| 1.0 / (RRF_K + rank as f32 + 1.0),
+        |rank, _| 1.0 / (RRF_K + rank as f32 + 1.0),
+    )
+}
+
+/// Relative score fusion: each list's scores scaled to 0–1 over its candidates, the keyword
+/// share weighted by how much of the query the bead covers, the two averaged. Unlike rank
+/// fusion it keeps how far apart hits are, so one shared common word does not outvote the
+/// nearest meaning.
+fn relative_score(vector: &[Scored<BeadId>], keyword: &[KeywordHit<BeadId>]) -> Vec<Hit> {
+    let scale = |scores: &mut dyn Iterator<Item = f32>| {
+        let (lo, hi) = scores.fold((f32::MAX, f32::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)));
+        move |s: f32| if hi > lo { (s - lo) / (hi - lo) } else { 1.0 }
+    };
+    let v = scale(&mut vector.iter().map(|s| s.score));
+    let k = scale(&mut keyword.iter().map(|s| s.score));
+    fuse(
+        vector,
+        keyword,
+        |_, s| 0.5 * v(s.score),
+        |_, s| 0.5 * k(s.score) * s.coverage,
+    )
+}
+
+/// Sums each bead's shares from the two lists and ranks by the sum (ties by id).
+fn fuse(
+    vector: &[Scored<BeadId>],
+    keyword: &[KeywordHit<BeadId>],
+    vector_share: impl Fn(usize, &Scored<BeadId>) -> f32,
+    keyword_share: impl Fn(usize, &KeywordHit<BeadId>) -> f32,
+) -> Vec<Hit> {
     let mut fused: HashMap<BeadId, Hit> = HashMap::new();
-    for (list, is_vector) in [(vector, true), (keyword, false)] {
-        for (rank, s) in list.iter().enumerate() {
-            let hit = fused.entry(s.key).or_insert(Hit {
-                id: s.key,
-                score: 0.0,
-                similarity: None,
-                keyword: None,
-            });
-            hit.score += 1.0 / (RRF_K + rank as f32 + 1.0);
-            if is_vector {
-                hit.similarity = Some(s.score);
-            } else {
-                hit.keyword = Some(s.score);
-            }
-        }
+    for (rank, s) in vector.iter().enumerate() {
+        let hit = fused.entry(s.key).or_insert_with(|| Hit::new(s.key));
+        hit.score += vector_share(rank, s);
+        hit.similarity = Some(s.score);
+    }
+    for (rank, s) in keyword.iter().enumerate() {
+        let hit = fused.entry(s.key).or_insert_with(|| Hit::new(s.key));
+        hit.score += keyword_share(rank, s);
+        hit.keyword = Some(s.score);
     }
     let mut hits: Vec<Hit> = fused.into_values().collect();
     hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
