@@ -6,6 +6,7 @@ import type { CertChainInfo, CertChainOptions, CertificateInput } from "./chrysa
 import type {
   EmbedOptions,
   EmbeddingService as EmbeddingServiceClass,
+  EmbeddingVector,
   EmbeddingServiceOptions,
 } from "./chrysalis_embedding.js";
 
@@ -85,7 +86,20 @@ export declare const EmbeddingService: {
   create(options: EmbeddingServiceOptions, progress?: EmbedOptions): Promise<EmbeddingServiceClass>;
 };
 
-import type { SigningKey, SyncDocument, SyncEngineStats, SyncOptions, SyncPeerInfo } from "./chrysalis_wasm.js";
+import type {
+  MemoryAcceptance,
+  MemoryBead,
+  MemoryChange,
+  MemoryEngineStats,
+  MemoryHit,
+  MemoryRecallOptions,
+  SecurityContext,
+  SigningKey,
+  SyncDocument,
+  SyncEngineStats,
+  SyncOptions,
+  SyncPeerInfo,
+} from "./chrysalis_wasm.js";
 
 /** How a {@link SyncNode} joins its room. Give a `relayUrl`, `broadcastChannel: true`, or both. */
 export interface SyncNodeOptions extends SyncOptions {
@@ -129,6 +143,8 @@ export declare class SyncNode extends EventTarget {
   private constructor(options: SyncNodeOptions);
   /** This node's peer id (hex of its identity's public key). */
   readonly id: string;
+  /** The key this node signs with. */
+  readonly identity: SigningKey;
   /** Subscribes to an event; returns a function that unsubscribes. */
   on<K extends keyof SyncNodeEvents>(type: K, handler: (detail: SyncNodeEvents[K]) => void): () => void;
   /** Replicates `crdt` under `name`; returns it. */
@@ -148,4 +164,65 @@ export declare class SyncNode extends EventTarget {
   /** Leaves the room and closes every transport. */
   close(): void;
   [Symbol.dispose](): void;
+}
+
+/** How {@link MemorySystem.open} opens a memory. */
+export interface MemorySystemOptions {
+  /** Encrypts what is persisted (required unless `persist: false`). */
+  security?: SecurityContext;
+  /** Embeds remembered text and queries (without it, recall is by keywords only). */
+  embedding?: { embed(text: string): Promise<EmbeddingVector> };
+  /** Replicates the memory with the room's other agents. */
+  sync?: SyncNode;
+  /** The agent's key (default: the sync node's, else {@link MemorySystem.loadIdentity}). */
+  identity?: SigningKey;
+  /** The memory's name: its IndexedDB database and its shared document (default "memory"). */
+  name?: string;
+  /** Who may accept beads and how many approvals it takes (default: this agent, 1). */
+  council?: { members?: string[]; threshold?: number };
+  /** HNSW parameters of the local index. */
+  hnsw?: { m?: number; efConstruction?: number; efSearch?: number };
+  /** Keep everything in IndexedDB (default true). */
+  persist?: boolean;
+  /** Journal entries after which the snapshot is rewritten (default 200). */
+  compactEvery?: number;
+}
+
+/** The events of a {@link MemorySystem} and their `detail`. */
+export interface MemorySystemEvents {
+  change: { changes: MemoryChange[] };
+  accepted: { id: string; bead: MemoryBead };
+}
+
+/** An agent's memory in a page: remember, recall, forget, approve; replicated and persisted. */
+export declare class MemorySystem extends EventTarget {
+  /** The agent identity stored for memory `name`, created on first use (seed encrypted in IndexedDB). */
+  static loadIdentity(options: { security: SecurityContext; name?: string }): Promise<SigningKey>;
+  /** Opens a memory: loads IndexedDB, joins the sync node's replication. */
+  static open(options: MemorySystemOptions): Promise<MemorySystem>;
+  private constructor();
+  /** This agent's short printable id. */
+  readonly agentId: string;
+  /** This agent's public key, hex. */
+  readonly publicKey: string;
+  /** Subscribes to an event; returns a function that unsubscribes. */
+  on<K extends keyof MemorySystemEvents>(type: K, handler: (detail: MemorySystemEvents[K]) => void): () => void;
+  /** Remembers `text`; resolves with the bead once it is durable. */
+  remember(text: string, options?: { kind?: string; tags?: string[] }): Promise<MemoryBead>;
+  /** The best beads for `query`, best first. `hybrid: false` ranks by meaning only. */
+  recall(query: string, options?: MemoryRecallOptions & { hybrid?: boolean }): Promise<MemoryHit[]>;
+  /** Forgets a bead everywhere; resolves with whether it was here. */
+  forget(id: string): Promise<boolean>;
+  /** Signs this agent's approval; resolves with the bead's acceptance. */
+  approve(id: string): Promise<MemoryAcceptance>;
+  /** Whether the council accepted a bead. */
+  acceptance(id: string): MemoryAcceptance;
+  /** A bead by id. */
+  bead(id: string): MemoryBead | undefined;
+  /** Every bead. */
+  beads(): MemoryBead[];
+  /** Engine counters plus the journal's length. */
+  stats(): MemoryEngineStats & { journal: number };
+  /** Waits for pending writes, stops replicating and closes the database. */
+  close(): Promise<void>;
 }

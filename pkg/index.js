@@ -10,6 +10,7 @@ import init, { Hasher, version } from "./chrysalis_wasm.js";
 export * from "./chrysalis_wasm.js";
 export { default } from "./chrysalis_wasm.js";
 export { SyncNode } from "./sync.js";
+export { MemorySystem } from "./memory.js";
 
 const absorb = Hasher.prototype.update;
 Hasher.prototype.update = function update(chunk) {

@@ -93,6 +93,11 @@ export class SyncNode extends EventTarget {
     return toHex(this.#engine.id());
   }
 
+  /** The `SigningKey` this node signs with (the agent's identity). */
+  get identity() {
+    return this.#identity;
+  }
+
   /** Subscribes `handler(detail)` to events of `type`; returns a function that unsubscribes. */
   on(type, handler) {
     const listener = (event) => handler(event.detail);

@@ -10,7 +10,7 @@ WASM_TARGET=wasm32-unknown-unknown
 # install unless told not to; only onnxruntime-web is used.
 export ONNXRUNTIME_NODE_INSTALL=skip
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+step() { printf '\n\033[1m==> %s\033[0m (at %d s)\n' "$*" "$SECONDS"; }
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, clippy (host and wasm32), native cargo tests (the local embedding
 # model against onnxruntime's reference vectors among them), the wasm-bindgen-test suites in
-# headless Chromium, 30 s of fuzzing per decoder (scripts/fuzz.sh for longer runs), the built npm
+# headless Chromium, 20 s of fuzzing per decoder (scripts/fuzz.sh for longer runs), the built npm
 # package's type check, and the end-to-end tests (Node smoke test, script-tag / Vite / Node
 # examples, the demo page, crypto, vault, CRDT and embedding suites) in headless Chromium.
 source "$(dirname "$0")/lib.sh"
@@ -33,8 +33,8 @@ step "wasm-bindgen-test in headless Chromium"
 cargo test -p chrysalis-wasm --target "$WASM_TARGET" --no-default-features --features crypto --tests 2>&1 |
   tee "$LOGS/browser.log"
 
-step "fuzzing every decoder for 30 s (scripts/fuzz.sh)"
-bash "$ROOT/scripts/fuzz.sh" 30 2>&1 | tee "$LOGS/fuzz.log"
+step "fuzzing every decoder for 20 s (scripts/fuzz.sh)"
+bash "$ROOT/scripts/fuzz.sh" 20 2>&1 | tee "$LOGS/fuzz.log"
 
 CHRYSALIS_SKIP_SETUP=1 bash "$ROOT/scripts/build-pkg.sh"
 step "cargo build -p chrysalis-relay (the relay the end-to-end tests start)"
@@ -59,6 +59,6 @@ step "summary"
 echo "native cargo tests: $native passed"
 echo "wasm-bindgen tests in headless Chromium: $browser passed"
 echo "end-to-end tests (Node + headless Chromium): $e2e passed"
-echo "fuzz targets without a crash after 30 s: $(grep -c ', no crash$' "$LOGS/fuzz.log")"
+echo "fuzz targets without a crash after 20 s: $(grep -c ', no crash$' "$LOGS/fuzz.log")"
 echo "$((native + browser + e2e)) passed, $failed failed"
 [ "$failed" = 0 ]

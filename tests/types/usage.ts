@@ -19,6 +19,8 @@ import init, {
   compareVersionVectors,
   SigningKey,
   SyncNode,
+  MemorySystem,
+  type MemoryHit,
   type SyncNodeOptions,
   type SyncTransport,
   blake3,
@@ -175,4 +177,23 @@ export async function replication(): Promise<number> {
   node.on("message", () => {});
   node.close();
   return dropped + via.length + node.id.length;
+}
+
+export async function memory(security: SecurityContext, sync: SyncNode): Promise<number> {
+  const embedding = await EmbeddingService.create({ providers: [{ kind: "local" }] });
+  const identity: SigningKey = await MemorySystem.loadIdentity({ security, name: "notes" });
+  const mem = await MemorySystem.open({ security, embedding, sync, identity, council: { threshold: 1 } });
+  const bead = await mem.remember("Alice prefers tea", { kind: "fact", tags: ["alice"] });
+  const hits: MemoryHit[] = await mem.recall("what does Alice drink?", { k: 3, filter: { kinds: ["fact"], after: 0 }, ranking: "hybrid" });
+  const accepted: boolean = (await mem.approve(bead.id)).accepted;
+  mem.on("accepted", ({ bead }) => void bead.content.length);
+  mem.on("change", ({ changes }) => void changes.map((c) => c.type satisfies "added" | "removed" | "updated" | "accepted"));
+  // @ts-expect-error: rankings are vector, keyword, hybrid and rrf.
+  await mem.recall("x", { ranking: "bm25" });
+  // @ts-expect-error: events are change and accepted.
+  mem.on("remembered", () => {});
+  const rejected = mem.stats().rejected.BAD_SIGNATURE ?? 0;
+  await mem.forget(bead.id);
+  await mem.close();
+  return hits.length + rejected + Number(accepted) + sync.identity.publicKey().length;
 }

@@ -28,6 +28,8 @@ mod hash;
 #[cfg(feature = "crypto")]
 mod kdf;
 #[cfg(feature = "crypto")]
+mod memory;
+#[cfg(feature = "crypto")]
 mod secret;
 #[cfg(feature = "crypto")]
 mod security;

@@ -1,0 +1,559 @@
+//! `MemoryEngine`: an agent's memory for JS — the replicated bead store, its search index and
+//! k-of-n acceptance ([`chrysalis_memory`]). The package's `MemorySystem` (pkg/memory.js) drives
+//! it: it embeds text, shares the engine with a `SyncNode` (the engine is a `SyncDocument`) and
+//! persists the engine's journal of deltas to IndexedDB.
+
+use std::collections::BTreeSet;
+
+use chrysalis_memory::{
+    Acceptance, Bead, BeadDraft, BeadEmbedding, BeadId, Council, Filter, HnswConfig, Identity,
+    MemoryError, MemoryIndex, MemoryStore, Query, Ranking, StoreChange, agent_id, bead_id_hex,
+};
+use chrysalis_sync::Document;
+use js_sys::{Array, Float32Array, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, prelude::*};
+
+use crate::SigningKey;
+use crate::error::{CodedError, JsResult, js};
+use crate::input::{hex, integer_option, object, option, usize_option};
+
+impl From<MemoryError> for CodedError {
+    fn from(err: MemoryError) -> Self {
+        CodedError::new(err.code(), err.to_string())
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const MEMORY_TS: &str = r#"
+/** A memory item as JS sees it. */
+export interface MemoryBead {
+  /** BLAKE3 of the canonical content, hex. */
+  id: string;
+  content: string;
+  kind: string;
+  tags: string[];
+  /** The author's public key, hex. */
+  author: string;
+  /** The author's short printable id. */
+  authorId: string;
+  /** Creation time (ms since the epoch, the author's clock). */
+  created: number;
+  /** The embedding's model, or null for a bead without one. */
+  model: string | null;
+  /** The author's Ed25519 signature over the id, hex. */
+  signature: string;
+}
+/** Which beads a recall may return; every condition must hold. */
+export interface MemoryFilter {
+  kinds?: string[];
+  /** Every one of these tags. */
+  tags?: string[];
+  /** Authors' public keys in hex. */
+  authors?: string[];
+  /** Created at or after (ms). */
+  after?: number;
+  /** Created before (ms). */
+  before?: number;
+}
+/** How a recall ranks: by meaning, by keywords, both (relative score fusion) or both by reciprocal rank. */
+export type MemoryRanking = "vector" | "keyword" | "hybrid" | "rrf";
+export interface MemoryRecallOptions {
+  /** How many results (default 5). */
+  k?: number;
+  filter?: MemoryFilter;
+  /** Default "hybrid" when the query has an embedding, else "keyword". */
+  ranking?: MemoryRanking;
+}
+export interface MemoryHit {
+  bead: MemoryBead;
+  /** The ranking score (cosine, BM25 or fused). */
+  score: number;
+  /** Cosine similarity to the query, when known. */
+  similarity: number | null;
+  /** BM25 score, when the bead matched keywords. */
+  keyword: number | null;
+}
+/** Whether a bead is accepted by the council (k-of-n member approvals). */
+export interface MemoryAcceptance {
+  accepted: boolean;
+  /** Member approvals so far. */
+  have: number;
+  /** Approvals needed. */
+  need: number;
+  /** Approving members' public keys, hex. */
+  approvers: string[];
+}
+export type MemoryChange = { type: "added" | "removed" | "updated" | "accepted"; id: string };
+export interface MemoryEngineOptions {
+  /** Council members' public keys in hex (default: this agent alone). */
+  members?: string[];
+  /** Member approvals that accept a bead (default 1). */
+  threshold?: number;
+  /** HNSW links per node (default 16). */
+  m?: number;
+  /** HNSW candidates while building (default 200). */
+  efConstruction?: number;
+  /** HNSW candidates while searching (default 128). */
+  efSearch?: number;
+}
+export interface MemoryEngineStats {
+  beads: number;
+  /** Beads whose vector is of another model than the index's (keyword search only). */
+  otherModel: number;
+  model: string | null;
+  dims: number;
+  /** Deltas refused from peers, by reason (`ID_MISMATCH`, `BAD_SIGNATURE`, `DECODE`, …). */
+  rejected: Record<string, number>;
+}
+"#;
+
+/// One agent's memory: the store, the index and the council, in wasm.
+#[wasm_bindgen]
+pub struct MemoryEngine {
+    me: Identity,
+    store: MemoryStore,
+    index: MemoryIndex,
+    council: Council,
+    accepted: BTreeSet<BeadId>,
+    journal: Vec<Vec<u8>>,
+    changes: Vec<JsValue>,
+}
+
+fn now_ms(now: f64) -> u64 {
+    if now.is_finite() && now > 0.0 {
+        now as u64
+    } else {
+        0
+    }
+}
+
+fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], CodedError> {
+    let bad = || CodedError::bad_argument(format!("{what} must be 64 hex digits"));
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+fn strings(value: &JsValue, what: &str) -> Result<Vec<String>, CodedError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    let array = value
+        .dyn_ref::<Array>()
+        .ok_or_else(|| CodedError::bad_argument(format!("{what} must be an array of strings")))?;
+    array
+        .iter()
+        .map(|v| {
+            v.as_string().ok_or_else(|| {
+                CodedError::bad_argument(format!("{what} must be an array of strings"))
+            })
+        })
+        .collect()
+}
+
+fn text_option(options: &JsValue, name: &str, default: &str) -> Result<String, CodedError> {
+    let value = option(options, name)?;
+    if value.is_undefined() {
+        return Ok(default.to_owned());
+    }
+    value
+        .as_string()
+        .ok_or_else(|| CodedError::bad_argument(format!("option {name} must be a string")))
+}
+
+/// An `EmbeddingVector` (a `Float32Array` with a `model` property) as (model, vector).
+fn embedding(value: &JsValue) -> Result<Option<(String, Vec<f32>)>, CodedError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    let vector = value.dyn_ref::<Float32Array>().ok_or_else(|| {
+        CodedError::bad_argument("an embedding is a Float32Array with a model (an EmbeddingVector)")
+    })?;
+    let model = Reflect::get(value, &"model".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .ok_or_else(|| CodedError::bad_argument("the embedding has no model name"))?;
+    Ok(Some((model, vector.to_vec())))
+}
+
+fn bead_object(bead: &Bead) -> JsValue {
+    let tags: Array = bead.tags.iter().map(|t| JsValue::from_str(t)).collect();
+    object(&[
+        ("id", bead_id_hex(&bead.id).into()),
+        ("content", bead.content.as_str().into()),
+        ("kind", bead.kind.as_str().into()),
+        ("tags", tags.into()),
+        ("author", hex(&bead.author).into()),
+        ("authorId", agent_id(&bead.author).into()),
+        ("created", (bead.created.millis as f64).into()),
+        ("signature", hex(&bead.signature.0).into()),
+        (
+            "model",
+            bead.embedding
+                .as_ref()
+                .map_or(JsValue::NULL, |e| e.model.as_str().into()),
+        ),
+    ])
+}
+
+fn change(kind: &str, id: &BeadId) -> JsValue {
+    object(&[("type", kind.into()), ("id", bead_id_hex(id).into())])
+}
+
+fn filter(value: &JsValue) -> Result<Filter, CodedError> {
+    let authors = strings(&option(value, "authors")?, "filter.authors")?
+        .iter()
+        .map(|a| key_from_hex(a, "filter.authors[]"))
+        .collect::<Result<_, _>>()?;
+    let time = |name| -> Result<Option<u64>, CodedError> {
+        if option(value, name)?.is_undefined() {
+            Ok(None)
+        } else {
+            integer_option(value, name, 0).map(Some)
+        }
+    };
+    Ok(Filter {
+        kinds: strings(&option(value, "kinds")?, "filter.kinds")?,
+        tags: strings(&option(value, "tags")?, "filter.tags")?,
+        authors,
+        after: time("after")?,
+        before: time("before")?,
+    })
+}
+
+#[wasm_bindgen]
+impl MemoryEngine {
+    /// The memory of the agent `identity` (its seed is copied), from `state` (bytes from
+    /// `toBytes`, or nothing for an empty memory).
+    ///
+    /// @throws {Error} `code: "DECODE"`, `"ID_MISMATCH"` or `"BAD_SIGNATURE"` for a damaged state;
+    /// `"BAD_ARGUMENT"` / `"BAD_INPUT"` for bad options.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        identity: &SigningKey,
+        state: Option<Vec<u8>>,
+        #[wasm_bindgen(unchecked_param_type = "MemoryEngineOptions | undefined")] options: JsValue,
+    ) -> JsResult<MemoryEngine> {
+        let me = Identity::from_seed(&identity.seed()[..]).map_err(js)?;
+        let key = me.public_key();
+        let store = match state {
+            Some(bytes) if !bytes.is_empty() => {
+                MemoryStore::from_bytes(&key, &bytes).map_err(js)?
+            }
+            _ => MemoryStore::new(&key),
+        };
+        let d = HnswConfig::default();
+        let config = HnswConfig {
+            m: usize_option(&options, "m", d.m).map_err(js)?,
+            ef_construction: usize_option(&options, "efConstruction", d.ef_construction)
+                .map_err(js)?,
+            ef_search: usize_option(&options, "efSearch", d.ef_search).map_err(js)?,
+            seed: d.seed,
+        };
+        chrysalis_memory::Hnsw::<BeadId>::new(1, config.clone()).map_err(js)?;
+        let members = strings(&option(&options, "members").map_err(js)?, "members")
+            .map_err(js)?
+            .iter()
+            .map(|m| key_from_hex(m, "members[]"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(js)?;
+        let members = if members.is_empty() {
+            vec![key]
+        } else {
+            members
+        };
+        let threshold = usize_option(&options, "threshold", 1).map_err(js)?;
+        let council = Council::new(members, threshold).map_err(js)?;
+        let index = MemoryIndex::build(&store, config);
+        let mut engine = MemoryEngine {
+            me,
+            store,
+            index,
+            council,
+            accepted: BTreeSet::new(),
+            journal: Vec::new(),
+            changes: Vec::new(),
+        };
+        engine.store.take_changes();
+        let ids: Vec<BeadId> = engine.store.beads().map(|b| b.id).collect();
+        for id in ids {
+            if matches!(
+                engine.council.acceptance(&engine.store, &id),
+                Acceptance::Accepted { .. }
+            ) {
+                engine.accepted.insert(id);
+            }
+        }
+        Ok(engine)
+    }
+
+    /// This agent's short printable id.
+    #[wasm_bindgen(getter, js_name = agentId)]
+    pub fn agent_id(&self) -> String {
+        self.me.id()
+    }
+
+    /// This agent's public key, hex.
+    #[wasm_bindgen(getter, js_name = publicKey)]
+    pub fn public_key(&self) -> String {
+        hex(&self.me.public_key())
+    }
+
+    /// Signs and stores a bead; returns it. The delta joins the journal (`takeJournal`).
+    ///
+    /// @throws {Error} `code: "BAD_INPUT"` for empty or over-long content, kind or tags, or a
+    /// bad vector.
+    #[wasm_bindgen(unchecked_return_type = "MemoryBead")]
+    pub fn remember(
+        &mut self,
+        content: String,
+        #[wasm_bindgen(unchecked_param_type = "{ kind?: string; tags?: string[] } | undefined")]
+        options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Float32Array | null | undefined")] vector: JsValue,
+        now: f64,
+    ) -> JsResult<JsValue> {
+        let draft = BeadDraft {
+            content,
+            kind: text_option(&options, "kind", "note").map_err(js)?,
+            tags: strings(&option(&options, "tags").map_err(js)?, "tags").map_err(js)?,
+            embedding: embedding(&vector)
+                .map_err(js)?
+                .map(|(model, vector)| BeadEmbedding { model, vector }),
+        };
+        let (bead, delta) = self
+            .store
+            .remember(&self.me, draft, now_ms(now))
+            .map_err(js)?;
+        self.journal.push(delta);
+        self.absorb();
+        Ok(bead_object(&bead))
+    }
+
+    /// Forgets a bead (with its metadata and approvals); whether it was there.
+    ///
+    /// @throws {Error} `code: "BAD_ARGUMENT"` for an id that is not 64 hex digits.
+    pub fn forget(&mut self, id: &str) -> JsResult<bool> {
+        let id = key_from_hex(id, "id").map_err(js)?;
+        let deltas = self.store.forget(&id);
+        let found = !deltas.is_empty();
+        self.journal.extend(deltas);
+        self.absorb();
+        Ok(found)
+    }
+
+    /// Signs this agent's approval of a bead; whether it was new.
+    ///
+    /// @throws {Error} `code: "BAD_INPUT"` for a bead not in memory.
+    pub fn approve(&mut self, id: &str, now: f64) -> JsResult<bool> {
+        let id = key_from_hex(id, "id").map_err(js)?;
+        let delta = self.store.approve(&self.me, &id, now_ms(now)).map_err(js)?;
+        let fresh = delta.is_some();
+        self.journal.extend(delta);
+        self.absorb();
+        Ok(fresh)
+    }
+
+    /// The council's verdict on a bead.
+    #[wasm_bindgen(unchecked_return_type = "MemoryAcceptance")]
+    pub fn acceptance(&self, id: &str) -> JsResult<JsValue> {
+        let id = key_from_hex(id, "id").map_err(js)?;
+        let (accepted, have, need, approvers) = match self.council.acceptance(&self.store, &id) {
+            Acceptance::Accepted { approvers } => {
+                let n = approvers.len();
+                (true, n, self.council.threshold(), approvers)
+            }
+            Acceptance::Pending { have, need } => (false, have, need, Vec::new()),
+        };
+        let approvers: Array = approvers.iter().map(|a| JsValue::from(hex(a))).collect();
+        Ok(object(&[
+            ("accepted", accepted.into()),
+            ("have", (have as f64).into()),
+            ("need", (need as f64).into()),
+            ("approvers", approvers.into()),
+        ]))
+    }
+
+    /// The best beads for a query: `text` for keywords, `vector` (an `EmbeddingVector` of the
+    /// same model as the memories) for meaning.
+    ///
+    /// @throws {Error} `code: "EMBEDDING_MISMATCH"` for a vector of another model or size;
+    /// `"BAD_ARGUMENT"` for bad options.
+    #[wasm_bindgen(unchecked_return_type = "MemoryHit[]")]
+    pub fn recall(
+        &self,
+        text: &str,
+        #[wasm_bindgen(unchecked_param_type = "Float32Array | null | undefined")] vector: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "MemoryRecallOptions | undefined")] options: JsValue,
+    ) -> JsResult<Array> {
+        let embedded = embedding(&vector).map_err(js)?;
+        let default = if embedded.is_some() {
+            "hybrid"
+        } else {
+            "keyword"
+        };
+        let ranking = match text_option(&options, "ranking", default)
+            .map_err(js)?
+            .as_str()
+        {
+            "vector" => Ranking::Vector,
+            "keyword" => Ranking::Keyword,
+            "hybrid" => Ranking::Hybrid,
+            "rrf" => Ranking::ReciprocalRank,
+            other => {
+                return Err(js(CodedError::bad_argument(format!(
+                    "ranking must be vector, keyword, hybrid or rrf, not {other}"
+                ))));
+            }
+        };
+        let filter = filter(&option(&options, "filter").map_err(js)?).map_err(js)?;
+        let query = Query {
+            text,
+            embedding: embedded.as_ref().map(|(m, v)| (m.as_str(), v.as_slice())),
+            k: usize_option(&options, "k", 5).map_err(js)?,
+            filter: &filter,
+            ranking,
+        };
+        let hits = self.index.search(&query).map_err(js)?;
+        let number = |x: Option<f32>| x.map_or(JsValue::NULL, |v| f64::from(v).into());
+        Ok(hits
+            .iter()
+            .filter_map(|hit| {
+                let bead = self.store.bead(&hit.id)?;
+                Some(object(&[
+                    ("bead", bead_object(bead)),
+                    ("score", f64::from(hit.score).into()),
+                    ("similarity", number(hit.similarity)),
+                    ("keyword", number(hit.keyword)),
+                ]))
+            })
+            .collect())
+    }
+
+    /// A bead by id, or undefined.
+    #[wasm_bindgen(unchecked_return_type = "MemoryBead | undefined")]
+    pub fn bead(&self, id: &str) -> JsResult<JsValue> {
+        let id = key_from_hex(id, "id").map_err(js)?;
+        Ok(self.store.bead(&id).map_or(JsValue::UNDEFINED, bead_object))
+    }
+
+    /// Every bead, by id.
+    #[wasm_bindgen(unchecked_return_type = "MemoryBead[]")]
+    pub fn beads(&self) -> Array {
+        self.store.beads().map(bead_object).collect()
+    }
+
+    /// What changed since the last call (local and replicated): beads added, removed,
+    /// updated, and newly accepted.
+    #[wasm_bindgen(js_name = takeChanges, unchecked_return_type = "MemoryChange[]")]
+    pub fn take_changes(&mut self) -> Array {
+        std::mem::take(&mut self.changes).into_iter().collect()
+    }
+
+    /// The deltas applied since the last call, local and from peers, oldest first: append
+    /// them to durable storage to survive a reload.
+    #[wasm_bindgen(js_name = takeJournal)]
+    pub fn take_journal(&mut self) -> Array {
+        std::mem::take(&mut self.journal)
+            .into_iter()
+            .map(|d| JsValue::from(Uint8Array::from(&d[..])))
+            .collect()
+    }
+
+    /// The whole memory as bytes (a snapshot to persist).
+    #[wasm_bindgen(js_name = toBytes)]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.store.to_bytes()
+    }
+
+    /// Counters: `{ beads, otherModel, model, dims, rejected: { CODE: n } }`.
+    #[wasm_bindgen(unchecked_return_type = "MemoryEngineStats")]
+    pub fn stats(&self) -> JsValue {
+        let rejected: Vec<(&str, JsValue)> = self
+            .store
+            .rejected()
+            .iter()
+            .map(|(code, n)| (*code, (*n as f64).into()))
+            .collect();
+        let (model, dims) = self
+            .index
+            .model()
+            .map_or((JsValue::NULL, 0), |(m, d)| (m.into(), d));
+        object(&[
+            ("beads", (self.store.len() as f64).into()),
+            ("otherModel", (self.index.other_model() as f64).into()),
+            ("model", model),
+            ("dims", (dims as f64).into()),
+            ("rejected", object(&rejected)),
+        ])
+    }
+
+    // ---- SyncDocument ----
+
+    /// The store's version vector (encoded): part of the `SyncDocument` interface.
+    #[wasm_bindgen(js_name = versionVector)]
+    pub fn version_vector(&self) -> Vec<u8> {
+        use chrysalis_crdt::Encode;
+        self.store.version().to_bytes()
+    }
+
+    /// What a replica at `versionVector` lacks (encoded): part of the `SyncDocument` interface.
+    ///
+    /// @throws {Error} `code: "DECODE"` for bytes that are not a version vector.
+    #[wasm_bindgen(js_name = deltaSince)]
+    pub fn delta_since(&self, version_vector: &[u8]) -> JsResult<Vec<u8>> {
+        use chrysalis_crdt::{Encode, ORSetDelta, VersionVector};
+        let since = VersionVector::from_bytes(version_vector)
+            .map_err(|e| js(CodedError::new("DECODE", e.to_string())))?;
+        Ok(Document::delta_since(&self.store, &since)
+            .unwrap_or_else(|| ORSetDelta::<chrysalis_memory::Record>::default().to_bytes()))
+    }
+
+    /// Joins a peer's delta after checking every record in it: part of the `SyncDocument`
+    /// interface.
+    ///
+    /// @throws {Error} `code: "REFUSED"` for a delta with a forged, mismatched or undecodable
+    /// record (nothing of it is stored; `stats().rejected` counts why).
+    #[wasm_bindgen(js_name = applyDelta)]
+    pub fn apply_delta(&mut self, delta: &[u8]) -> JsResult<()> {
+        let grew = self
+            .store
+            .apply(delta)
+            .map_err(|reason| js(CodedError::new("REFUSED", reason)))?;
+        if grew {
+            self.journal.push(delta.to_vec());
+        }
+        self.absorb();
+        Ok(())
+    }
+}
+
+impl MemoryEngine {
+    /// Brings the index and the accepted set up to date with the store's changes.
+    fn absorb(&mut self) {
+        let changes = self.store.take_changes();
+        self.index.update(&self.store, &changes);
+        for c in changes {
+            let (kind, id) = match c {
+                StoreChange::Added(id) => ("added", id),
+                StoreChange::Removed(id) => ("removed", id),
+                StoreChange::Updated(id) => ("updated", id),
+            };
+            self.changes.push(change(kind, &id));
+            let accepted = matches!(
+                self.council.acceptance(&self.store, &id),
+                Acceptance::Accepted { .. }
+            );
+            if accepted && self.store.bead(&id).is_some() && self.accepted.insert(id) {
+                self.changes.push(change("accepted", &id));
+            }
+            if !accepted || self.store.bead(&id).is_none() {
+                self.accepted.remove(&id);
+            }
+        }
+    }
+}
