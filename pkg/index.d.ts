@@ -176,8 +176,10 @@ export interface MemorySystemOptions {
   sync?: SyncNode;
   /** The agent's key (default: the sync node's, else {@link MemorySystem.loadIdentity}). */
   identity?: SigningKey;
-  /** The memory's name: its IndexedDB database and its shared document (default "memory"). */
+  /** The document shared with the room (default "memory"). */
   name?: string;
+  /** The IndexedDB database (default `name`): one per agent when several share a browser. */
+  database?: string;
   /** Who may accept beads and how many approvals it takes (default: this agent, 1). */
   council?: { members?: string[]; threshold?: number };
   /** HNSW parameters of the local index. */
@@ -197,7 +199,7 @@ export interface MemorySystemEvents {
 /** An agent's memory in a page: remember, recall, forget, approve; replicated and persisted. */
 export declare class MemorySystem extends EventTarget {
   /** The agent identity stored for memory `name`, created on first use (seed encrypted in IndexedDB). */
-  static loadIdentity(options: { security: SecurityContext; name?: string }): Promise<SigningKey>;
+  static loadIdentity(options: { security: SecurityContext; name?: string; database?: string }): Promise<SigningKey>;
   /** Opens a memory: loads IndexedDB, joins the sync node's replication. */
   static open(options: MemorySystemOptions): Promise<MemorySystem>;
   private constructor();

@@ -51,6 +51,7 @@ export class MemorySystem extends EventTarget {
   #embedding;
   #sync;
   #name;
+  #database;
   #journalLength;
   #compactEvery;
   #unsubscribe;
@@ -60,11 +61,11 @@ export class MemorySystem extends EventTarget {
    * The agent identity stored for memory `name` (a `SigningKey`), created on first use. Its
    * seed is kept in IndexedDB encrypted with `security.encryptForStorage`.
    */
-  static async loadIdentity({ security, name = "memory" }) {
+  static async loadIdentity({ security, name = "memory", database = name }) {
     if (!security) throw memoryError("BAD_ARGUMENT", "loadIdentity needs a SecurityContext");
-    const db = await openDatabase(name);
+    const db = await openDatabase(database);
     try {
-      const aad = encoder.encode(`chrysalis-memory:${name}:identity`);
+      const aad = encoder.encode(`chrysalis-memory:${database}:identity`);
       const stored = await request(db.transaction("state").objectStore("state").get("identity"));
       if (stored) return SigningKey.fromSeed(security.decryptFromStorage(stored, aad));
       const identity = SigningKey.generate();
@@ -77,25 +78,27 @@ export class MemorySystem extends EventTarget {
   }
 
   /**
-   * Opens memory `name`: loads what IndexedDB holds, replicates through `sync` (a joined
-   * `SyncNode`) if given, and embeds with `embedding` (an `EmbeddingService`) if given.
+   * Opens memory `name` (the document shared with the room): loads what IndexedDB database
+   * `database` (default `name`) holds, replicates through `sync` (a joined `SyncNode`) if
+   * given, and embeds with `embedding` (an `EmbeddingService`) if given.
    * `identity` defaults to the sync node's, then to {@link MemorySystem.loadIdentity}.
    * `council: { members, threshold }` sets who may accept beads (default: this agent, 1).
    * `persist: false` keeps everything in memory (then `security` may be omitted).
    */
   static async open(options = {}) {
-    const { security, embedding, sync, name = "memory", council = {}, hnsw = {}, persist = true, compactEvery = 200 } = options;
+    const { security, embedding, sync, name = "memory", database = name, council = {}, hnsw = {}, persist = true, compactEvery = 200 } = options;
     if (persist && !security) throw memoryError("BAD_ARGUMENT", "a persisted memory needs a SecurityContext (or persist: false)");
-    const identity = options.identity ?? sync?.identity ?? (await MemorySystem.loadIdentity({ security, name }));
+    const identity = options.identity ?? sync?.identity ?? (await MemorySystem.loadIdentity({ security, database }));
     const system = new MemorySystem();
     system.#security = security;
     system.#embedding = embedding;
     system.#name = name;
+    system.#database = database;
     system.#compactEvery = compactEvery;
     let snapshot = null;
     let journal = [];
     if (persist) {
-      system.#db = await openDatabase(name);
+      system.#db = await openDatabase(database);
       const tx = system.#db.transaction(["state", "journal"]);
       const [sealed, entries] = await Promise.all([
         request(tx.objectStore("state").get("store")),
@@ -200,7 +203,7 @@ export class MemorySystem extends EventTarget {
   }
 
   #aad(what) {
-    return encoder.encode(`chrysalis-memory:${this.#name}:${what}`);
+    return encoder.encode(`chrysalis-memory:${this.#database}:${what}`);
   }
 
   /** Persists the engine's new deltas (then, for local ones, sends them) and emits events. */

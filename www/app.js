@@ -2,7 +2,7 @@
 import {
   initializeChrysalis, Hasher, SigningKey, ed25519Verify, scryptAsync, seal, open, SecurityContext,
   GCounter, PNCounter, ORSet, LWWRegister, MVRegister, SkillAccumulator, EpisodeMemory, MerkleDag,
-  EmbeddingService, cosineSimilarity, SyncNode,
+  EmbeddingService, cosineSimilarity, SyncNode, MemorySystem,
 } from "/pkg/index.js";
 
 const $ = (id) => document.getElementById(id);
@@ -287,6 +287,24 @@ const CORPUS = [
   "Cats sleep for most of the day.",
 ];
 
+const LOCAL_MODEL = {
+  kind: "local",
+  modelUrl: "/models/all-MiniLM-L6-v2/model.onnx",
+  modelSha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+  tokenizerUrl: "/models/all-MiniLM-L6-v2/tokenizer.json",
+  tokenizerSha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+};
+
+let embeddingService;
+/** The page's one embedding service (the model loads once for every panel). */
+function localEmbeddings(onProgress) {
+  embeddingService ??= EmbeddingService.create({ providers: [LOCAL_MODEL] }, { onProgress }).catch((error) => {
+    embeddingService = undefined;
+    throw error;
+  });
+  return embeddingService;
+}
+
 function setupEmbeddings() {
   const progress = $("embed-progress");
   const status = $("embed-status");
@@ -316,18 +334,7 @@ function setupEmbeddings() {
     status.dataset.status = "running";
     const loaded = {};
     try {
-      service = await EmbeddingService.create(
-        {
-          providers: [{
-            kind: "local",
-            modelUrl: "/models/all-MiniLM-L6-v2/model.onnx",
-            modelSha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
-            tokenizerUrl: "/models/all-MiniLM-L6-v2/tokenizer.json",
-            tokenizerSha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-          }],
-        },
-        {
-          onProgress: (p) => {
+      service = await localEmbeddings((p) => {
             if (p.phase === "download") {
               loaded[p.file] = p;
               const done = Object.values(loaded).reduce((s, f) => s + f.loaded, 0);
@@ -337,9 +344,7 @@ function setupEmbeddings() {
             } else if (p.phase === "load") {
               status.textContent = "Loading the model…";
             }
-          },
-        },
-      );
+      });
       corpus = await service.embedBatch(CORPUS);
       status.textContent = "Model ready.";
       status.dataset.status = "ready";
@@ -430,6 +435,86 @@ async function setupReplication() {
   await add();
 }
 
+const MEMORY_PASSPHRASE = "demo passphrase: use your own";
+
+/** This tab's memory agent: a MemorySystem replicated with the other tabs' agents. */
+function setupMemory(relayUrlPromise) {
+  const status = $("memory-status");
+  let mem;
+  let sync;
+  const render = () => {
+    const beads = mem.beads().sort((a, b) => b.created - a.created);
+    $("memory-beads").replaceChildren(
+      make("tr", {}, ["memory", "by", "status", ""].map((t) => make("th", { textContent: t }))),
+      ...beads.map((bead) => {
+        const verdict = mem.acceptance(bead.id);
+        const approve = makeButton("Approve", "memory-approve", () => mem.approve(bead.id).then(render), () => {});
+        approve.disabled = verdict.accepted;
+        return make("tr", { className: "memory-bead" }, [
+          make("td", { textContent: bead.content }),
+          make("td", { textContent: bead.author === mem.publicKey ? "this tab" : bead.authorId }),
+          make("td", { className: "memory-verdict", textContent: verdict.accepted ? "accepted" : `pending ${verdict.have}/${verdict.need}` }),
+          make("td", {}, [approve]),
+        ]);
+      }),
+    );
+    const s = mem.stats();
+    const refused = Object.entries(s.rejected).map(([code, n]) => `${code} ${n}`).join(", ") || "none";
+    $("memory-stats").textContent =
+      `agent ${mem.agentId} · ${s.beads} beads · ${s.model ?? "no vectors yet"}${s.dims ? ` (${s.dims} d)` : ""} · ` +
+      `journal ${s.journal} · peers ${sync.peers().length} · refused from peers: ${refused}`;
+  };
+  $("memory-start").addEventListener("click", async () => {
+    $("memory-start").disabled = true;
+    status.dataset.status = "running";
+    status.textContent = "Loading the model and this tab's memory…";
+    try {
+      // One memory per tab (sessionStorage survives a reload, not a new tab).
+      const database = (sessionStorage.chrysalisMemory ??= `demo-tab-${crypto.randomUUID().slice(0, 8)}`);
+      const vault = `chrysalis-${database}-vault`;
+      const security = await SecurityContext.load(vault, MEMORY_PASSPHRASE).catch(async () => {
+        const fresh = new SecurityContext();
+        await fresh.persist(vault, MEMORY_PASSPHRASE);
+        return fresh;
+      });
+      const embedding = await localEmbeddings();
+      const identity = await MemorySystem.loadIdentity({ security, database });
+      const relayUrl = await relayUrlPromise;
+      sync = await SyncNode.join({ room: "demo-memory", identity, relayUrl: relayUrl ?? undefined, broadcastChannel: true });
+      mem = await MemorySystem.open({ security, embedding, sync, name: "memory", database });
+      for (const id of ["memory-text", "memory-remember", "memory-query", "memory-recall"]) $(id).disabled = false;
+      mem.on("change", render);
+      sync.on("peer-joined", render);
+      sync.on("peer-left", render);
+      status.textContent = `Agent ${mem.agentId} is running (${mem.beads().length} memories loaded).`;
+      status.dataset.status = "ready";
+      render();
+    } catch (error) {
+      status.textContent = `Failed: ${error.code ?? ""} ${error.message}`;
+      status.dataset.status = "error";
+      $("memory-start").disabled = false;
+    }
+  });
+  $("memory-remember").addEventListener("click", async () => {
+    const text = $("memory-text").value.trim();
+    if (!text) return;
+    await mem.remember(text, { kind: "note" });
+    $("memory-text").value = "";
+    render();
+  });
+  $("memory-recall").addEventListener("click", async () => {
+    const hits = await mem.recall($("memory-query").value, { k: 5 });
+    $("memory-results").replaceChildren(
+      ...hits.map((h) =>
+        make("li", {
+          textContent: `${h.score.toFixed(3)}  ${h.bead.content}  (${h.bead.author === mem.publicKey ? "this tab" : h.bead.authorId}` +
+            `${h.similarity === null ? "" : `, cosine ${h.similarity.toFixed(2)}`}${h.keyword === null ? "" : `, keywords ${h.keyword.toFixed(2)}`})`,
+        }),
+      ),
+    );
+  });
+}
+
 async function main() {
   const status = $("sdk-status");
   try {
@@ -455,6 +540,11 @@ async function main() {
   setupVault();
   setupCrdts();
   setupEmbeddings();
+  const relayUrl = fetch("./relay.json")
+    .then((r) => r.json())
+    .then((j) => j.url)
+    .catch(() => null);
+  setupMemory(relayUrl);
   setupReplication().catch((error) => {
     $("replication-status").textContent = `Failed: ${error.code ?? ""} ${error.message}`;
     $("replication-status").dataset.status = "error";

@@ -224,6 +224,36 @@ test("the demo downloads the model with progress, embeds typed text and ranks th
   await page.close();
 });
 
+test("the demo's memory agents remember in one tab, recall in another, approve, and keep it across a reload", async () => {
+  const [page, tab] = [await openPage(browser, baseUrl), await openPage(browser, baseUrl)];
+  for (const p of [page, tab]) {
+    await p.waitForSelector('#sdk-status[data-status="ready"]');
+    await p.click("#memory-start");
+    await p.waitForSelector('#memory-status[data-status="ready"]', { timeout: 120_000 });
+  }
+  await page.fill("#memory-text", "The demo relay only listens on the loopback interface.");
+  await page.click("#memory-remember");
+  await tab.waitForFunction(() => document.querySelector("#memory-beads")?.textContent.includes("loopback interface"));
+  await tab.fill("#memory-query", "which network address does the relay accept connections on?");
+  await tab.click("#memory-recall");
+  await tab.waitForFunction(() => document.querySelector("#memory-results li")?.textContent.includes("loopback interface"));
+  const row = page.locator(".memory-bead", { hasText: "loopback interface" });
+  assert.equal(await row.locator(".memory-verdict").textContent(), "pending 0/1");
+  await row.locator(".memory-approve").click();
+  await page.waitForFunction(() => document.querySelector(".memory-bead .memory-verdict")?.textContent === "accepted");
+  assert.match(await page.textContent("#memory-stats"), /peers [1-9]/);
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.locator("#memory").screenshot({ path: join(SCREENSHOTS, "demo-memory.png") });
+  await tab.reload();
+  await tab.click("#memory-start");
+  await tab.waitForSelector('#memory-status[data-status="ready"]', { timeout: 120_000 });
+  assert.match(await tab.textContent("#memory-status"), /\(1 memories loaded\)/);
+  assert.deepEqual(page.problems, []);
+  assert.deepEqual(tab.problems, []);
+  await tab.close();
+  await page.close();
+});
+
 test("the embedding benchmark page resolves its anchors", async () => {
   const page = await openPage(browser, `${baseUrl}bench/embedding.html`);
   await page.waitForFunction(() => window.benchResults !== undefined);

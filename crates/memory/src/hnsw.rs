@@ -33,7 +33,7 @@ impl Default for HnswConfig {
     fn default() -> Self {
         HnswConfig {
             m: 16,
-            ef_construction: 200,
+            ef_construction: 100,
             ef_search: 128,
             seed: 0x6368_7279_7361_6c69,
         }

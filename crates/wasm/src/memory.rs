@@ -91,7 +91,7 @@ export interface MemoryEngineOptions {
   threshold?: number;
   /** HNSW links per node (default 16). */
   m?: number;
-  /** HNSW candidates while building (default 200). */
+  /** HNSW candidates while building (default 100). */
   efConstruction?: number;
   /** HNSW candidates while searching (default 128). */
   efSearch?: number;
