@@ -327,6 +327,12 @@ enum Body {
 
 type Verdict = Result<(), &'static str>;
 
+#[derive(Clone, Copy)]
+enum Vote {
+    Prepare,
+    Commit,
+}
+
 fn digest_of(value: &[u8]) -> Digest {
     hash(value)
 }
@@ -606,31 +612,13 @@ impl Agreement {
             }
             Body::Prepare { view, seq, digest } => {
                 let (view, seq, digest) = (*view, *seq, *digest);
-                self.in_window(seq)?;
-                if view != self.view {
-                    return Err("OTHER_VIEW");
-                }
-                let slot = self.slots.entry(seq).or_default();
-                slot.prepares
-                    .entry((view, digest))
-                    .or_default()
-                    .entry(sender)
-                    .or_insert(message);
+                self.record_vote(Vote::Prepare, view, seq, digest, message)?;
                 self.check_prepared(now, seq);
                 Ok(())
             }
             Body::Commit { view, seq, digest } => {
                 let (view, seq, digest) = (*view, *seq, *digest);
-                self.in_window(seq)?;
-                if view != self.view {
-                    return Err("OTHER_VIEW");
-                }
-                let slot = self.slots.entry(seq).or_default();
-                slot.commits
-                    .entry((view, digest))
-                    .or_default()
-                    .entry(sender)
-                    .or_insert(message);
+                self.record_vote(Vote::Commit, view, seq, digest, message)?;
                 self.check_committed(now, seq);
                 Ok(())
             }
@@ -660,6 +648,32 @@ impl Agreement {
                 Ok(())
             }
         }
+    }
+
+    /// Keeps a prepare or commit of this view (the first one per sender and digest).
+    fn record_vote(
+        &mut self,
+        vote: Vote,
+        view: u64,
+        seq: u64,
+        digest: Digest,
+        message: Signed,
+    ) -> Verdict {
+        self.in_window(seq)?;
+        if view != self.view {
+            return Err("OTHER_VIEW");
+        }
+        let slot = self.slots.entry(seq).or_default();
+        let votes = match vote {
+            Vote::Prepare => &mut slot.prepares,
+            Vote::Commit => &mut slot.commits,
+        };
+        votes
+            .entry((view, digest))
+            .or_default()
+            .entry(message.sender as usize)
+            .or_insert(message);
+        Ok(())
     }
 
     fn in_window(&self, seq: u64) -> Verdict {

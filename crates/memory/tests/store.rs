@@ -318,75 +318,62 @@ fn the_index_follows_the_store_and_filters() {
     assert_eq!(index.len(), 3);
 
     let everything = Filter::default();
-    let query = |text, embedding, filter, ranking| Query {
-        text,
-        embedding,
-        k: 3,
-        filter,
-        ranking,
+    // The ids of the best beads for a query (text, toy embedding) under `filter`.
+    let ids = |index: &MemoryIndex, text, vector: Option<[f32; 3]>, filter, ranking| {
+        let query = Query {
+            text,
+            embedding: vector.as_ref().map(|v| ("toy", &v[..])),
+            k: 3,
+            filter,
+            ranking,
+        };
+        let hits = index.search(&query).unwrap();
+        hits.iter().map(|h| h.id).collect::<Vec<_>>()
     };
-    let by_meaning = index
-        .search(&query(
-            "",
-            Some(("toy", &[1.0, 0.0, 0.0][..])),
-            &everything,
-            Ranking::Vector,
-        ))
-        .unwrap();
-    assert_eq!(by_meaning[0].id, tea.id);
+    let east = Some([1.0, 0.0, 0.0]);
+    assert_eq!(
+        ids(&index, "", east, &everything, Ranking::Vector)[0],
+        tea.id
+    );
     let facts = Filter {
         kinds: vec!["fact".into()],
         ..Filter::default()
     };
-    let filtered = index
-        .search(&query(
-            "",
-            Some(("toy", &[1.0, 0.0, 0.0][..])),
-            &facts,
-            Ranking::Vector,
-        ))
-        .unwrap();
     assert_eq!(
-        filtered.iter().map(|h| h.id).collect::<Vec<_>>(),
+        ids(&index, "", east, &facts, Ranking::Vector),
         vec![coffee.id]
     );
     let by_bob = Filter {
         authors: vec![bob.public_key()],
         ..Filter::default()
     };
-    assert!(
-        index
-            .search(&query("tea", None, &by_bob, Ranking::Keyword))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(ids(&index, "tea", None, &by_bob, Ranking::Keyword).is_empty());
     let early = Filter {
         before: Some(1_500),
         ..Filter::default()
     };
+    assert_eq!(
+        ids(&index, "drinks", None, &early, Ranking::Keyword),
+        vec![tea.id]
+    );
     let hybrid = index
-        .search(&query(
-            "rust",
-            Some(("toy", &[0.0, 1.0, 0.0][..])),
-            &everything,
-            Ranking::Hybrid,
-        ))
+        .search(&Query {
+            text: "rust",
+            embedding: Some(("toy", &[0.0, 1.0, 0.0][..])),
+            k: 3,
+            filter: &everything,
+            ranking: Ranking::Hybrid,
+        })
         .unwrap();
     assert_eq!(hybrid[0].id, code.id);
     assert!(hybrid[0].keyword.is_some() && hybrid[0].similarity.is_some());
-    let early_hits = index
-        .search(&query("drinks", None, &early, Ranking::Keyword))
-        .unwrap();
-    assert_eq!(
-        early_hits.iter().map(|h| h.id).collect::<Vec<_>>(),
-        vec![tea.id]
-    );
-    let wrong_model = index.search(&query(
-        "",
-        Some(("other", &[1.0, 0.0, 0.0][..])),
-        &everything,
-        Ranking::Vector,
-    ));
+    let wrong_model = index.search(&Query {
+        text: "",
+        embedding: Some(("other", &[1.0, 0.0, 0.0][..])),
+        k: 3,
+        filter: &everything,
+        ranking: Ranking::Vector,
+    });
     assert_eq!(wrong_model.unwrap_err().code(), "EMBEDDING_MISMATCH");
 
     store.forget(&tea.id);
@@ -395,16 +382,8 @@ fn the_index_follows_the_store_and_filters() {
     let snapshot = index.snapshot_vectors().unwrap();
     let restored = MemoryIndex::restore(&store, HnswConfig::default(), &snapshot);
     for i in [&index, &restored] {
-        let hits = i
-            .search(&query(
-                "",
-                Some(("toy", &[1.0, 0.0, 0.0][..])),
-                &everything,
-                Ranking::Vector,
-            ))
-            .unwrap();
         assert_eq!(
-            hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+            ids(i, "", east, &everything, Ranking::Vector),
             vec![coffee.id, code.id]
         );
     }
