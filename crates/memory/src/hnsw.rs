@@ -40,6 +40,23 @@ impl Default for HnswConfig {
     }
 }
 
+impl HnswConfig {
+    /// Checks the parameters: `m` from 2 to [`MAX_M`], `ef_construction` at least `m`,
+    /// `ef_search` positive.
+    pub fn check(&self) -> Result<(), MemoryError> {
+        if self.m < 2 || self.m > MAX_M {
+            return Err(MemoryError::bad_input("m", format!("2 to {MAX_M}")));
+        }
+        if self.ef_construction < self.m || self.ef_search == 0 {
+            return Err(MemoryError::bad_input(
+                "ef",
+                "efConstruction must be at least m and efSearch positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The largest `m` (a node's layer-0 link count must fit a byte).
 pub const MAX_M: usize = 100;
 
@@ -115,15 +132,7 @@ impl<K: Clone + Eq + Hash + Ord + Serialize + DeserializeOwned> Hnsw<K> {
         if dims == 0 || dims > 65_536 {
             return Err(MemoryError::bad_input("dims", "1 to 65536 dimensions"));
         }
-        if config.m < 2 || config.m > MAX_M {
-            return Err(MemoryError::bad_input("m", format!("2 to {MAX_M}")));
-        }
-        if config.ef_construction < config.m || config.ef_search == 0 {
-            return Err(MemoryError::bad_input(
-                "ef",
-                "efConstruction must be at least m and efSearch positive",
-            ));
-        }
+        config.check()?;
         Ok(Hnsw {
             dims,
             config,

@@ -83,3 +83,13 @@ pub(crate) fn object(fields: &[(&str, JsValue)]) -> JsValue {
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(feature = "crypto")]
+/// A `Date.now()` from JS as whole milliseconds (0 for a negative or non-finite value).
+pub(crate) fn now_ms(now: f64) -> u64 {
+    if now.is_finite() && now > 0.0 {
+        now as u64
+    } else {
+        0
+    }
+}

@@ -15,7 +15,7 @@ use wasm_bindgen::{JsCast, prelude::*};
 
 use crate::SigningKey;
 use crate::error::{CodedError, JsResult, js};
-use crate::input::{hex, integer_option, object, option, usize_option};
+use crate::input::{hex, integer_option, now_ms, object, option, usize_option};
 
 impl From<MemoryError> for CodedError {
     fn from(err: MemoryError) -> Self {
@@ -117,14 +117,6 @@ pub struct MemoryEngine {
     accepted: BTreeSet<BeadId>,
     journal: Vec<Vec<u8>>,
     changes: Vec<JsValue>,
-}
-
-fn now_ms(now: f64) -> u64 {
-    if now.is_finite() && now > 0.0 {
-        now as u64
-    } else {
-        0
-    }
 }
 
 fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], CodedError> {
@@ -255,7 +247,7 @@ impl MemoryEngine {
             ef_search: usize_option(&options, "efSearch", d.ef_search).map_err(js)?,
             seed: d.seed,
         };
-        chrysalis_memory::Hnsw::<BeadId>::new(1, config.clone()).map_err(js)?;
+        config.check().map_err(js)?;
         let members = strings(&option(&options, "members").map_err(js)?, "members")
             .map_err(js)?
             .iter()

@@ -8,7 +8,7 @@ use wasm_bindgen::{JsCast, prelude::*};
 
 use crate::SigningKey;
 use crate::error::{CodedError, JsResult, js};
-use crate::input::{hex, integer_option, object, usize_option};
+use crate::input::{hex, integer_option, now_ms, object, usize_option};
 
 impl From<SyncError> for CodedError {
     fn from(err: SyncError) -> Self {
@@ -153,14 +153,6 @@ fn peer_id(bytes: &[u8]) -> JsResult<PeerId> {
             format!("a peer id is 32 bytes, got {}", bytes.len()),
         ))
     })
-}
-
-fn now_ms(now: f64) -> u64 {
-    if now.is_finite() && now > 0.0 {
-        now as u64
-    } else {
-        0
-    }
 }
 
 #[wasm_bindgen]
