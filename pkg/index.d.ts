@@ -87,6 +87,10 @@ export declare const EmbeddingService: {
 };
 
 import type {
+  AgreementOptions,
+  AgreementStats,
+  CouncilMotion,
+  CouncilState,
   MemoryAcceptance,
   MemoryBead,
   MemoryChange,
@@ -180,8 +184,10 @@ export interface MemorySystemOptions {
   name?: string;
   /** The IndexedDB database (default `name`): one per agent when several share a browser. */
   database?: string;
-  /** Who may accept beads and how many approvals it takes (default: this agent, 1). */
+  /** The founding council: who may accept beads and how many approvals it takes (default: this agent, 1). Every member opens with the same one. */
   council?: { members?: string[]; threshold?: number };
+  /** Timing of the council's agreement (members only). */
+  agreement?: Omit<AgreementOptions, "epoch">;
   /** HNSW parameters of the local index. */
   hnsw?: { m?: number; efConstruction?: number; efSearch?: number };
   /** Keep everything in IndexedDB (default true). */
@@ -194,6 +200,43 @@ export interface MemorySystemOptions {
 export interface MemorySystemEvents {
   change: { changes: MemoryChange[] };
   accepted: { id: string; bead: MemoryBead };
+  /** The council's agreement rounds. */
+  agreement: CouncilRound;
+}
+
+/** One step of the council's agreement, as {@link MemorySystem} reports it. */
+export type CouncilRound =
+  | { type: "proposed"; motion: CouncilMotion }
+  | {
+      type: "decided";
+      /** The agreement slot. */
+      seq: number;
+      /** The view it was decided in. */
+      view: number;
+      /** The motion (null for another member's motion that the council refused). */
+      motion: CouncilMotion | null;
+      /** Whether this agent proposed it. */
+      mine: boolean;
+      /** Proposal to decision here, for this agent's motions. */
+      ms?: number;
+      /** Why every member refused it, if they did. */
+      refused?: { code: string; message: string };
+    }
+  | { type: "view-changed"; view: number; leader: string };
+
+/** What {@link MemorySystem.propose} resolves with. */
+export interface CouncilDecision {
+  seq: number;
+  view: number;
+  motion: CouncilMotion;
+  ms: number;
+}
+
+/** The council and, for a member, its agreement. */
+export interface CouncilInfo extends CouncilState {
+  /** Whether this agent is a member. */
+  member: boolean;
+  agreement: { view: number; leader: string; executed: number; pending: number; stats: AgreementStats } | null;
 }
 
 /** An agent's memory in a page: remember, recall, forget, approve; replicated and persisted. */
@@ -223,6 +266,10 @@ export declare class MemorySystem extends EventTarget {
   bead(id: string): MemoryBead | undefined;
   /** Every bead. */
   beads(): MemoryBead[];
+  /** Proposes a council motion (`set-threshold` or `accept-fact`); resolves once decided and applied here. */
+  propose(motion: CouncilMotion): Promise<CouncilDecision>;
+  /** The council and its agreement. */
+  council(): CouncilInfo;
   /** Engine counters plus the journal's length. */
   stats(): MemoryEngineStats & { journal: number };
   /** Waits for pending writes, stops replicating and closes the database. */

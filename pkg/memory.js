@@ -8,9 +8,20 @@
 // and the journal cleared in one transaction. A crash at any point leaves either the old
 // snapshot and its journal or the new snapshot, which replay to the same memory (deltas are
 // idempotent).
-import { MemoryEngine, SigningKey } from "./chrysalis_wasm.js";
+//
+// The council: k-of-n approvals accept beads; motions (a new threshold, a fact accepted by
+// vote) are ordered by the Byzantine agreement (`AgreementEngine`, PBFT) among the council's
+// members. Its signed messages ride on the `SyncNode` as deltas of a second document,
+// `<name>/council`, whose version never grows (the agreement retransmits by itself). Each
+// decided motion is applied and persisted before it is reported.
+import { AgreementEngine, MemoryEngine, SigningKey } from "./chrysalis_wasm.js";
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (h) => parseInt(h, 16));
+/** The council document's version: always the empty version vector. */
+const NO_VERSION = new Uint8Array([0]);
 
 function memoryError(code, message) {
   return Object.assign(new Error(message), { code });
@@ -56,6 +67,13 @@ export class MemorySystem extends EventTarget {
   #compactEvery;
   #unsubscribe;
   #writes = Promise.resolve();
+  #identity;
+  #agreement = null;
+  #agreementTimer;
+  /** What was decided so far: the founding council, the last slot applied and every motion (hex). */
+  #decided;
+  /** Motions proposed here, by hex value: `{ motion, at, resolve, reject }`. */
+  #proposals = new Map();
 
   /**
    * The agent identity stored for memory `name` (a `SigningKey`), created on first use. Its
@@ -86,7 +104,7 @@ export class MemorySystem extends EventTarget {
    * `persist: false` keeps everything in memory (then `security` may be omitted).
    */
   static async open(options = {}) {
-    const { security, embedding, sync, name = "memory", database = name, council = {}, hnsw = {}, persist = true, compactEvery = 200 } = options;
+    const { security, embedding, sync, name = "memory", database = name, council = {}, agreement = {}, hnsw = {}, persist = true, compactEvery = 200 } = options;
     if (persist && !security) throw memoryError("BAD_ARGUMENT", "a persisted memory needs a SecurityContext (or persist: false)");
     const identity = options.identity ?? sync?.identity ?? (await MemorySystem.loadIdentity({ security, database }));
     const system = new MemorySystem();
@@ -95,19 +113,27 @@ export class MemorySystem extends EventTarget {
     system.#name = name;
     system.#database = database;
     system.#compactEvery = compactEvery;
+    system.#identity = identity;
     let snapshot = null;
     let journal = [];
+    let decided = null;
     if (persist) {
       system.#db = await openDatabase(database);
       const tx = system.#db.transaction(["state", "journal"]);
-      const [sealed, entries] = await Promise.all([
+      const [sealed, entries, sealedCouncil] = await Promise.all([
         request(tx.objectStore("state").get("store")),
         request(tx.objectStore("journal").getAll()),
+        request(tx.objectStore("state").get("council")),
       ]);
       if (sealed) snapshot = security.decryptFromStorage(sealed, system.#aad("store"));
       journal = entries.map((entry) => security.decryptFromStorage(entry, system.#aad("journal")));
+      if (sealedCouncil) decided = JSON.parse(decoder.decode(security.decryptFromStorage(sealedCouncil, system.#aad("council"))));
     }
     system.#engine = new MemoryEngine(identity, snapshot, { ...hnsw, members: council.members, threshold: council.threshold });
+    // Motions decided earlier count only for the council they were decided in.
+    const founding = JSON.stringify(system.#engine.council());
+    system.#decided = decided?.founding === founding ? decided : { founding, lastSeq: 0, motions: [] };
+    for (const motion of system.#decided.motions) system.#engine.applyMotion(fromHex(motion));
     for (const delta of journal) system.#engine.applyDelta(delta);
     system.#engine.takeJournal();
     system.#engine.takeChanges();
@@ -120,6 +146,7 @@ export class MemorySystem extends EventTarget {
         if (doc === name) system.#settle(false);
       });
     }
+    system.#startAgreement(agreement);
     return system;
   }
 
@@ -133,7 +160,12 @@ export class MemorySystem extends EventTarget {
     return this.#engine.publicKey;
   }
 
-  /** Subscribes `handler(detail)` to `"change"` (`{ changes }`) or `"accepted"` (`{ id, bead }`); returns an unsubscribe function. */
+  /**
+   * Subscribes `handler(detail)` to `"change"` (`{ changes }`), `"accepted"` (`{ id, bead }`) or
+   * `"agreement"` (the council's rounds: `{ type: "proposed", motion }`, `{ type: "decided",
+   * seq, view, motion, mine, ms, refused? }`, `{ type: "view-changed", view, leader }`); returns
+   * an unsubscribe function.
+   */
   on(type, handler) {
     const listener = (event) => handler(event.detail);
     this.addEventListener(type, listener);
@@ -188,6 +220,46 @@ export class MemorySystem extends EventTarget {
     return this.#engine.beads();
   }
 
+  /**
+   * Proposes a council motion (`{ type: "set-threshold", threshold }` or `{ type:
+   * "accept-fact", id }`) to the council's agreement; resolves with `{ seq, view, motion, ms }`
+   * once it is decided, applied and persisted here. Only members propose; a council of more
+   * than one needs `sync`. Rejects with the council's error when the decided motion is refused
+   * alike by every member (e.g. a threshold above the member count).
+   */
+  propose(motion) {
+    if (motion?.type === "admit" || motion?.type === "remove") {
+      return Promise.reject(
+        memoryError("NOT_SUPPORTED", "membership changes are not proposed from JS yet: open every member with the new council"),
+      );
+    }
+    if (!this.#agreement) {
+      return Promise.reject(memoryError("NOT_MEMBER", "only a council member with a running agreement proposes (a council of more than one needs sync)"));
+    }
+    const value = MemoryEngine.encodeMotion(motion);
+    const key = toHex(value);
+    return new Promise((resolve, reject) => {
+      this.#proposals.set(key, { motion, at: performance.now(), resolve, reject });
+      this.#emit("agreement", { type: "proposed", motion });
+      this.#drive(this.#agreement.propose(Date.now(), value));
+    });
+  }
+
+  /**
+   * The council and its agreement: `{ members, threshold, applied, epoch, member, agreement }`
+   * where `agreement` (null when this agent is not a running member) is `{ view, leader,
+   * executed, pending, stats }` (`leader` as a public key).
+   */
+  council() {
+    const a = this.#agreement;
+    const council = this.#engine.council();
+    return {
+      ...council,
+      member: council.members.includes(this.publicKey),
+      agreement: a && { view: a.view, leader: a.members[a.leader], executed: a.executed, pending: a.pending, stats: a.stats() },
+    };
+  }
+
   /** `{ beads, model, dims, otherModel, rejected, journal }`. */
   stats() {
     return { ...this.#engine.stats(), journal: this.#journalLength };
@@ -198,8 +270,85 @@ export class MemorySystem extends EventTarget {
     await this.#writes;
     this.#unsubscribe?.();
     this.#sync?.unshare(this.#name);
+    clearTimeout(this.#agreementTimer);
+    if (this.#agreement) {
+      this.#sync?.unshare(this.#councilDoc);
+      this.#agreement.free();
+      this.#agreement = null;
+    }
+    for (const { reject } of this.#proposals.values()) reject(memoryError("CLOSED", "the memory was closed"));
     this.#db?.close();
     this.#engine.free();
+  }
+
+  get #councilDoc() {
+    return `${this.#name}/council`;
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** Runs the council's agreement when this agent is a member (over `sync` if there is one). */
+  #startAgreement(options) {
+    const { members, epoch } = this.#engine.council();
+    if (!members.includes(this.publicKey) || (members.length > 1 && !this.#sync)) return;
+    this.#agreement = new AgreementEngine(this.#identity, members, { ...options, epoch }, Date.now());
+    // A member's messages arrive as deltas of the council document. They are handled after
+    // the sync node's call returns (the handler sends, and the node is busy until then).
+    this.#sync?.share(this.#councilDoc, {
+      versionVector: () => NO_VERSION,
+      deltaSince: () => new Uint8Array(0),
+      applyDelta: (bytes) => queueMicrotask(() => this.#agreement && this.#drive(this.#agreement.handleMessage(Date.now(), bytes))),
+    });
+    this.#drive({ transmits: [], events: [], wakeAt: Date.now() });
+  }
+
+  /** Sends the agreement's messages, applies what it decided, and sets its timer. */
+  #drive(out) {
+    for (const t of out.transmits) this.#sync?.change(this.#councilDoc, t.bytes);
+    for (const event of out.events) {
+      if (event.type === "view-changed") {
+        this.#emit("agreement", { type: "view-changed", view: event.view, leader: this.#agreement.members[event.leader] });
+      } else if (event.seq > this.#decided.lastSeq) {
+        this.#decide(event);
+      }
+    }
+    clearTimeout(this.#agreementTimer);
+    this.#agreementTimer = setTimeout(() => {
+      if (this.#agreement) this.#drive(this.#agreement.handleTick(Date.now()));
+    }, Math.max(0, out.wakeAt - Date.now()));
+  }
+
+  /** Applies a decided motion (every member refuses a bad one alike), persists, then reports it. */
+  #decide({ seq, view, value }) {
+    const key = toHex(value);
+    const proposal = this.#proposals.get(key);
+    this.#proposals.delete(key);
+    let motion;
+    let refused;
+    try {
+      motion = this.#engine.applyMotion(value);
+      this.#decided.motions.push(key);
+    } catch (error) {
+      refused = error;
+    }
+    this.#decided.lastSeq = seq;
+    const decided = structuredClone(this.#decided);
+    const written = (this.#writes = this.#writes.then(() => this.#saveCouncil(decided)));
+    written.then(() => {
+      const ms = proposal && Math.round(performance.now() - proposal.at);
+      this.#emit("agreement", { type: "decided", seq, view, motion: motion ?? proposal?.motion ?? null, mine: !!proposal, ms, refused: refused && { code: refused.code, message: refused.message } });
+      if (refused) proposal?.reject(refused);
+      else proposal?.resolve({ seq, view, motion, ms });
+    });
+    this.#settle(false);
+  }
+
+  async #saveCouncil(decided) {
+    if (!this.#db) return;
+    const sealed = this.#security.encryptForStorage(encoder.encode(JSON.stringify(decided)), this.#aad("council"));
+    await transaction(this.#db, ["state"], ({ state }) => state.put(sealed, "council"));
   }
 
   #aad(what) {
@@ -212,9 +361,9 @@ export class MemorySystem extends EventTarget {
     const changes = this.#engine.takeChanges();
     const written = (this.#writes = this.#writes.then(() => this.#append(deltas)));
     if (changes.length > 0) {
-      this.dispatchEvent(new CustomEvent("change", { detail: { changes } }));
+      this.#emit("change", { changes });
       for (const c of changes.filter((c) => c.type === "accepted")) {
-        this.dispatchEvent(new CustomEvent("accepted", { detail: { id: c.id, bead: this.#engine.bead(c.id) } }));
+        this.#emit("accepted", { id: c.id, bead: this.#engine.bead(c.id) });
       }
     }
     if (!local) return written;

@@ -6,6 +6,8 @@
 // - a hostile peer injects a bead with a forged signature: both honest pages refuse it, count
 //   it and score the peer down, and still hold exactly their own beads;
 // - approvals from both agents accept a bead under a 2-of-2 council;
+// - a council of three orders motions with the Byzantine agreement over the relay, keeps them
+//   across a reload, and changes view when its leader leaves;
 // - a page killed during a burst of writes (with compactions) loses no bead it had confirmed.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -64,13 +66,16 @@ function openAgent(page, name, council) {
       // Opened before joining: what it holds now came from IndexedDB alone.
       const offline = await MemorySystem.open({ security, embedding, identity, name: "memory", council });
       const fromDisk = offline.beads().map((b) => b.content).sort();
+      const thresholdFromDisk = offline.council().threshold;
       await offline.close();
       const sync = await SyncNode.join({ room, identity, relayUrl, antiEntropyIntervalMs: 300 });
       window.mem = await MemorySystem.open({ security, embedding, sync, name: "memory", council });
       window.sync = sync;
       window.accepted = [];
       window.mem.on("accepted", ({ bead }) => window.accepted.push(bead.content));
-      return { agentId: window.mem.agentId, publicKey: window.mem.publicKey, fromDisk };
+      window.rounds = [];
+      window.mem.on("agreement", (round) => window.rounds.push(round));
+      return { agentId: window.mem.agentId, publicKey: window.mem.publicKey, fromDisk, thresholdFromDisk };
     },
     { name, council, relayUrl: relay.url, room: ROOM, local: LOCAL },
   );
@@ -189,6 +194,54 @@ test("a bead is accepted once both agents of a 2-of-2 council approve it", { tim
   for (const page of [alicePage, bobPage]) {
     await until(page, (id) => window.mem.acceptance(id).accepted, id);
     assert.deepEqual(await page.evaluate(() => window.accepted), ["The launch is approved for Monday."]);
+  }
+});
+
+test("a council of three agrees on motions through the relay, keeps them across a reload, and replaces a leader that left", { timeout: 180_000 }, async () => {
+  const [alicePage, bobPage] = pages;
+  const carolPage = await newAgentPage();
+  await openAgent(carolPage, "carol");
+  const names = new Map([[alicePage, "alice"], [bobPage, "bob"], [carolPage, "carol"]]);
+  const trio = [...names.keys()];
+  const keys = await Promise.all(trio.map((p) => p.evaluate(() => window.mem.publicKey)));
+  const council = { members: keys, threshold: 1 };
+  for (const page of trio) {
+    await page.reload();
+    await openAgent(page, names.get(page), council);
+  }
+  const members = await alicePage.evaluate(() => window.mem.council().members);
+  assert.deepEqual(members, [...keys].sort(), "members in one order everywhere: view 0's leader is the first");
+  const [leaderPage, ...others] = members.map((key) => trio[keys.indexOf(key)]);
+
+  // A follower proposes; every member decides the same slot in view 0 and applies it.
+  const decided = await others[0].evaluate(() => window.mem.propose({ type: "set-threshold", threshold: 2 }));
+  assert.deepEqual({ seq: decided.seq, view: decided.view }, { seq: 1, view: 0 });
+  for (const page of trio) {
+    await until(page, () => window.mem.council().threshold === 2);
+    const round = await page.evaluate(() => window.rounds.find((r) => r.type === "decided"));
+    assert.deepEqual(round.motion, { type: "set-threshold", threshold: 2 });
+  }
+  // A fact accepted by vote, whatever its approvals.
+  const id = await leaderPage.evaluate(async () => (await window.mem.remember("The budget for Q3 is frozen.", { kind: "decision" })).id);
+  for (const page of trio) await until(page, (id) => window.mem.bead(id) !== undefined, id);
+  await others[1].evaluate((id) => window.mem.propose({ type: "accept-fact", id }), id);
+  for (const page of trio) await until(page, (id) => window.mem.acceptance(id).accepted, id);
+  // A motion every member refuses alike.
+  const refused = await others[1].evaluate(() => window.mem.propose({ type: "set-threshold", threshold: 9 }).then(() => null, (e) => e.code));
+  assert.equal(refused, "BAD_INPUT");
+
+  // The council survives a reload (read before the page rejoins).
+  await others[0].reload();
+  const reopened = await openAgent(others[0], names.get(others[0]), council);
+  assert.equal(reopened.thresholdFromDisk, 2);
+
+  // The leader leaves: the two others (a quorum of three) change view and decide without it.
+  await leaderPage.close();
+  const after = await others[1].evaluate(() => window.mem.propose({ type: "set-threshold", threshold: 1 }));
+  assert.ok(after.view >= 1, `decided in view ${after.view}`);
+  for (const page of others) {
+    await until(page, () => window.mem.council().threshold === 1);
+    assert.ok(await page.evaluate(() => window.rounds.some((r) => r.type === "view-changed")), "a view change was reported");
   }
 });
 

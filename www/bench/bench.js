@@ -10,7 +10,7 @@ import { scrypt as nobleScrypt } from "@noble/hashes/scrypt.js";
 import { ed25519 as nobleEd25519 } from "@noble/curves/ed25519.js";
 import sodium from "libsodium-wrappers";
 import { crdtCases } from "./crdt-cases.js";
-import { appendRow } from "./table.js";
+import { appendRow, publishResults } from "./table.js";
 
 const ROUNDS = 5;
 const ROUND_MS = 120;
@@ -228,9 +228,4 @@ async function run() {
   return { userAgent: navigator.userAgent, rows, sizes };
 }
 
-let resolveResults;
-window.benchResults = new Promise((resolve, reject) => {
-  resolveResults = (promise) => promise.then(resolve, reject);
-});
-document.getElementById("run").addEventListener("click", () => resolveResults(run()));
-if (new URLSearchParams(location.search).has("auto")) resolveResults(run());
+publishResults(run);

@@ -3,7 +3,7 @@
 import { initializeChrysalis } from "/pkg/index.js";
 import * as ort from "onnxruntime-web/wasm";
 import { env, pipeline, AutoTokenizer } from "@huggingface/transformers";
-import { appendRow } from "./table.js";
+import { appendRow, publishResults } from "./table.js";
 
 const MODEL = "/models/all-MiniLM-L6-v2/model.onnx";
 const TOKENIZER = "/models/all-MiniLM-L6-v2/tokenizer.json";
@@ -150,9 +150,4 @@ async function run() {
   return { userAgent: navigator.userAgent, rows };
 }
 
-let resolveResults;
-window.benchResults = new Promise((resolve, reject) => {
-  resolveResults = (promise) => promise.then(resolve, reject);
-});
-document.getElementById("run").addEventListener("click", () => resolveResults(run()));
-if (new URLSearchParams(location.search).has("auto")) resolveResults(run());
+publishResults(run);

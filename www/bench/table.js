@@ -1,4 +1,4 @@
-// The result tables of the benchmark pages.
+// The result tables of the benchmark pages, and how they hand their results to scripts/bench.mjs.
 
 /** Appends a row of text `cells` to the body of the table matching `selector`. */
 export function appendRow(selector, cells) {
@@ -9,4 +9,17 @@ export function appendRow(selector, cells) {
     tr.append(td);
   }
   document.querySelector(`${selector} tbody`).append(tr);
+}
+
+/**
+ * Publishes `window.benchResults`: the result of `run()`, started by the Run button or at once
+ * when the page's URL has `?auto` (as scripts/bench.mjs opens it).
+ */
+export function publishResults(run) {
+  let start;
+  window.benchResults = new Promise((resolve, reject) => {
+    start = () => run().then(resolve, reject);
+  });
+  document.getElementById("run").addEventListener("click", start);
+  if (new URLSearchParams(location.search).has("auto")) start();
 }

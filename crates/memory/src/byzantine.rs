@@ -81,8 +81,14 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// A membership of distinct keys (1 to [`MAX_MEMBERS`]).
+    /// A membership of distinct keys (1 to [`MAX_MEMBERS`]), of epoch 0.
     pub fn new(members: Vec<PublicKey>) -> Result<Self, MemoryError> {
+        Membership::at_epoch(members, 0)
+    }
+
+    /// The membership of `epoch` (how many membership changes were decided before it): its id
+    /// covers the epoch, so messages of an earlier instance with the same keys never count.
+    pub fn at_epoch(members: Vec<PublicKey>, epoch: u64) -> Result<Self, MemoryError> {
         if members.is_empty() || members.len() > MAX_MEMBERS {
             return Err(MemoryError::bad_input(
                 "members",
@@ -93,6 +99,9 @@ impl Membership {
             return Err(MemoryError::bad_input("members", "a key appears twice"));
         }
         let mut bytes = b"chrysalis-agreement membership v1".to_vec();
+        if epoch > 0 {
+            bytes.extend_from_slice(&epoch.to_le_bytes());
+        }
         members.iter().for_each(|m| bytes.extend_from_slice(m));
         let id = hash(&bytes);
         Ok(Membership { members, id })
@@ -133,7 +142,7 @@ impl Membership {
         self.members.iter().position(|m| m == key)
     }
 
-    /// The membership's id (a hash of its keys in order).
+    /// The membership's id (a hash of its epoch and its keys in order).
     pub fn id(&self) -> &Digest {
         &self.id
     }
@@ -1321,5 +1330,27 @@ mod tests {
                 .map(|e| e.code()),
             Some("NOT_MEMBER")
         );
+    }
+
+    #[test]
+    fn messages_of_another_epoch_never_count() {
+        let ks = keys(4);
+        let keys_of = || ks.iter().map(|k| k.public_key()).collect::<Vec<_>>();
+        let agent = |i: usize, epoch| {
+            let m = Membership::at_epoch(keys_of(), epoch).unwrap();
+            let key = SigningKey::from_seed(&*ks[i].seed()).unwrap();
+            Agreement::new(key, m, AgreementConfig::default(), 0).unwrap()
+        };
+        assert_eq!(
+            Membership::new(keys_of()),
+            Membership::at_epoch(keys_of(), 0)
+        );
+        let mut old = agent(0, 1);
+        let request = old.propose(0, b"motion".to_vec()).unwrap().transmits;
+        let (mut same, mut next) = (agent(1, 1), agent(1, 2));
+        same.handle_message(1, &request[0].bytes);
+        next.handle_message(1, &request[0].bytes);
+        assert!(same.stats().rejected.is_empty());
+        assert_eq!(next.stats().rejected.get("BAD_SIGNATURE"), Some(&1));
     }
 }

@@ -69,6 +69,7 @@ pub struct Council {
     threshold: usize,
     facts: BTreeSet<BeadId>,
     applied: u64,
+    epoch: u64,
 }
 
 impl Council {
@@ -92,6 +93,7 @@ impl Council {
             threshold,
             facts: BTreeSet::new(),
             applied: 0,
+            epoch: 0,
         })
     }
 
@@ -113,6 +115,12 @@ impl Council {
     /// Motions applied so far.
     pub fn applied(&self) -> u64 {
         self.applied
+    }
+
+    /// Membership changes (admit, remove, rotate) applied so far: the agreement of the new
+    /// membership runs as [`Membership::at_epoch`](crate::Membership::at_epoch) of it.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Applies a decided motion. A motion that would break the council (removing the last
@@ -147,6 +155,9 @@ impl Council {
             ));
         }
         next.applied += 1;
+        if next.members != self.members {
+            next.epoch += 1;
+        }
         *self = next;
         Ok(())
     }

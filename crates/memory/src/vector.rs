@@ -1,14 +1,14 @@
-//! Vector arithmetic for retrieval: a dot product with sixteen lanes (wasm SIMD where the build
-//! enables `simd128`, auto-vectorised elsewhere), unit scaling, and exact top-k.
+//! Vector arithmetic for retrieval: a dot product with sixteen lanes (wasm SIMD on wasm32,
+//! auto-vectorised elsewhere), unit scaling, and exact top-k.
 
 /// The dot product of two vectors of equal length (the shorter length when they differ).
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[cfg(target_arch = "wasm32")]
     {
         dot_simd128(a, b)
     }
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    #[cfg(not(target_arch = "wasm32"))]
     {
         dot_lanes(a, b)
     }
@@ -16,7 +16,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Sixteen independent accumulators (four SIMD registers on hosts that have them, so the adds
 /// do not wait on each other); LLVM vectorises the inner loop.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(not(target_arch = "wasm32"))]
 #[inline]
 fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     let len = a.len().min(b.len());
@@ -33,9 +33,10 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Four f32x4 accumulators over chunks of 16.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline]
+/// Four f32x4 accumulators over chunks of 16. Enabled per function, whatever the build's flags:
+/// the modules already need simd128 (blake3's `wasm32_simd`), and every engine that runs them has it.
+#[cfg(target_arch = "wasm32")]
+#[target_feature(enable = "simd128")]
 fn dot_simd128(a: &[f32], b: &[f32]) -> f32 {
     use core::arch::wasm32::*;
     let len = a.len().min(b.len());

@@ -304,12 +304,34 @@ impl World {
     }
 }
 
+/// What a run simulates.
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    /// 4–10 agents, up to f faulty, drops, duplicates, delays up to 300 ms and, in half the runs,
+    /// a partition that heals.
+    Adversarial,
+    /// `n` honest agents, default timeouts, every message delivered once within
+    /// 1–`FAULT_FREE_DELAY_MS` ms: the latency and traffic of agreement itself.
+    FaultFree { n: usize },
+}
+
+/// The one-way delay bound of a fault-free run (ms): a relay on the same continent.
+const FAULT_FREE_DELAY_MS: u64 = 20;
+
 /// One seeded run; an error names the violated property.
-fn run_seed(seed: u64) -> Result<RunReport, String> {
+fn run_seed(seed: u64, scenario: Scenario) -> Result<RunReport, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = 4 + (rng.next_u64() % 7) as usize;
+    let adversarial = matches!(scenario, Scenario::Adversarial);
+    let n = match scenario {
+        Scenario::Adversarial => 4 + (rng.next_u64() % 7) as usize,
+        Scenario::FaultFree { n } => n,
+    };
     let f = (n - 1) / 3;
-    let faulty = (rng.next_u64() % (f as u64 + 1)) as usize;
+    let faulty = if adversarial {
+        (rng.next_u64() % (f as u64 + 1)) as usize
+    } else {
+        0
+    };
     let keys: Vec<SigningKey> = (0..n)
         .map(|i| {
             let mut seed_bytes = [0u8; 32];
@@ -334,10 +356,14 @@ fn run_seed(seed: u64) -> Result<RunReport, String> {
         };
         faults.entry(identity).or_insert(fault);
     }
-    let config = AgreementConfig {
-        view_timeout_ms: 1_000 + rng.next_u64() % 2_000,
-        retransmit_ms: 500 + rng.next_u64() % 1_000,
-        ..AgreementConfig::default()
+    let config = if adversarial {
+        AgreementConfig {
+            view_timeout_ms: 1_000 + rng.next_u64() % 2_000,
+            retransmit_ms: 500 + rng.next_u64() % 1_000,
+            ..AgreementConfig::default()
+        }
+    } else {
+        AgreementConfig::default()
     };
     let mut instances = Vec::new();
     for (identity, key) in keys.iter().enumerate() {
@@ -357,8 +383,11 @@ fn run_seed(seed: u64) -> Result<RunReport, String> {
             });
         }
     }
-    let partitioned = rng.next_u64() % 2 == 0;
-    let heal_at = 1_000 + rng.next_u64() % 20_000;
+    let (partitioned, heal_at) = if adversarial {
+        (rng.next_u64() % 2 == 0, 1_000 + rng.next_u64() % 20_000)
+    } else {
+        (false, 0)
+    };
     let group = (0..n)
         .map(|_| {
             if partitioned {
@@ -371,10 +400,19 @@ fn run_seed(seed: u64) -> Result<RunReport, String> {
     let twin_side = (0..n)
         .map(|_| (0..n).map(|_| (rng.next_u64() % 2) as usize).collect())
         .collect();
+    let (drop, duplicate, max_delay) = if adversarial {
+        (
+            (rng.next_u64() % 31) as f64 / 100.0,
+            (rng.next_u64() % 21) as f64 / 100.0,
+            1 + rng.next_u64() % 300,
+        )
+    } else {
+        (0.0, 0.0, FAULT_FREE_DELAY_MS)
+    };
     let mut world = World {
-        drop: (rng.next_u64() % 31) as f64 / 100.0,
-        duplicate: (rng.next_u64() % 21) as f64 / 100.0,
-        max_delay: 1 + rng.next_u64() % 300,
+        drop,
+        duplicate,
+        max_delay,
         rng,
         instances,
         faults,
@@ -439,7 +477,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 fn run_seeds(seeds: std::ops::Range<u64>) {
     let mut by_n: BTreeMap<usize, Vec<RunReport>> = BTreeMap::new();
     for seed in seeds.clone() {
-        match run_seed(seed) {
+        match run_seed(seed, Scenario::Adversarial) {
             Ok(report) => by_n.entry(report.n).or_default().push(report),
             Err(violation) => panic!("seed {seed}: {violation}"),
         }
@@ -488,7 +526,7 @@ fn honest_agents_agree_and_decide_second_half() {
 #[ignore = "one seed, for debugging: SIM_SEED=n"]
 fn one_seed() {
     let seed = std::env::var("SIM_SEED").unwrap().parse().unwrap();
-    if let Err(e) = run_seed(seed) {
+    if let Err(e) = run_seed(seed, Scenario::Adversarial) {
         panic!("{e}");
     }
 }
@@ -501,4 +539,49 @@ fn many_seeds() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     run_seeds(SIM_RUNS..SIM_RUNS + runs);
+}
+
+/// Fault-free runs for n = 4, 7 and 10 (`FAULT_FREE_RUNS` seeds each): decision latency and
+/// messages per decided slot, printed and, with `AGREEMENT_BENCH_OUT=path`, written as JSON
+/// for docs/benchmarks.md (scripts/bench.sh).
+#[test]
+#[ignore = "a benchmark: run by scripts/bench.sh"]
+fn fault_free_latency() {
+    const FAULT_FREE_RUNS: u64 = 100;
+    let mut rows = Vec::new();
+    for n in [4, 7, 10] {
+        let mut latencies = Vec::new();
+        let (mut decided, mut messages) = (0, 0);
+        for seed in 0..FAULT_FREE_RUNS {
+            let report = run_seed(seed, Scenario::FaultFree { n })
+                .unwrap_or_else(|e| panic!("n {n}, seed {seed}: {e}"));
+            assert_eq!(
+                report.max_view, 0,
+                "n {n}, seed {seed}: a view change without faults"
+            );
+            latencies.extend(report.latencies);
+            decided += report.decided;
+            messages += report.messages;
+        }
+        latencies.sort_unstable();
+        let row = format!(
+            r#"{{"n":{n},"runs":{FAULT_FREE_RUNS},"decisions":{decided},"messagesPerDecision":{:.1},"p50":{},"p95":{},"max":{}}}"#,
+            messages as f64 / decided.max(1) as f64,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.95),
+            latencies.last().copied().unwrap_or(0)
+        );
+        println!("{row}");
+        rows.push(row);
+    }
+    if let Ok(path) = std::env::var("AGREEMENT_BENCH_OUT") {
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"delayMs":{FAULT_FREE_DELAY_MS},"rows":[{}]}}"#,
+                rows.join(",")
+            ),
+        )
+        .unwrap_or_else(|e| panic!("writing {path}: {e}"));
+    }
 }

@@ -290,6 +290,17 @@ fn beads_are_accepted_at_k_member_approvals_and_the_council_changes_by_motion() 
     let forged = Motion::Rotate(outsider.rotate_to(&identity(6), 6));
     assert!(council.apply(&forged).is_err());
     assert_eq!(council.applied(), 2);
+    assert_eq!(
+        council.epoch(),
+        1,
+        "only the rotation changed the membership"
+    );
+
+    // Admitting a member again changes nothing; removing one starts a new epoch.
+    council.apply(&Motion::Admit(carol.public_key())).unwrap();
+    assert_eq!(council.epoch(), 1);
+    council.apply(&Motion::Remove(carol.public_key())).unwrap();
+    assert_eq!((council.epoch(), council.threshold()), (2, 2));
 }
 
 #[test]

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use chrysalis_memory::{
-    Acceptance, Bead, BeadDraft, BeadEmbedding, BeadId, Council, Filter, HnswConfig, Identity,
-    MemoryError, MemoryIndex, MemoryStore, Query, Ranking, StoreChange, agent_id, bead_id_hex,
+    Acceptance, Bead, BeadDraft, BeadEmbedding, BeadId, Council, Filter, Identity, MemoryError,
+    MemoryIndex, MemoryStore, Motion, Query, Ranking, StoreChange, agent_id, bead_id_hex,
 };
 use chrysalis_sync::Document;
 use js_sys::{Array, Float32Array, Reflect, Uint8Array};
@@ -16,6 +16,7 @@ use wasm_bindgen::{JsCast, prelude::*};
 use crate::SigningKey;
 use crate::error::{CodedError, JsResult, js};
 use crate::input::{hex, integer_option, now_ms, object, option, usize_option};
+use crate::vector::hnsw_config;
 
 impl From<MemoryError> for CodedError {
     fn from(err: MemoryError) -> Self {
@@ -96,6 +97,25 @@ export interface MemoryEngineOptions {
   /** HNSW candidates while searching (default 128). */
   efSearch?: number;
 }
+/** A council motion: what the council's agreement decides. */
+export type CouncilMotion =
+  | { type: "set-threshold"; threshold: number }
+  | { type: "accept-fact"; id: string }
+  | { type: "admit"; member: string }
+  | { type: "remove"; member: string }
+  /** Decoded only: rotations are signed by both keys and made in Rust. */
+  | { type: "rotate"; old: string; new: string };
+/** The council as decided so far. */
+export interface CouncilState {
+  /** Members' public keys (hex), sorted: the agreement's member order. */
+  members: string[];
+  /** Member approvals that accept a bead. */
+  threshold: number;
+  /** Motions applied. */
+  applied: number;
+  /** Membership changes applied (the agreement's epoch). */
+  epoch: number;
+}
 export interface MemoryEngineStats {
   beads: number;
   /** Beads whose vector is of another model than the index's (keyword search only). */
@@ -119,7 +139,7 @@ pub struct MemoryEngine {
     changes: Vec<JsValue>,
 }
 
-fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], CodedError> {
+pub(crate) fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], CodedError> {
     let bad = || CodedError::bad_argument(format!("{what} must be 64 hex digits"));
     if text.len() != 64 || !text.is_ascii() {
         return Err(bad());
@@ -131,7 +151,7 @@ fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], CodedError> {
     Ok(out)
 }
 
-fn strings(value: &JsValue, what: &str) -> Result<Vec<String>, CodedError> {
+pub(crate) fn strings(value: &JsValue, what: &str) -> Result<Vec<String>, CodedError> {
     if value.is_undefined() || value.is_null() {
         return Ok(Vec::new());
     }
@@ -193,6 +213,57 @@ fn bead_object(bead: &Bead) -> JsValue {
     ])
 }
 
+/// A motion as JS sees it ([`CouncilMotion`] in the TS types).
+fn motion_object(motion: &Motion) -> JsValue {
+    match motion {
+        Motion::SetThreshold(k) => {
+            object(&[("type", "set-threshold".into()), ("threshold", (*k).into())])
+        }
+        Motion::AcceptFact(id) => object(&[
+            ("type", "accept-fact".into()),
+            ("id", bead_id_hex(id).into()),
+        ]),
+        Motion::Admit(key) => object(&[("type", "admit".into()), ("member", hex(key).into())]),
+        Motion::Remove(key) => object(&[("type", "remove".into()), ("member", hex(key).into())]),
+        Motion::Rotate(r) => object(&[
+            ("type", "rotate".into()),
+            ("old", hex(&r.old).into()),
+            ("new", hex(&r.new).into()),
+        ]),
+    }
+}
+
+/// A motion from JS (rotations excepted: they carry two signatures and are made in Rust).
+fn motion_from_object(value: &JsValue) -> Result<Motion, CodedError> {
+    let field = |name| option(value, name);
+    let kind = field("type")?.as_string().unwrap_or_default();
+    Ok(match kind.as_str() {
+        "set-threshold" => {
+            let k = integer_option(value, "threshold", 0)?;
+            Motion::SetThreshold(u32::try_from(k).map_err(|_| {
+                CodedError::bad_argument("threshold must be a 32-bit unsigned integer")
+            })?)
+        }
+        "accept-fact" => Motion::AcceptFact(key_from_hex(
+            &field("id")?.as_string().unwrap_or_default(),
+            "id",
+        )?),
+        "admit" | "remove" => {
+            let key = key_from_hex(&field("member")?.as_string().unwrap_or_default(), "member")?;
+            if kind == "admit" {
+                Motion::Admit(key)
+            } else {
+                Motion::Remove(key)
+            }
+        }
+        _ => {
+            return Err(CodedError::bad_argument(
+                "a motion's type is set-threshold, accept-fact, admit or remove",
+            ));
+        }
+    })
+}
+
 fn change(kind: &str, id: &BeadId) -> JsValue {
     object(&[("type", kind.into()), ("id", bead_id_hex(id).into())])
 }
@@ -239,15 +310,7 @@ impl MemoryEngine {
             }
             _ => MemoryStore::new(&key),
         };
-        let d = HnswConfig::default();
-        let config = HnswConfig {
-            m: usize_option(&options, "m", d.m).map_err(js)?,
-            ef_construction: usize_option(&options, "efConstruction", d.ef_construction)
-                .map_err(js)?,
-            ef_search: usize_option(&options, "efSearch", d.ef_search).map_err(js)?,
-            seed: d.seed,
-        };
-        config.check().map_err(js)?;
+        let config = hnsw_config(&options)?;
         let members = strings(&option(&options, "members").map_err(js)?, "members")
             .map_err(js)?
             .iter()
@@ -274,13 +337,9 @@ impl MemoryEngine {
         engine.store.take_changes();
         let ids: Vec<BeadId> = engine.store.beads().map(|b| b.id).collect();
         for id in ids {
-            if matches!(
-                engine.council.acceptance(&engine.store, &id),
-                Acceptance::Accepted { .. }
-            ) {
-                engine.accepted.insert(id);
-            }
+            engine.note_acceptance(id);
         }
+        engine.changes.clear();
         Ok(engine)
     }
 
@@ -484,6 +543,52 @@ impl MemoryEngine {
         ])
     }
 
+    // ---- the council ----
+
+    /// A council motion as an agreement value (for `AgreementEngine.propose`).
+    ///
+    /// @throws {Error} `code: "BAD_ARGUMENT"` for an unknown type or a bad field.
+    #[wasm_bindgen(js_name = encodeMotion)]
+    pub fn encode_motion(
+        #[wasm_bindgen(unchecked_param_type = "CouncilMotion")] motion: JsValue,
+    ) -> JsResult<Vec<u8>> {
+        Ok(motion_from_object(&motion).map_err(js)?.to_bytes())
+    }
+
+    /// Applies a motion the agreement decided (a `decided` event's value; every member applies
+    /// the same ones in slot order) and returns it. Acceptance is recomputed for every bead
+    /// (`takeChanges` reports the newly accepted).
+    ///
+    /// @throws {Error} `code: "DECODE"` for a value that is not a motion; `"BAD_INPUT"` or
+    /// `"BAD_SIGNATURE"` for a motion that would break the council (every member refuses it
+    /// alike, and nothing changes).
+    #[wasm_bindgen(js_name = applyMotion, unchecked_return_type = "CouncilMotion")]
+    pub fn apply_motion(&mut self, value: &[u8]) -> JsResult<JsValue> {
+        let motion = Motion::from_bytes(value).map_err(js)?;
+        self.council.apply(&motion).map_err(js)?;
+        let ids: Vec<BeadId> = self.store.beads().map(|b| b.id).collect();
+        for id in ids {
+            self.note_acceptance(id);
+        }
+        Ok(motion_object(&motion))
+    }
+
+    /// The council as decided so far.
+    #[wasm_bindgen(unchecked_return_type = "CouncilState")]
+    pub fn council(&self) -> JsValue {
+        let members: Array = self
+            .council
+            .members()
+            .map(|m| JsValue::from(hex(m)))
+            .collect();
+        object(&[
+            ("members", members.into()),
+            ("threshold", (self.council.threshold() as f64).into()),
+            ("applied", (self.council.applied() as f64).into()),
+            ("epoch", (self.council.epoch() as f64).into()),
+        ])
+    }
+
     // ---- SyncDocument ----
 
     /// The store's version vector (encoded): part of the `SyncDocument` interface.
@@ -536,16 +641,21 @@ impl MemoryEngine {
                 StoreChange::Updated(id) => ("updated", id),
             };
             self.changes.push(change(kind, &id));
-            let accepted = matches!(
-                self.council.acceptance(&self.store, &id),
-                Acceptance::Accepted { .. }
-            );
-            if accepted && self.store.bead(&id).is_some() && self.accepted.insert(id) {
-                self.changes.push(change("accepted", &id));
-            }
-            if !accepted || self.store.bead(&id).is_none() {
-                self.accepted.remove(&id);
-            }
+            self.note_acceptance(id);
+        }
+    }
+
+    /// Updates the accepted set for bead `id`, reporting a newly accepted bead.
+    fn note_acceptance(&mut self, id: BeadId) {
+        let accepted = matches!(
+            self.council.acceptance(&self.store, &id),
+            Acceptance::Accepted { .. }
+        );
+        if accepted && self.store.bead(&id).is_some() && self.accepted.insert(id) {
+            self.changes.push(change("accepted", &id));
+        }
+        if !accepted || self.store.bead(&id).is_none() {
+            self.accepted.remove(&id);
         }
     }
 }
