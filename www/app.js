@@ -437,11 +437,56 @@ async function setupReplication() {
 
 const MEMORY_PASSPHRASE = "demo passphrase: use your own";
 
+/** A public key as a short label; "this tab" for this agent's own. */
+const shortKey = (mem, key) => (key === mem.publicKey ? "this tab" : `${key.slice(0, 10)}…`);
+
+/** A council motion in words. */
+function describeMotion(mem, motion) {
+  if (!motion) return "(refused motion)";
+  if (motion.type === "set-threshold") return `approvals needed → ${motion.threshold}`;
+  if (motion.type === "accept-fact") return `accept as fact: “${mem.bead(motion.id)?.content.slice(0, 40) ?? motion.id.slice(0, 10)}”`;
+  return `${motion.type} ${motion.member ?? ""}`;
+}
+
+/**
+ * The council view: members (leader marked), the agreement's state, and its rounds, newest
+ * first.
+ */
+function renderCouncil(mem, rounds) {
+  const c = mem.council();
+  const a = c.agreement;
+  $("council-status").textContent =
+    `${c.members.length} member${c.members.length > 1 ? "s" : ""}, ${c.threshold} approval${c.threshold > 1 ? "s" : ""} accept a bead` +
+    (a ? ` · view ${a.view} · ${a.executed} slots decided · ${a.pending} pending · messages sent ${a.stats.sent}, received ${a.stats.received}` : "");
+  $("council-members").replaceChildren(
+    make("tr", {}, ["member", "role"].map((t) => make("th", { textContent: t }))),
+    ...c.members.map((key) => make("tr", {}, [make("td", { textContent: shortKey(mem, key) }), make("td", { textContent: a?.leader === key ? "leader" : "" })])),
+  );
+  $("council-rounds").replaceChildren(
+    make("tr", {}, ["slot", "view", "round", "outcome"].map((t) => make("th", { textContent: t }))),
+    ...rounds.map((r) =>
+      make("tr", { className: `council-round council-${r.type}` }, [
+        make("td", { textContent: r.seq ?? "" }),
+        make("td", { textContent: r.view ?? "" }),
+        make("td", { textContent: r.type === "view-changed" ? `view change: ${shortKey(mem, r.leader)} leads` : describeMotion(mem, r.motion) }),
+        make("td", {
+          textContent:
+            r.type === "proposed" ? "proposed here"
+            : r.type === "view-changed" ? ""
+            : `${r.refused ? `refused (${r.refused.code})` : "decided and applied"}${r.mine ? ` in ${r.ms} ms` : ", proposed by another member"}`,
+        }),
+      ]),
+    ),
+  );
+}
+
 /** This tab's memory agent: a MemorySystem replicated with the other tabs' agents. */
 function setupMemory(relayUrlPromise) {
   const status = $("memory-status");
   let mem;
   let sync;
+  let reopen; // (council) → reopens this tab's memory with that founding council
+  const rounds = [];
   const render = () => {
     const beads = mem.beads().sort((a, b) => b.created - a.created);
     $("memory-beads").replaceChildren(
@@ -450,11 +495,13 @@ function setupMemory(relayUrlPromise) {
         const verdict = mem.acceptance(bead.id);
         const approve = makeButton("Approve", "memory-approve", () => mem.approve(bead.id).then(render), () => {});
         approve.disabled = verdict.accepted;
+        const fact = makeButton("Accept as fact", "memory-fact", () => mem.propose({ type: "accept-fact", id: bead.id }).catch(() => {}), () => {});
+        fact.disabled = verdict.accepted || !mem.council().agreement;
         return make("tr", { className: "memory-bead" }, [
           make("td", { textContent: bead.content }),
           make("td", { textContent: bead.author === mem.publicKey ? "this tab" : bead.authorId }),
           make("td", { className: "memory-verdict", textContent: verdict.accepted ? "accepted" : `pending ${verdict.have}/${verdict.need}` }),
-          make("td", {}, [approve]),
+          make("td", {}, [approve, fact]),
         ]);
       }),
     );
@@ -463,6 +510,8 @@ function setupMemory(relayUrlPromise) {
     $("memory-stats").textContent =
       `agent ${mem.agentId} · ${s.beads} beads · ${s.model ?? "no vectors yet"}${s.dims ? ` (${s.dims} d)` : ""} · ` +
       `journal ${s.journal} · peers ${sync.peers().length} · refused from peers: ${refused}`;
+    $("council-form").disabled = sync.peers().length === 0;
+    renderCouncil(mem, rounds);
   };
   $("memory-start").addEventListener("click", async () => {
     $("memory-start").disabled = true;
@@ -481,9 +530,34 @@ function setupMemory(relayUrlPromise) {
       const identity = await MemorySystem.loadIdentity({ security, database });
       const relayUrl = await relayUrlPromise;
       sync = await SyncNode.join({ room: "demo-memory", identity, relayUrl: relayUrl ?? undefined, broadcastChannel: true });
-      mem = await MemorySystem.open({ security, embedding, sync, name: "memory", database });
-      for (const id of ["memory-text", "memory-remember", "memory-query", "memory-recall"]) $(id).disabled = false;
-      mem.on("change", render);
+      reopen = async (council) => {
+        await mem?.close();
+        mem = await MemorySystem.open({ security, embedding, sync, name: "memory", database, council });
+        mem.on("change", render);
+        mem.on("agreement", (round) => {
+          rounds.unshift(round);
+          render();
+        });
+        render();
+      };
+      // The founding council: formed in one tab, shared through a last-writer-wins register,
+      // adopted by every tab it names (and kept for a reload in sessionStorage).
+      await reopen(sessionStorage.chrysalisCouncil ? JSON.parse(sessionStorage.chrysalisCouncil) : undefined);
+      const founding = sync.share("council", new LWWRegister(mem.agentId));
+      const adopt = (council) => {
+        if (!council?.members?.includes(mem.publicKey) || JSON.stringify(council) === sessionStorage.chrysalisCouncil) return;
+        sessionStorage.chrysalisCouncil = JSON.stringify(council);
+        rounds.length = 0;
+        reopen(council);
+      };
+      sync.on("change", ({ doc }) => doc === "council" && adopt(founding.get()));
+      $("council-form").addEventListener("click", () => {
+        const members = [mem.publicKey, ...sync.peers().map((p) => p.id)].sort();
+        const council = { members, threshold: Math.min(2, members.length) };
+        sync.change("council", founding.set(council));
+        adopt(council);
+      });
+      for (const id of ["memory-text", "memory-remember", "memory-query", "memory-recall", "council-threshold", "council-propose"]) $(id).disabled = false;
       sync.on("peer-joined", render);
       sync.on("peer-left", render);
       status.textContent = `Agent ${mem.agentId} is running (${mem.beads().length} memories loaded).`;
@@ -501,6 +575,12 @@ function setupMemory(relayUrlPromise) {
     await mem.remember(text, { kind: "note" });
     $("memory-text").value = "";
     render();
+  });
+  $("council-propose").addEventListener("click", () => {
+    const threshold = Number($("council-threshold").value);
+    mem.propose({ type: "set-threshold", threshold }).catch((error) => {
+      if (error.code !== "BAD_INPUT") status.textContent = `Motion failed: ${error.code ?? ""} ${error.message}`;
+    });
   });
   $("memory-recall").addEventListener("click", async () => {
     const hits = await mem.recall($("memory-query").value, { k: 5 });

@@ -242,6 +242,25 @@ test("the demo's memory agents remember in one tab, recall in another, approve, 
   await row.locator(".memory-approve").click();
   await page.waitForFunction(() => document.querySelector(".memory-bead .memory-verdict")?.textContent === "accepted");
   assert.match(await page.textContent("#memory-stats"), /peers [1-9]/);
+  // A council of the two tabs: a new threshold, then a fact accepted by vote, each agreed
+  // through PBFT rounds that both tabs show.
+  await page.click("#council-form");
+  for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("2 members, 2 approvals"));
+  await tab.fill("#council-threshold", "1");
+  await tab.click("#council-propose");
+  for (const p of [page, tab]) {
+    await p.waitForFunction(() => document.querySelector(".council-decided")?.textContent.includes("approvals needed → 1"));
+    await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("2 members, 1 approval accept"));
+  }
+  await page.fill("#council-threshold", "2");
+  await page.click("#council-propose");
+  for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector(".memory-bead .memory-verdict")?.textContent === "pending 1/2");
+  await tab.locator(".memory-bead", { hasText: "loopback interface" }).locator(".memory-fact").click();
+  for (const p of [page, tab]) {
+    await p.waitForFunction(() => document.querySelector(".memory-bead .memory-verdict")?.textContent === "accepted");
+    await p.waitForFunction(() => document.querySelectorAll(".council-decided").length === 3);
+  }
+  assert.match(await tab.textContent(".council-decided"), /accept as fact: “The demo relay.*decided and applied in \d+ ms/);
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.locator("#memory").screenshot({ path: join(SCREENSHOTS, "demo-memory.png") });
   await tab.reload();
@@ -254,12 +273,14 @@ test("the demo's memory agents remember in one tab, recall in another, approve, 
   await page.close();
 });
 
-test("the embedding benchmark page resolves its anchors", async () => {
-  const page = await openPage(browser, `${baseUrl}bench/embedding.html`);
-  await page.waitForFunction(() => window.benchResults !== undefined);
-  assert.deepEqual(page.problems, []);
-  await page.close();
-});
+for (const bench of ["embedding", "knn"]) {
+  test(`the ${bench} benchmark page resolves its anchors`, async () => {
+    const page = await openPage(browser, `${baseUrl}bench/${bench}.html`);
+    await page.waitForFunction(() => window.benchResults !== undefined);
+    assert.deepEqual(page.problems, []);
+    await page.close();
+  });
+}
 
 test("the benchmark page resolves its anchors and runs a comparison", async () => {
   const page = await openPage(browser, `${baseUrl}bench/`);

@@ -289,3 +289,83 @@ test("a page killed in the middle of a burst of writes loses none of the beads i
   assert.ok(after.size <= 60);
   await context.close();
 });
+
+test("VectorIndex in the page: recall@10 against an exact scan, removal, bytes round trip, typed errors", { timeout: 120_000 }, async () => {
+  const page = await newAgentPage();
+  const out = await page.evaluate(async () => {
+    const { initializeChrysalis, VectorIndex } = await import("/pkg/index.js");
+    await initializeChrysalis();
+    const dims = 64;
+    let seed = 7;
+    const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5;
+    // 3000 vectors around 30 random centres, and 50 queries around the same centres.
+    const centres = Array.from({ length: 30 }, () => Array.from({ length: dims }, random));
+    const around = () => {
+      const c = centres[Math.floor((random() + 0.5) * centres.length)];
+      return Float32Array.from(c, (x) => x + 0.3 * random());
+    };
+    const data = Array.from({ length: 3000 }, around);
+    const queries = Array.from({ length: 50 }, around);
+    const cosine = (a, b) => {
+      let dot = 0, na = 0, nb = 0;
+      for (let i = 0; i < dims; i++) (dot += a[i] * b[i]), (na += a[i] * a[i]), (nb += b[i] * b[i]);
+      return dot / Math.sqrt(na * nb);
+    };
+    const exact = (q, live) => [...live].sort((x, y) => cosine(q, data[y]) - cosine(q, data[x])).slice(0, 10);
+    const index = new VectorIndex(dims, { efSearch: 64 });
+    const flat = new Float32Array(3000 * dims);
+    data.forEach((v, i) => flat.set(v, i * dims));
+    index.addMany(Uint32Array.from(data.keys()), flat);
+    const recall = (index, live) => {
+      let hits = 0;
+      for (const q of queries) {
+        const found = new Set(index.search(q, 10).keys);
+        hits += exact(q, live).filter((k) => found.has(k)).length;
+      }
+      return hits / (10 * queries.length);
+    };
+    const live = new Set(data.keys());
+    const before = recall(index, live);
+    // Remove every third vector: none of them is ever returned again.
+    for (let i = 0; i < 3000; i += 3) {
+      index.remove(i);
+      live.delete(i);
+    }
+    const afterRemoval = recall(index, live);
+    const leaked = queries.some((q) => Array.from(index.search(q, 10).keys).some((k) => k % 3 === 0));
+    const copy = VectorIndex.fromBytes(index.toBytes());
+    const same = queries.every((q) => String(copy.search(q, 10).keys) === String(index.search(q, 10).keys));
+    const top = index.search(data[1], 1);
+    const code = (fn) => {
+      try {
+        fn();
+        return null;
+      } catch (e) {
+        return e.code;
+      }
+    };
+    return {
+      before,
+      afterRemoval,
+      leaked,
+      same,
+      size: copy.size,
+      top: [top.keys[0], Math.round(top.scores[0] * 1000) / 1000],
+      errors: [
+        code(() => index.add(1, new Float32Array(3))),
+        code(() => index.add(1, new Float32Array(dims))),
+        code(() => index.search(new Float32Array(3), 1)),
+        code(() => index.addMany(new Uint32Array(2), new Float32Array(dims))),
+        code(() => VectorIndex.fromBytes(new Uint8Array([1, 2, 3]))),
+        code(() => new VectorIndex(0)),
+      ],
+    };
+  });
+  assert.ok(out.before >= 0.95, `recall@10 ${out.before}`);
+  assert.ok(out.afterRemoval >= 0.95, `recall@10 after removals ${out.afterRemoval}`);
+  assert.equal(out.leaked, false, "a removed vector came back");
+  assert.equal(out.same, true, "the restored index answers the same");
+  assert.equal(out.size, 2000);
+  assert.deepEqual(out.top, [1, 1]);
+  assert.deepEqual(out.errors, ["EMBEDDING_MISMATCH", "BAD_INPUT", "EMBEDDING_MISMATCH", "BAD_ARGUMENT", "DECODE", "BAD_INPUT"]);
+});
