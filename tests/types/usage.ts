@@ -20,6 +20,8 @@ import init, {
   SigningKey,
   SyncNode,
   MemorySystem,
+  VectorIndex,
+  type CouncilRound,
   type MemoryHit,
   type SyncNodeOptions,
   type SyncTransport,
@@ -193,7 +195,26 @@ export async function memory(security: SecurityContext, sync: SyncNode): Promise
   // @ts-expect-error: events are change and accepted.
   mem.on("remembered", () => {});
   const rejected = mem.stats().rejected.BAD_SIGNATURE ?? 0;
+  const decision = await mem.propose({ type: "set-threshold", threshold: 2 });
+  await mem.propose({ type: "accept-fact", id: bead.id });
+  // @ts-expect-error: a threshold is a number.
+  await mem.propose({ type: "set-threshold", threshold: "2" });
+  mem.on("agreement", (round: CouncilRound) => void (round.type === "decided" ? round.seq + (round.ms ?? 0) : round.type));
+  const council = mem.council();
+  const leader: string | undefined = council.agreement?.leader;
   await mem.forget(bead.id);
   await mem.close();
-  return hits.length + rejected + Number(accepted) + sync.identity.publicKey().length;
+  return hits.length + rejected + Number(accepted) + sync.identity.publicKey().length + decision.seq + council.epoch + (leader?.length ?? 0);
+}
+
+export function vectors(): number {
+  const index = new VectorIndex(384, { m: 16, efConstruction: 100, efSearch: 64 });
+  index.add(7, new Float32Array(384).fill(1));
+  index.addMany(Uint32Array.of(8, 9), new Float32Array(768).fill(0.5));
+  const { keys, scores } = index.search(new Float32Array(384).fill(1), 2);
+  index.efSearch = 128;
+  const copy = VectorIndex.fromBytes(index.toBytes());
+  // @ts-expect-error: keys are numbers.
+  index.add("a", new Float32Array(384));
+  return keys[0] + scores[0] + copy.size + index.dims + Number(index.remove(7)) + Number(index.has(8));
 }
