@@ -161,21 +161,7 @@ impl<T: Element> DeltaCrdt for ORSet<T> {
     /// Empty when `since` has seen every event here; otherwise the elements `since` lacks,
     /// the dots of the others (to keep) and the whole causal context.
     fn delta_since(&self, since: &VersionVector) -> ORSetDelta<T> {
-        if self.ctx.covered_by(since) {
-            return ORSetDelta::default();
-        }
-        let mut delta = ORSetDelta {
-            ctx: self.ctx.clone(),
-            ..ORSetDelta::default()
-        };
-        for (element, dots) in &self.entries {
-            if dots.iter().all(|d| since.contains(*d)) {
-                delta.keep.extend(dots.iter().copied());
-            } else {
-                delta.entries.insert(element.clone(), dots.clone());
-            }
-        }
-        delta
+        self.delta_since_within(since, |_| true).0
     }
 
     fn apply_delta(&mut self, delta: &ORSetDelta<T>) {
@@ -191,6 +177,85 @@ impl<T: Element> DeltaCrdt for ORSet<T> {
 }
 
 impl<T: Element> ORSet<T> {
+    /// A part of [`delta_since`](DeltaCrdt::delta_since) that a receiver can apply on its own,
+    /// for states too big for one message: the elements `since` lacks, oldest events first,
+    /// while `fits(element)` says yes (it is asked once per element, and the first refusal ends
+    /// the part). The part's causal context stops below the first element left out of each
+    /// replica, so nothing left out looks removed; the receiver's version vector grows to there
+    /// and a later `delta_since` of it sends the rest. Also returns whether the part is all of
+    /// it. `fits` that always says yes gives exactly `delta_since`.
+    pub fn delta_since_within(
+        &self,
+        since: &VersionVector,
+        mut fits: impl FnMut(&T) -> bool,
+    ) -> (ORSetDelta<T>, bool) {
+        if self.ctx.covered_by(since) {
+            return (ORSetDelta::default(), true);
+        }
+        // The live events `since` lacks, oldest first across replicas.
+        let mut fresh: Vec<Dot> = self
+            .dots
+            .keys()
+            .filter(|d| !since.contains(**d))
+            .copied()
+            .collect();
+        fresh.sort_by_key(|d| (d.counter, d.replica));
+        let mut taken: BTreeSet<&T> = BTreeSet::new();
+        let mut complete = true;
+        for dot in &fresh {
+            let element = &self.dots[dot];
+            if taken.contains(element) {
+                continue;
+            }
+            if !fits(element) {
+                complete = false;
+                break;
+            }
+            taken.insert(element);
+        }
+        // Per replica, the events known up to just below its first fresh event left out.
+        let mut bound: BTreeMap<ReplicaId, u64> = BTreeMap::new();
+        for dot in fresh.iter().filter(|d| !taken.contains(&self.dots[d])) {
+            bound
+                .entry(dot.replica)
+                .or_insert(since.get(dot.replica).max(dot.counter - 1));
+        }
+        let within = |d: &Dot| bound.get(&d.replica).is_none_or(|b| d.counter <= *b);
+        let mut ctx = if complete {
+            self.ctx.clone()
+        } else {
+            let compact = self
+                .ctx
+                .version_vector()
+                .iter()
+                .map(|(r, c)| (r, bound.get(&r).map_or(c, |b| c.min(*b))))
+                .filter(|(_, c)| *c > 0)
+                .collect();
+            let cloud = self
+                .ctx
+                .cloud()
+                .iter()
+                .filter(|d| within(d))
+                .copied()
+                .collect();
+            CausalContext::from_parts(compact, cloud)
+        };
+        let mut delta = ORSetDelta::default();
+        for (element, dots) in &self.entries {
+            if taken.contains(element) {
+                // An element taken for one event carries all of them.
+                dots.iter().for_each(|d| ctx.insert(*d));
+                delta.entries.insert(element.clone(), dots.clone());
+            } else {
+                delta
+                    .keep
+                    .extend(dots.iter().filter(|d| within(d)).copied());
+            }
+        }
+        delta.ctx = ctx;
+        (delta, complete)
+    }
+
     /// Joins what a sender holds (`entries`, plus dots `holds` says it keeps) and has seen (`ctx`).
     fn join(
         &mut self,

@@ -329,6 +329,38 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// An OR-Set catching up in parts of at most `per_part` elements ends where one whole
+    /// `delta_since` ends, and every part grows the receiver.
+    #[test]
+    fn orset_catches_up_in_parts(steps in steps(), per_part in 1usize..4) {
+        let (replicas, _) = run::<ORSet<u8>>(&steps);
+        for (x, y) in [(0, 1), (1, 2), (2, 0)] {
+            let (x, y) = (&replicas[x], &replicas[y]);
+            let mut whole = y.clone();
+            whole.apply_delta(&x.delta_since(&y.version_vector()));
+            let mut parts = y.clone();
+            for round in 0.. {
+                prop_assert!(round <= 40, "no end after {} parts", round);
+                let mut asked = 0;
+                let (delta, complete) = x.delta_since_within(&parts.version_vector(), |_| {
+                    asked += 1;
+                    asked <= per_part
+                });
+                let before = parts.clone();
+                parts.apply_delta(&delta);
+                prop_assert!(complete || parts != before, "a part that changes nothing");
+                if complete {
+                    break;
+                }
+            }
+            prop_assert_eq!(&parts, &whole);
+        }
+    }
+}
+
+proptest! {
     /// `compare` agrees with the pointwise order, and merge is the least upper bound.
     #[test]
     fn version_vector_compare_and_merge(

@@ -420,13 +420,25 @@ impl MemoryStore {
     }
 }
 
+/// The most record bytes one delta from [`Document::delta_since`] carries: half the sync
+/// layer's default 1 MiB frame, leaving room for dots and framing.
+pub const MAX_DELTA_RECORD_BYTES: usize = 512 * 1024;
+
 impl Document for MemoryStore {
     fn version(&self) -> VersionVector {
         self.set.version_vector()
     }
 
+    /// What a replica at `since` lacks, oldest records first, up to [`MAX_DELTA_RECORD_BYTES`]
+    /// of records (at least one): a bigger memory reaches a new peer over several anti-entropy
+    /// rounds instead of in one delta the sync layer would refuse.
     fn delta_since(&self, since: &VersionVector) -> Option<Vec<u8>> {
-        let delta = DeltaCrdt::delta_since(&self.set, since);
+        let mut used = 0;
+        let (delta, _) = self.set.delta_since_within(since, |record| {
+            let first = used == 0;
+            used += postcard::to_allocvec(record).map_or(0, |b| b.len());
+            first || used <= MAX_DELTA_RECORD_BYTES
+        });
         (!delta.is_empty()).then(|| delta.to_bytes())
     }
 

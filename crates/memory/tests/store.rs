@@ -114,6 +114,44 @@ fn beads_replicate_through_sync_nodes_and_forgetting_replicates_too() {
     );
 }
 
+#[test]
+fn a_memory_bigger_than_a_frame_reaches_a_new_peer_in_parts() {
+    let (mut a, mut b) = (Agent::new(1), Agent::new(2));
+    let me = identity(1);
+    let vector: Vec<f32> = (0..384).map(|i| (i as f32 * 0.37).sin()).collect();
+    for i in 0..1200 {
+        let mut d = draft(
+            &format!("note {i}: the relay keeps frames under one mebibyte"),
+            [0.0; 3],
+        );
+        d.embedding.as_mut().unwrap().vector = vector.iter().map(|x| x + i as f32 * 1e-3).collect();
+        a.store().remember(&me, d, i).unwrap();
+    }
+    let whole = a.store().to_bytes().len();
+    assert!(
+        whole > 2 * SyncConfig::default().max_frame,
+        "the memory is {whole} bytes"
+    );
+    connect(&mut a, &mut b);
+    let mut rounds = 1;
+    let mut now = 0;
+    while b.store().len() < 1200 {
+        assert!(
+            rounds < 20,
+            "{} of 1200 beads after {rounds} rounds",
+            b.store().len()
+        );
+        now += 60_000;
+        let out = b.node.handle_tick(now);
+        exchange(now, out, &mut b, &mut a);
+        rounds += 1;
+    }
+    assert!(rounds >= 3, "{whole} bytes arrived in {rounds} rounds");
+    assert_eq!(a.node.stats().dropped(), 0);
+    assert_eq!(b.node.stats().dropped(), 0);
+    assert_eq!(b.store().version(), a.store().version());
+}
+
 /// A hostile peer's delta: one record, built by hand into an OR-Set of its own.
 fn hostile_delta(mallory: &Identity, record: Record) -> Vec<u8> {
     let mut set = ORSet::new();
