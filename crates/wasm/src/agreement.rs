@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::SigningKey;
 use crate::error::{JsResult, js};
-use crate::input::{hex, integer_option, now_ms, object};
+use crate::input::{counts, hex, integer_option, now_ms, object};
 use crate::memory::{key_from_hex, strings};
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -199,15 +199,10 @@ impl AgreementEngine {
     #[wasm_bindgen(unchecked_return_type = "AgreementStats")]
     pub fn stats(&self) -> JsValue {
         let s = self.agreement.stats();
-        let rejected: Vec<(&str, JsValue)> = s
-            .rejected
-            .iter()
-            .map(|(code, n)| (*code, (*n as f64).into()))
-            .collect();
         object(&[
             ("sent", (s.sent as f64).into()),
             ("received", (s.received as f64).into()),
-            ("rejected", object(&rejected)),
+            ("rejected", counts(&s.rejected)),
             ("viewChanges", (s.view_changes as f64).into()),
             ("executed", (s.executed as f64).into()),
         ])

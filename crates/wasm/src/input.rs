@@ -78,6 +78,16 @@ pub(crate) fn object(fields: &[(&str, JsValue)]) -> JsValue {
     object.into()
 }
 
+#[cfg(feature = "crypto")]
+/// Counters by error code as a `{ CODE: n }` object.
+pub(crate) fn counts(by_code: &std::collections::BTreeMap<&'static str, u64>) -> JsValue {
+    let fields: Vec<(&str, JsValue)> = by_code
+        .iter()
+        .map(|(code, n)| (*code, (*n as f64).into()))
+        .collect();
+    object(&fields)
+}
+
 #[cfg(any(feature = "crypto", feature = "embedding"))]
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -15,7 +15,7 @@ use wasm_bindgen::{JsCast, prelude::*};
 
 use crate::SigningKey;
 use crate::error::{CodedError, JsResult, js};
-use crate::input::{hex, integer_option, now_ms, object, option, usize_option};
+use crate::input::{counts, hex, integer_option, now_ms, object, option, usize_option};
 use crate::vector::hnsw_config;
 
 impl From<MemoryError> for CodedError {
@@ -524,12 +524,6 @@ impl MemoryEngine {
     /// Counters: `{ beads, otherModel, model, dims, rejected: { CODE: n } }`.
     #[wasm_bindgen(unchecked_return_type = "MemoryEngineStats")]
     pub fn stats(&self) -> JsValue {
-        let rejected: Vec<(&str, JsValue)> = self
-            .store
-            .rejected()
-            .iter()
-            .map(|(code, n)| (*code, (*n as f64).into()))
-            .collect();
         let (model, dims) = self
             .index
             .model()
@@ -539,7 +533,7 @@ impl MemoryEngine {
             ("otherModel", (self.index.other_model() as f64).into()),
             ("model", model),
             ("dims", (dims as f64).into()),
-            ("rejected", object(&rejected)),
+            ("rejected", counts(self.store.rejected())),
         ])
     }
 

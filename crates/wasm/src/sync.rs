@@ -8,7 +8,7 @@ use wasm_bindgen::{JsCast, prelude::*};
 
 use crate::SigningKey;
 use crate::error::{CodedError, JsResult, js};
-use crate::input::{hex, integer_option, now_ms, object, usize_option};
+use crate::input::{counts, hex, integer_option, now_ms, object, usize_option};
 
 impl From<SyncError> for CodedError {
     fn from(err: SyncError) -> Self {
@@ -314,11 +314,6 @@ impl SyncEngine {
     #[wasm_bindgen(unchecked_return_type = "SyncEngineStats")]
     pub fn stats(&self) -> JsValue {
         let s = self.node.stats();
-        let drops: Vec<(&str, JsValue)> = s
-            .drops
-            .iter()
-            .map(|(code, n)| (*code, (*n as f64).into()))
-            .collect();
         object(&[
             ("framesSent", (s.frames_sent as f64).into()),
             ("bytesSent", (s.bytes_sent as f64).into()),
@@ -326,7 +321,7 @@ impl SyncEngine {
             ("bytesReceived", (s.bytes_received as f64).into()),
             ("deltasApplied", (s.deltas_applied as f64).into()),
             ("dropped", (s.dropped() as f64).into()),
-            ("drops", object(&drops)),
+            ("drops", counts(&s.drops)),
         ])
     }
 }
