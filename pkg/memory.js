@@ -22,6 +22,11 @@ const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0"
 const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (h) => parseInt(h, 16));
 /** The council document's version: always the empty version vector. */
 const NO_VERSION = new Uint8Array([0]);
+/**
+ * Random bytes before each proposed motion: the agreement decides a value once, and the same
+ * motion may rightly be proposed again later (a threshold set back to an earlier value).
+ */
+const NONCE_BYTES = 8;
 
 function memoryError(code, message) {
   return Object.assign(new Error(message), { code });
@@ -236,7 +241,10 @@ export class MemorySystem extends EventTarget {
     if (!this.#agreement) {
       return Promise.reject(memoryError("NOT_MEMBER", "only a council member with a running agreement proposes (a council of more than one needs sync)"));
     }
-    const value = MemoryEngine.encodeMotion(motion);
+    const encoded = MemoryEngine.encodeMotion(motion);
+    const value = new Uint8Array(NONCE_BYTES + encoded.length);
+    crypto.getRandomValues(value.subarray(0, NONCE_BYTES));
+    value.set(encoded, NONCE_BYTES);
     const key = toHex(value);
     return new Promise((resolve, reject) => {
       this.#proposals.set(key, { motion, at: performance.now(), resolve, reject });
@@ -328,8 +336,9 @@ export class MemorySystem extends EventTarget {
     let motion;
     let refused;
     try {
-      motion = this.#engine.applyMotion(value);
-      this.#decided.motions.push(key);
+      const encoded = value.subarray(NONCE_BYTES);
+      motion = this.#engine.applyMotion(encoded);
+      this.#decided.motions.push(toHex(encoded));
     } catch (error) {
       refused = error;
     }

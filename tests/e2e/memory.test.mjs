@@ -243,6 +243,10 @@ test("a council of three agrees on motions through the relay, keeps them across 
     await until(page, () => window.mem.council().threshold === 1);
     assert.ok(await page.evaluate(() => window.rounds.some((r) => r.type === "view-changed")), "a view change was reported");
   }
+  // The first motion again: decided afresh, not mistaken for the old decision.
+  const again = await others[0].evaluate(() => window.mem.propose({ type: "set-threshold", threshold: 2 }));
+  assert.ok(again.seq > decided.seq, `decided again in slot ${again.seq}`);
+  for (const page of others) await until(page, () => window.mem.council().threshold === 2);
 });
 
 test("a page killed in the middle of a burst of writes loses none of the beads it had confirmed", { timeout: 120_000 }, async () => {
