@@ -14,14 +14,12 @@
 // members. Its signed messages ride on the `SyncNode` as deltas of a second document,
 // `<name>/council`, whose version never grows (the agreement retransmits by itself). Each
 // decided motion is applied and persisted before it is reported.
-import { AgreementEngine, MemoryEngine, SigningKey } from "./chrysalis_wasm.js";
+import { AgreementEngine, GCounter, MemoryEngine, SigningKey } from "./chrysalis_wasm.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (h) => parseInt(h, 16));
-/** The council document's version: always the empty version vector. */
-const NO_VERSION = new Uint8Array([0]);
 /**
  * Random bytes before each proposed motion: the agreement decides a value once, and the same
  * motion may rightly be proposed again later (a threshold set back to an earlier value).
@@ -302,14 +300,18 @@ export class MemorySystem extends EventTarget {
     const { members, epoch } = this.#engine.council();
     if (!members.includes(this.publicKey) || (members.length > 1 && !this.#sync)) return;
     this.#agreement = new AgreementEngine(this.#identity, members, { ...options, epoch }, Date.now());
+    // The council document's version: always the empty version vector (a fresh CRDT's).
+    const fresh = new GCounter("council");
+    const noVersion = fresh.versionVector();
+    fresh.free();
     // A member's messages arrive as deltas of the council document. They are handled after
     // the sync node's call returns (the handler sends, and the node is busy until then).
     this.#sync?.share(this.#councilDoc, {
-      versionVector: () => NO_VERSION,
+      versionVector: () => noVersion,
       deltaSince: () => new Uint8Array(0),
       applyDelta: (bytes) => queueMicrotask(() => this.#agreement && this.#drive(this.#agreement.handleMessage(Date.now(), bytes))),
     });
-    this.#drive({ transmits: [], events: [], wakeAt: Date.now() });
+    this.#drive(this.#agreement.handleTick(Date.now()));
   }
 
   /** Sends the agreement's messages, applies what it decided, and sets its timer. */
