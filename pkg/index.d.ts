@@ -145,6 +145,8 @@ export declare class SyncNode extends EventTarget {
   /** Joins `options.room` over the transports asked for. */
   static join(options: SyncNodeOptions): Promise<SyncNode>;
   private constructor(options: SyncNodeOptions);
+  /** The room this node joined. */
+  readonly room: string;
   /** This node's peer id (hex of its identity's public key). */
   readonly id: string;
   /** The key this node signs with. */
@@ -206,7 +208,9 @@ export interface MemorySystemEvents {
 
 /** One step of the council's agreement, as {@link MemorySystem} reports it. */
 export type CouncilRound =
-  | { type: "proposed"; motion: CouncilMotion }
+  | { type: "proposed" | "endorsed"; id: string; motion: CouncilMotion }
+  /** Another member asked for a motion; `endorse(id)` adds this agent's request. */
+  | { type: "requested"; id: string; motion: CouncilMotion; by: string }
   | {
       type: "decided";
       /** The agreement slot. */
@@ -215,8 +219,10 @@ export type CouncilRound =
       view: number;
       /** The motion (null for another member's motion that the council refused). */
       motion: CouncilMotion | null;
-      /** Whether this agent proposed it. */
+      /** Whether this agent proposed or endorsed it. */
       mine: boolean;
+      /** The members whose requests endorsed it (public keys). */
+      endorsers: string[];
       /** Proposal to decision here, for this agent's motions. */
       ms?: number;
       /** Why every member refused it, if they did. */
@@ -236,7 +242,7 @@ export interface CouncilDecision {
 export interface CouncilInfo extends CouncilState {
   /** Whether this agent is a member. */
   member: boolean;
-  agreement: { view: number; leader: string; executed: number; pending: number; stats: AgreementStats } | null;
+  agreement: { view: number; leader: string; executed: number; pending: number; endorsements: number; stats: AgreementStats } | null;
 }
 
 /** An agent's memory in a page: remember, recall, forget, approve; replicated and persisted. */
@@ -268,10 +274,12 @@ export declare class MemorySystem extends EventTarget {
   beads(): MemoryBead[];
   /** Proposes a council motion (`set-threshold` or `accept-fact`); resolves once decided and applied here. */
   propose(motion: CouncilMotion): Promise<CouncilDecision>;
+  /** Endorses another member's pending motion (the `id` of a `"requested"` round); resolves once decided and applied here. */
+  endorse(id: string): Promise<CouncilDecision>;
   /** The council and its agreement. */
   council(): CouncilInfo;
   /** Engine counters plus the journal's length. */
-  stats(): MemoryEngineStats & { journal: number };
+  stats(): MemoryEngineStats & { journal: number; unsentAgreement: Record<string, number> };
   /** Waits for pending writes, stops replicating and closes the database. */
   close(): Promise<void>;
 }

@@ -25,6 +25,8 @@ const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (h) => parseI
  * motion may rightly be proposed again later (a threshold set back to an earlier value).
  */
 const NONCE_BYTES = 8;
+/** Other members' pending motions remembered for `endorse` (the oldest is forgotten first). */
+const MAX_REQUESTED = 64;
 
 function memoryError(code, message) {
   return Object.assign(new Error(message), { code });
@@ -77,6 +79,10 @@ export class MemorySystem extends EventTarget {
   #decided;
   /** Motions proposed here, by hex value: `{ motion, at, resolve, reject }`. */
   #proposals = new Map();
+  /** Other members' pending motions (hex value → value), for `endorse`. */
+  #requested = new Map();
+  /** Agreement messages the sync layer refused to send, by code. */
+  #unsent = {};
 
   /**
    * The agent identity stored for memory `name` (a `SigningKey`), created on first use. Its
@@ -236,18 +242,39 @@ export class MemorySystem extends EventTarget {
         memoryError("NOT_SUPPORTED", "membership changes are not proposed from JS yet: open every member with the new council"),
       );
     }
-    if (!this.#agreement) {
-      return Promise.reject(memoryError("NOT_MEMBER", "only a council member with a running agreement proposes (a council of more than one needs sync)"));
-    }
     const encoded = MemoryEngine.encodeMotion(motion);
     const value = new Uint8Array(NONCE_BYTES + encoded.length);
     crypto.getRandomValues(value.subarray(0, NONCE_BYTES));
     value.set(encoded, NONCE_BYTES);
+    return this.#request(value, motion, "proposed");
+  }
+
+  /**
+   * Endorses another member's motion (the `id` of its `"requested"` agreement event): a motion
+   * is ordered only once enough members asked for it (`council().agreement.endorsements`, at
+   * least f + 1), so the faulty members alone never pass one. Resolves like `propose`.
+   */
+  endorse(id) {
+    const value = this.#requested.get(id);
+    if (!value) return Promise.reject(memoryError("BAD_INPUT", "no pending motion of another member has this id"));
+    return this.#request(value, MemoryEngine.decodeMotion(value.subarray(NONCE_BYTES)), "endorsed");
+  }
+
+  #request(value, motion, type) {
+    if (!this.#agreement) {
+      return Promise.reject(memoryError("NOT_MEMBER", "only a council member with a running agreement proposes (a council of more than one needs sync)"));
+    }
     const key = toHex(value);
+    let out;
+    try {
+      out = this.#agreement.propose(Date.now(), value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
       this.#proposals.set(key, { motion, at: performance.now(), resolve, reject });
-      this.#emit("agreement", { type: "proposed", motion });
-      this.#drive(this.#agreement.propose(Date.now(), value));
+      this.#emit("agreement", { type, id: key, motion });
+      this.#drive(out);
     });
   }
 
@@ -262,13 +289,13 @@ export class MemorySystem extends EventTarget {
     return {
       ...council,
       member: council.members.includes(this.publicKey),
-      agreement: a && { view: a.view, leader: a.members[a.leader], executed: a.executed, pending: a.pending, stats: a.stats() },
+      agreement: a && { view: a.view, leader: a.members[a.leader], executed: a.executed, pending: a.pending, endorsements: a.endorsements, stats: a.stats() },
     };
   }
 
   /** `{ beads, model, dims, otherModel, rejected, journal }`. */
   stats() {
-    return { ...this.#engine.stats(), journal: this.#journalLength };
+    return { ...this.#engine.stats(), journal: this.#journalLength, unsentAgreement: { ...this.#unsent } };
   }
 
   /** Waits for pending writes, stops replicating and closes the database. */
@@ -299,7 +326,9 @@ export class MemorySystem extends EventTarget {
   #startAgreement(options) {
     const { members, epoch } = this.#engine.council();
     if (!members.includes(this.publicKey) || (members.length > 1 && !this.#sync)) return;
-    this.#agreement = new AgreementEngine(this.#identity, members, { ...options, epoch }, Date.now());
+    // The scope binds the council's messages to this room and document.
+    const scope = `${this.#sync?.room ?? ""}/${this.#name}`;
+    this.#agreement = new AgreementEngine(this.#identity, members, { ...options, epoch, scope }, Date.now());
     // The council document's version: always the empty version vector (a fresh CRDT's).
     const fresh = new GCounter("council");
     const noVersion = fresh.versionVector();
@@ -316,10 +345,20 @@ export class MemorySystem extends EventTarget {
 
   /** Sends the agreement's messages, applies what it decided, and sets its timer. */
   #drive(out) {
-    for (const t of out.transmits) this.#sync?.change(this.#councilDoc, t.bytes);
+    for (const t of out.transmits) {
+      // A message the sync layer refuses (too big for a frame) is lost like a dropped one: the
+      // agreement retransmits, and the events below must still be handled.
+      try {
+        this.#sync?.change(this.#councilDoc, t.bytes);
+      } catch (error) {
+        this.#unsent[error.code ?? "ERROR"] = (this.#unsent[error.code ?? "ERROR"] ?? 0) + 1;
+      }
+    }
     for (const event of out.events) {
       if (event.type === "view-changed") {
         this.#emit("agreement", { type: "view-changed", view: event.view, leader: this.#agreement.members[event.leader] });
+      } else if (event.type === "requested") {
+        this.#requestedFrom(event);
       } else if (event.seq > this.#decided.lastSeq) {
         this.#decide(event);
       }
@@ -330,9 +369,24 @@ export class MemorySystem extends EventTarget {
     }, Math.max(0, out.wakeAt - Date.now()));
   }
 
+  /** Another member asked for a motion: report it, so that this agent's user may endorse it. */
+  #requestedFrom({ value, by }) {
+    let motion;
+    try {
+      motion = MemoryEngine.decodeMotion(value.subarray(NONCE_BYTES));
+    } catch {
+      return; // not a motion: nothing a user could endorse
+    }
+    const id = toHex(value);
+    if (this.#requested.size >= MAX_REQUESTED) this.#requested.delete(this.#requested.keys().next().value);
+    this.#requested.set(id, value);
+    this.#emit("agreement", { type: "requested", id, motion, by: this.#agreement.members[by] });
+  }
+
   /** Applies a decided motion (every member refuses a bad one alike), persists, then reports it. */
-  #decide({ seq, view, value }) {
+  #decide({ seq, view, value, endorsers }) {
     const key = toHex(value);
+    this.#requested.delete(key);
     const proposal = this.#proposals.get(key);
     this.#proposals.delete(key);
     let motion;
@@ -349,7 +403,8 @@ export class MemorySystem extends EventTarget {
     const written = (this.#writes = this.#writes.then(() => this.#saveCouncil(decided)));
     written.then(() => {
       const ms = proposal && Math.round(performance.now() - proposal.at);
-      this.#emit("agreement", { type: "decided", seq, view, motion: motion ?? proposal?.motion ?? null, mine: !!proposal, ms, refused: refused && { code: refused.code, message: refused.message } });
+      const by = endorsers.map((i) => this.#agreement?.members[i]);
+      this.#emit("agreement", { type: "decided", seq, view, motion: motion ?? proposal?.motion ?? null, mine: !!proposal, ms, endorsers: by, refused: refused && { code: refused.code, message: refused.message } });
       if (refused) proposal?.reject(refused);
       else proposal?.resolve({ seq, view, motion, ms });
     });

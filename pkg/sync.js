@@ -88,6 +88,11 @@ export class SyncNode extends EventTarget {
     }
   }
 
+  /** The room this node joined. */
+  get room() {
+    return this.#room;
+  }
+
   /** This node's peer id (hex of its identity's public key). */
   get id() {
     return toHex(this.#engine.id());

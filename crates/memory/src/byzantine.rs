@@ -5,30 +5,46 @@
 //! The protocol is Castro and Liskov's PBFT with signatures (every message is Ed25519-signed, so
 //! certificates are transferable):
 //!
-//! - **Normal case.** The leader of view `v` (`v mod n`) orders a request as `PRE-PREPARE(v, s,
-//!   value)`; every agent answers `PREPARE(v, s, digest)`; an agent with the pre-prepare and a
-//!   quorum of prepares is *prepared* and sends `COMMIT(v, s, digest)`; a quorum of commits
-//!   decides slot `s`. Slots execute in order; a value decided twice executes once.
+//! - **Requests need endorsements.** A member proposes a value by broadcasting a signed
+//!   `REQUEST`; the same value requested by [`Agreement::endorsements`] distinct members (at
+//!   least `f + 1`, so never by the faulty ones alone) is *endorsed*, and only endorsed values
+//!   are ordered. Every pre-prepare carries the endorsing signatures, which every agent checks
+//!   before it prepares, and every [`AgreementEvent::Decided`] names the endorsers.
+//! - **Normal case.** The leader of view `v` (`v mod n`) orders an endorsed value as
+//!   `PRE-PREPARE(v, s, value)`; every agent answers `PREPARE(v, s, digest)`; an agent with the
+//!   pre-prepare and a quorum of prepares is *prepared* and sends `COMMIT(v, s, digest)`; a
+//!   quorum of commits decides slot `s`. Slots execute in order; a value decided twice executes
+//!   once.
 //! - **Quorums** are `⌈(n + f + 1) / 2⌉` (`2f + 1` when `n = 3f + 1`), so any two intersect in an
 //!   honest agent for every `n`.
 //! - **Checkpoints.** Every `checkpoint_interval` slots, agents sign the hash chain of the log; a
 //!   quorum of matching checkpoints is *stable* and the protocol state below it is dropped.
-//! - **View change.** An agent that waits too long for a known request (a silent or lying leader)
-//!   sends `VIEW-CHANGE(v + 1)` carrying its stable checkpoint and prepared certificates; `f + 1`
-//!   view changes for higher views pull the others along; the new leader's `NEW-VIEW` carries a
-//!   quorum of view changes and re-proposes every prepared value (no-ops for gaps), which every
-//!   agent re-derives before it accepts. Timeouts double with each failed view.
+//! - **View change.** An agent that waits too long for an endorsed request (a silent or lying
+//!   leader) sends `VIEW-CHANGE(v + 1)` carrying its stable checkpoint and prepared
+//!   certificates; `f + 1` view changes for higher views pull the others along; the new leader's
+//!   `NEW-VIEW` carries a quorum of view changes and re-proposes every prepared value (no-ops for
+//!   gaps), which every agent re-derives before it accepts. Timeouts double with each failed view.
 //! - **Catch-up.** Agents broadcast their status each retransmit period; a peer that is behind
-//!   gets `DECISION`s (the value and a quorum of signed commits) and the last `NEW-VIEW`.
+//!   gets `DECISION`s (the value, its endorsements and a quorum of signed commits) and the last
+//!   `NEW-VIEW`, at most once per retransmit period per peer.
+//!
+//! **Hostile bytes.** A message is `version ‖ kind ‖ sender ‖ signature ‖ body`: its length is
+//! checked first, then the signature over the raw body (so only a member's bytes are ever
+//! decoded), then the body is decoded into flat types whose nesting is fixed (no message type
+//! contains itself) and must re-encode to the same bytes. What one member can make another hold
+//! is bounded: [`MAX_PENDING_PER_MEMBER`] requests, one vote of each kind per slot and view, one
+//! view change, one checkpoint vote per checkpoint slot.
 //!
 //! Messages are idempotent and retransmitted, so drops and duplicates only cost time.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrysalis_crypto::{SigningKey, ed25519_verify};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::MemoryError;
+use crate::identity::Signature;
 
 /// A BLAKE3 digest of a value.
 pub type Digest = [u8; 32];
@@ -37,7 +53,7 @@ pub type Digest = [u8; 32];
 pub use crate::identity::PublicKey;
 
 /// The largest value an agent may propose.
-pub const MAX_VALUE_LEN: usize = 64 * 1024;
+pub const MAX_VALUE_LEN: usize = 8 * 1024;
 
 /// The largest message an agent reads (a `NEW-VIEW` carries a quorum of view changes).
 pub const MAX_MESSAGE_LEN: usize = 8 << 20;
@@ -45,12 +61,22 @@ pub const MAX_MESSAGE_LEN: usize = 8 << 20;
 /// The largest membership (agents are addressed by a 16-bit index).
 pub const MAX_MEMBERS: usize = 256;
 
-const DOMAIN: &[u8] = b"chrysalis-agreement message v1";
+/// Requests of one member an agent holds before they are decided; more are refused
+/// (`TOO_MANY_PENDING`), so a member that floods only fills its own share.
+pub const MAX_PENDING_PER_MEMBER: usize = 16;
+
+/// The version byte that starts every message.
+pub const WIRE_VERSION: u8 = 2;
+
+const DOMAIN: &[u8] = b"chrysalis-agreement message v2";
+
+/// Bytes before a message's body: version, kind, sender (u16 LE), signature.
+const HEADER_LEN: usize = 1 + 1 + 2 + 64;
 
 /// Timing and window settings; the defaults suit a browser room over a relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgreementConfig {
-    /// How long an agent waits for a known request to be decided before it asks for a new
+    /// How long an agent waits for an endorsed request to be decided before it asks for a new
     /// view; doubles with each failed view up to 16×.
     pub view_timeout_ms: u64,
     /// How often an agent retransmits what is in flight and broadcasts its status.
@@ -59,6 +85,9 @@ pub struct AgreementConfig {
     pub checkpoint_interval: u64,
     /// How far past the stable checkpoint a leader may order (the high-water mark).
     pub window: u64,
+    /// Distinct members whose requests a value needs before it is ordered; raised to `f + 1`
+    /// when lower (0 means `f + 1`) and capped at the membership's size.
+    pub endorsements: usize,
 }
 
 impl Default for AgreementConfig {
@@ -68,6 +97,7 @@ impl Default for AgreementConfig {
             retransmit_ms: 1_000,
             checkpoint_interval: 16,
             window: 64,
+            endorsements: 0,
         }
     }
 }
@@ -77,11 +107,12 @@ impl Default for AgreementConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
     members: Vec<PublicKey>,
+    epoch: u64,
     id: Digest,
 }
 
 impl Membership {
-    /// A membership of distinct keys (1 to [`MAX_MEMBERS`]), of epoch 0.
+    /// A membership of distinct keys (1 to [`MAX_MEMBERS`]), of epoch 0, in no scope.
     pub fn new(members: Vec<PublicKey>) -> Result<Self, MemoryError> {
         Membership::at_epoch(members, 0)
     }
@@ -98,13 +129,30 @@ impl Membership {
         if members.iter().collect::<BTreeSet<_>>().len() != members.len() {
             return Err(MemoryError::bad_input("members", "a key appears twice"));
         }
-        let mut bytes = b"chrysalis-agreement membership v1".to_vec();
-        if epoch > 0 {
-            bytes.extend_from_slice(&epoch.to_le_bytes());
-        }
-        members.iter().for_each(|m| bytes.extend_from_slice(m));
-        let id = hash(&bytes);
-        Ok(Membership { members, id })
+        let mut membership = Membership {
+            members,
+            epoch,
+            id: [0; 32],
+        };
+        membership.id = membership.hash_id(b"");
+        Ok(membership)
+    }
+
+    /// The same members bound to `scope` (say the room and the document the council governs):
+    /// the id covers it, so a council's messages never count in another council of the same
+    /// keys elsewhere.
+    pub fn within(mut self, scope: &str) -> Self {
+        self.id = self.hash_id(scope.as_bytes());
+        self
+    }
+
+    fn hash_id(&self, scope: &[u8]) -> Digest {
+        let mut bytes = b"chrysalis-agreement membership v2".to_vec();
+        bytes.extend_from_slice(&(scope.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(scope);
+        bytes.extend_from_slice(&self.epoch.to_le_bytes());
+        self.members.iter().for_each(|m| bytes.extend_from_slice(m));
+        hash(&bytes)
     }
 
     /// The members' keys, in index order.
@@ -142,7 +190,7 @@ impl Membership {
         self.members.iter().position(|m| m == key)
     }
 
-    /// The membership's id (a hash of its epoch and its keys in order).
+    /// The membership's id (a hash of its scope, epoch and keys in order).
     pub fn id(&self) -> &Digest {
         &self.id
     }
@@ -176,6 +224,9 @@ pub enum AgreementEvent {
         seq: u64,
         /// The decided value.
         value: Vec<u8>,
+        /// The members whose signed requests endorsed it (at least
+        /// [`Agreement::endorsements`], checked here).
+        endorsers: Vec<usize>,
     },
     /// This agent entered `view` (after a view change).
     ViewChanged {
@@ -183,6 +234,14 @@ pub enum AgreementEvent {
         view: u64,
         /// Its leader.
         leader: usize,
+    },
+    /// Another member requested a value this agent had not seen requested (so the UI can offer
+    /// to endorse it).
+    Requested {
+        /// The value.
+        value: Vec<u8>,
+        /// The requesting member.
+        by: usize,
     },
 }
 
@@ -219,6 +278,7 @@ pub struct Agreement {
     me: usize,
     key: SigningKey,
     config: AgreementConfig,
+    endorsements: usize,
     view: u64,
     /// The view this agent is changing to, while it waits for its `NEW-VIEW`.
     changing: Option<u64>,
@@ -233,12 +293,14 @@ pub struct Agreement {
     assigned: HashSet<Digest>,
     next_seq: u64,
     stable: Stable,
-    checkpoints: BTreeMap<u64, BTreeMap<usize, Signed>>,
+    checkpoints: BTreeMap<u64, BTreeMap<usize, Signed<Checkpoint>>>,
     /// Each agent's latest view change (one per agent bounds what a liar can make us hold).
-    view_changes: BTreeMap<usize, Signed>,
-    new_view: Option<Signed>,
+    view_changes: BTreeMap<usize, Signed<ViewChange>>,
+    new_view: Option<Signed<NewView>>,
     deadline: Option<u64>,
     next_retransmit: u64,
+    /// When each member was last sent catch-up (decisions, the new view): once per period.
+    helped: BTreeMap<usize, u64>,
     verified: HashSet<Digest>,
     stats: AgreementStats,
     out: Output,
@@ -246,10 +308,12 @@ pub struct Agreement {
 
 #[derive(Default)]
 struct Slot {
-    /// The accepted pre-prepare: (view, digest, value, message).
-    pre_prepare: Option<(u64, Digest, Vec<u8>, Signed)>,
-    prepares: BTreeMap<(u64, Digest), BTreeMap<usize, Signed>>,
-    commits: BTreeMap<(u64, Digest), BTreeMap<usize, Signed>>,
+    /// The accepted pre-prepare: (view, digest, message).
+    pre_prepare: Option<(u64, Digest, Signed<PrePrepare>)>,
+    /// The view of the votes below (votes of other views are dropped).
+    votes_view: u64,
+    prepares: BTreeMap<usize, Signed<Prepare>>,
+    commits: BTreeMap<usize, Signed<Commit>>,
     /// The certificate of the highest view this agent prepared in.
     prepared: Option<PreparedProof>,
     committed_in: Option<u64>,
@@ -257,81 +321,154 @@ struct Slot {
 
 struct Decided {
     value: Vec<u8>,
-    commits: Vec<Signed>,
+    endorsements: Vec<Endorsement>,
+    commits: Vec<Signed<Commit>>,
 }
 
 struct Pending {
     value: Vec<u8>,
-    /// The signed request (this agent's or a peer's), forwarded until decided so that every
-    /// leader learns it.
-    request: Signed,
+    /// Each requesting member's signature (this agent's own among them if it proposed).
+    requests: BTreeMap<usize, Signature>,
 }
 
 #[derive(Default, Clone)]
 struct Stable {
     seq: u64,
     state: Digest,
-    proof: Vec<Signed>,
+    proof: Vec<Signed<Checkpoint>>,
+}
+
+// ---- the wire: flat bodies, each signed as `DOMAIN ‖ membership id ‖ sender ‖ kind ‖ body` ----
+
+/// A body and its sender's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Signed<B> {
+    sender: u16,
+    body: B,
+    signature: Signature,
+}
+
+/// A message body: its kind byte, and how it encodes.
+trait Part: Serialize + DeserializeOwned + Clone {
+    const KIND: u8;
+}
+
+/// `REQUEST`: a member asks for `value` to be ordered (and so endorses it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Request {
+    value: Vec<u8>,
+}
+
+/// A member's request signature, carried with the value it signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Endorsement {
+    sender: u16,
+    signature: Signature,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Signed {
-    sender: u16,
-    body: Body,
-    signature: Vec<u8>,
+struct PrePrepare {
+    view: u64,
+    seq: u64,
+    value: Vec<u8>,
+    endorsements: Vec<Endorsement>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Prepare {
+    view: u64,
+    seq: u64,
+    digest: Digest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Commit {
+    view: u64,
+    seq: u64,
+    digest: Digest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Checkpoint {
+    seq: u64,
+    state: Digest,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct PreparedProof {
-    pre_prepare: Signed,
-    prepares: Vec<Signed>,
+    pre_prepare: Signed<PrePrepare>,
+    prepares: Vec<Signed<Prepare>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum Body {
-    Request {
-        value: Vec<u8>,
-    },
-    PrePrepare {
-        view: u64,
-        seq: u64,
-        value: Vec<u8>,
-    },
-    Prepare {
-        view: u64,
-        seq: u64,
-        digest: Digest,
-    },
-    Commit {
-        view: u64,
-        seq: u64,
-        digest: Digest,
-    },
-    Checkpoint {
-        seq: u64,
-        state: Digest,
-    },
-    ViewChange {
-        view: u64,
-        stable: u64,
-        state: Digest,
-        checkpoint_proof: Vec<Signed>,
-        prepared: Vec<PreparedProof>,
-    },
-    NewView {
-        view: u64,
-        view_changes: Vec<Signed>,
-        pre_prepares: Vec<Signed>,
-    },
-    Decision {
-        seq: u64,
-        value: Vec<u8>,
-        commits: Vec<Signed>,
-    },
-    Status {
-        view: u64,
-        executed: u64,
-    },
+struct ViewChange {
+    view: u64,
+    stable: u64,
+    state: Digest,
+    checkpoint_proof: Vec<Signed<Checkpoint>>,
+    prepared: Vec<PreparedProof>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct NewView {
+    view: u64,
+    view_changes: Vec<Signed<ViewChange>>,
+    pre_prepares: Vec<Signed<PrePrepare>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Decision {
+    seq: u64,
+    value: Vec<u8>,
+    endorsements: Vec<Endorsement>,
+    commits: Vec<Signed<Commit>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Status {
+    view: u64,
+    executed: u64,
+}
+
+impl Part for Request {
+    const KIND: u8 = 0;
+}
+impl Part for PrePrepare {
+    const KIND: u8 = 1;
+}
+impl Part for Prepare {
+    const KIND: u8 = 2;
+}
+impl Part for Commit {
+    const KIND: u8 = 3;
+}
+impl Part for Checkpoint {
+    const KIND: u8 = 4;
+}
+impl Part for ViewChange {
+    const KIND: u8 = 5;
+}
+impl Part for NewView {
+    const KIND: u8 = 6;
+}
+impl Part for Decision {
+    const KIND: u8 = 7;
+}
+impl Part for Status {
+    const KIND: u8 = 8;
+}
+
+/// A decoded message (its signature already checked over the raw bytes).
+enum Message {
+    Request(Signed<Request>),
+    PrePrepare(Signed<PrePrepare>),
+    Prepare(Signed<Prepare>),
+    Commit(Signed<Commit>),
+    Checkpoint(Signed<Checkpoint>),
+    ViewChange(Signed<ViewChange>),
+    NewView(Signed<NewView>),
+    Decision(Signed<Decision>),
+    Status(Signed<Status>),
 }
 
 type Verdict = Result<(), &'static str>;
@@ -348,6 +485,43 @@ fn digest_of(value: &[u8]) -> Digest {
 
 fn hash(bytes: &[u8]) -> Digest {
     blake3::hash(bytes).into()
+}
+
+fn encode_part<B: Part>(body: &B) -> Vec<u8> {
+    postcard::to_allocvec(body).expect("bodies encode")
+}
+
+/// Decodes a body that must be canonical (re-encode to the same bytes), so that what was
+/// verified over the raw bytes is what a certificate carrying it verifies again elsewhere.
+fn decode_part<B: Part>(bytes: &[u8]) -> Result<B, &'static str> {
+    let body: B = postcard::from_bytes(bytes).map_err(|_| "DECODE")?;
+    if encode_part(&body) != bytes {
+        return Err("NON_CANONICAL");
+    }
+    Ok(body)
+}
+
+/// `body` framed and signed as a message of `kind` from `key` in `members`: what a member (or a
+/// fuzzer, or a test playing a hostile member) puts on the wire. Honest agents never need it.
+pub fn sign_raw(
+    members: &Membership,
+    key: &SigningKey,
+    kind: u8,
+    body: &[u8],
+) -> Result<Vec<u8>, MemoryError> {
+    let sender = members
+        .index_of(&key.public_key())
+        .ok_or_else(|| MemoryError::NotMember("the signing key".into()))? as u16;
+    let mut signed = DOMAIN.to_vec();
+    signed.extend_from_slice(members.id());
+    signed.extend_from_slice(&sender.to_le_bytes());
+    signed.push(kind);
+    signed.extend_from_slice(body);
+    let mut bytes = vec![WIRE_VERSION, kind];
+    bytes.extend_from_slice(&sender.to_le_bytes());
+    bytes.extend_from_slice(&key.sign(&signed));
+    bytes.extend_from_slice(body);
+    Ok(bytes)
 }
 
 impl Agreement {
@@ -373,11 +547,16 @@ impl Agreement {
                 "timeouts must be positive",
             ));
         }
+        let endorsements = config
+            .endorsements
+            .max(members.faults() + 1)
+            .min(members.len());
         Ok(Agreement {
             me,
             key,
             next_retransmit: now + config.retransmit_ms,
             config,
+            endorsements,
             members,
             view: 0,
             changing: None,
@@ -395,14 +574,17 @@ impl Agreement {
             view_changes: BTreeMap::new(),
             new_view: None,
             deadline: None,
+            helped: BTreeMap::new(),
             verified: HashSet::new(),
             stats: AgreementStats::default(),
             out: Output::default(),
         })
     }
 
-    /// Proposes `value` (1 byte to [`MAX_VALUE_LEN`]) for ordering. Proposing a value that is
-    /// already decided or pending changes nothing.
+    /// Proposes `value` (1 byte to [`MAX_VALUE_LEN`]) for ordering: this member's signed
+    /// request, which counts as one endorsement. The value is ordered once
+    /// [`Agreement::endorsements`] members requested it. Proposing a value that is already
+    /// decided, or that this member already requested, changes nothing.
     pub fn propose(&mut self, now: u64, value: Vec<u8>) -> Result<Output, MemoryError> {
         if value.is_empty() || value.len() > MAX_VALUE_LEN {
             return Err(MemoryError::bad_input(
@@ -410,21 +592,27 @@ impl Agreement {
                 format!("{} bytes; 1 to {MAX_VALUE_LEN} are allowed", value.len()),
             ));
         }
-        let request = self.sign(Body::Request {
-            value: value.clone(),
-        });
         let digest = digest_of(&value);
-        if !self.executed_digests.contains(&digest) && !self.pending.contains_key(&digest) {
+        let mine = self
+            .pending
+            .get(&digest)
+            .is_some_and(|p| p.requests.contains_key(&self.me));
+        if !self.executed_digests.contains(&digest) && !mine {
+            if self.requests_of(self.me) >= MAX_PENDING_PER_MEMBER {
+                return Err(MemoryError::bad_input(
+                    "value",
+                    format!("{MAX_PENDING_PER_MEMBER} requests of this member are still pending"),
+                ));
+            }
+            let request = self.sign(Request { value });
             self.broadcast(&request);
-            self.pending.insert(digest, Pending { value, request });
-            self.arm_timer(now);
-            self.assign();
+            let _ = self.on_request(now, request);
         }
         Ok(self.finish())
     }
 
-    /// Handles a message from a peer. Anything malformed, unsigned or inconsistent is counted
-    /// under [`AgreementStats::rejected`] and otherwise ignored.
+    /// Handles a message from a peer. Anything oversized, unsigned, malformed or inconsistent
+    /// is counted under [`AgreementStats::rejected`] and otherwise ignored.
     pub fn handle_message(&mut self, now: u64, bytes: &[u8]) -> Output {
         self.stats.received += 1;
         let verdict = self.receive(now, bytes);
@@ -434,8 +622,8 @@ impl Agreement {
         self.finish()
     }
 
-    /// Fires timers: a view change when a known request waited too long, retransmission and a
-    /// status broadcast each retransmit period.
+    /// Fires timers: a view change when an endorsed request waited too long, retransmission
+    /// and a status broadcast each retransmit period.
     pub fn handle_tick(&mut self, now: u64) -> Output {
         if self.deadline.is_some_and(|d| d <= now) {
             let target = self.changing.unwrap_or(self.view) + 1;
@@ -490,9 +678,21 @@ impl Agreement {
         &self.members
     }
 
-    /// Requests known here and not yet decided.
+    /// Distinct members whose requests a value needs before it is ordered.
+    pub fn endorsements(&self) -> usize {
+        self.endorsements
+    }
+
+    /// Requests known here and not yet decided (endorsed or not).
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The members that requested `value` so far, while it is pending.
+    pub fn requesters(&self, value: &[u8]) -> Vec<usize> {
+        self.pending
+            .get(&digest_of(value))
+            .map_or_else(Vec::new, |p| p.requests.keys().copied().collect())
     }
 
     /// The stable checkpoint's slot.
@@ -519,39 +719,42 @@ impl Agreement {
 
     // ---- signing, sending, verifying ----
 
-    fn signed_bytes(&self, sender: u16, body: &Body) -> Vec<u8> {
-        let mut bytes = DOMAIN.to_vec();
+    fn signed_bytes(&self, sender: u16, kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(DOMAIN.len() + 35 + body.len());
+        bytes.extend_from_slice(DOMAIN);
         bytes.extend_from_slice(self.members.id());
         bytes.extend_from_slice(&sender.to_le_bytes());
-        bytes.extend(postcard::to_allocvec(body).expect("bodies encode"));
+        bytes.push(kind);
+        bytes.extend_from_slice(body);
         bytes
     }
 
-    fn sign(&self, body: Body) -> Signed {
+    fn sign<B: Part>(&self, body: B) -> Signed<B> {
         let sender = self.me as u16;
-        let signature = self.key.sign(&self.signed_bytes(sender, &body)).to_vec();
+        let bytes = self.signed_bytes(sender, B::KIND, &encode_part(&body));
         Signed {
             sender,
             body,
-            signature,
+            signature: Signature(self.key.sign(&bytes)),
         }
     }
 
-    /// Checks a message's signature (each distinct message once: certificates repeat them).
-    fn verify(&mut self, message: &Signed) -> Verdict {
-        let key = self
+    /// Checks a signature over `DOMAIN ‖ id ‖ sender ‖ kind ‖ body` (each distinct message
+    /// once: certificates repeat them).
+    fn verify_raw(&mut self, sender: u16, kind: u8, body: &[u8], signature: &Signature) -> Verdict {
+        let key = *self
             .members
             .members
-            .get(message.sender as usize)
+            .get(sender as usize)
             .ok_or("UNKNOWN_SENDER")?;
-        let bytes = self.signed_bytes(message.sender, &message.body);
+        let bytes = self.signed_bytes(sender, kind, body);
         let mut cache_key = bytes.clone();
-        cache_key.extend_from_slice(&message.signature);
+        cache_key.extend_from_slice(&signature.0);
         let cache_key = hash(&cache_key);
         if self.verified.contains(&cache_key) {
             return Ok(());
         }
-        if !ed25519_verify(key, &bytes, &message.signature) {
+        if !ed25519_verify(&key, &bytes, &signature.0) {
             return Err("BAD_SIGNATURE");
         }
         if self.verified.len() >= 1 << 16 {
@@ -561,11 +764,50 @@ impl Agreement {
         Ok(())
     }
 
-    fn encode(message: &Signed) -> Vec<u8> {
-        postcard::to_allocvec(message).expect("messages encode")
+    /// Checks a signed part carried inside another message (a certificate's member).
+    fn verify<B: Part>(&mut self, message: &Signed<B>) -> Verdict {
+        let body = encode_part(&message.body);
+        self.verify_raw(message.sender, B::KIND, &body, &message.signature)
     }
 
-    fn broadcast(&mut self, message: &Signed) {
+    /// Checks that `endorsements` are at least [`Agreement::endorsements`] distinct members'
+    /// requests of `value`; returns the endorsers.
+    fn check_endorsed(
+        &mut self,
+        value: &[u8],
+        endorsements: &[Endorsement],
+    ) -> Result<Vec<usize>, &'static str> {
+        if endorsements.len() > self.members.len() {
+            return Err("BAD_ENDORSEMENT");
+        }
+        let body = encode_part(&Request {
+            value: value.to_vec(),
+        });
+        let mut endorsers = BTreeSet::new();
+        for e in endorsements {
+            if !endorsers.insert(e.sender as usize) {
+                return Err("BAD_ENDORSEMENT");
+            }
+            self.verify_raw(e.sender, Request::KIND, &body, &e.signature)?;
+        }
+        if endorsers.len() < self.endorsements {
+            return Err("NOT_ENDORSED");
+        }
+        Ok(endorsers.into_iter().collect())
+    }
+
+    fn encode<B: Part>(message: &Signed<B>) -> Vec<u8> {
+        let body = encode_part(&message.body);
+        let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
+        bytes.push(WIRE_VERSION);
+        bytes.push(B::KIND);
+        bytes.extend_from_slice(&message.sender.to_le_bytes());
+        bytes.extend_from_slice(&message.signature.0);
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    fn broadcast<B: Part>(&mut self, message: &Signed<B>) {
         self.stats.sent += self.members.len() as u64 - 1;
         self.out.transmits.push(Transmit {
             to: Recipient::Everyone,
@@ -573,7 +815,7 @@ impl Agreement {
         });
     }
 
-    fn send_to(&mut self, member: usize, message: &Signed) {
+    fn send_to<B: Part>(&mut self, member: usize, message: &Signed<B>) {
         self.stats.sent += 1;
         self.out.transmits.push(Transmit {
             to: Recipient::Member(member),
@@ -581,107 +823,130 @@ impl Agreement {
         });
     }
 
-    /// Signs `body`, sends it to everyone and handles it here too.
-    fn multicast(&mut self, now: u64, body: Body) {
-        let message = self.sign(body);
-        self.broadcast(&message);
-        // An agent's own messages pass every check but the window, which only a checkpoint far
-        // ahead of a lagging agent's stable one can miss; then it is simply not counted here.
-        let _ = self.dispatch(now, message);
-    }
-
+    /// Size, then version and sender, then the signature over the raw body, then a flat
+    /// decode of a body that must be canonical.
     fn receive(&mut self, now: u64, bytes: &[u8]) -> Verdict {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err("OVERSIZED");
         }
-        let message: Signed = postcard::from_bytes(bytes).map_err(|_| "DECODE")?;
-        if message.sender as usize == self.me {
+        if bytes.len() < HEADER_LEN {
+            return Err("DECODE");
+        }
+        if bytes[0] != WIRE_VERSION {
+            return Err("VERSION");
+        }
+        let kind = bytes[1];
+        let sender = u16::from_le_bytes([bytes[2], bytes[3]]);
+        let signature = Signature(bytes[4..HEADER_LEN].try_into().expect("64 bytes"));
+        let body = &bytes[HEADER_LEN..];
+        if sender as usize == self.me {
             return Err("OWN_MESSAGE");
         }
-        self.verify(&message)?;
+        if kind > Status::KIND {
+            return Err("DECODE");
+        }
+        self.verify_raw(sender, kind, body, &signature)?;
+        fn signed<B: Part>(
+            sender: u16,
+            body: &[u8],
+            signature: Signature,
+        ) -> Result<Signed<B>, &'static str> {
+            Ok(Signed {
+                sender,
+                body: decode_part(body)?,
+                signature,
+            })
+        }
+        let message = match kind {
+            Request::KIND => Message::Request(signed(sender, body, signature)?),
+            PrePrepare::KIND => Message::PrePrepare(signed(sender, body, signature)?),
+            Prepare::KIND => Message::Prepare(signed(sender, body, signature)?),
+            Commit::KIND => Message::Commit(signed(sender, body, signature)?),
+            Checkpoint::KIND => Message::Checkpoint(signed(sender, body, signature)?),
+            ViewChange::KIND => Message::ViewChange(signed(sender, body, signature)?),
+            NewView::KIND => Message::NewView(signed(sender, body, signature)?),
+            Decision::KIND => Message::Decision(signed(sender, body, signature)?),
+            _ => Message::Status(signed(sender, body, signature)?),
+        };
         self.dispatch(now, message)
     }
 
-    fn dispatch(&mut self, now: u64, message: Signed) -> Verdict {
-        let sender = message.sender as usize;
-        match &message.body {
-            Body::Request { value } => {
-                let value = value.clone();
-                self.on_request(now, value, message)
-            }
-            Body::PrePrepare { view, seq, value } => {
-                if sender != self.members.leader(*view) {
+    fn dispatch(&mut self, now: u64, message: Message) -> Verdict {
+        match message {
+            Message::Request(m) => self.on_request(now, m),
+            Message::PrePrepare(m) => {
+                if m.sender as usize != self.members.leader(m.body.view) {
                     return Err("NOT_LEADER");
                 }
-                if *view != self.view || self.changing.is_some() {
+                if m.body.view != self.view || self.changing.is_some() {
                     return Err("OTHER_VIEW");
                 }
-                let (seq, value) = (*seq, value.clone());
-                self.accept_pre_prepare(now, seq, value, message)
+                self.accept_pre_prepare(now, m)
             }
-            Body::Prepare { view, seq, digest } => {
-                let (view, seq, digest) = (*view, *seq, *digest);
-                self.record_vote(Vote::Prepare, view, seq, digest, message)?;
+            Message::Prepare(m) => {
+                let Prepare { view, seq, digest } = m.body;
+                self.record_vote(Vote::Prepare, view, seq, digest, m.sender, |slot| {
+                    slot.prepares
+                        .entry(m.sender as usize)
+                        .or_insert(m)
+                        .body
+                        .digest
+                })?;
                 self.check_prepared(now, seq);
                 Ok(())
             }
-            Body::Commit { view, seq, digest } => {
-                let (view, seq, digest) = (*view, *seq, *digest);
-                self.record_vote(Vote::Commit, view, seq, digest, message)?;
+            Message::Commit(m) => {
+                let Commit { view, seq, digest } = m.body;
+                self.record_vote(Vote::Commit, view, seq, digest, m.sender, |slot| {
+                    slot.commits
+                        .entry(m.sender as usize)
+                        .or_insert(m)
+                        .body
+                        .digest
+                })?;
                 self.check_committed(now, seq);
                 Ok(())
             }
-            Body::Checkpoint { seq, state } => {
-                let (seq, state) = (*seq, *state);
-                self.on_checkpoint(seq, state, message)
-            }
-            Body::ViewChange { view, .. } => {
-                let view = *view;
-                self.on_view_change(now, view, message)
-            }
-            Body::NewView { view, .. } => {
-                let view = *view;
-                self.on_new_view(now, view, message)
-            }
-            Body::Decision {
-                seq,
-                value,
-                commits,
-            } => {
-                let (seq, value, commits) = (*seq, value.clone(), commits.clone());
-                self.on_decision(now, seq, value, commits)
-            }
-            Body::Status { view, executed } => {
-                let (view, executed) = (*view, *executed);
-                self.on_status(sender, view, executed);
+            Message::Checkpoint(m) => self.on_checkpoint(m),
+            Message::ViewChange(m) => self.on_view_change(now, m),
+            Message::NewView(m) => self.on_new_view(now, m),
+            Message::Decision(m) => self.on_decision(now, m.body),
+            Message::Status(m) => {
+                self.on_status(now, m.sender as usize, m.body);
                 Ok(())
             }
         }
     }
 
-    /// Keeps a prepare or commit of this view (the first one per sender and digest).
+    /// Keeps a prepare or commit of this view: one per sender and kind in a slot's view (a
+    /// second one for another digest is an equivocation and is refused).
     fn record_vote(
         &mut self,
         vote: Vote,
         view: u64,
         seq: u64,
         digest: Digest,
-        message: Signed,
+        sender: u16,
+        keep: impl FnOnce(&mut Slot) -> Digest,
     ) -> Verdict {
         self.in_window(seq)?;
         if view != self.view {
             return Err("OTHER_VIEW");
         }
         let slot = self.slots.entry(seq).or_default();
-        let votes = match vote {
-            Vote::Prepare => &mut slot.prepares,
-            Vote::Commit => &mut slot.commits,
+        if slot.votes_view != view {
+            slot.votes_view = view;
+            slot.prepares.clear();
+            slot.commits.clear();
+        }
+        let earlier = match vote {
+            Vote::Prepare => slot.prepares.get(&(sender as usize)).map(|m| m.body.digest),
+            Vote::Commit => slot.commits.get(&(sender as usize)).map(|m| m.body.digest),
         };
-        votes
-            .entry((view, digest))
-            .or_default()
-            .entry(message.sender as usize)
-            .or_insert(message);
+        if earlier.is_some_and(|d| d != digest) {
+            return Err("EQUIVOCATION");
+        }
+        keep(slot);
         Ok(())
     }
 
@@ -695,7 +960,21 @@ impl Agreement {
 
     // ---- normal case ----
 
-    fn on_request(&mut self, now: u64, value: Vec<u8>, request: Signed) -> Verdict {
+    /// How many pending requests `member` has made.
+    fn requests_of(&self, member: usize) -> usize {
+        self.pending
+            .values()
+            .filter(|p| p.requests.contains_key(&member))
+            .count()
+    }
+
+    fn on_request(&mut self, now: u64, request: Signed<Request>) -> Verdict {
+        let Signed {
+            sender,
+            body: Request { value },
+            signature,
+        } = request;
+        let sender = sender as usize;
         if value.is_empty() || value.len() > MAX_VALUE_LEN {
             return Err("BAD_VALUE");
         }
@@ -703,67 +982,116 @@ impl Agreement {
         if self.executed_digests.contains(&digest) {
             return Ok(());
         }
-        self.pending
-            .entry(digest)
-            .or_insert(Pending { value, request });
+        if self
+            .pending
+            .get(&digest)
+            .is_some_and(|p| p.requests.contains_key(&sender))
+        {
+            return Ok(());
+        }
+        if self.requests_of(sender) >= MAX_PENDING_PER_MEMBER {
+            return Err("TOO_MANY_PENDING");
+        }
+        let pending = self.pending.entry(digest).or_insert_with(|| Pending {
+            value: value.clone(),
+            requests: BTreeMap::new(),
+        });
+        let first = pending.requests.is_empty();
+        pending.requests.insert(sender, signature);
+        if first && sender != self.me {
+            self.out
+                .events
+                .push(AgreementEvent::Requested { value, by: sender });
+        }
         self.arm_timer(now);
         self.assign();
         Ok(())
     }
 
-    /// The leader orders every pending request it has not ordered in this view.
+    /// Whether a pending value has enough endorsements to be ordered.
+    fn endorsed(&self, pending: &Pending) -> bool {
+        pending.requests.len() >= self.endorsements
+    }
+
+    /// The leader orders every endorsed pending request it has not ordered in this view.
     fn assign(&mut self) {
         if self.members.leader(self.view) != self.me || self.changing.is_some() {
             return;
         }
-        let mut todo: Vec<(Digest, Vec<u8>)> = self
+        let mut todo: Vec<(Digest, Vec<u8>, Vec<Endorsement>)> = self
             .pending
             .iter()
-            .filter(|(d, _)| !self.assigned.contains(*d))
-            .map(|(d, p)| (*d, p.value.clone()))
+            .filter(|(d, p)| !self.assigned.contains(*d) && self.endorsed(p))
+            .map(|(d, p)| {
+                let endorsements = p
+                    .requests
+                    .iter()
+                    .take(self.endorsements)
+                    .map(|(m, s)| Endorsement {
+                        sender: *m as u16,
+                        signature: *s,
+                    })
+                    .collect();
+                (*d, p.value.clone(), endorsements)
+            })
             .collect();
         todo.truncate(
             (self.stable.seq + self.config.window + 1).saturating_sub(self.next_seq) as usize,
         );
-        for (digest, value) in todo {
+        for (digest, value, endorsements) in todo {
             let seq = self.next_seq;
             self.next_seq += 1;
             self.assigned.insert(digest);
-            let message = self.sign(Body::PrePrepare {
+            let message = self.sign(PrePrepare {
                 view: self.view,
                 seq,
-                value: value.clone(),
+                value,
+                endorsements,
             });
             self.broadcast(&message);
-            // `now` only matters for timers, which the leader's own request already armed.
-            let _ = self.accept_pre_prepare(0, seq, value, message);
+            // `now` only matters for timers, which the request already armed.
+            let _ = self.accept_pre_prepare(0, message);
         }
     }
 
-    fn accept_pre_prepare(
-        &mut self,
-        now: u64,
-        seq: u64,
-        value: Vec<u8>,
-        message: Signed,
-    ) -> Verdict {
+    fn accept_pre_prepare(&mut self, now: u64, message: Signed<PrePrepare>) -> Verdict {
+        let seq = message.body.seq;
         self.in_window(seq)?;
-        if value.len() > MAX_VALUE_LEN {
+        let value = &message.body.value;
+        if value.is_empty() || value.len() > MAX_VALUE_LEN {
             return Err("BAD_VALUE");
         }
-        let digest = digest_of(&value);
+        let digest = digest_of(value);
         let view = self.view;
-        let slot = self.slots.entry(seq).or_default();
-        match &slot.pre_prepare {
-            Some((v, d, _, _)) if *v == view && *d == digest => return Ok(()),
-            Some((v, _, _, _)) if *v == view => return Err("EQUIVOCATION"),
+        match &self.slots.get(&seq).and_then(|s| s.pre_prepare.as_ref()) {
+            Some((v, d, _)) if *v == view && *d == digest => return Ok(()),
+            Some((v, _, _)) if *v == view => return Err("EQUIVOCATION"),
             _ => {}
         }
-        slot.pre_prepare = Some((view, digest, value, message));
-        self.arm_timer(now);
-        self.multicast(now, Body::Prepare { view, seq, digest });
-        self.check_committed(now, seq);
+        let (value, endorsements) = (
+            message.body.value.clone(),
+            message.body.endorsements.clone(),
+        );
+        self.check_endorsed(&value, &endorsements)?;
+        self.install_pre_prepare(now, view, digest, message);
         Ok(())
+    }
+
+    /// Records a checked pre-prepare of `view` and prepares it.
+    fn install_pre_prepare(
+        &mut self,
+        now: u64,
+        view: u64,
+        digest: Digest,
+        message: Signed<PrePrepare>,
+    ) {
+        let seq = message.body.seq;
+        self.slots.entry(seq).or_default().pre_prepare = Some((view, digest, message));
+        self.arm_timer(now);
+        let prepare = self.sign(Prepare { view, seq, digest });
+        self.broadcast(&prepare);
+        let _ = self.dispatch(now, Message::Prepare(prepare));
+        self.check_committed(now, seq);
     }
 
     fn check_prepared(&mut self, now: u64, seq: u64) {
@@ -772,26 +1100,36 @@ impl Agreement {
         let Some(slot) = self.slots.get_mut(&seq) else {
             return;
         };
-        let Some((v, digest, _, pre_prepare)) = &slot.pre_prepare else {
+        let Some((v, digest, pre_prepare)) = &slot.pre_prepare else {
             return;
         };
         // An agent that asked for a new view has promised to vote no more in this one.
-        if *v != view || slot.committed_in == Some(view) || self.changing.is_some() {
+        if *v != view
+            || slot.votes_view != view
+            || slot.committed_in == Some(view)
+            || self.changing.is_some()
+        {
             return;
         }
         let digest = *digest;
-        let Some(prepares) = slot.prepares.get(&(view, digest)) else {
-            return;
-        };
+        let prepares: Vec<Signed<Prepare>> = slot
+            .prepares
+            .values()
+            .filter(|p| p.body.digest == digest)
+            .take(quorum)
+            .cloned()
+            .collect();
         if prepares.len() < quorum {
             return;
         }
         slot.prepared = Some(PreparedProof {
             pre_prepare: pre_prepare.clone(),
-            prepares: prepares.values().take(quorum).cloned().collect(),
+            prepares,
         });
         slot.committed_in = Some(view);
-        self.multicast(now, Body::Commit { view, seq, digest });
+        let commit = self.sign(Commit { view, seq, digest });
+        self.broadcast(&commit);
+        let _ = self.dispatch(now, Message::Commit(commit));
     }
 
     fn check_committed(&mut self, now: u64, seq: u64) {
@@ -799,27 +1137,49 @@ impl Agreement {
         let Some(slot) = self.slots.get(&seq) else {
             return;
         };
-        let Some((_, digest, value, _)) = &slot.pre_prepare else {
+        let Some((v, digest, pre_prepare)) = &slot.pre_prepare else {
             return;
         };
-        let certificate = slot
+        if slot.votes_view != *v {
+            return;
+        }
+        let commits: Vec<Signed<Commit>> = slot
             .commits
-            .iter()
-            .find(|((_, d), commits)| d == digest && commits.len() >= quorum)
-            .map(|(_, commits)| commits.values().take(quorum).cloned().collect::<Vec<_>>());
-        if let Some(commits) = certificate {
-            let value = value.clone();
-            self.decide(now, seq, value, commits);
+            .values()
+            .filter(|c| c.body.digest == *digest)
+            .take(quorum)
+            .cloned()
+            .collect();
+        if commits.len() >= quorum {
+            let (value, endorsements) = (
+                pre_prepare.body.value.clone(),
+                pre_prepare.body.endorsements.clone(),
+            );
+            self.decide(now, seq, value, endorsements, commits);
         }
     }
 
-    fn decide(&mut self, now: u64, seq: u64, value: Vec<u8>, commits: Vec<Signed>) {
+    fn decide(
+        &mut self,
+        now: u64,
+        seq: u64,
+        value: Vec<u8>,
+        endorsements: Vec<Endorsement>,
+        commits: Vec<Signed<Commit>>,
+    ) {
         if seq <= self.executed || self.decided.contains_key(&seq) {
             return;
         }
         // The slot stays until a checkpoint is stable: its prepared certificate must reach the
         // next view change, or a new leader could fill the slot with something else.
-        self.decided.insert(seq, Decided { value, commits });
+        self.decided.insert(
+            seq,
+            Decided {
+                value,
+                endorsements,
+                commits,
+            },
+        );
         self.execute(now);
     }
 
@@ -839,12 +1199,19 @@ impl Agreement {
                 self.out.events.push(AgreementEvent::Decided {
                     seq,
                     value: decided.value.clone(),
+                    endorsers: decided
+                        .endorsements
+                        .iter()
+                        .map(|e| e.sender as usize)
+                        .collect(),
                 });
                 self.pending.remove(&digest);
             }
             if seq % self.config.checkpoint_interval == 0 {
                 let state = self.chain;
-                self.multicast(now, Body::Checkpoint { seq, state });
+                let checkpoint = self.sign(Checkpoint { seq, state });
+                self.broadcast(&checkpoint);
+                let _ = self.on_checkpoint(checkpoint);
             }
         }
         if progressed {
@@ -856,10 +1223,11 @@ impl Agreement {
         }
     }
 
-    /// Starts the view-change timer, if none runs, while something waits on the leader: a
-    /// known request or a slot ordered in this view and not executed. During a view change
-    /// the timer starts only once a quorum asks for the same view (PBFT's liveness rule): an
-    /// agent cut off from the others never runs ahead by more than one view.
+    /// Starts the view-change timer, if none runs, while something waits on the leader: an
+    /// endorsed request or a slot ordered in this view and not executed (a request too few
+    /// members asked for waits on them, not on the leader). During a view change the timer
+    /// starts only once a quorum asks for the same view (PBFT's liveness rule): an agent cut
+    /// off from the others never runs ahead by more than one view.
     fn arm_timer(&mut self, now: u64) {
         if self.deadline.is_some() {
             return;
@@ -870,10 +1238,10 @@ impl Agreement {
                     let votes = self
                         .view_changes
                         .values()
-                        .filter(|vc| view_of(vc) == target);
+                        .filter(|vc| vc.body.view == target);
                     votes.count() >= self.members.quorum()
                 }
-                None => !self.pending.is_empty()
+                None => self.pending.values().any(|p| self.endorsed(p))
                     || self.slots.range(self.executed + 1..).any(
                         |(_, slot)| matches!(&slot.pre_prepare, Some((v, ..)) if *v == self.view),
                     ),
@@ -889,7 +1257,8 @@ impl Agreement {
 
     // ---- checkpoints and catch-up ----
 
-    fn on_checkpoint(&mut self, seq: u64, state: Digest, message: Signed) -> Verdict {
+    fn on_checkpoint(&mut self, message: Signed<Checkpoint>) -> Verdict {
+        let Checkpoint { seq, state } = message.body;
         if seq <= self.stable.seq {
             return Ok(());
         }
@@ -898,12 +1267,11 @@ impl Agreement {
         {
             return Err("OUT_OF_WINDOW");
         }
-        let sender = message.sender as usize;
         let votes = self.checkpoints.entry(seq).or_default();
-        votes.entry(sender).or_insert(message);
-        let proof: Vec<Signed> = votes
+        votes.entry(message.sender as usize).or_insert(message);
+        let proof: Vec<Signed<Checkpoint>> = votes
             .values()
-            .filter(|m| matches!(&m.body, Body::Checkpoint { state: s, .. } if *s == state))
+            .filter(|m| m.body.state == state)
             .cloned()
             .collect();
         if proof.len() >= self.members.quorum() {
@@ -912,52 +1280,75 @@ impl Agreement {
         Ok(())
     }
 
-    fn make_stable(&mut self, seq: u64, state: Digest, proof: Vec<Signed>) {
+    fn make_stable(&mut self, seq: u64, state: Digest, proof: Vec<Signed<Checkpoint>>) {
         self.stable = Stable { seq, state, proof };
         self.slots = self.slots.split_off(&(seq + 1));
         self.checkpoints = self.checkpoints.split_off(&(seq + 1));
     }
 
-    fn on_status(&mut self, sender: usize, view: u64, executed: u64) {
-        if executed < self.executed {
-            let last = self.executed.min(executed + 32);
-            for seq in executed + 1..=last {
+    /// Whether `member` may be sent catch-up now (once per retransmit period), and if so
+    /// records it: a replayed status or view change costs its sender, not the room.
+    fn may_help(&mut self, now: u64, member: usize) -> bool {
+        let period = self.config.retransmit_ms;
+        match self.helped.get(&member) {
+            Some(&at) if now < at.saturating_add(period) && now >= at => false,
+            _ => {
+                self.helped.insert(member, now);
+                true
+            }
+        }
+    }
+
+    fn on_status(&mut self, now: u64, sender: usize, status: Status) {
+        let behind = status.executed < self.executed;
+        let stale_view = status.view < self.view && self.new_view.is_some();
+        if !(behind || stale_view) || !self.may_help(now, sender) {
+            return;
+        }
+        if behind {
+            let last = self.executed.min(status.executed + 32);
+            for seq in status.executed + 1..=last {
                 if let Some(decided) = self.decided.get(&seq) {
-                    let message = self.sign(Body::Decision {
+                    let message = self.sign(Decision {
                         seq,
                         value: decided.value.clone(),
+                        endorsements: decided.endorsements.clone(),
                         commits: decided.commits.clone(),
                     });
                     self.send_to(sender, &message);
                 }
             }
         }
-        if view < self.view
-            && let Some(new_view) = self.new_view.clone()
-        {
+        if stale_view && let Some(new_view) = self.new_view.clone() {
             self.send_to(sender, &new_view);
         }
     }
 
-    fn on_decision(&mut self, now: u64, seq: u64, value: Vec<u8>, commits: Vec<Signed>) -> Verdict {
+    fn on_decision(&mut self, now: u64, decision: Decision) -> Verdict {
+        let Decision {
+            seq,
+            value,
+            endorsements,
+            commits,
+        } = decision;
         if seq <= self.executed || self.decided.contains_key(&seq) {
             return Ok(());
         }
         if seq > self.executed + 4 * self.config.window {
             return Err("OUT_OF_WINDOW");
         }
+        if value.len() > MAX_VALUE_LEN || commits.len() > self.members.len() {
+            return Err("BAD_PROOF");
+        }
         let digest = digest_of(&value);
         let mut view = None;
         let mut senders = BTreeSet::new();
         for commit in &commits {
-            let Body::Commit {
+            let Commit {
                 view: v,
                 seq: s,
                 digest: d,
-            } = commit.body
-            else {
-                return Err("BAD_PROOF");
-            };
+            } = commit.body;
             if s != seq || d != digest || *view.get_or_insert(v) != v {
                 return Err("BAD_PROOF");
             }
@@ -967,7 +1358,11 @@ impl Agreement {
         if senders.len() < self.members.quorum() {
             return Err("BAD_PROOF");
         }
-        self.decide(now, seq, value, commits);
+        // A no-op fills a gap of a new view; anything else must carry its endorsements.
+        if !value.is_empty() {
+            self.check_endorsed(&value, &endorsements)?;
+        }
+        self.decide(now, seq, value, endorsements, commits);
         Ok(())
     }
 
@@ -986,35 +1381,36 @@ impl Agreement {
             .filter(|(seq, _)| **seq > self.stable.seq)
             .filter_map(|(_, slot)| slot.prepared.clone())
             .collect();
-        let body = Body::ViewChange {
+        let view_change = self.sign(ViewChange {
             view: target,
             stable: self.stable.seq,
             state: self.stable.state,
             checkpoint_proof: self.stable.proof.clone(),
             prepared,
-        };
-        self.multicast(now, body);
+        });
+        self.broadcast(&view_change);
+        let _ = self.on_view_change(now, view_change);
         self.arm_timer(now);
     }
 
     /// Checks a view change's checkpoint proof and prepared certificates.
-    fn check_view_change(&mut self, message: &Signed) -> Verdict {
-        let Body::ViewChange {
+    fn check_view_change(&mut self, message: &Signed<ViewChange>) -> Verdict {
+        let ViewChange {
             view,
             stable,
             state,
             checkpoint_proof,
             prepared,
-        } = &message.body
-        else {
+        } = &message.body;
+        let n = self.members.len();
+        if checkpoint_proof.len() > n || prepared.len() as u64 > self.config.window {
             return Err("BAD_PROOF");
-        };
+        }
         if *stable > 0 {
             let mut senders = BTreeSet::new();
             for checkpoint in checkpoint_proof {
-                match checkpoint.body {
-                    Body::Checkpoint { seq, state: s } if seq == *stable && s == *state => {}
-                    _ => return Err("BAD_PROOF"),
+                if checkpoint.body.seq != *stable || checkpoint.body.state != *state {
+                    return Err("BAD_PROOF");
                 }
                 self.verify(checkpoint)?;
                 senders.insert(checkpoint.sender);
@@ -1024,31 +1420,30 @@ impl Agreement {
             }
         }
         for proof in prepared {
-            let Body::PrePrepare {
+            let PrePrepare {
                 view: v,
                 seq,
                 value,
-            } = &proof.pre_prepare.body
-            else {
-                return Err("BAD_PROOF");
-            };
+                endorsements,
+            } = &proof.pre_prepare.body;
             if *v >= *view
                 || seq <= stable
                 || proof.pre_prepare.sender as usize != self.members.leader(*v)
+                || proof.prepares.len() > n
             {
                 return Err("BAD_PROOF");
             }
             self.verify(&proof.pre_prepare)?;
+            // A no-op (a gap a new view filled) carries no endorsements.
+            if !value.is_empty() {
+                self.check_endorsed(value, endorsements)?;
+            }
             let digest = digest_of(value);
             let mut senders = BTreeSet::new();
             for prepare in &proof.prepares {
-                match prepare.body {
-                    Body::Prepare {
-                        view: pv,
-                        seq: ps,
-                        digest: pd,
-                    } if pv == *v && ps == *seq && pd == digest => {}
-                    _ => return Err("BAD_PROOF"),
+                let p = prepare.body;
+                if p.view != *v || p.seq != *seq || p.digest != digest {
+                    return Err("BAD_PROOF");
                 }
                 self.verify(prepare)?;
                 senders.insert(prepare.sender);
@@ -1060,11 +1455,14 @@ impl Agreement {
         Ok(())
     }
 
-    fn on_view_change(&mut self, now: u64, view: u64, message: Signed) -> Verdict {
+    fn on_view_change(&mut self, now: u64, message: Signed<ViewChange>) -> Verdict {
         let sender = message.sender as usize;
+        let view = message.body.view;
         if view <= self.view {
             // A peer still asking for a view this agent has passed: show it the way.
             if sender != self.me
+                && self.new_view.is_some()
+                && self.may_help(now, sender)
                 && let Some(new_view) = self.new_view.clone()
             {
                 self.send_to(sender, &new_view);
@@ -1074,7 +1472,7 @@ impl Agreement {
         if self
             .view_changes
             .get(&sender)
-            .is_some_and(|vc| view_of(vc) >= view)
+            .is_some_and(|vc| vc.body.view >= view)
         {
             return Ok(());
         }
@@ -1087,7 +1485,7 @@ impl Agreement {
         let mut higher: Vec<u64> = self
             .view_changes
             .values()
-            .map(view_of)
+            .map(|vc| vc.body.view)
             .filter(|v| *v > current)
             .collect();
         if higher.len() > self.members.faults() {
@@ -1099,10 +1497,10 @@ impl Agreement {
         if let Some(target) = self.changing
             && self.members.leader(target) == self.me
         {
-            let quorum: Vec<Signed> = self
+            let quorum: Vec<Signed<ViewChange>> = self
                 .view_changes
                 .values()
-                .filter(|vc| view_of(vc) == target)
+                .filter(|vc| vc.body.view == target)
                 .take(self.members.quorum())
                 .cloned()
                 .collect();
@@ -1110,28 +1508,29 @@ impl Agreement {
                 let pre_prepares = new_view_plan(&quorum)
                     .slots
                     .into_iter()
-                    .map(|(seq, value)| {
-                        self.sign(Body::PrePrepare {
+                    .map(|(seq, value, endorsements)| {
+                        self.sign(PrePrepare {
                             view: target,
                             seq,
                             value,
+                            endorsements,
                         })
                     })
                     .collect();
-                self.multicast(
-                    now,
-                    Body::NewView {
-                        view: target,
-                        view_changes: quorum,
-                        pre_prepares,
-                    },
-                );
+                let new_view = self.sign(NewView {
+                    view: target,
+                    view_changes: quorum,
+                    pre_prepares,
+                });
+                self.broadcast(&new_view);
+                let _ = self.on_new_view(now, new_view);
             }
         }
         Ok(())
     }
 
-    fn on_new_view(&mut self, now: u64, view: u64, message: Signed) -> Verdict {
+    fn on_new_view(&mut self, now: u64, message: Signed<NewView>) -> Verdict {
+        let view = message.body.view;
         if message.sender as usize != self.members.leader(view) {
             return Err("NOT_LEADER");
         }
@@ -1140,17 +1539,17 @@ impl Agreement {
         {
             return Ok(());
         }
-        let Body::NewView {
+        let NewView {
             view_changes,
             pre_prepares,
             ..
-        } = &message.body
-        else {
-            unreachable!("dispatched on NewView");
-        };
+        } = &message.body;
+        if view_changes.len() > self.members.len() {
+            return Err("BAD_PROOF");
+        }
         let mut senders = BTreeSet::new();
         for vc in view_changes {
-            if view_of(vc) != view {
+            if vc.body.view != view {
                 return Err("BAD_PROOF");
             }
             self.verify(vc)?;
@@ -1164,10 +1563,14 @@ impl Agreement {
         if plan.slots.len() != pre_prepares.len() {
             return Err("BAD_PROOF");
         }
-        for ((seq, value), pp) in plan.slots.iter().zip(pre_prepares) {
-            let matches = matches!(&pp.body,
-                Body::PrePrepare { view: v, seq: s, value: x } if *v == view && s == seq && x == value);
-            if !matches || pp.sender != message.sender {
+        for ((seq, value, endorsements), pp) in plan.slots.iter().zip(pre_prepares) {
+            let b = &pp.body;
+            if b.view != view
+                || b.seq != *seq
+                || b.value != *value
+                || b.endorsements != *endorsements
+                || pp.sender != message.sender
+            {
                 return Err("BAD_PROOF");
             }
             self.verify(pp)?;
@@ -1179,7 +1582,7 @@ impl Agreement {
         self.changing = None;
         self.new_view = Some(message);
         self.assigned.clear();
-        self.view_changes.retain(|_, vc| view_of(vc) > view);
+        self.view_changes.retain(|_, vc| vc.body.view > view);
         self.stats.view_changes += 1;
         self.out.events.push(AgreementEvent::ViewChanged {
             view,
@@ -1191,12 +1594,11 @@ impl Agreement {
         // which must go after the plan's slots.
         self.next_seq = plan.last.max(self.executed) + 1;
         for pp in pre_prepares {
-            if let Body::PrePrepare { seq, value, .. } = &pp.body {
-                let (seq, value) = (*seq, value.clone());
-                self.assigned.insert(digest_of(&value));
-                if seq > self.executed {
-                    let _ = self.accept_pre_prepare(now, seq, value, pp);
-                }
+            let (seq, digest) = (pp.body.seq, digest_of(&pp.body.value));
+            self.assigned.insert(digest);
+            if seq > self.executed && self.in_window(seq).is_ok() {
+                // Checked above as part of the plan (a no-op carries no endorsements).
+                self.install_pre_prepare(now, view, digest, pp);
             }
         }
         self.assign();
@@ -1205,37 +1607,53 @@ impl Agreement {
 
     // ---- retransmission ----
 
+    /// Resends this agent's own requests and its votes in flight, and its status.
     fn retransmit(&mut self) {
-        let mut again: Vec<Signed> = self.pending.values().map(|p| p.request.clone()).collect();
+        let me = self.me;
+        let requests: Vec<Signed<Request>> = self
+            .pending
+            .values()
+            .filter_map(|p| {
+                p.requests.get(&me).map(|signature| Signed {
+                    sender: me as u16,
+                    body: Request {
+                        value: p.value.clone(),
+                    },
+                    signature: *signature,
+                })
+            })
+            .collect();
+        for request in &requests {
+            self.broadcast(request);
+        }
         if let Some(target) = self.changing {
-            if let Some(vc) = self.view_changes.get(&self.me)
-                && view_of(vc) == target
+            if let Some(vc) = self.view_changes.get(&me).cloned()
+                && vc.body.view == target
             {
-                again.push(vc.clone());
+                self.broadcast(&vc);
             }
         } else {
+            let mut pre_prepares = Vec::new();
+            let mut prepares = Vec::new();
+            let mut commits = Vec::new();
             for slot in self.slots.range(self.executed + 1..).map(|(_, s)| s) {
-                if let Some((v, _, _, pp)) = &slot.pre_prepare
+                if let Some((v, _, pp)) = &slot.pre_prepare
                     && *v == self.view
                 {
-                    if pp.sender as usize == self.me {
-                        again.push(pp.clone());
+                    if pp.sender as usize == me {
+                        pre_prepares.push(pp.clone());
                     }
-                    for votes in [&slot.prepares, &slot.commits] {
-                        again.extend(
-                            votes
-                                .iter()
-                                .filter(|((view, _), _)| *view == self.view)
-                                .filter_map(|(_, by)| by.get(&self.me).cloned()),
-                        );
+                    if slot.votes_view == self.view {
+                        prepares.extend(slot.prepares.get(&me).cloned());
+                        commits.extend(slot.commits.get(&me).cloned());
                     }
                 }
             }
+            pre_prepares.iter().for_each(|m| self.broadcast(m));
+            prepares.iter().for_each(|m| self.broadcast(m));
+            commits.iter().for_each(|m| self.broadcast(m));
         }
-        for message in &again {
-            self.broadcast(message);
-        }
-        let status = self.sign(Body::Status {
+        let status = self.sign(Status {
             view: self.view,
             executed: self.executed,
         });
@@ -1243,51 +1661,35 @@ impl Agreement {
     }
 }
 
-fn view_of(view_change: &Signed) -> u64 {
-    match view_change.body {
-        Body::ViewChange { view, .. } => view,
-        _ => 0,
-    }
-}
-
 struct NewViewPlan {
-    /// The slots the new leader re-proposes, in order: the value prepared in the highest view,
-    /// or a no-op (empty) for a gap.
-    slots: Vec<(u64, Vec<u8>)>,
+    /// The slots the new leader re-proposes, in order: the value prepared in the highest view
+    /// with its endorsements, or a no-op (empty, unendorsed) for a gap.
+    slots: Vec<(u64, Vec<u8>, Vec<Endorsement>)>,
     /// The last slot covered (the highest stable checkpoint when nothing was prepared above it).
     last: u64,
 }
 
 /// What a new view must re-propose, derived the same way by the leader and every agent that
 /// checks its `NEW-VIEW`.
-fn new_view_plan(view_changes: &[Signed]) -> NewViewPlan {
+fn new_view_plan(view_changes: &[Signed<ViewChange>]) -> NewViewPlan {
     let mut low = 0;
-    let mut best: BTreeMap<u64, (u64, Digest, Vec<u8>)> = BTreeMap::new();
+    let mut best: BTreeMap<u64, (u64, Digest, &PrePrepare)> = BTreeMap::new();
     for vc in view_changes {
-        if let Body::ViewChange {
-            stable, prepared, ..
-        } = &vc.body
-        {
-            low = low.max(*stable);
-            for proof in prepared {
-                if let Body::PrePrepare { view, seq, value } = &proof.pre_prepare.body {
-                    let candidate = (*view, digest_of(value), value.clone());
-                    let entry = best.entry(*seq).or_insert_with(|| candidate.clone());
-                    if (candidate.0, candidate.1) > (entry.0, entry.1) {
-                        *entry = candidate;
-                    }
-                }
+        low = low.max(vc.body.stable);
+        for proof in &vc.body.prepared {
+            let pp = &proof.pre_prepare.body;
+            let candidate = (pp.view, digest_of(&pp.value), pp);
+            let entry = best.entry(pp.seq).or_insert(candidate);
+            if (candidate.0, candidate.1) > (entry.0, entry.1) {
+                *entry = candidate;
             }
         }
     }
     let last = best.keys().next_back().copied().unwrap_or(low).max(low);
     let slots = (low + 1..=last)
-        .map(|seq| {
-            let value = best
-                .get(&seq)
-                .map(|(_, _, v)| v.clone())
-                .unwrap_or_default();
-            (seq, value)
+        .map(|seq| match best.get(&seq) {
+            Some((_, _, pp)) => (seq, pp.value.clone(), pp.endorsements.clone()),
+            None => (seq, Vec::new(), Vec::new()),
         })
         .collect();
     NewViewPlan { slots, last }
@@ -1301,6 +1703,223 @@ mod tests {
         (0..n)
             .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]).unwrap())
             .collect()
+    }
+
+    fn council(n: usize, scope: &str) -> Vec<Agreement> {
+        let ks = keys(n);
+        let m = Membership::new(ks.iter().map(|k| k.public_key()).collect())
+            .unwrap()
+            .within(scope);
+        ks.into_iter()
+            .map(|k| Agreement::new(k, m.clone(), AgreementConfig::default(), 0).unwrap())
+            .collect()
+    }
+
+    /// Delivers every message until none is left (no drops); returns each agent's decided
+    /// values with their endorsers.
+    #[allow(clippy::type_complexity)]
+    fn pump(agents: &mut [Agreement], from: usize, out: Output) -> Vec<Vec<(Vec<u8>, Vec<usize>)>> {
+        let mut decided = vec![Vec::new(); agents.len()];
+        let mut queue: Vec<(usize, Output)> = vec![(from, out)];
+        while let Some((sender, out)) = queue.pop() {
+            for event in out.events {
+                if let AgreementEvent::Decided {
+                    value, endorsers, ..
+                } = event
+                {
+                    decided[sender].push((value, endorsers));
+                }
+            }
+            for t in out.transmits {
+                for (to, agent) in agents.iter_mut().enumerate() {
+                    let wanted = match t.to {
+                        Recipient::Everyone => to != sender,
+                        Recipient::Member(m) => m == to,
+                    };
+                    if wanted {
+                        queue.push((to, agent.handle_message(1, &t.bytes)));
+                    }
+                }
+            }
+        }
+        decided
+    }
+
+    /// Regression: a `DECISION` nested thousands of times inside itself (30 KB) exhausted the
+    /// stack of the page that decoded it, and a 120 KB one broke its memory for good. Bytes
+    /// are now checked (version, sender, signature over the raw body) before any decoding,
+    /// and no body type contains itself.
+    #[test]
+    fn nested_messages_are_refused_before_decoding() {
+        let mut agents = council(4, "room/doc");
+        // The old encoding: sender, DECISION tag, seq, empty value, one commit — nested.
+        let nested: Vec<u8> = [0u8, 7, 1, 0, 1].repeat(24_000);
+        let out = agents[1].handle_message(1, &nested);
+        assert!(out.transmits.is_empty());
+        // A member's valid signature over a deep body: decoded only after the check, as flat
+        // types, and refused.
+        let key = SigningKey::from_seed(&[1; 32]).unwrap();
+        let body = [1u8, 0, 1, 1].repeat(30_000);
+        let signed = agents[1].signed_bytes(0, Decision::KIND, &body);
+        let mut bytes = vec![WIRE_VERSION, Decision::KIND, 0, 0];
+        bytes.extend_from_slice(&key.sign(&signed));
+        bytes.extend_from_slice(&body);
+        agents[1].handle_message(1, &bytes);
+        let rejected = &agents[1].stats().rejected;
+        assert_eq!(rejected.get("VERSION"), Some(&1));
+        assert_eq!(rejected.get("DECODE"), Some(&1), "{rejected:?}");
+        // The agent still works.
+        let out = agents[0].propose(2, b"after".to_vec()).unwrap();
+        pump(&mut agents, 0, out);
+        let out = agents[2].propose(3, b"after".to_vec()).unwrap();
+        let decided = pump(&mut agents, 2, out);
+        assert!(
+            decided
+                .iter()
+                .all(|d| d == &[(b"after".to_vec(), vec![0, 2])]),
+            "{decided:?}"
+        );
+    }
+
+    /// Regression: one member alone set the threshold and admitted keys of its own. A value
+    /// is ordered only once `f + 1` members requested it, and the decision names them.
+    #[test]
+    fn one_member_alone_decides_nothing() {
+        let mut agents = council(4, "room/doc");
+        assert_eq!(agents[0].endorsements(), 2);
+        let out = agents[3].propose(1, b"threshold 1".to_vec()).unwrap();
+        let decided = pump(&mut agents, 3, out);
+        assert!(decided.iter().all(Vec::is_empty));
+        assert!(agents.iter().all(|a| !a.is_decided(b"threshold 1")));
+        assert_eq!(agents[0].requesters(b"threshold 1"), vec![3]);
+        // No view change for a value too few members asked for.
+        let out = agents[0].handle_tick(60_000);
+        assert_eq!(agents[0].changing_to(), None);
+        pump(&mut agents, 0, out);
+        // A second member's request endorses it.
+        let out = agents[1].propose(2, b"threshold 1".to_vec()).unwrap();
+        let decided = pump(&mut agents, 1, out);
+        let expected = vec![(b"threshold 1".to_vec(), vec![1, 3])];
+        assert!(decided.iter().all(|d| d == &expected), "{decided:?}");
+    }
+
+    /// Regression: a pre-prepare without enough valid endorsements is not prepared, even from
+    /// the leader.
+    #[test]
+    fn a_leader_cannot_order_an_unendorsed_value() {
+        let mut agents = council(4, "room/doc");
+        let pre_prepare = agents[0].sign(PrePrepare {
+            view: 0,
+            seq: 1,
+            value: b"leader's own".to_vec(),
+            endorsements: vec![Endorsement {
+                sender: 0,
+                signature: agents[0]
+                    .sign(Request {
+                        value: b"leader's own".to_vec(),
+                    })
+                    .signature,
+            }],
+        });
+        let out = agents[1].handle_message(1, &Agreement::encode(&pre_prepare));
+        assert!(out.transmits.is_empty());
+        assert_eq!(agents[1].stats().rejected.get("NOT_ENDORSED"), Some(&1));
+        // Forged endorsements: another member's index with the leader's signature.
+        let mut forged = pre_prepare.body.clone();
+        forged.endorsements.push(Endorsement {
+            sender: 2,
+            signature: forged.endorsements[0].signature,
+        });
+        let forged = Agreement::encode(&agents[0].sign(forged));
+        let out = agents[1].handle_message(1, &forged);
+        assert!(out.transmits.is_empty());
+        assert_eq!(agents[1].stats().rejected.get("BAD_SIGNATURE"), Some(&1));
+    }
+
+    /// Regression: the membership id hashed only epoch and keys, so a council's messages
+    /// counted in another council of the same members (another room or document).
+    #[test]
+    fn messages_of_another_council_never_count() {
+        let mut here = council(4, "room A/memory");
+        let mut there = council(4, "room B/memory");
+        let request = there[0].propose(0, b"motion".to_vec()).unwrap().transmits;
+        here[1].handle_message(1, &request[0].bytes);
+        assert_eq!(here[1].stats().rejected.get("BAD_SIGNATURE"), Some(&1));
+        assert_eq!(here[1].pending(), 0);
+    }
+
+    /// Regression: pending requests were unbounded and all resent every period (3,000 ×
+    /// 64 KiB held and resent). One member's requests are capped, and an agent resends only
+    /// its own.
+    #[test]
+    fn a_flooding_member_fills_only_its_own_share() {
+        let mut agents = council(4, "room/doc");
+        for i in 0..100u32 {
+            let request = agents[3].sign(Request {
+                value: vec![i as u8; 4 + i as usize],
+            });
+            agents[0].handle_message(1, &Agreement::encode(&request));
+        }
+        assert_eq!(agents[0].pending(), MAX_PENDING_PER_MEMBER);
+        assert_eq!(
+            agents[0].stats().rejected.get("TOO_MANY_PENDING"),
+            Some(&(100 - MAX_PENDING_PER_MEMBER as u64))
+        );
+        let out = agents[0].handle_tick(10_000);
+        assert_eq!(
+            out.transmits.len(),
+            1,
+            "only a status: the flood is not resent"
+        );
+        // The member's own proposals are refused past the same cap.
+        for i in 0..MAX_PENDING_PER_MEMBER {
+            agents[2].propose(1, vec![i as u8 + 1]).unwrap();
+        }
+        assert!(agents[2].propose(1, vec![255]).is_err());
+    }
+
+    /// Regression: one replayed 69-byte STATUS made a member sign and send thousands of
+    /// catch-up messages. Catch-up goes to a member at most once per retransmit period.
+    #[test]
+    fn a_replayed_status_costs_one_reply_per_period() {
+        let mut agents = council(4, "room/doc");
+        let stale = Agreement::encode(&agents[3].sign(Status {
+            view: 0,
+            executed: 0,
+        }));
+        for i in 0..40u8 {
+            let out = agents[0].propose(1, vec![i + 1]).unwrap();
+            pump(&mut agents, 0, out);
+            let out = agents[1].propose(1, vec![i + 1]).unwrap();
+            pump(&mut agents, 1, out);
+        }
+        assert_eq!(agents[0].executed(), 40);
+        let mut sent = 0;
+        for _ in 0..1_000 {
+            sent += agents[0].handle_message(5, &stale).transmits.len();
+        }
+        assert_eq!(sent, 32, "one batch of at most 32 decisions");
+        sent = agents[0].handle_message(5 + 1_000, &stale).transmits.len();
+        assert_eq!(sent, 32, "and again one period later");
+    }
+
+    /// Regression: vote maps grew with every digest a member voted for. One prepare and one
+    /// commit per member, slot and view are kept; another digest is an equivocation.
+    #[test]
+    fn votes_are_one_per_member_slot_and_view() {
+        let mut agents = council(4, "room/doc");
+        for i in 0..500u32 {
+            let mut digest = [0u8; 32];
+            digest[..4].copy_from_slice(&i.to_le_bytes());
+            let prepare = agents[3].sign(Prepare {
+                view: 0,
+                seq: 1,
+                digest,
+            });
+            agents[0].handle_message(1, &Agreement::encode(&prepare));
+        }
+        assert_eq!(agents[0].slots[&1].prepares.len(), 1);
+        assert_eq!(agents[0].stats().rejected.get("EQUIVOCATION"), Some(&499));
     }
 
     #[test]

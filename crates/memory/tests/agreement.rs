@@ -9,10 +9,10 @@
 //! agreement [runs]` runs more in release and prints decisions, views and messages.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use chrysalis_crypto::SigningKey;
-use chrysalis_memory::byzantine::{Recipient, Transmit};
+use chrysalis_memory::byzantine::{MAX_PENDING_PER_MEMBER, Recipient, Transmit};
 use chrysalis_memory::{Agreement, AgreementConfig, AgreementEvent, Membership};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -64,6 +64,16 @@ struct World {
     messages: u64,
     /// Value → (proposed at, the times honest agents decided it).
     proposals: BTreeMap<Vec<u8>, (u64, Vec<u64>)>,
+    /// Value → the identities that requested it (honest and faulty).
+    requested: BTreeMap<Vec<u8>, BTreeSet<usize>>,
+    /// Endorsements a decided value needs (`f + 1`).
+    endorsements: usize,
+    /// The membership and configuration, for the flooders' and the other council's instances.
+    membership: Membership,
+    config: AgreementConfig,
+    keys: Vec<SigningKey>,
+    /// A violation seen while absorbing an honest agent's events.
+    violation: Option<String>,
     max_view: u64,
 }
 
@@ -156,7 +166,10 @@ impl World {
         let honest = self.honest(instance);
         for event in out.events {
             match event {
-                AgreementEvent::Decided { value, .. } if honest => {
+                AgreementEvent::Decided {
+                    value, endorsers, ..
+                } if honest => {
+                    self.check_endorsers(instance, &value, &endorsers);
                     if let Some((_, times)) = self.proposals.get_mut(&value) {
                         times.push(self.now);
                     }
@@ -173,9 +186,77 @@ impl World {
         }
     }
 
+    /// Every value an honest agent decides was requested by at least `f + 1` distinct members,
+    /// every honest one of which really requested it: the faulty members alone never pass a
+    /// value, and no endorsement is invented.
+    fn check_endorsers(&mut self, instance: usize, value: &[u8], endorsers: &[usize]) {
+        let distinct: BTreeSet<usize> = endorsers.iter().copied().collect();
+        let requested = self.requested.get(value).cloned().unwrap_or_default();
+        let honest_requesters = requested
+            .iter()
+            .filter(|i| !self.faults.contains_key(i))
+            .count();
+        let problem = if distinct.len() < self.endorsements || distinct.len() != endorsers.len() {
+            Some(format!("{} endorsers {endorsers:?}", distinct.len()))
+        } else if let Some(e) = distinct
+            .iter()
+            .find(|e| !self.faults.contains_key(e) && !requested.contains(e))
+        {
+            Some(format!(
+                "honest member {e} named as an endorser it never was"
+            ))
+        } else if honest_requesters == 0 {
+            Some("a value only faulty members requested".to_string())
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let who = self.instances[instance].identity;
+            self.violation.get_or_insert(format!(
+                "endorsement: agent {who} decided {:?} with {problem}",
+                String::from_utf8_lossy(value)
+            ));
+        }
+    }
+
+    /// A fresh instance of a faulty identity's key (same council, or another council of the
+    /// same keys): it proposes `count` values of its own and its messages go to everyone.
+    fn inject(&mut self, from: usize, other_council: bool, count: u64) {
+        let identity = self.instances[from].identity;
+        let key = SigningKey::from_seed(&*self.keys[identity].seed()).unwrap();
+        let membership = if other_council {
+            self.membership
+                .clone()
+                .within("another room/another document")
+        } else {
+            self.membership.clone()
+        };
+        let mut agent = Agreement::new(key, membership, self.config.clone(), self.now).unwrap();
+        for k in 0..count {
+            let value = format!("flood {} from {identity} #{k}", self.order).into_bytes();
+            self.requested
+                .entry(value.clone())
+                .or_default()
+                .insert(identity);
+            let Ok(out) = agent.propose(self.now, value) else {
+                break;
+            };
+            for t in out.transmits {
+                self.send(from, t.bytes, None);
+            }
+        }
+    }
+
     /// A forger's extra traffic, triggered by each message it hears.
     fn forge(&mut self, from: usize, heard: &[u8]) {
         if heard.is_empty() || !self.chance(0.3) {
+            return;
+        }
+        if self.chance(0.1) {
+            // Flood requests, or replay a council of the same keys from elsewhere.
+            let other = self.chance(0.5);
+            let count = 1 + self.below(12);
+            self.inject(from, other, count);
             return;
         }
         let mut bytes = heard.to_vec();
@@ -197,7 +278,7 @@ impl World {
                 let i = self.below(bytes.len() as u64) as usize;
                 bytes[i] ^= 1 << self.below(8);
             }
-            2 => bytes[0] = self.below(self.instances.len() as u64) as u8, // claim another sender
+            2 if bytes.len() > 2 => bytes[2] = self.below(self.instances.len() as u64) as u8, // claim another sender
             3 => {
                 let len = self.below(300) as usize;
                 bytes = (0..len).map(|_| self.rng.next_u64() as u8).collect();
@@ -235,6 +316,21 @@ impl World {
                         self.forge(instance, &bytes);
                     }
                 }
+            }
+            if let Some(violation) = self.violation.take() {
+                return Err(violation);
+            }
+            let bound = self.membership.len() * MAX_PENDING_PER_MEMBER;
+            if let Some(i) = self
+                .instances
+                .iter()
+                .find(|i| !self.faults.contains_key(&i.identity) && i.agent.pending() > bound)
+            {
+                return Err(format!(
+                    "bounds: agent {} holds {} pending requests (at most {bound})",
+                    i.identity,
+                    i.agent.pending()
+                ));
             }
             if self.now >= self.heal_at && self.all_decided() {
                 return Ok(self.now);
@@ -424,8 +520,20 @@ fn run_seed(seed: u64, scenario: Scenario) -> Result<RunReport, String> {
         now: 0,
         messages: 0,
         proposals: BTreeMap::new(),
+        requested: BTreeMap::new(),
+        endorsements: f + 1,
+        membership: membership.clone(),
+        config: config.clone(),
+        keys,
+        violation: None,
         max_view: 0,
     };
+    // Each honest value is requested by f + 1 honest members (its proposer first, the others
+    // within two seconds); faulty members request values of their own that no honest member
+    // endorses, which must never be decided.
+    let honest_instances: Vec<usize> = (0..world.instances.len())
+        .filter(|&i| world.honest(i))
+        .collect();
     for instance in 0..world.instances.len() {
         world.schedule(0, Happening::Tick { instance });
         let proposals = 1 + world.below(3);
@@ -433,18 +541,35 @@ fn run_seed(seed: u64, scenario: Scenario) -> Result<RunReport, String> {
             let i = &world.instances[instance];
             let value = format!("seed {seed} agent {} copy {} value {k}", i.identity, i.copy);
             let at = world.below(heal_at + 5_000);
+            let mut requesters = vec![instance];
             if world.honest(instance) {
                 world
                     .proposals
                     .insert(value.clone().into_bytes(), (at, Vec::new()));
+                while requesters.len() < world.endorsements {
+                    let other =
+                        honest_instances[world.below(honest_instances.len() as u64) as usize];
+                    if !requesters.contains(&other) {
+                        requesters.push(other);
+                    }
+                }
             }
-            world.schedule(
-                at,
-                Happening::Propose {
-                    instance,
-                    value: value.into_bytes(),
-                },
-            );
+            for (r, requester) in requesters.into_iter().enumerate() {
+                let identity = world.instances[requester].identity;
+                world
+                    .requested
+                    .entry(value.clone().into_bytes())
+                    .or_default()
+                    .insert(identity);
+                let at = if r == 0 { at } else { at + world.below(2_000) };
+                world.schedule(
+                    at,
+                    Happening::Propose {
+                        instance: requester,
+                        value: value.clone().into_bytes(),
+                    },
+                );
+            }
         }
     }
     let outcome = world.run(heal_at + 5_000 + LIVENESS_BUDGET_MS);

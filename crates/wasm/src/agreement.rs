@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::SigningKey;
 use crate::error::{JsResult, js};
-use crate::input::{counts, hex, integer_option, now_ms, object};
+use crate::input::{counts, hex, integer_option, now_ms, object, string_option, usize_option};
 use crate::memory::{key_from_hex, strings};
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -19,6 +19,10 @@ const AGREEMENT_TS: &str = r#"
 export interface AgreementOptions {
   /** Membership changes decided before this membership (`MemoryEngine.council().epoch`; default 0): messages of other epochs never count. */
   epoch?: number;
+  /** What the council governs, say `"room/document"` (default ""): signed into every message, so a council's messages never count in another council of the same members. */
+  scope?: string;
+  /** Distinct members whose requests a value needs before it is ordered (default and minimum f + 1, at most the members). */
+  endorsements?: number;
   /** How long a known request may wait before the agent asks for a new view (default 2000 ms; doubles per failed view). */
   viewTimeoutMs?: number;
   /** How often in-flight messages are resent and the status broadcast (default 1000 ms). */
@@ -26,8 +30,9 @@ export interface AgreementOptions {
 }
 /** What the agreement did during a call. */
 export type AgreementEvent =
-  | { type: "decided"; seq: number; view: number; value: Uint8Array }
-  | { type: "view-changed"; view: number; leader: number };
+  | { type: "decided"; seq: number; view: number; value: Uint8Array; endorsers: number[] }
+  | { type: "view-changed"; view: number; leader: number }
+  | { type: "requested"; value: Uint8Array; by: number };
 /** What each {@link AgreementEngine} call returns: messages to send, events, and when to tick next. */
 export interface AgreementOutput {
   /** `to` is a member index, or null for every member. */
@@ -71,11 +76,21 @@ fn output(out: Output, view: u64) -> JsValue {
         .events
         .into_iter()
         .map(|e| match e {
-            AgreementEvent::Decided { seq, value } => object(&[
+            AgreementEvent::Decided {
+                seq,
+                value,
+                endorsers,
+            } => object(&[
                 ("type", "decided".into()),
                 ("seq", (seq as f64).into()),
                 ("view", (view as f64).into()),
                 ("value", Uint8Array::from(&value[..]).into()),
+                ("endorsers", indices(&endorsers)),
+            ]),
+            AgreementEvent::Requested { value, by } => object(&[
+                ("type", "requested".into()),
+                ("value", Uint8Array::from(&value[..]).into()),
+                ("by", (by as f64).into()),
             ]),
             AgreementEvent::ViewChanged { view, leader } => object(&[
                 ("type", "view-changed".into()),
@@ -89,6 +104,14 @@ fn output(out: Output, view: u64) -> JsValue {
         ("events", events.into()),
         ("wakeAt", (out.wake_at as f64).into()),
     ])
+}
+
+fn indices(members: &[usize]) -> JsValue {
+    members
+        .iter()
+        .map(|&m| JsValue::from(m as f64))
+        .collect::<Array>()
+        .into()
 }
 
 #[wasm_bindgen]
@@ -117,20 +140,28 @@ impl AgreementEngine {
             view_timeout_ms: integer_option(&options, "viewTimeoutMs", d.view_timeout_ms)
                 .map_err(js)?,
             retransmit_ms: integer_option(&options, "retransmitMs", d.retransmit_ms).map_err(js)?,
+            endorsements: usize_option(&options, "endorsements", d.endorsements).map_err(js)?,
             ..d
         };
         let key = chrysalis_crypto::SigningKey::from_seed(&identity.seed()[..]).map_err(js)?;
         let epoch = integer_option(&options, "epoch", 0).map_err(js)?;
-        let membership = Membership::at_epoch(keys, epoch).map_err(js)?;
+        let scope = string_option(&options, "scope")
+            .map_err(js)?
+            .unwrap_or_default();
+        let membership = Membership::at_epoch(keys, epoch)
+            .map_err(js)?
+            .within(&scope);
         Ok(AgreementEngine {
             agreement: Agreement::new(key, membership, config, now_ms(now)).map_err(js)?,
         })
     }
 
-    /// Proposes `value` (1 byte to 64 KiB) for ordering; proposing a value already decided or
-    /// pending changes nothing.
+    /// Requests `value` (1 byte to 8 KiB) for ordering: this member's endorsement. It is
+    /// ordered once `endorsements` members requested it; requesting a value already decided,
+    /// or already requested by this member, changes nothing.
     ///
-    /// @throws {Error} `code: "BAD_INPUT"` for an empty or oversized value.
+    /// @throws {Error} `code: "BAD_INPUT"` for an empty or oversized value, or when 16 requests
+    /// of this member are still pending.
     #[wasm_bindgen(unchecked_return_type = "AgreementOutput")]
     pub fn propose(&mut self, now: f64, value: Vec<u8>) -> JsResult<JsValue> {
         let out = self.agreement.propose(now_ms(now), value).map_err(js)?;
@@ -193,6 +224,18 @@ impl AgreementEngine {
     #[wasm_bindgen(getter)]
     pub fn pending(&self) -> usize {
         self.agreement.pending()
+    }
+
+    /// Distinct members whose requests a value needs before it is ordered.
+    #[wasm_bindgen(getter)]
+    pub fn endorsements(&self) -> usize {
+        self.agreement.endorsements()
+    }
+
+    /// The indices of the members that requested `value` so far, while it is pending.
+    #[wasm_bindgen(unchecked_return_type = "number[]")]
+    pub fn requesters(&self, value: &[u8]) -> JsValue {
+        indices(&self.agreement.requesters(value))
     }
 
     /// Counters: `{ sent, received, rejected: { CODE: n }, viewChanges, executed }`.

@@ -16,7 +16,7 @@ use web_sys::{AbortSignal, Response};
 
 use crate::{
     error::{CodedError, JsResult, js},
-    input::{hex, object, option, or_undefined, usize_option},
+    input::{hex, object, option, or_undefined, string_option, usize_option},
 };
 
 #[wasm_bindgen(module = "/js/model-files.js")]
@@ -174,17 +174,6 @@ extern "C" {
 const MODEL_CACHE: &str = "chrysalis-models";
 /// The model id of the in-page model unless a provider names another.
 const LOCAL_MODEL: &str = "all-MiniLM-L6-v2";
-
-fn string_option(options: &JsValue, name: &str) -> Result<Option<String>, CodedError> {
-    let value = option(options, name)?;
-    if value.is_undefined() || value.is_null() {
-        return Ok(None);
-    }
-    value
-        .as_string()
-        .map(Some)
-        .ok_or_else(|| CodedError::bad_argument(format!("option {name} must be a string")))
-}
 
 fn number_option(options: &JsValue, name: &str, default: f64) -> Result<f64, CodedError> {
     let value = option(options, name)?;

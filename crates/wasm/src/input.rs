@@ -58,6 +58,19 @@ pub(crate) fn integer_option(
 }
 
 #[cfg(any(feature = "crypto", feature = "embedding"))]
+/// An optional string option.
+pub(crate) fn string_option(options: &JsValue, name: &str) -> Result<Option<String>, CodedError> {
+    let value = option(options, name)?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_string()
+        .map(Some)
+        .ok_or_else(|| CodedError::bad_argument(format!("option {name} must be a string")))
+}
+
+#[cfg(any(feature = "crypto", feature = "embedding"))]
 /// A non-negative integer option with a default, as a `usize`.
 pub(crate) fn usize_option(
     options: &JsValue,

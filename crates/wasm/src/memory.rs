@@ -549,6 +549,15 @@ impl MemoryEngine {
         Ok(motion_from_object(&motion).map_err(js)?.to_bytes())
     }
 
+    /// The motion `value` encodes (from `encodeMotion`), without applying it: what another
+    /// member asks the council to decide.
+    ///
+    /// @throws {Error} `code: "DECODE"` for a value that is not a motion.
+    #[wasm_bindgen(js_name = decodeMotion, unchecked_return_type = "CouncilMotion")]
+    pub fn decode_motion(value: &[u8]) -> JsResult<JsValue> {
+        Ok(motion_object(&Motion::from_bytes(value).map_err(js)?))
+    }
+
     /// Applies a motion the agreement decided (a `decided` event's value; every member applies
     /// the same ones in slot order) and returns it. Acceptance is recomputed for every bead
     /// (`takeChanges` reports the newly accepted).
