@@ -262,7 +262,7 @@ export declare class MemorySystem extends EventTarget {
   remember(text: string, options?: { kind?: string; tags?: string[] }): Promise<MemoryBead>;
   /** The best beads for `query`, best first. `hybrid: false` ranks by meaning only. */
   recall(query: string, options?: MemoryRecallOptions & { hybrid?: boolean }): Promise<MemoryHit[]>;
-  /** Forgets a bead everywhere; resolves with whether it was here. */
+  /** Forgets a bead this agent wrote, everywhere and for good; resolves with whether it was here (rejects with `NOT_AUTHOR` for another agent's bead). */
   forget(id: string): Promise<boolean>;
   /** Signs this agent's approval; resolves with the bead's acceptance. */
   approve(id: string): Promise<MemoryAcceptance>;

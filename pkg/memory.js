@@ -200,9 +200,9 @@ export class MemorySystem extends EventTarget {
     return this.#engine.recall(query, vector, { k, filter, ranking: chosen });
   }
 
-  /** Forgets a bead everywhere; resolves with whether it was here. */
+  /** Forgets a bead this agent wrote, everywhere and for good; resolves with whether it was here (rejects with `NOT_AUTHOR` for another agent's bead). */
   async forget(id) {
-    const found = this.#engine.forget(id);
+    const found = this.#engine.forget(id, Date.now());
     await this.#settle(true);
     return found;
   }

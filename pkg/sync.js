@@ -6,8 +6,10 @@
 //   exponential backoff and full jitter;
 // - WebRTC data channels to each peer (offer/answer/ICE through the relay's signalling), used
 //   in preference to the relay while open, so edits keep flowing when the relay goes away;
-// - a BroadcastChannel between tabs of one origin (presence by hello/bye and a timeout), which
-//   needs no server at all.
+// - a BroadcastChannel between tabs of one origin (presence by signed hello/bye and a
+//   timeout), which needs no server at all. Any script of the origin can post there, so
+//   presence is checked by the engine (signed, fresh, not replayed) and a frame counts only as
+//   its signer's, whatever `from` the message claims.
 import { SyncEngine } from "./chrysalis_wasm.js";
 
 const AUTH_DOMAIN = new TextEncoder().encode("chrysalis-relay auth v1");
@@ -17,6 +19,8 @@ const TO_PEER = 1;
 const MAX_DATA_CHANNEL_MESSAGE = 200_000;
 const BROADCAST_HELLO_MS = 2000;
 const BROADCAST_TIMEOUT_MS = 6000;
+/** Tabs linked over the BroadcastChannel at most (each needs a signed hello). */
+const MAX_BROADCAST_PEERS = 64;
 
 const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (h) => parseInt(h, 16));
@@ -82,7 +86,7 @@ export class SyncNode extends EventTarget {
     this.#room = room;
     this.#identity = identity;
     this.#options = { relayUrl, webrtc, broadcastChannel };
-    this.#engine = new SyncEngine(identity, engineOptions, Date.now());
+    this.#engine = new SyncEngine(identity, { ...engineOptions, room }, Date.now());
     for (const name of ["relay", "webrtc", "broadcast"]) {
       this.#traffic[name] = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0 };
     }
@@ -158,7 +162,7 @@ export class SyncNode extends EventTarget {
     this.#relay.socket?.close(1000, "leaving");
     for (const peer of [...this.#rtc.keys()]) this.#closeRtc(peer);
     if (this.#channel) {
-      this.#channel.postMessage({ type: "bye", from: this.id });
+      this.#channel.postMessage({ type: "bye", bytes: this.#engine.presence(Date.now(), true) });
       this.#channel.close();
     }
     this.#engine.free();
@@ -255,7 +259,7 @@ export class SyncNode extends EventTarget {
         this.#relay.socket.send(concat([TO_PEER], fromHex(to), bytes));
         this.#count("relay", bytes);
       } else if (links.has("broadcast")) {
-        this.#channel.postMessage({ type: "frame", from: this.id, to, bytes });
+        this.#channel.postMessage({ type: "frame", to, bytes });
         this.#count("broadcast", bytes);
       }
       return;
@@ -282,7 +286,7 @@ export class SyncNode extends EventTarget {
       }
     }
     if (viaBroadcast) {
-      this.#channel.postMessage({ type: "frame", from: this.id, to: null, bytes });
+      this.#channel.postMessage({ type: "frame", to: null, bytes });
       this.#count("broadcast", bytes);
     }
   }
@@ -426,24 +430,36 @@ export class SyncNode extends EventTarget {
   #openBroadcast() {
     const channel = new BroadcastChannel(`chrysalis-sync:${this.#room}`);
     this.#channel = channel;
+    const hello = () => channel.postMessage({ type: "hello", bytes: this.#engine.presence(Date.now(), false) });
     channel.onmessage = ({ data }) => {
-      if (!data || data.from === this.id || typeof data.from !== "string") return;
-      this.#heard.set(data.from, Date.now());
-      if (data.type === "hello") {
-        const fresh = !this.#links.get(data.from)?.has("broadcast");
-        this.#link(data.from, "broadcast");
-        if (fresh) channel.postMessage({ type: "hello", from: this.id });
-      } else if (data.type === "bye") {
-        this.#unlink(data.from, "broadcast");
-      } else if (data.type === "frame" && (data.to === null || data.to === this.id) && data.bytes instanceof Uint8Array) {
-        this.#link(data.from, "broadcast");
-        this.#receive("broadcast", data.from, data.bytes);
+      if (this.#closed || !data || !(data.bytes instanceof Uint8Array)) return;
+      if (data.type === "hello" || data.type === "bye") {
+        const presence = this.#engine.checkPresence(Date.now(), data.bytes);
+        if (!presence) return;
+        const { peer, leaving } = presence;
+        if (leaving) {
+          this.#heard.delete(peer);
+          this.#unlink(peer, "broadcast");
+          return;
+        }
+        const fresh = !this.#heard.has(peer);
+        if (fresh && this.#heard.size >= MAX_BROADCAST_PEERS) return;
+        this.#heard.set(peer, Date.now());
+        if (fresh) {
+          this.#link(peer, "broadcast");
+          hello();
+        }
+      } else if (data.type === "frame" && (data.to === null || data.to === this.id)) {
+        const traffic = this.#traffic.broadcast;
+        traffic.framesReceived += 1;
+        traffic.bytesReceived += data.bytes.length;
+        this.#apply(this.#engine.handleUnattributed(Date.now(), data.bytes));
       }
     };
-    channel.postMessage({ type: "hello", from: this.id });
+    hello();
     this.#emit("connection-state", { transport: "broadcast", state: "open" });
     this.#helloTimer = setInterval(() => {
-      channel.postMessage({ type: "hello", from: this.id });
+      hello();
       for (const [peer, at] of this.#heard) {
         if (Date.now() - at > BROADCAST_TIMEOUT_MS) {
           this.#heard.delete(peer);

@@ -4,7 +4,7 @@
 //! them must refuse bad input with a counted drop, never panic.
 use chrysalis_crdt::{GCounter, LWWRegister, ORSet};
 use chrysalis_crypto::SigningKey;
-use chrysalis_sync::{FrameKind, SignedFrame, SyncConfig, SyncNode};
+use chrysalis_sync::{FrameKind, SignedFrame, SyncConfig, SyncNode, room_id};
 use libfuzzer_sys::fuzz_target;
 
 const KINDS: [FrameKind; 5] = [
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     node.share(0, "counter", Box::new(GCounter::new())).unwrap();
     node.share(0, "register", Box::new(LWWRegister::<String>::new())).unwrap();
     let peer = SigningKey::from_seed(&[2; 32]).unwrap();
-    let frame = SignedFrame::encode(&peer, KINDS[usize::from(*kind) % KINDS.len()], 1, payload);
+    let frame = SignedFrame::encode(&peer, &room_id(""), KINDS[usize::from(*kind) % KINDS.len()], 1, payload);
     let out = node.handle_message(1, peer.public_key(), &frame);
     assert!(out.transmits.len() < 64);
 });

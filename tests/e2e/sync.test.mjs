@@ -201,6 +201,52 @@ test("two tabs replicate over a BroadcastChannel with no relay", async () => {
   }
 });
 
+test("a hostile script of the origin cannot say goodbye for a tab, replay its hello or get it banned", async () => {
+  const context = await browser.newContext();
+  try {
+    const tabs = [await agentPage(context), await agentPage(context)];
+    for (const [i, tab] of tabs.entries()) await joinRoom(tab, `tab-${i}`, { room: "tabs-hostile", broadcastChannel: true });
+    for (const tab of tabs) await waitFor(tab, () => window.agent.node.peers().length === 1);
+    const victim = await tabs[1].evaluate(() => window.agent.node.id);
+    // A third page of the origin records the channel, then attacks: a goodbye in the victim's
+    // name (old format and replayed signed hellos), 50 invented peers, the victim's frames
+    // replayed, and frames forged in the victim's name.
+    const hostile = await agentPage(context);
+    await hostile.evaluate(
+      async ({ victim }) => {
+        const channel = new BroadcastChannel("chrysalis-sync:tabs-hostile");
+        const heard = [];
+        channel.onmessage = ({ data }) => heard.push(data);
+        await new Promise((r) => setTimeout(r, 2500));
+        channel.postMessage({ type: "bye", from: victim });
+        for (const m of heard.filter((m) => m.type === "hello")) channel.postMessage({ type: "bye", bytes: m.bytes });
+        for (let i = 0; i < 50; i++) channel.postMessage({ type: "hello", from: `${i}`.padStart(64, "0") });
+        for (const m of heard.filter((m) => m.type === "frame")) channel.postMessage(m);
+        const unhex = (t) => Uint8Array.from(t.match(/../g), (h) => parseInt(h, 16));
+        for (let i = 0; i < 200; i++) {
+          const forged = new Uint8Array(46 + 64);
+          forged[0] = 2;
+          forged[1] = 5;
+          forged.set(unhex(victim), 2);
+          forged[34] = i;
+          channel.postMessage({ type: "frame", to: null, bytes: forged });
+        }
+      },
+      { victim },
+    );
+    // The victim is still a peer in good standing, and the tabs still replicate.
+    await tabs[0].evaluate(() => window.agent.edit("set", "after the attack"));
+    await converge(tabs, { counter: 0, set: ["after the attack"], register: null });
+    const seen = await tabs[0].evaluate(() => ({ peers: window.agent.node.peers(), drops: window.agent.node.stats().drops }));
+    assert.equal(seen.peers.length, 1, "no invented peer, and the victim stays");
+    assert.equal(seen.peers[0].id, victim);
+    assert.ok(seen.peers[0].score >= 0, `the victim's score ${seen.peers[0].score}`);
+    assert.ok((seen.drops.BAD_SIGNATURE ?? 0) >= 200, JSON.stringify(seen.drops));
+  } finally {
+    await context.close();
+  }
+});
+
 test("forged and replayed frames from a hostile page are dropped; honest pages converge", async () => {
   const relay = await startRelay();
   try {
@@ -216,7 +262,6 @@ test("forged and replayed frames from a hostile page are dropped; honest pages c
       async ({ relayUrl, victim }) => {
         const { SigningKey } = window.sdk;
         const key = SigningKey.generate();
-        const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
         const unhex = (t) => Uint8Array.from(t.match(/../g), (h) => parseInt(h, 16));
         const socket = new WebSocket(relayUrl);
         socket.binaryType = "arraybuffer";

@@ -199,6 +199,24 @@ impl CausalContext {
         }
     }
 
+    /// The highest event of `replica` known (0 for none).
+    pub fn max(&self, replica: ReplicaId) -> u64 {
+        let cloud = self
+            .cloud
+            .range(
+                Dot {
+                    replica,
+                    counter: 0,
+                }..=Dot {
+                    replica,
+                    counter: u64::MAX,
+                },
+            )
+            .next_back()
+            .map_or(0, |d| d.counter);
+        self.compact.get(replica).max(cloud)
+    }
+
     /// The contiguous part, as a version vector.
     pub fn version_vector(&self) -> &VersionVector {
         &self.compact

@@ -76,6 +76,21 @@ impl<T: Element> ORSet<T> {
         }
     }
 
+    /// Adds `element` and removes the `removed` elements in one event of `replica`; returns
+    /// the delta (a receiver sees the removals only through the one new dot's context).
+    pub fn replace(&mut self, replica: ReplicaId, removed: &[T], element: T) -> ORSetDelta<T> {
+        let mut gone = CausalContext::default();
+        for old in removed {
+            for dot in self.entries.remove(old).into_iter().flatten() {
+                self.dots.remove(&dot);
+                gone.insert(dot);
+            }
+        }
+        let mut delta = self.add(replica, element);
+        delta.ctx.merge(&gone);
+        delta
+    }
+
     /// Removes `element` (the removal is an event of `replica`); returns the delta, or `None`
     /// when the element is absent.
     pub fn remove(&mut self, replica: ReplicaId, element: &T) -> Option<ORSetDelta<T>> {
@@ -165,13 +180,7 @@ impl<T: Element> DeltaCrdt for ORSet<T> {
     }
 
     fn apply_delta(&mut self, delta: &ORSetDelta<T>) {
-        let held: BTreeSet<Dot> = delta
-            .entries
-            .values()
-            .flatten()
-            .chain(&delta.keep)
-            .copied()
-            .collect();
+        let held = delta.held();
         self.join(&delta.entries, |dot| held.contains(dot), &delta.ctx);
     }
 }
@@ -256,6 +265,28 @@ impl<T: Element> ORSet<T> {
         (delta, complete)
     }
 
+    /// The live elements that applying `delta` would remove here (each element every dot of
+    /// which the sender has seen and does not hold), with their dots: what a receiver that
+    /// must authorise removals looks at before it applies a delta.
+    pub fn removed_by<'a>(&'a self, delta: &ORSetDelta<T>) -> Vec<(&'a T, &'a BTreeSet<Dot>)> {
+        let held = delta.held();
+        let dropped = |d: &Dot| delta.ctx.contains(*d) && !held.contains(d);
+        let mut touched: BTreeSet<&T> = BTreeSet::new();
+        for (replica, counter) in delta.ctx.version_vector().iter() {
+            let range = Dot {
+                replica,
+                counter: 1,
+            }..=Dot { replica, counter };
+            touched.extend(self.dots.range(range).map(|(_, e)| e));
+        }
+        touched.extend(delta.ctx.cloud().iter().filter_map(|d| self.dots.get(d)));
+        touched
+            .into_iter()
+            .filter_map(|e| self.entries.get_key_value(e))
+            .filter(|(_, dots)| dots.iter().all(dropped))
+            .collect()
+    }
+
     /// Joins what a sender holds (`entries`, plus dots `holds` says it keeps) and has seen (`ctx`).
     fn join(
         &mut self,
@@ -311,6 +342,69 @@ impl<T: Element> ORSetDelta<T> {
     /// The elements this delta adds (for a receiver to check before it joins them).
     pub fn elements(&self) -> impl Iterator<Item = &T> {
         self.entries.keys()
+    }
+
+    /// A delta from its parts, checked like a decoded one (canonical context, every dot in it,
+    /// no dot twice): for tests and fuzzers that play a hostile peer.
+    pub fn from_parts(
+        entries: BTreeMap<T, BTreeSet<Dot>>,
+        keep: BTreeSet<Dot>,
+        ctx: CausalContext,
+    ) -> Result<Self, CrdtError> {
+        let delta = ORSetDelta { entries, keep, ctx };
+        delta
+            .check(false)
+            .map_err(|reason| CrdtError::bad_format("ORSetDelta", reason))?;
+        Ok(delta)
+    }
+
+    /// The elements this delta adds, each with its dots.
+    pub fn entries(&self) -> impl Iterator<Item = (&T, &BTreeSet<Dot>)> {
+        self.entries.iter()
+    }
+
+    /// What the sender has seen.
+    pub fn context(&self) -> &CausalContext {
+        &self.ctx
+    }
+
+    /// The dots the sender holds (its elements' and the ones it keeps).
+    fn held(&self) -> BTreeSet<Dot> {
+        self.entries
+            .values()
+            .flatten()
+            .chain(&self.keep)
+            .copied()
+            .collect()
+    }
+
+    /// Believes less of what the sender claims to have seen: the events of each replica up to
+    /// `cap(replica)`, the dots the delta itself carries, and the dots of `also` it claims. A
+    /// receiver that cannot check a context claim (it is not signed) limits it, and so removes
+    /// less and counts less seen.
+    pub fn limit_context(&mut self, cap: impl Fn(ReplicaId) -> u64, also: &BTreeSet<Dot>) {
+        let compact = self
+            .ctx
+            .version_vector()
+            .iter()
+            .map(|(r, c)| (r, c.min(cap(r))))
+            .filter(|(_, c)| *c > 0)
+            .collect();
+        let cloud = self
+            .ctx
+            .cloud()
+            .iter()
+            .filter(|d| d.counter <= cap(d.replica))
+            .copied()
+            .collect();
+        let mut ctx = CausalContext::from_parts(compact, cloud);
+        for dot in self.held() {
+            ctx.insert(dot);
+        }
+        for dot in also.iter().filter(|d| self.ctx.contains(**d)) {
+            ctx.insert(*dot);
+        }
+        self.ctx = ctx;
     }
 
     fn check(&self, is_state: bool) -> Result<(), String> {

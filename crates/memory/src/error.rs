@@ -32,6 +32,9 @@ pub enum MemoryError {
     /// A signer outside the current membership.
     #[error("not a member: {0}")]
     NotMember(String),
+    /// An operation only a record's author may do.
+    #[error("not the author: {0}")]
+    NotAuthor(&'static str),
 }
 
 impl MemoryError {
@@ -44,6 +47,7 @@ impl MemoryError {
             MemoryError::IdMismatch => "ID_MISMATCH",
             MemoryError::EmbeddingMismatch(_) => "EMBEDDING_MISMATCH",
             MemoryError::NotMember(_) => "NOT_MEMBER",
+            MemoryError::NotAuthor(_) => "NOT_AUTHOR",
         }
     }
 

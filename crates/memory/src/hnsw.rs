@@ -286,9 +286,10 @@ impl<K: Clone + Eq + Hash + Ord + Serialize + DeserializeOwned> Hnsw<K> {
         let mut index = Hnsw::new(s.dims as usize, s.config)?;
         let n = s.keys.len();
         let m0 = 2 * index.config.m;
-        let consistent = s.vectors.len() == n * index.dims
+        // Products of sizes from the bytes are checked: on 32-bit wasm they overflow.
+        let consistent = n.checked_mul(index.dims) == Some(s.vectors.len())
             && s.levels.len() == n
-            && s.base.len() == n * m0
+            && n.checked_mul(m0) == Some(s.base.len())
             && s.base_len.len() == n
             && s.upper.len() == n
             && s.base_len.iter().all(|&l| l as usize <= m0)
@@ -527,6 +528,37 @@ impl<K: Clone + Eq + Hash + Ord + Serialize + DeserializeOwned> Hnsw<K> {
 mod tests {
     use super::*;
     use crate::vector::exact_top_k;
+
+    /// Regression: `n * dims` from a crafted snapshot overflowed on 32-bit wasm (65,536 keys
+    /// of 65,536 dimensions: 2^32 wraps to 0, matching no vectors at all), so the check passed
+    /// and the first search trapped. Sizes are compared with checked products (on 64-bit hosts
+    /// the product does not wrap; the wasm build is where this test matters).
+    #[test]
+    fn a_snapshot_whose_sizes_overflow_is_refused() {
+        let n = 1 << 16;
+        let config = HnswConfig {
+            m: 2,
+            ef_construction: 2,
+            ..HnswConfig::default()
+        };
+        let snapshot = Snapshot::<u32> {
+            version: SNAPSHOT_VERSION,
+            dims: 1 << 16,
+            config,
+            keys: (0..n as u32).map(Some).collect(),
+            vectors: Vec::new(),
+            levels: vec![0; n],
+            base: vec![0; n * 4],
+            base_len: vec![0; n],
+            upper: vec![Vec::new(); n],
+            entry: Some(0),
+        };
+        let bytes = postcard::to_allocvec(&snapshot).unwrap();
+        assert_eq!(
+            Hnsw::<u32>::restore(&bytes).err().map(|e| e.code()),
+            Some("DECODE")
+        );
+    }
 
     fn random_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut x = seed;

@@ -114,11 +114,15 @@ struct Entry {
     created: u64,
 }
 
+/// The most hits one search returns.
+pub const MAX_K: usize = 1000;
+
 /// The search view.
 #[derive(Debug, Clone)]
 pub struct MemoryIndex {
     config: HnswConfig,
-    /// The model and dimension count of the indexed vectors (fixed by the first one seen).
+    /// The model and dimension count of the indexed vectors: chosen by the agent (its own
+    /// embedding service), never by a peer's bead. Until it is chosen, vectors are not indexed.
     model: Option<(String, usize)>,
     vectors: Option<Hnsw<BeadId>>,
     keywords: Bm25<BeadId>,
@@ -141,13 +145,23 @@ impl MemoryIndex {
     }
 
     /// An index of every bead in `store`, in id order (so every replica builds the same
-    /// graph from the same beads).
-    pub fn build(store: &MemoryStore, config: HnswConfig) -> Self {
+    /// graph from the same beads), with vectors of `model` (name, dimensions) if one is chosen.
+    pub fn build(store: &MemoryStore, config: HnswConfig, model: Option<(String, usize)>) -> Self {
         let mut index = MemoryIndex::new(config);
+        index.model = model;
         for bead in store.beads() {
             index.insert(bead);
         }
         index
+    }
+
+    /// Chooses the model whose vectors are indexed (the agent's own embedding model); the
+    /// index is rebuilt from `store` when this changes it. Beads of other models stay
+    /// searchable by keyword.
+    pub fn choose_model(&mut self, store: &MemoryStore, model: &str, dims: usize) {
+        if self.model() != Some((model, dims)) {
+            *self = MemoryIndex::build(store, self.config.clone(), Some((model.to_owned(), dims)));
+        }
     }
 
     /// Applies the store's changes (from [`MemoryStore::take_changes`]).
@@ -180,7 +194,8 @@ impl MemoryIndex {
         self.model.as_ref().map(|(m, d)| (m.as_str(), *d))
     }
 
-    /// Beads indexed by keyword only because their vector is of another model.
+    /// Beads indexed by keyword only because their vector is of another model (or no model is
+    /// chosen yet).
     pub fn other_model(&self) -> usize {
         self.other_model
     }
@@ -190,20 +205,24 @@ impl MemoryIndex {
         self.vectors.as_ref().map(Hnsw::snapshot)
     }
 
-    /// An index of `store` that takes its vector graph from `snapshot` when the snapshot
-    /// holds exactly the store's vectors, and rebuilds it otherwise.
-    pub fn restore(store: &MemoryStore, config: HnswConfig, snapshot: &[u8]) -> Self {
+    /// An index of `store` with vectors of `model` that takes its vector graph from
+    /// `snapshot` when the snapshot holds exactly the store's vectors of that model, and
+    /// rebuilds it otherwise.
+    pub fn restore(
+        store: &MemoryStore,
+        config: HnswConfig,
+        model: (String, usize),
+        snapshot: &[u8],
+    ) -> Self {
         let mut index = MemoryIndex::new(config);
         let Ok(graph) = Hnsw::<BeadId>::restore(snapshot) else {
-            return MemoryIndex::build(store, index.config);
+            return MemoryIndex::build(store, index.config, Some(model));
         };
+        index.model = Some(model.clone());
         let mut with_vectors = 0;
         for bead in store.beads() {
             index.add_entry(bead);
             if let Some(e) = &bead.embedding {
-                let model = index
-                    .model
-                    .get_or_insert_with(|| (e.model.clone(), e.vector.len()));
                 if (model.0.as_str(), model.1) == (e.model.as_str(), e.vector.len()) {
                     with_vectors += 1;
                     let same = graph.vector(&bead.id).zip(unit(&e.vector)).is_some_and(
@@ -212,7 +231,7 @@ impl MemoryIndex {
                         },
                     );
                     if !same {
-                        return MemoryIndex::build(store, index.config);
+                        return MemoryIndex::build(store, index.config, Some(model));
                     }
                 } else {
                     index.other_model += 1;
@@ -220,7 +239,7 @@ impl MemoryIndex {
             }
         }
         if with_vectors != graph.len() {
-            return MemoryIndex::build(store, index.config);
+            return MemoryIndex::build(store, index.config, Some(model));
         }
         index.vectors = Some(graph);
         index
@@ -248,10 +267,10 @@ impl MemoryIndex {
         let Some(e) = &bead.embedding else {
             return;
         };
-        let (model, dims) = self
-            .model
-            .get_or_insert_with(|| (e.model.clone(), e.vector.len()))
-            .clone();
+        let Some((model, dims)) = self.model.clone() else {
+            self.other_model += 1;
+            return;
+        };
         if model != e.model || dims != e.vector.len() {
             self.other_model += 1;
             return;
@@ -274,8 +293,11 @@ impl MemoryIndex {
         }
     }
 
-    /// The `k` best beads for `query`.
+    /// The `k` best beads for `query` (`k` at most [`MAX_K`]).
     pub fn search(&self, query: &Query<'_>) -> Result<Vec<Hit>, MemoryError> {
+        if query.k > MAX_K {
+            return Err(MemoryError::bad_input("k", format!("at most {MAX_K} hits")));
+        }
         if query.k == 0 {
             return Ok(Vec::new());
         }

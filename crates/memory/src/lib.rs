@@ -32,6 +32,6 @@ pub use fusion::{Fused, FusionConfig, fuse};
 pub use hnsw::{Hnsw, HnswConfig};
 pub use identity::{Attestation, Identity, KeyRotation, PublicKey, Signature, agent_id};
 pub use index::{Filter, Hit, MemoryIndex, Query, Ranking};
-pub use store::{Approval, MemoryStore, MetaRecord, Record, StoreChange};
+pub use store::{Approval, Entry, Forget, MemoryStore, MetaRecord, Record, StoreChange};
 pub use threshold::{Acceptance, Council, Motion};
 pub use vector::{Scored, dot, exact_top_k, unit};

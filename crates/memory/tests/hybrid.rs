@@ -51,7 +51,7 @@ fn hybrid_recall_finds_the_labelled_bead_for_meaning_and_keyword_queries() {
         };
         ids.push(store.remember(&me, draft, 1).unwrap().0.id);
     }
-    let index = MemoryIndex::build(&store, HnswConfig::default());
+    let index = MemoryIndex::build(&store, HnswConfig::default(), Some((MODEL.into(), 384)));
 
     let filter = Filter::default();
     let mut misses = Vec::new();

@@ -2,10 +2,9 @@
 //! hostile peer, persistence, last-writer-wins metadata, k-of-n acceptance and the council.
 
 use chrysalis_crdt::{Encode, Hlc, ORSet};
-use chrysalis_memory::identity::replica_of;
 use chrysalis_memory::{
-    Acceptance, Bead, BeadDraft, BeadEmbedding, Council, Filter, HnswConfig, Identity, MemoryIndex,
-    MemoryStore, Motion, Query, Ranking, Record, StoreChange,
+    Acceptance, Bead, BeadDraft, BeadEmbedding, Council, Entry, Filter, HnswConfig, Identity,
+    MemoryIndex, MemoryStore, Motion, Query, Ranking, Record, StoreChange,
 };
 use chrysalis_sync::{Document, Event, Output, Recipient, SyncConfig, SyncNode};
 
@@ -103,9 +102,8 @@ fn beads_replicate_through_sync_nodes_and_forgetting_replicates_too() {
     assert_eq!(got.content, "Alice prefers tea");
     assert_eq!(b.store().take_changes(), vec![StoreChange::Added(bead.id)]);
 
-    let deltas = a.store().forget(&bead.id);
-    assert_eq!(deltas.len(), 1);
-    let out = a.node.local_change(11, DOC, deltas[0].clone()).unwrap();
+    let forget = a.store().forget(&identity(1), &bead.id, 11).unwrap();
+    let out = a.node.local_change(11, DOC, forget).unwrap();
     exchange(11, out, &mut a, &mut b);
     assert!(b.store().bead(&bead.id).is_none());
     assert_eq!(
@@ -152,11 +150,12 @@ fn a_memory_bigger_than_a_frame_reaches_a_new_peer_in_parts() {
     assert_eq!(b.store().version(), a.store().version());
 }
 
-/// A hostile peer's delta: one record, built by hand into an OR-Set of its own.
+/// A hostile peer's delta: one record, in an entry Mallory signs as event 1 of the record's
+/// signer's replica, built by hand into an OR-Set of its own.
 fn hostile_delta(mallory: &Identity, record: Record) -> Vec<u8> {
+    let entry = Entry::new(mallory, record, 1);
     let mut set = ORSet::new();
-    set.add(replica_of(&mallory.public_key()), record)
-        .to_bytes()
+    set.add(entry.dot().replica, entry).to_bytes()
 }
 
 #[test]
@@ -193,10 +192,15 @@ fn forged_beads_from_a_hostile_peer_are_refused_counted_and_never_stored() {
     assert_eq!(rejected.get("BAD_SIGNATURE"), Some(&1));
     assert_eq!(rejected.get("DECODE"), Some(&1));
 
-    // The genuine bead, relayed by anyone, is accepted.
+    // The genuine bead in an entry only Alice may sign: refused from Mallory, accepted from
+    // anyone who relays Alice's own entry.
+    let err = store
+        .apply(&hostile_delta(&mallory, Record::Bead(genuine.clone())))
+        .unwrap_err();
+    assert!(err.contains("bad signature on store entry"), "{err}");
     assert!(
         store
-            .apply(&hostile_delta(&mallory, Record::Bead(genuine.clone())))
+            .apply(&hostile_delta(&alice, Record::Bead(genuine.clone())))
             .unwrap()
     );
     assert_eq!(store.bead(&genuine.id).unwrap().content, "pay Bob 5");
@@ -233,7 +237,7 @@ fn the_store_survives_a_reload_and_refuses_a_tampered_file() {
         .unwrap();
     store.set_meta(&me, &second.id, true, 80, 2).unwrap();
     store.approve(&me, &first.id, 3).unwrap();
-    store.forget(&first.id);
+    store.forget(&me, &first.id, 4).unwrap();
     let bytes = store.to_bytes();
     let reloaded = MemoryStore::from_bytes(&me.public_key(), &bytes).unwrap();
     assert_eq!(reloaded.len(), 1);
@@ -277,14 +281,26 @@ fn concurrent_metadata_converges_to_the_latest_write() {
 fn beads_are_accepted_at_k_member_approvals_and_the_council_changes_by_motion() {
     let (alice, bob, carol, outsider) = (identity(1), identity(2), identity(3), identity(4));
     let mut store = MemoryStore::new(&alice.public_key());
-    let (bead, _) = store
+    let (bead, added) = store
         .remember(&alice, draft("fact", [1.0, 0.0, 0.0]), 1)
         .unwrap();
     let members = [alice.public_key(), bob.public_key(), carol.public_key()];
     let mut council = Council::new(members, 2).unwrap();
+    // Another agent approves in its own store; its delta reaches Alice's.
+    let approve_as = |who: &Identity, store: &mut MemoryStore| {
+        let mut theirs = MemoryStore::new(&who.public_key());
+        theirs.apply(&added).unwrap();
+        let delta = theirs.approve(who, &bead.id, 2).unwrap().unwrap();
+        store.apply(&delta).unwrap();
+    };
 
     store.approve(&alice, &bead.id, 2).unwrap();
-    store.approve(&outsider, &bead.id, 2).unwrap();
+    approve_as(&outsider, &mut store);
+    assert_eq!(
+        store.approve(&bob, &bead.id, 2).unwrap_err().code(),
+        "NOT_AUTHOR",
+        "a store writes only its owner's records"
+    );
     assert_eq!(
         council.acceptance(&store, &bead.id),
         Acceptance::Pending { have: 1, need: 2 },
@@ -295,7 +311,7 @@ fn beads_are_accepted_at_k_member_approvals_and_the_council_changes_by_motion() 
         None,
         "approving twice adds nothing"
     );
-    store.approve(&bob, &bead.id, 3).unwrap();
+    approve_as(&bob, &mut store);
     assert!(matches!(
         council.acceptance(&store, &bead.id),
         Acceptance::Accepted { .. }
@@ -317,8 +333,8 @@ fn beads_are_accepted_at_k_member_approvals_and_the_council_changes_by_motion() 
         council.acceptance(&store, &bead.id),
         Acceptance::Pending { have: 1, need: 3 }
     );
-    store.approve(&bob2, &bead.id, 5).unwrap();
-    store.approve(&carol, &bead.id, 5).unwrap();
+    approve_as(&bob2, &mut store);
+    approve_as(&carol, &mut store);
     assert!(
         matches!(council.acceptance(&store, &bead.id), Acceptance::Accepted { approvers } if approvers.len() == 3)
     );
@@ -365,6 +381,13 @@ fn the_index_follows_the_store_and_filters() {
     let changes = store.take_changes();
     index.update(&store, &changes);
     assert_eq!(index.len(), 3);
+    assert_eq!(
+        index.other_model(),
+        3,
+        "no vector counts before a model is chosen"
+    );
+    index.choose_model(&store, "toy", 3);
+    assert_eq!(index.other_model(), 0);
 
     let everything = Filter::default();
     // The ids of the best beads for a query (text, toy embedding) under `filter`.
@@ -425,15 +448,56 @@ fn the_index_follows_the_store_and_filters() {
     });
     assert_eq!(wrong_model.unwrap_err().code(), "EMBEDDING_MISMATCH");
 
-    store.forget(&tea.id);
+    store.forget(&alice, &tea.id, 9).unwrap();
     let changes = store.take_changes();
     index.update(&store, &changes);
     let snapshot = index.snapshot_vectors().unwrap();
-    let restored = MemoryIndex::restore(&store, HnswConfig::default(), &snapshot);
+    let restored =
+        MemoryIndex::restore(&store, HnswConfig::default(), ("toy".into(), 3), &snapshot);
     for i in [&index, &restored] {
         assert_eq!(
             ids(i, "", east, &everything, Ranking::Vector),
             vec![coffee.id, code.id]
         );
     }
+}
+
+/// Regression: the first bead indexed fixed the index's model, so a peer's bead claiming model
+/// "x" with one dimension, whose id sorted first, made every later recall fail with
+/// `EMBEDDING_MISMATCH`. The agent chooses the model; a bead of another model is found by
+/// keyword only.
+#[test]
+fn a_peers_bead_of_another_model_does_not_poison_recall() {
+    let (alice, mallory) = (identity(1), identity(9));
+    let mut store = MemoryStore::new(&alice.public_key());
+    let mut theirs = MemoryStore::new(&mallory.public_key());
+    let mut poison = draft("poison", [0.0; 3]);
+    poison.embedding = Some(BeadEmbedding {
+        model: "x".into(),
+        vector: vec![1.0],
+    });
+    let (_, delta) = theirs.remember(&mallory, poison, 1).unwrap();
+    store.apply(&delta).unwrap();
+    let (tea, _) = store
+        .remember(&alice, draft("Alice drinks tea", [1.0, 0.0, 0.0]), 2)
+        .unwrap();
+    let mut index = MemoryIndex::new(HnswConfig::default());
+    index.update(&store, &store.clone().take_changes());
+    index.choose_model(&store, "toy", 3);
+    let everything = Filter::default();
+    let query = |k| Query {
+        text: "tea",
+        embedding: Some(("toy", &[1.0, 0.0, 0.0][..])),
+        k,
+        filter: &everything,
+        ranking: Ranking::Hybrid,
+    };
+    let hits = index.search(&query(5)).unwrap();
+    assert_eq!(hits[0].id, tea.id);
+    assert_eq!(index.other_model(), 1);
+    // Regression: recall({ k: 1e8 }) trapped the page.
+    assert_eq!(
+        index.search(&query(100_000_000)).unwrap_err().code(),
+        "BAD_INPUT"
+    );
 }

@@ -1,23 +1,33 @@
 //! The signed frame: `version ‖ kind ‖ sender ‖ seq ‖ payload length ‖ payload ‖ signature`.
 //!
-//! All integers are little-endian. The signature is Ed25519 over a domain string followed by
-//! every byte before it, so a frame cannot be re-labelled as another kind, sender or sequence.
+//! All integers are little-endian. The signature is Ed25519 over a domain string, the room's id
+//! and every byte before it, so a frame cannot be re-labelled as another kind, sender or
+//! sequence, nor replayed into another room (the room is not on the wire: a receiver checks
+//! the signature against its own room).
 
 use chrysalis_crypto::{ED25519_SIGNATURE_LEN, SigningKey, ed25519_verify};
 
 use crate::SyncError;
 
-/// The wire version of this build.
-pub const FRAME_VERSION: u8 = 1;
+/// The wire version of this build (2: signatures cover the room).
+pub const FRAME_VERSION: u8 = 2;
 /// Default largest frame a node accepts (1 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 /// Header and signature bytes around the payload.
 pub const FRAME_OVERHEAD: usize = HEADER + ED25519_SIGNATURE_LEN;
 const HEADER: usize = 1 + 1 + 32 + 8 + 4;
-const DOMAIN: &[u8] = b"chrysalis-sync frame v1";
+const DOMAIN: &[u8] = b"chrysalis-sync frame v2";
 
 /// A peer's identity: its Ed25519 public key.
 pub type PeerId = [u8; 32];
+
+/// A room as frames are bound to it: a BLAKE3 hash of its name ([`room_id`]).
+pub type RoomId = [u8; 32];
+
+/// The id of the room called `name`.
+pub fn room_id(name: &str) -> RoomId {
+    blake3::derive_key("chrysalis-sync room v1", name.as_bytes())
+}
 
 /// What a frame carries; the protocol layer gives each its payload format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,8 +89,15 @@ pub struct SignedFrame {
 }
 
 impl SignedFrame {
-    /// Signs `kind`, `seq` and `payload` as the holder of `key`; returns the wire bytes.
-    pub fn encode(key: &SigningKey, kind: FrameKind, seq: u64, payload: &[u8]) -> Vec<u8> {
+    /// Signs `kind`, `seq` and `payload` as the holder of `key` in `room`; returns the wire
+    /// bytes.
+    pub fn encode(
+        key: &SigningKey,
+        room: &RoomId,
+        kind: FrameKind,
+        seq: u64,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(FRAME_OVERHEAD + payload.len());
         bytes.push(FRAME_VERSION);
         bytes.push(kind.to_byte());
@@ -90,14 +107,14 @@ impl SignedFrame {
         let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         bytes.extend_from_slice(&len.to_le_bytes());
         bytes.extend_from_slice(payload);
-        let signature = key.sign(&signed_message(&bytes));
+        let signature = key.sign(&signed_message(room, &bytes));
         bytes.extend_from_slice(&signature);
         bytes
     }
 
-    /// Checks size, version, kind, lengths and the signature of `bytes`; `max` bounds the whole
-    /// frame before anything is read.
-    pub fn decode(bytes: &[u8], max: usize) -> Result<Self, SyncError> {
+    /// Checks size, version, kind, lengths and the signature of `bytes` as a frame of `room`;
+    /// `max` bounds the whole frame before anything is read.
+    pub fn decode(bytes: &[u8], max: usize, room: &RoomId) -> Result<Self, SyncError> {
         if bytes.len() > max {
             return Err(SyncError::Oversized {
                 size: bytes.len(),
@@ -141,7 +158,7 @@ impl SignedFrame {
             return Err(SyncError::TrailingBytes(bytes.len() - end));
         }
         let (signed, signature) = bytes.split_at(signed_end);
-        if !ed25519_verify(&sender, &signed_message(signed), signature) {
+        if !ed25519_verify(&sender, &signed_message(room, signed), signature) {
             return Err(SyncError::BadSignature);
         }
         Ok(SignedFrame {
@@ -165,6 +182,6 @@ impl SignedFrame {
     }
 }
 
-fn signed_message(header_and_payload: &[u8]) -> Vec<u8> {
-    [DOMAIN, header_and_payload].concat()
+fn signed_message(room: &RoomId, header_and_payload: &[u8]) -> Vec<u8> {
+    [DOMAIN, room, header_and_payload].concat()
 }

@@ -19,13 +19,15 @@ mod replay;
 pub use document::Document;
 pub use error::SyncError;
 pub use frame::{
-    DEFAULT_MAX_FRAME, FRAME_OVERHEAD, FRAME_VERSION, Frame, FrameKind, PeerId, SignedFrame,
+    DEFAULT_MAX_FRAME, FRAME_OVERHEAD, FRAME_VERSION, Frame, FrameKind, PeerId, RoomId,
+    SignedFrame, room_id,
 };
 pub use message::{MAX_DOC_NAME, MAX_DOCS_PER_FRAME};
 pub use node::{
-    Event, MAX_PEERS, MAX_SCORE, Output, PeerInfo, Recipient, Stats, SyncConfig, SyncNode, Transmit,
+    Event, MAX_PEERS, MAX_SCORE, Output, PRESENCE_SKEW_MS, PeerInfo, Recipient, Stats, SyncConfig,
+    SyncNode, Transmit,
 };
-pub use replay::{REPLAY_WINDOW, ReplayGuard};
+pub use replay::{MAX_REMEMBERED_SENDERS, REPLAY_WINDOW, ReplayGuard};
 
 /// The first 8 bytes of a peer id in hex: enough to tell peers apart in logs and the UI.
 pub fn short_id(peer: &PeerId) -> String {

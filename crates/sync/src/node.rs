@@ -14,7 +14,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::message::{self, DocList, Gossip};
-use crate::{Document, FRAME_OVERHEAD, FrameKind, PeerId, ReplayGuard, SignedFrame, SyncError};
+use crate::{
+    Document, FRAME_OVERHEAD, FrameKind, PeerId, ReplayGuard, RoomId, SignedFrame, SyncError,
+    room_id,
+};
 
 /// The most peers a node tracks (scores included); frames from further new peers are dropped.
 pub const MAX_PEERS: usize = 1024;
@@ -26,6 +29,9 @@ const ENTRY_OVERHEAD: usize = 2 * 5;
 /// Tuning of a [`SyncNode`]. `Default` suits a page in a room of a few to a few dozen peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncConfig {
+    /// The room's name: every frame's signature covers it, so a frame of one room is refused
+    /// in every other.
+    pub room: String,
     /// How many peers receive a forwarded push (gossipsub's degree) in rooms too large to
     /// broadcast to.
     pub fanout: usize,
@@ -57,6 +63,7 @@ pub struct SyncConfig {
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
+            room: String::new(),
             fanout: 6,
             broadcast_limit: 64,
             gossip_hops: 3,
@@ -159,7 +166,21 @@ struct Peer {
     /// Connected: a target for pushes and digests. Peers known only by their offences are not.
     active: bool,
     last_sent: u64,
+    /// Bytes of anti-entropy replies this peer may still ask for, and when it was last
+    /// refilled: what one digest can make this node send is bounded.
+    reply_credit: u64,
+    refilled_at: u64,
 }
+
+/// The first payload byte of a presence announcement.
+const PRESENCE: u8 = 0x50;
+/// How far from the receiver's clock a presence announcement may be dated (ms).
+pub const PRESENCE_SKEW_MS: u64 = 60_000;
+
+/// Anti-entropy reply bytes a peer earns per anti-entropy interval, in frames.
+const REPLY_FRAMES_PER_INTERVAL: u64 = 2;
+/// The most reply credit a peer holds, in frames.
+const REPLY_FRAMES_BURST: u64 = 8;
 
 /// One replica of a set of named documents, replicating with its peers. See the module docs.
 pub struct SyncNode {
@@ -177,6 +198,7 @@ pub struct SyncNode {
     peers: BTreeMap<PeerId, Peer>,
     banned: BTreeMap<PeerId, u64>,
     replay: ReplayGuard,
+    room: RoomId,
     stats: Stats,
     next_anti_entropy: u64,
 }
@@ -189,6 +211,7 @@ impl SyncNode {
         SyncNode {
             id: key.public_key(),
             key,
+            room: room_id(&config.room),
             config,
             rng: ChaCha8Rng::seed_from_u64(seed),
             seq: now.saturating_mul(1000),
@@ -313,10 +336,10 @@ impl SyncNode {
         out
     }
 
-    /// A peer went away. Its replay window is forgotten; its score is kept while it is banned.
+    /// A peer went away. Its replay window is kept (its old frames stay replays if it comes
+    /// back); its score is kept while it is banned.
     pub fn remove_peer(&mut self, peer: &PeerId) {
         self.peers.remove(peer);
-        self.replay.forget(peer);
     }
 
     /// The connected peers, with what the node knows of them.
@@ -391,6 +414,63 @@ impl SyncNode {
         out
     }
 
+    /// A signed presence announcement (`leaving`: a goodbye) for a medium that does not
+    /// authenticate its senders, such as a BroadcastChannel: see [`SyncNode::check_presence`].
+    pub fn presence(&mut self, now: u64, leaving: bool) -> Vec<u8> {
+        self.seq += 1;
+        let mut payload = vec![PRESENCE, u8::from(leaving)];
+        payload.extend_from_slice(&now.to_le_bytes());
+        SignedFrame::encode(
+            &self.key,
+            &self.room,
+            FrameKind::Heartbeat,
+            self.seq,
+            &payload,
+        )
+    }
+
+    /// A peer's presence announcement: `(peer, leaving)` when its signature verifies in this
+    /// room, it was made within [`PRESENCE_SKEW_MS`] of `now`, and it is not a replay (so no
+    /// script can say goodbye for another peer, or repeat its hello).
+    pub fn check_presence(&mut self, now: u64, bytes: &[u8]) -> Option<(PeerId, bool)> {
+        let frame = SignedFrame::decode(bytes, 64 + crate::FRAME_OVERHEAD, &self.room).ok()?;
+        let frame = frame.into_frame();
+        let [PRESENCE, leaving @ (0 | 1), time @ ..] = frame.payload.as_slice() else {
+            return None;
+        };
+        let at = u64::from_le_bytes(time.try_into().ok()?);
+        if frame.kind != FrameKind::Heartbeat
+            || frame.sender == self.id
+            || at.abs_diff(now) > PRESENCE_SKEW_MS
+        {
+            return None;
+        }
+        self.replay.accept(&frame.sender, frame.seq).ok()?;
+        Some((frame.sender, *leaving == 1))
+    }
+
+    /// A frame from a medium that does not say who sent it (a BroadcastChannel any script of
+    /// the origin can post to): only a frame whose signature verifies counts, and then as its
+    /// signer's; a bad one is dropped and counted without scoring anyone, since anyone could
+    /// have written any sender into it.
+    pub fn handle_unattributed(&mut self, now: u64, bytes: &[u8]) -> Output {
+        let mut out = self.output();
+        self.stats.frames_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        match SignedFrame::decode(bytes, self.config.max_frame, &self.room) {
+            Ok(frame) => {
+                let frame = frame.into_frame();
+                let from = frame.sender;
+                if let Err(error) = self.receive_frame(&mut out, now, from, frame) {
+                    self.punish(&mut out, now, from, &error);
+                }
+            }
+            Err(error) => self.count_drop(error.code()),
+        }
+        out.wake_at = self.wake_at();
+        out
+    }
+
     fn receive(
         &mut self,
         out: &mut Output,
@@ -398,15 +478,30 @@ impl SyncNode {
         from: PeerId,
         bytes: &[u8],
     ) -> Result<(), SyncError> {
+        // A banned peer's frames cost no signature check.
+        if self.is_banned(now, &from) {
+            return Err(SyncError::Banned);
+        }
+        let frame = SignedFrame::decode(bytes, self.config.max_frame, &self.room)?.into_frame();
+        if frame.sender != from {
+            return Err(SyncError::SenderMismatch);
+        }
+        self.receive_frame(out, now, from, frame)
+    }
+
+    /// A frame whose signature verified, from `from` (its signer).
+    fn receive_frame(
+        &mut self,
+        out: &mut Output,
+        now: u64,
+        from: PeerId,
+        frame: crate::Frame,
+    ) -> Result<(), SyncError> {
         if self.is_banned(now, &from) {
             return Err(SyncError::Banned);
         }
         if !self.peers.contains_key(&from) && self.peers.len() >= MAX_PEERS {
             return Err(SyncError::TooManyPeers(MAX_PEERS));
-        }
-        let frame = SignedFrame::decode(bytes, self.config.max_frame)?.into_frame();
-        if frame.sender != from {
-            return Err(SyncError::SenderMismatch);
         }
         self.replay.accept(&frame.sender, frame.seq)?;
         let peer = self.peers.entry(from).or_insert_with(|| new_peer(true));
@@ -434,6 +529,7 @@ impl SyncNode {
             FrameKind::Digest | FrameKind::Request => {
                 let list = DocList::decode(&frame.payload)?;
                 let (deltas, wanted) = self.compare(&list)?;
+                let deltas = self.within_reply_credit(now, from, deltas);
                 self.send_list(out, now, from, FrameKind::Deltas, frame.seq, deltas);
                 if frame.kind == FrameKind::Digest {
                     self.send_list(out, now, from, FrameKind::Request, 0, wanted);
@@ -484,8 +580,42 @@ impl SyncNode {
         Ok(fresh)
     }
 
+    /// The replies to `from` that its reply credit pays for (refilled by
+    /// `REPLY_FRAMES_PER_INTERVAL` frames per anti-entropy interval, up to
+    /// `REPLY_FRAMES_BURST`); the rest is dropped and counted, and comes in a later round.
+    fn within_reply_credit(
+        &mut self,
+        now: u64,
+        from: PeerId,
+        deltas: Vec<(String, Vec<u8>)>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let frame = self.config.max_frame as u64;
+        let interval = self.config.anti_entropy_interval_ms.max(1);
+        let burst = REPLY_FRAMES_BURST * frame;
+        let peer = self.peers.entry(from).or_insert_with(|| new_peer(true));
+        let earned =
+            now.saturating_sub(peer.refilled_at) * REPLY_FRAMES_PER_INTERVAL * frame / interval;
+        peer.reply_credit = peer.reply_credit.saturating_add(earned).min(burst);
+        peer.refilled_at = now;
+        let mut kept = Vec::new();
+        let mut over = false;
+        for (name, delta) in deltas {
+            let cost = (name.len() + delta.len() + ENTRY_OVERHEAD) as u64;
+            if cost <= peer.reply_credit {
+                peer.reply_credit -= cost;
+                kept.push((name, delta));
+            } else {
+                over = true;
+            }
+        }
+        if over {
+            self.count_drop("REPLY_BUDGET");
+        }
+        kept
+    }
+
     /// For a peer's digest: the deltas it lacks, and our versions of the documents where it
-    /// has events we lack (a request).
+    /// has events we lack (a request). A document named twice is answered once.
     #[allow(clippy::type_complexity)]
     fn compare(
         &self,
@@ -493,10 +623,14 @@ impl SyncNode {
     ) -> Result<(Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>), SyncError> {
         let mut deltas = Vec::new();
         let mut wanted = Vec::new();
+        let mut named = BTreeSet::new();
         for (name, version) in &list.docs {
             let Some(doc) = self.docs.get(name) else {
                 continue;
             };
+            if !named.insert(name) {
+                continue;
+            }
             let theirs = VersionVector::from_bytes(version)
                 .map_err(|e| SyncError::BadPayload(e.to_string()))?;
             if let Some(delta) = doc.delta_since(&theirs) {
@@ -611,7 +745,7 @@ impl SyncNode {
         payload: &[u8],
     ) {
         self.seq += 1;
-        let bytes = SignedFrame::encode(&self.key, kind, self.seq, payload);
+        let bytes = SignedFrame::encode(&self.key, &self.room, kind, self.seq, payload);
         self.stats.frames_sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
         for (id, peer) in self.peers.iter_mut() {
@@ -655,13 +789,18 @@ impl SyncNode {
     }
 
     /// Counts the drop and lowers `from`'s score by what the offence says about it; bans it
-    /// at the threshold. Replays cost little (networks duplicate frames); forgery costs much.
+    /// at the threshold. Replays cost nothing (anyone who relays frames can replay them);
+    /// forgery costs much.
     fn punish(&mut self, out: &mut Output, now: u64, from: PeerId, error: &SyncError) {
         let code = error.code();
         self.count_drop(code);
         let cost = match error {
-            SyncError::Banned | SyncError::TooManyPeers(_) => return,
-            SyncError::Replayed(_) | SyncError::TooOld { .. } => 1,
+            // A replay may come from whoever relays the signer's frames (the relay, another
+            // script on a BroadcastChannel): it costs the signer nothing.
+            SyncError::Banned
+            | SyncError::TooManyPeers(_)
+            | SyncError::Replayed(_)
+            | SyncError::TooOld { .. } => return,
             SyncError::SenderMismatch => 50,
             _ => 25,
         };
@@ -669,7 +808,6 @@ impl SyncNode {
         peer.info.score = peer.info.score.saturating_sub(cost);
         if peer.info.score <= self.config.ban_threshold {
             self.peers.remove(&from);
-            self.replay.forget(&from);
             self.banned.insert(from, now + self.config.ban_duration_ms);
             out.events.push(Event::PeerBanned {
                 peer: from,
@@ -698,6 +836,8 @@ fn new_peer(active: bool) -> Peer {
         },
         active,
         last_sent: 0,
+        reply_credit: u64::MAX,
+        refilled_at: 0,
     }
 }
 

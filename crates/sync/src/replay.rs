@@ -1,4 +1,6 @@
 //! Replay protection: a sliding window of sequence numbers per sender (as IPsec's anti-replay).
+//! Windows outlive a sender's connection (a peer that leaves and rejoins cannot have its old
+//! frames replayed), up to [`MAX_REMEMBERED_SENDERS`], the least recently heard forgotten first.
 
 use std::collections::HashMap;
 
@@ -7,10 +9,15 @@ use crate::{PeerId, SyncError};
 /// How many sequence numbers below the newest one are still told apart (late, reordered frames).
 pub const REPLAY_WINDOW: u64 = 128;
 
+/// How many senders' windows are kept.
+pub const MAX_REMEMBERED_SENDERS: usize = 4096;
+
 /// The newest sequence number and the window of recent ones seen per sender.
 #[derive(Debug, Default, Clone)]
 pub struct ReplayGuard {
     senders: HashMap<PeerId, Window>,
+    /// Counts accepted frames; a window's `heard` is the count at its last one.
+    clock: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -18,6 +25,7 @@ struct Window {
     newest: u64,
     /// Bit `i` set: `newest - i` was accepted.
     seen: u128,
+    heard: u64,
 }
 
 impl ReplayGuard {
@@ -29,12 +37,24 @@ impl ReplayGuard {
     /// Accepts `seq` from `sender` once: a repeat is `Replayed`, one below the window `TooOld`.
     /// Call it only for frames whose signature verified, so forgers cannot move the window.
     pub fn accept(&mut self, sender: &PeerId, seq: u64) -> Result<(), SyncError> {
+        self.clock += 1;
+        let heard = self.clock;
         let Some(window) = self.senders.get_mut(sender) else {
+            if self.senders.len() >= MAX_REMEMBERED_SENDERS
+                && let Some(oldest) = self
+                    .senders
+                    .iter()
+                    .min_by_key(|(_, w)| w.heard)
+                    .map(|(p, _)| *p)
+            {
+                self.senders.remove(&oldest);
+            }
             self.senders.insert(
                 *sender,
                 Window {
                     newest: seq,
                     seen: 1,
+                    heard,
                 },
             );
             return Ok(());
@@ -48,6 +68,7 @@ impl ReplayGuard {
             };
             window.seen |= 1;
             window.newest = seq;
+            window.heard = heard;
             return Ok(());
         }
         let age = window.newest - seq;
@@ -62,11 +83,17 @@ impl ReplayGuard {
             return Err(SyncError::Replayed(seq));
         }
         window.seen |= bit;
+        window.heard = heard;
         Ok(())
     }
 
-    /// Forgets `sender` (e.g. after it was disconnected); it starts afresh when it comes back.
-    pub fn forget(&mut self, sender: &PeerId) {
-        self.senders.remove(sender);
+    /// How many senders' windows are kept.
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Whether no sender's window is kept.
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty()
     }
 }

@@ -3,8 +3,8 @@
 
 use chrysalis_crypto::SigningKey;
 use chrysalis_sync::{
-    DEFAULT_MAX_FRAME, FRAME_OVERHEAD, FrameKind, REPLAY_WINDOW, ReplayGuard, SignedFrame,
-    SyncError,
+    DEFAULT_MAX_FRAME, FRAME_OVERHEAD, FrameKind, MAX_REMEMBERED_SENDERS, REPLAY_WINDOW,
+    ReplayGuard, SignedFrame, SyncError, room_id,
 };
 use proptest::prelude::*;
 
@@ -15,18 +15,18 @@ fn key(seed: u8) -> SigningKey {
 #[test]
 fn a_frame_round_trips_and_names_its_sender() {
     let alice = key(1);
-    let bytes = SignedFrame::encode(&alice, FrameKind::Gossip, 42, b"delta bytes");
+    let bytes = SignedFrame::encode(&alice, &room_id(""), FrameKind::Gossip, 42, b"delta bytes");
     assert_eq!(bytes.len(), FRAME_OVERHEAD + 11);
-    let frame = SignedFrame::decode(&bytes, DEFAULT_MAX_FRAME)
+    let frame = SignedFrame::decode(&bytes, DEFAULT_MAX_FRAME, &room_id(""))
         .unwrap()
         .into_frame();
     assert_eq!(frame.kind, FrameKind::Gossip);
     assert_eq!(frame.sender, alice.public_key());
     assert_eq!(frame.seq, 42);
     assert_eq!(frame.payload, b"delta bytes");
-    let empty = SignedFrame::encode(&alice, FrameKind::Heartbeat, 0, b"");
+    let empty = SignedFrame::encode(&alice, &room_id(""), FrameKind::Heartbeat, 0, b"");
     assert!(
-        SignedFrame::decode(&empty, DEFAULT_MAX_FRAME)
+        SignedFrame::decode(&empty, DEFAULT_MAX_FRAME, &room_id(""))
             .unwrap()
             .frame()
             .payload
@@ -37,14 +37,14 @@ fn a_frame_round_trips_and_names_its_sender() {
 #[test]
 fn forged_relabelled_oversized_and_malformed_frames_are_refused_with_their_reason() {
     let (alice, mallory) = (key(1), key(2));
-    let good = SignedFrame::encode(&alice, FrameKind::Deltas, 7, b"payload");
+    let good = SignedFrame::encode(&alice, &room_id(""), FrameKind::Deltas, 7, b"payload");
     let code = |bytes: &[u8]| {
-        SignedFrame::decode(bytes, DEFAULT_MAX_FRAME)
+        SignedFrame::decode(bytes, DEFAULT_MAX_FRAME, &room_id(""))
             .unwrap_err()
             .code()
     };
     // Mallory claims to be Alice: her signature does not verify under Alice's key.
-    let mut forged = SignedFrame::encode(&mallory, FrameKind::Deltas, 7, b"payload");
+    let mut forged = SignedFrame::encode(&mallory, &room_id(""), FrameKind::Deltas, 7, b"payload");
     forged[2..34].copy_from_slice(&alice.public_key());
     assert_eq!(code(&forged), "BAD_SIGNATURE");
     // Re-labelling the kind or the sequence breaks the signature.
@@ -55,7 +55,7 @@ fn forged_relabelled_oversized_and_malformed_frames_are_refused_with_their_reaso
     resequenced[34] ^= 1;
     assert_eq!(code(&resequenced), "BAD_SIGNATURE");
     let mut version = good.clone();
-    version[0] = 2;
+    version[0] = 1; // the version before frames covered the room
     assert_eq!(code(&version), "BAD_VERSION");
     let mut kind = good.clone();
     kind[1] = 99;
@@ -68,7 +68,7 @@ fn forged_relabelled_oversized_and_malformed_frames_are_refused_with_their_reaso
     huge[42..46].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(code(&huge), "TRUNCATED");
     assert_eq!(
-        SignedFrame::decode(&good, good.len() - 1),
+        SignedFrame::decode(&good, good.len() - 1, &room_id("")),
         Err(SyncError::Oversized {
             size: good.len(),
             limit: good.len() - 1
@@ -89,8 +89,37 @@ fn the_replay_guard_accepts_each_sequence_once_within_its_window() {
     guard.accept(&a, 12 + REPLAY_WINDOW).unwrap();
     assert_eq!(guard.accept(&a, 12).unwrap_err().code(), "TOO_OLD");
     guard.accept(&a, 13).unwrap(); // the oldest number still inside the window
-    guard.forget(&a);
-    guard.accept(&a, 1).unwrap();
+}
+
+/// Regression: a peer's replay window was forgotten when it left, so its old frames replayed
+/// once it rejoined. Windows now outlive connections, bounded by the least recently heard.
+#[test]
+fn the_replay_guard_remembers_senders_within_its_bound() {
+    let mut guard = ReplayGuard::new();
+    let a = [1u8; 32];
+    guard.accept(&a, 500).unwrap();
+    for i in 0..MAX_REMEMBERED_SENDERS as u32 - 1 {
+        let mut other = [0u8; 32];
+        other[..4].copy_from_slice(&(i + 10).to_le_bytes());
+        guard.accept(&other, 1).unwrap();
+    }
+    assert_eq!(guard.accept(&a, 500).unwrap_err().code(), "REPLAYED");
+    assert_eq!(guard.len(), MAX_REMEMBERED_SENDERS);
+    // One more sender: the least recently heard is forgotten, never more than the bound.
+    guard.accept(&[0xee; 32], 1).unwrap();
+    assert_eq!(guard.len(), MAX_REMEMBERED_SENDERS);
+}
+
+/// Regression: a frame of room A was accepted in room B.
+#[test]
+fn a_frame_of_one_room_is_refused_in_another() {
+    let alice = key(1);
+    let bytes = SignedFrame::encode(&alice, &room_id("room A"), FrameKind::Gossip, 1, b"delta");
+    assert!(SignedFrame::decode(&bytes, DEFAULT_MAX_FRAME, &room_id("room A")).is_ok());
+    assert_eq!(
+        SignedFrame::decode(&bytes, DEFAULT_MAX_FRAME, &room_id("room B")),
+        Err(SyncError::BadSignature)
+    );
 }
 
 proptest! {
@@ -101,17 +130,17 @@ proptest! {
         at in any::<prop::sample::Index>(),
         flip in 1u8..=255,
     ) {
-        let bytes = SignedFrame::encode(&key(3), FrameKind::Digest, seq, &payload);
+        let bytes = SignedFrame::encode(&key(3), &room_id(""), FrameKind::Digest, seq, &payload);
         let mut corrupt = bytes.clone();
         let i = at.index(corrupt.len());
         corrupt[i] ^= flip;
-        prop_assert!(SignedFrame::decode(&corrupt, DEFAULT_MAX_FRAME).is_err());
-        prop_assert_eq!(SignedFrame::decode(&bytes, DEFAULT_MAX_FRAME).unwrap().frame().seq, seq);
+        prop_assert!(SignedFrame::decode(&corrupt, DEFAULT_MAX_FRAME, &room_id("")).is_err());
+        prop_assert_eq!(SignedFrame::decode(&bytes, DEFAULT_MAX_FRAME, &room_id("")).unwrap().frame().seq, seq);
     }
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-        let _ = SignedFrame::decode(&bytes, DEFAULT_MAX_FRAME);
+        let _ = SignedFrame::decode(&bytes, DEFAULT_MAX_FRAME, &room_id(""));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use chrysalis_crdt::{Encode, GCounter, ORSet, ReplicaId};
 use chrysalis_crypto::SigningKey;
 use chrysalis_sync::{
-    Event, FrameKind, Output, Recipient, SignedFrame, SyncConfig, SyncError, SyncNode,
+    Event, FrameKind, Output, Recipient, SignedFrame, SyncConfig, SyncError, SyncNode, room_id,
 };
 
 fn node(seed: u8, now: u64) -> SyncNode {
@@ -35,7 +35,7 @@ fn settle(now: u64, a: &mut SyncNode, b: &mut SyncNode, first: Output) -> Vec<Fr
     while !from_a.transmits.is_empty() || !from_b.transmits.is_empty() {
         for t in from_a.transmits.iter().chain(&from_b.transmits) {
             kinds.push(
-                SignedFrame::decode(&t.bytes, usize::MAX)
+                SignedFrame::decode(&t.bytes, usize::MAX, &room_id(""))
                     .unwrap()
                     .frame()
                     .kind,
@@ -128,7 +128,7 @@ fn forged_frames_are_dropped_scored_and_end_in_a_ban() {
     // Garbage until banned.
     let mut banned = None;
     for seq in 0..10 {
-        let bad = SignedFrame::encode(&mallory, FrameKind::Gossip, seq, b"\xff\xff");
+        let bad = SignedFrame::encode(&mallory, &room_id(""), FrameKind::Gossip, seq, b"\xff\xff");
         for event in b.handle_message(2, mallory_id, &bad).events {
             banned = Some(event);
         }
@@ -142,7 +142,7 @@ fn forged_frames_are_dropped_scored_and_end_in_a_ban() {
     );
     assert!(b.banned(3).any(|(p, _)| p == mallory_id));
     let dropped_as_banned = b.stats().drops.get("BANNED").copied().unwrap_or(0);
-    let valid = SignedFrame::encode(&mallory, FrameKind::Heartbeat, 100, b"");
+    let valid = SignedFrame::encode(&mallory, &room_id(""), FrameKind::Heartbeat, 100, b"");
     b.handle_message(3, mallory_id, &valid);
     assert_eq!(b.stats().drops["BANNED"], dropped_as_banned + 1);
     // The ban lifts after its duration.
@@ -155,14 +155,18 @@ fn forged_frames_are_dropped_scored_and_end_in_a_ban() {
 }
 
 #[test]
-fn a_duplicated_frame_is_refused_as_a_replay_at_a_small_cost() {
+fn a_duplicated_frame_is_refused_as_a_replay_at_no_cost_to_its_signer() {
     let (mut a, mut b) = (node(1, 0), node(2, 0));
     let out = add(&mut a, 1, "x");
     deliver(1, &out, &a, &mut b);
-    deliver(1, &out, &a, &mut b);
-    assert_eq!(b.stats().drops.get("REPLAYED"), Some(&1));
+    // Regression: each replay cost the signer a point, so whoever could replay its frames (a
+    // relay, a script on a BroadcastChannel) could get an honest peer banned.
+    for _ in 0..200 {
+        deliver(1, &out, &a, &mut b);
+    }
+    assert_eq!(b.stats().drops.get("REPLAYED"), Some(&200));
     let score = b.peers().find(|(p, _)| *p == a.id()).unwrap().1.score;
-    assert_eq!(score, 0, "+1 for the frame, -1 for the replay");
+    assert_eq!(score, 1, "+1 for the frame, nothing for the replays");
 }
 
 #[test]
@@ -205,4 +209,116 @@ fn the_local_api_names_bad_calls() {
     assert!(a.document_mut::<GCounter>("set").is_none(), "wrong type");
     assert!(a.unshare("set").is_some());
     assert_eq!(a.documents().count(), 0);
+}
+
+/// Regression: a digest naming one document 600 times with an empty version vector (6 KB)
+/// made a node sign and send 21.6 MB of replies, unpenalised. A document is answered once per
+/// digest, and what one peer's digests make a node send is bounded per anti-entropy interval.
+#[test]
+fn digests_cannot_amplify_into_megabytes_of_replies() {
+    let mut a = node(1, 0);
+    for i in 0..2000 {
+        add(
+            &mut a,
+            0,
+            &format!("element number {i}, with a little padding"),
+        );
+    }
+    let mallory = SigningKey::from_seed(&[9; 32]).unwrap();
+    let empty = chrysalis_crdt::VersionVector::new().to_bytes();
+    let docs = vec![("set".to_string(), empty); 600];
+    let payload = postcard::to_allocvec(&(0u64, docs)).unwrap();
+    assert!(payload.len() < 8 * 1024);
+    let mut sent = 0;
+    for seq in 1..=200 {
+        let frame = SignedFrame::encode(&mallory, &room_id(""), FrameKind::Digest, seq, &payload);
+        let out = a.handle_message(1, mallory.public_key(), &frame);
+        sent += out.transmits.iter().map(|t| t.bytes.len()).sum::<usize>();
+    }
+    let whole = a
+        .document("set")
+        .unwrap()
+        .delta_since(&chrysalis_crdt::VersionVector::new())
+        .unwrap()
+        .len();
+    let burst = 8 * SyncConfig::default().max_frame;
+    assert!(whole * 200 > burst, "the test asks for more than the bound");
+    assert!(
+        sent <= burst + 200 * 1024,
+        "{sent} bytes sent for 200 digests of {} bytes",
+        payload.len()
+    );
+    assert!(
+        a.stats().drops.contains_key("REPLY_BUDGET"),
+        "{:?}",
+        a.stats().drops
+    );
+}
+
+/// Regression: over a BroadcastChannel any script of the origin posts frames naming any
+/// sender, and a forged one was scored against the peer it named (a script could get an
+/// honest peer banned). An unattributed frame counts as its signer's only when the signature
+/// verifies; a bad one costs nobody's score.
+#[test]
+fn unattributed_frames_are_their_signers_or_nobodys() {
+    let (mut a, mut b) = (node(1, 0), node(2, 0));
+    let hello = a.add_peer(0, b.id());
+    settle(0, &mut a, &mut b, hello);
+    let victim = b.id();
+    for seq in 1..=50u64 {
+        let mallory = SigningKey::from_seed(&[9; 32]).unwrap();
+        let mut forged =
+            SignedFrame::encode(&mallory, &room_id(""), FrameKind::Heartbeat, seq, b"");
+        forged[2..34].copy_from_slice(&victim);
+        a.handle_unattributed(1, &forged);
+    }
+    let (_, peer) = a.peers().find(|(id, _)| *id == victim).unwrap();
+    assert!(
+        peer.score >= 0,
+        "the named peer was not scored: {}",
+        peer.score
+    );
+    assert_eq!(a.stats().drops.get("BAD_SIGNATURE"), Some(&50));
+    // B's own frame, unattributed, counts as B's.
+    let out = add(&mut b, 2, "from b");
+    for t in &out.transmits {
+        a.handle_unattributed(2, &t.bytes);
+    }
+    assert_eq!(elements(&a), vec!["from b".to_string()]);
+}
+
+/// Regression: over a BroadcastChannel any script could post `bye` for another peer or replay
+/// its hello. Presence is signed, fresh and used once.
+#[test]
+fn presence_is_signed_fresh_and_not_replayed() {
+    let (mut a, mut b) = (node(1, 0), node(2, 0));
+    let hello = b.presence(10_000, false);
+    assert_eq!(a.check_presence(10_500, &hello), Some((b.id(), false)));
+    assert_eq!(a.check_presence(10_600, &hello), None, "a replayed hello");
+    let bye = b.presence(11_000, true);
+    let mut forged = bye.clone();
+    forged[2..34].copy_from_slice(&SigningKey::from_seed(&[7; 32]).unwrap().public_key());
+    assert_eq!(
+        a.check_presence(11_000, &forged),
+        None,
+        "a bye in another's name"
+    );
+    assert_eq!(
+        a.check_presence(11_000 + 2 * chrysalis_sync::PRESENCE_SKEW_MS, &bye),
+        None
+    );
+    assert_eq!(a.check_presence(11_100, &bye), Some((b.id(), true)));
+    let elsewhere = {
+        let key = SigningKey::from_seed(&[2; 32]).unwrap();
+        let config = SyncConfig {
+            room: "another room".into(),
+            ..SyncConfig::default()
+        };
+        SyncNode::new(key, config, 0, 2).presence(12_000, false)
+    };
+    assert_eq!(
+        a.check_presence(12_000, &elsewhere),
+        None,
+        "another room's hello"
+    );
 }

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use chrysalis_crdt::{Encode, LWWRegister, ORSet, PNCounter, ReplicaId};
 use chrysalis_crypto::SigningKey;
 use chrysalis_sync::{
-    Event, FrameKind, Output, PeerId, Recipient, SignedFrame, SyncConfig, SyncNode, short_id,
+    Event, FrameKind, Output, PeerId, Recipient, SignedFrame, SyncConfig, SyncNode, room_id,
+    short_id,
 };
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -324,7 +325,8 @@ impl Sim {
                 .collect(),
             // A frame with a flipped bit in the signature.
             1 => {
-                let mut frame = SignedFrame::encode(&hostile.key, FrameKind::Gossip, seq, b"x");
+                let mut frame =
+                    SignedFrame::encode(&hostile.key, &room_id(""), FrameKind::Gossip, seq, b"x");
                 let last = frame.len() - 1;
                 frame[last] ^= 1;
                 frame
@@ -337,18 +339,30 @@ impl Sim {
             // An oversized frame (signed once: hashing 2 MiB per attack would dominate the run).
             3 => OVERSIZED
                 .get_or_init(|| {
-                    SignedFrame::encode(&hostile.key, FrameKind::Deltas, 1 << 40, &vec![0; 2 << 20])
+                    SignedFrame::encode(
+                        &hostile.key,
+                        &room_id(""),
+                        FrameKind::Deltas,
+                        1 << 40,
+                        &vec![0; 2 << 20],
+                    )
                 })
                 .clone(),
             // A valid frame whose payload is garbage.
-            4 => SignedFrame::encode(&hostile.key, FrameKind::Digest, seq, &[0xff; 40]),
+            4 => SignedFrame::encode(
+                &hostile.key,
+                &room_id(""),
+                FrameKind::Digest,
+                seq,
+                &[0xff; 40],
+            ),
             // A valid frame with a forged delta for a shared document.
             5 => {
                 let gossip = [0u8, 1, 3, b's', b'e', b't', 4, 0xde, 0xad, 0xbe, 0xef];
-                SignedFrame::encode(&hostile.key, FrameKind::Gossip, seq, &gossip)
+                SignedFrame::encode(&hostile.key, &room_id(""), FrameKind::Gossip, seq, &gossip)
             }
             // Its own frame, replayed.
-            _ => SignedFrame::encode(&hostile.key, FrameKind::Heartbeat, 1, b""),
+            _ => SignedFrame::encode(&hostile.key, &room_id(""), FrameKind::Heartbeat, 1, b""),
         };
         let from = hostile.key.public_key();
         let out = self.agents[target].node.handle_message(now, from, &bytes);

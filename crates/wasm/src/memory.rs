@@ -15,7 +15,9 @@ use wasm_bindgen::{JsCast, prelude::*};
 
 use crate::SigningKey;
 use crate::error::{CodedError, JsResult, js};
-use crate::input::{counts, hex, integer_option, now_ms, object, option, usize_option};
+use crate::input::{
+    counts, hex, integer_option, now_ms, object, option, string_option, usize_option,
+};
 use crate::vector::hnsw_config;
 
 impl From<MemoryError> for CodedError {
@@ -96,6 +98,8 @@ export interface MemoryEngineOptions {
   efConstruction?: number;
   /** HNSW candidates while searching (default 128). */
   efSearch?: number;
+  /** The embedding model whose vectors are indexed (default: the model of this agent's first remembered or recalled vector); a peer's bead never chooses it. */
+  model?: { name: string; dims: number };
 }
 /** A council motion: what the council's agreement decides. */
 export type CouncilMotion =
@@ -324,7 +328,16 @@ impl MemoryEngine {
         };
         let threshold = usize_option(&options, "threshold", 1).map_err(js)?;
         let council = Council::new(members, threshold).map_err(js)?;
-        let index = MemoryIndex::build(&store, config);
+        let model = option(&options, "model").map_err(js)?;
+        let model = if model.is_undefined() || model.is_null() {
+            None
+        } else {
+            let name = string_option(&model, "name")
+                .map_err(js)?
+                .ok_or_else(|| js(CodedError::bad_argument("model.name must be a string")))?;
+            Some((name, usize_option(&model, "dims", 0).map_err(js)?))
+        };
+        let index = MemoryIndex::build(&store, config, model);
         let mut engine = MemoryEngine {
             me,
             store,
@@ -380,21 +393,28 @@ impl MemoryEngine {
             .store
             .remember(&self.me, draft, now_ms(now))
             .map_err(js)?;
+        if let Some(e) = &bead.embedding {
+            self.choose_model(&e.model, e.vector.len());
+        }
         self.journal.push(delta);
         self.absorb();
         Ok(bead_object(&bead))
     }
 
-    /// Forgets a bead (with its metadata and approvals); whether it was there.
+    /// Forgets a bead this agent wrote, everywhere and for good (its signed forget removes the
+    /// bead with this agent's metadata and approval of it); whether it was there.
     ///
-    /// @throws {Error} `code: "BAD_ARGUMENT"` for an id that is not 64 hex digits.
-    pub fn forget(&mut self, id: &str) -> JsResult<bool> {
+    /// @throws {Error} `code: "BAD_ARGUMENT"` for an id that is not 64 hex digits;
+    /// `"NOT_AUTHOR"` for another agent's bead.
+    pub fn forget(&mut self, id: &str, now: f64) -> JsResult<bool> {
         let id = key_from_hex(id, "id").map_err(js)?;
-        let deltas = self.store.forget(&id);
-        let found = !deltas.is_empty();
-        self.journal.extend(deltas);
+        if self.store.bead(&id).is_none() {
+            return Ok(false);
+        }
+        let delta = self.store.forget(&self.me, &id, now_ms(now)).map_err(js)?;
+        self.journal.push(delta);
         self.absorb();
-        Ok(found)
+        Ok(true)
     }
 
     /// Signs this agent's approval of a bead; whether it was new.
@@ -436,12 +456,15 @@ impl MemoryEngine {
     /// `"BAD_ARGUMENT"` for bad options.
     #[wasm_bindgen(unchecked_return_type = "MemoryHit[]")]
     pub fn recall(
-        &self,
+        &mut self,
         text: &str,
         #[wasm_bindgen(unchecked_param_type = "Float32Array | null | undefined")] vector: JsValue,
         #[wasm_bindgen(unchecked_param_type = "MemoryRecallOptions | undefined")] options: JsValue,
     ) -> JsResult<Array> {
         let embedded = embedding(&vector).map_err(js)?;
+        if let Some((model, vector)) = &embedded {
+            self.choose_model(model, vector.len());
+        }
         let default = if embedded.is_some() {
             "hybrid"
         } else {
@@ -649,6 +672,13 @@ impl MemoryEngine {
     }
 
     /// Updates the accepted set for bead `id`, reporting a newly accepted bead.
+    /// Indexes vectors of this agent's own model: the first one it uses, unless configured.
+    fn choose_model(&mut self, model: &str, dims: usize) {
+        if self.index.model().is_none() {
+            self.index.choose_model(&self.store, model, dims);
+        }
+    }
+
     fn note_acceptance(&mut self, id: BeadId) {
         let accepted = matches!(
             self.council.acceptance(&self.store, &id),

@@ -8,7 +8,7 @@ use wasm_bindgen::{JsCast, prelude::*};
 
 use crate::SigningKey;
 use crate::error::{CodedError, JsResult, js};
-use crate::input::{counts, hex, integer_option, now_ms, object, usize_option};
+use crate::input::{counts, hex, integer_option, now_ms, object, string_option, usize_option};
 
 impl From<SyncError> for CodedError {
     fn from(err: SyncError) -> Self {
@@ -20,6 +20,8 @@ impl From<SyncError> for CodedError {
 const SYNC_TS: &str = r#"
 /** Tuning of the replication protocol (all optional non-negative integers). */
 export interface SyncOptions {
+  /** The room's name: every frame's signature covers it, so frames of another room are refused (`SyncNode.join` sets it). */
+  room?: string;
   /** Peers a forwarded push goes to in rooms above `broadcastLimit` (default 6). */
   fanout?: number;
   /** Up to this many peers, a change is one frame to everyone (default 64). */
@@ -158,7 +160,7 @@ fn peer_id(bytes: &[u8]) -> JsResult<PeerId> {
 #[wasm_bindgen]
 impl SyncEngine {
     /// An engine signing as `identity` (its seed is copied; the key object stays usable).
-    /// `options`: `fanout`, `broadcastLimit`, `gossipHops`, `flushDelayMs`,
+    /// `options`: `room`, `fanout`, `broadcastLimit`, `gossipHops`, `flushDelayMs`,
     /// `antiEntropyIntervalMs`, `antiEntropyPeers`, `heartbeatIntervalMs`, `maxFrame`,
     /// `banThreshold` (as a positive number of points), `banDurationMs`. `now` is `Date.now()`.
     ///
@@ -171,6 +173,9 @@ impl SyncEngine {
     ) -> JsResult<SyncEngine> {
         let d = SyncConfig::default();
         let config = SyncConfig {
+            room: string_option(&options, "room")
+                .map_err(js)?
+                .unwrap_or_default(),
             fanout: usize_option(&options, "fanout", d.fanout).map_err(js)?,
             broadcast_limit: usize_option(&options, "broadcastLimit", d.broadcast_limit)
                 .map_err(js)?,
@@ -283,6 +288,32 @@ impl SyncEngine {
             peer_id(from)?,
             bytes,
         )))
+    }
+
+    /// A frame from a medium that does not name its sender (a BroadcastChannel): it counts as
+    /// its signer's only if its signature verifies; a bad one is counted, and scored against
+    /// nobody.
+    #[wasm_bindgen(js_name = handleUnattributed, unchecked_return_type = "SyncOutput")]
+    pub fn handle_unattributed(&mut self, now: f64, bytes: &[u8]) -> JsValue {
+        output(self.node.handle_unattributed(now_ms(now), bytes))
+    }
+
+    /// A signed presence announcement (a hello, or a goodbye when `leaving`) to post on a
+    /// BroadcastChannel.
+    pub fn presence(&mut self, now: f64, leaving: bool) -> Vec<u8> {
+        self.node.presence(now_ms(now), leaving)
+    }
+
+    /// A peer's announcement from `presence`: `{ peer, leaving }` (`peer` in hex) when it is
+    /// signed in this room, fresh and not a replay; otherwise null.
+    #[wasm_bindgen(js_name = checkPresence, unchecked_return_type = "{ peer: string; leaving: boolean } | null")]
+    pub fn check_presence(&mut self, now: f64, bytes: &[u8]) -> JsValue {
+        match self.node.check_presence(now_ms(now), bytes) {
+            Some((peer, leaving)) => {
+                object(&[("peer", hex(&peer).into()), ("leaving", leaving.into())])
+            }
+            None => JsValue::NULL,
+        }
     }
 
     /// Timers: call at the `wakeAt` of the last output.
