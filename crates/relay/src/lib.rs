@@ -1,49 +1,69 @@
 //! The Chrysalis relay: a WebSocket server where peers authenticate with their Ed25519 identity,
 //! join rooms, see who else is there, and exchange opaque frames and WebRTC signalling. It never
-//! parses CRDT state. Limits on frame size, rate and connections per peer protect one peer from
-//! another; `/health` reports what the relay holds. See [`protocol`] for the wire format.
+//! parses CRDT state.
+//!
+//! The relay is internet-facing and its peers do not trust it (they sign their own frames), so its
+//! job is availability with bounded resources against anyone who can open sockets, hold free
+//! identities, or misbehave after authenticating. Every limit is a [`RelayConfig`] field:
+//! unauthenticated sockets in all and per address (the oldest gives way to a newcomer at the
+//! global cap), the time from accept to authentication, the size of the HTTP request and of the
+//! auth answer, the frame size, a rate on every kind of message, each receiver's queue in bytes
+//! (and all queues of one address together), and authenticated connections per peer, per
+//! address, per room and address, per room, and in all. `/health` reports what the relay holds. See [`protocol`] for the wire format.
 
+mod admission;
+mod http;
 pub mod protocol;
+mod socket;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::{IntoResponse, Json};
-use axum::routing::get;
-use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use admission::{Ticket, Usage};
 use protocol::{ClientMessage, MAX_ROOM_NAME, ServerMessage, TO_EVERYONE, TO_PEER};
+use socket::Outbox;
 
 /// A peer's identity: its Ed25519 public key.
 pub type PeerId = [u8; 32];
 
-/// Limits and timeouts. `Default` is what the binary uses without flags.
+/// Limits and timeouts. `Default` is what the binary uses without flags. An address is an IPv4
+/// address or an IPv6 /64 (what one host or customer is given).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
-    /// The largest binary frame a peer may send, header included (bytes).
+    /// The largest message a peer may send once authenticated, header included (bytes).
     pub max_frame: usize,
-    /// Sustained frames per second per connection.
+    /// Sustained messages per second per connection (binary, text and ping alike).
     pub rate_per_second: u32,
-    /// Frames a connection may send in a burst above the rate.
+    /// Messages a connection may send in a burst above the rate.
     pub burst: u32,
     /// Connections one peer id may hold at once (all rooms).
     pub max_connections_per_peer: usize,
     /// Peers in one room.
     pub max_room_peers: usize,
-    /// Connections in all.
+    /// Authenticated connections in all.
     pub max_connections: usize,
-    /// Time to answer the challenge.
+    /// Authenticated connections from one address.
+    pub max_connections_per_address: usize,
+    /// Connections to one room from one address, so that one address cannot fill a room.
+    pub max_room_connections_per_address: usize,
+    /// Sockets not yet authenticated, in all; at the cap a new socket closes the oldest.
+    pub max_pending: usize,
+    /// Sockets not yet authenticated from one address; beyond it new ones are closed at once.
+    pub max_pending_per_address: usize,
+    /// Time from accepting a socket to its authentication; a plain HTTP connection is closed then.
     pub auth_timeout: Duration,
-    /// Frames queued for one slow receiver before further frames to it are dropped.
-    pub queue: usize,
+    /// Bytes queued for one receiver; a receiver that falls further behind is closed.
+    pub max_queue_bytes: usize,
+    /// Bytes queued for all receivers of one address; past it, the receiver pushed to is closed.
+    pub max_queue_bytes_per_address: usize,
 }
 
 impl Default for RelayConfig {
@@ -55,8 +75,13 @@ impl Default for RelayConfig {
             max_connections_per_peer: 4,
             max_room_peers: 256,
             max_connections: 10_000,
+            max_connections_per_address: 64,
+            max_room_connections_per_address: 16,
+            max_pending: 1024,
+            max_pending_per_address: 16,
             auth_timeout: Duration::from_secs(10),
-            queue: 8192,
+            max_queue_bytes: 4 << 20,
+            max_queue_bytes_per_address: 16 << 20,
         }
     }
 }
@@ -66,6 +91,8 @@ impl Default for RelayConfig {
 pub struct RelayStats {
     /// Open, authenticated connections.
     pub connections: AtomicU64,
+    /// Open sockets not yet authenticated.
+    pub pending: AtomicU64,
     /// Authenticated connections since start.
     pub connections_total: AtomicU64,
     /// Binary frames delivered to a receiver's queue.
@@ -92,6 +119,7 @@ impl RelayStats {
             "status": "ok",
             "rooms": rooms,
             "connections": self.connections.load(Ordering::Relaxed),
+            "pending": self.pending.load(Ordering::Relaxed),
             "connectionsTotal": self.connections_total.load(Ordering::Relaxed),
             "framesForwarded": self.frames_forwarded.load(Ordering::Relaxed),
             "bytesForwarded": self.bytes_forwarded.load(Ordering::Relaxed),
@@ -100,19 +128,22 @@ impl RelayStats {
     }
 }
 
-/// One connection's outgoing queue.
-#[derive(Clone)]
-struct Outbox {
-    id: u64,
-    tx: mpsc::Sender<Message>,
+/// One room: its peers' connections, and how many come from each address.
+#[derive(Default)]
+struct Room {
+    peers: HashMap<PeerId, Vec<Outbox>>,
+    per_address: HashMap<IpAddr, usize>,
 }
 
 #[derive(Default)]
 struct Hub {
-    /// room → peer → its connections to that room.
-    rooms: HashMap<String, HashMap<PeerId, Vec<Outbox>>>,
+    rooms: HashMap<String, Room>,
     /// Connections per peer id over all rooms.
     per_peer: HashMap<PeerId, usize>,
+    /// Open sockets per address; an address leaves the map with its last socket.
+    per_address: HashMap<IpAddr, Usage>,
+    /// Unauthenticated sockets, oldest first: dropping one's sender closes it.
+    pending: BTreeMap<u64, watch::Sender<()>>,
 }
 
 struct Relay {
@@ -121,6 +152,8 @@ struct Relay {
     stats: RelayStats,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    /// Woken whenever a socket closes, for a shutdown that waits for the last.
+    closed: Notify,
 }
 
 /// A running relay: its address, counters, and the handle that stops it.
@@ -129,7 +162,7 @@ pub struct RelayHandle {
     pub addr: SocketAddr,
     relay: Arc<Relay>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl RelayHandle {
@@ -139,10 +172,24 @@ impl RelayHandle {
     }
 
     /// Graceful shutdown: stops accepting, closes every connection with 1001 (going away) and
-    /// waits for the server to finish.
+    /// waits until every socket is closed.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
-        self.task.await.map_err(std::io::Error::other)?
+        self.task.await.map_err(std::io::Error::other)?;
+        loop {
+            let closed = self.relay.closed.notified();
+            if self
+                .relay
+                .hub
+                .lock()
+                .expect("hub lock")
+                .per_address
+                .is_empty()
+            {
+                return Ok(());
+            }
+            closed.await;
+        }
     }
 }
 
@@ -152,22 +199,13 @@ pub fn start(listener: TcpListener, config: RelayConfig) -> std::io::Result<Rela
     let (stop, shutdown) = watch::channel(false);
     let relay = Arc::new(Relay {
         config,
-        hub: Mutex::new(Hub::default()),
+        hub: Mutex::default(),
         stats: RelayStats::default(),
         next_id: AtomicU64::new(1),
-        shutdown: shutdown.clone(),
+        shutdown,
+        closed: Notify::new(),
     });
-    let app = Router::new()
-        .route("/health", get(health))
-        .route("/", get(upgrade))
-        .route("/ws", get(upgrade))
-        .with_state(relay.clone());
-    let mut server_stop = shutdown;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopped(&mut server_stop).await })
-            .await
-    });
+    let task = tokio::spawn(http::accept(relay.clone(), listener));
     Ok(RelayHandle {
         addr,
         relay,
@@ -176,135 +214,60 @@ pub fn start(listener: TcpListener, config: RelayConfig) -> std::io::Result<Rela
     })
 }
 
-async fn health(State(relay): State<Arc<Relay>>) -> impl IntoResponse {
-    let rooms = relay.hub.lock().expect("hub lock").rooms.len();
-    (
-        [("access-control-allow-origin", "*")],
-        Json(relay.stats.to_json(rooms)),
-    )
-}
-
-async fn upgrade(ws: WebSocketUpgrade, State(relay): State<Arc<Relay>>) -> impl IntoResponse {
-    // Twice the frame limit at the WebSocket layer, so an oversized frame reaches the check
-    // below and gets a clear error instead of a bare protocol close.
-    let limit = relay.config.max_frame.saturating_mul(2);
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        .on_upgrade(move |socket| connection(relay, socket))
-}
-
 fn text(message: &ServerMessage) -> Message {
-    Message::Text(Utf8Bytes::from(message.to_text()))
+    Message::text(message.to_text())
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
+        code: code.into(),
+        reason: reason.into(),
     }))
 }
 
-/// Close codes: policy violation, message too big, going away.
+/// Close codes: going away, policy violation, message too big, try again later.
+const GOING_AWAY: u16 = 1001;
 const POLICY: u16 = 1008;
 const TOO_BIG: u16 = 1009;
-const GOING_AWAY: u16 = 1001;
+const TRY_AGAIN_LATER: u16 = 1013;
+
+/// Resolves when the relay is shutting down.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
 
 /// Who an authenticated connection is.
 struct Session {
     peer: PeerId,
     room: String,
+    address: IpAddr,
     outbox: Outbox,
 }
 
-async fn connection(relay: Arc<Relay>, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let nonce: [u8; 32] = match chrysalis_crypto::random_array() {
-        Ok(n) => n,
-        Err(_) => return,
-    };
-    let challenge = ServerMessage::Challenge {
-        version: protocol::PROTOCOL_VERSION,
-        nonce: hex::encode(nonce),
-    };
-    if sink.send(text(&challenge)).await.is_err() {
-        return;
-    }
-    let auth = tokio::time::timeout(relay.config.auth_timeout, stream.next()).await;
-    let session = match auth {
-        Ok(Some(Ok(message))) => relay.authenticate(&nonce, message),
-        Ok(_) => return,
-        Err(_) => Err(("AUTH_TIMEOUT", "no answer to the challenge in time".into())),
-    };
-    let (session, mut rx) = match session {
-        Ok(ok) => ok,
-        Err((code, message)) => {
-            relay.stats.refuse(code);
-            let _ = sink.send(text(&ServerMessage::error(code, message))).await;
-            let _ = sink.send(close(POLICY, code)).await;
-            return;
-        }
-    };
-    let mut shutdown = relay.shutdown.clone();
-    // The writer: the outbox to the socket, and a going-away close at shutdown.
-    let writer = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                // Shutdown first: the reader's exit also closes the outbox at that moment.
-                biased;
-                () = stopped(&mut shutdown) => {
-                    let _ = sink.send(close(GOING_AWAY, "relay shutting down")).await;
-                    break;
-                }
-                message = rx.recv() => match message {
-                    Some(message) => {
-                        let last = matches!(message, Message::Close(_));
-                        if sink.send(message).await.is_err() || last {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
-            }
-        }
-    });
-    let mut bucket = TokenBucket::new(relay.config.rate_per_second, relay.config.burst);
-    let mut shutdown = relay.shutdown.clone();
-    loop {
-        let message = tokio::select! {
-            message = stream.next() => message,
-            () = stopped(&mut shutdown) => break,
-        };
-        let Some(Ok(message)) = message else { break };
-        match relay.handle(&session, &mut bucket, message) {
-            Ok(()) => {}
-            Err(Refusal::Count(code)) => relay.stats.refuse(code),
-            Err(Refusal::Drop(code, message)) => {
-                relay.stats.refuse(code);
-                let _ = session
-                    .outbox
-                    .tx
-                    .try_send(text(&ServerMessage::error(code, message)));
-            }
-            Err(Refusal::Close(code, message, close_code)) => {
-                relay.stats.refuse(code);
-                let _ = session
-                    .outbox
-                    .tx
-                    .try_send(text(&ServerMessage::error(code, message)));
-                let _ = session.outbox.tx.try_send(close(close_code, code));
-                break;
-            }
-            Err(Refusal::Closed) => break,
-        }
-    }
-    relay.leave(&session);
-    drop(session);
-    let _ = writer.await;
+/// The end of a connection: what the peer is told, and the close code.
+struct Closing {
+    code: &'static str,
+    message: String,
+    close: u16,
 }
 
-/// Resolves when the relay is shutting down.
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
+impl Closing {
+    /// A policy violation.
+    fn policy(code: &'static str, message: impl Into<String>) -> Self {
+        Closing {
+            code,
+            message: message.into(),
+            close: POLICY,
+        }
+    }
+
+    /// The error message and the close frame.
+    fn messages(&self) -> [Message; 2] {
+        [
+            text(&ServerMessage::error(self.code, self.message.clone())),
+            close(self.close, self.code),
+        ]
+    }
 }
 
 enum Refusal {
@@ -313,151 +276,137 @@ enum Refusal {
     /// Drop this message and tell the peer.
     Drop(&'static str, String),
     /// Tell the peer and close the connection.
-    Close(&'static str, String, u16),
+    Close(Closing),
     /// The peer closed.
     Closed,
 }
 
 impl Relay {
+    /// Checks an auth answer and admits its peer to the room within the limits.
     fn authenticate(
         &self,
         nonce: &[u8],
-        message: Message,
-    ) -> Result<(Session, mpsc::Receiver<Message>), (&'static str, String)> {
-        let Message::Text(body) = message else {
-            return Err((
-                "UNAUTHENTICATED",
-                "the first message must be the auth answer".into(),
-            ));
-        };
+        answer: &str,
+        ticket: &mut Ticket,
+    ) -> Result<(Session, mpsc::UnboundedReceiver<Message>), Closing> {
         let Ok(ClientMessage::Auth {
             room,
             peer,
             signature,
-        }) = serde_json::from_str(body.as_str())
+        }) = serde_json::from_str(answer)
         else {
-            return Err(("UNAUTHENTICATED", "expected {\"type\":\"auth\",…}".into()));
+            return Err(Closing::policy(
+                "UNAUTHENTICATED",
+                "expected {\"type\":\"auth\",…}",
+            ));
         };
         if room.is_empty() || room.len() > MAX_ROOM_NAME {
-            return Err((
+            return Err(Closing::policy(
                 "BAD_ROOM",
                 format!("room names are 1 to {MAX_ROOM_NAME} bytes"),
             ));
         }
-        let peer_id = protocol::parse_peer(&peer)
-            .ok_or(("AUTH_FAILED", "peer must be 64 hex digits".to_owned()))?;
+        let peer = protocol::parse_peer(&peer)
+            .ok_or_else(|| Closing::policy("AUTH_FAILED", "peer must be 64 hex digits"))?;
         let signature = hex::decode(&signature).unwrap_or_default();
         if !chrysalis_crypto::ed25519_verify(
-            &peer_id,
+            &peer,
             &protocol::auth_message(nonce, &room),
             &signature,
         ) {
-            return Err((
+            return Err(Closing::policy(
                 "AUTH_FAILED",
-                "the signature does not verify under the peer's key".into(),
+                "the signature does not verify under the peer's key",
             ));
         }
-        let (tx, rx) = mpsc::channel(self.config.queue);
-        let outbox = Outbox {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            tx,
-        };
+        let config = &self.config;
         let mut hub = self.hub.lock().expect("hub lock");
-        let total: usize = hub.per_peer.values().sum();
-        if total >= self.config.max_connections {
-            return Err((
-                "RELAY_FULL",
-                "the relay holds its maximum of connections".into(),
-            ));
-        }
-        if hub.per_peer.get(&peer_id).copied().unwrap_or(0) >= self.config.max_connections_per_peer
+        let members = hub.rooms.get(&room);
+        let first = members.is_none_or(|m| !m.peers.contains_key(&peer));
+        let refusal = if self.stats.connections.load(Ordering::Relaxed) as usize
+            >= config.max_connections
         {
-            return Err((
+            Some(("RELAY_FULL", config.max_connections, "connections in all"))
+        } else if hub.per_peer.get(&peer).copied().unwrap_or(0) >= config.max_connections_per_peer {
+            Some((
                 "TOO_MANY_CONNECTIONS",
-                format!(
-                    "at most {} connections per peer",
-                    self.config.max_connections_per_peer
-                ),
-            ));
+                config.max_connections_per_peer,
+                "connections per peer",
+            ))
+        } else if hub
+            .per_address
+            .get(&ticket.address)
+            .is_some_and(|u| u.connections >= config.max_connections_per_address)
+        {
+            Some((
+                "ADDRESS_LIMIT",
+                config.max_connections_per_address,
+                "connections from one address",
+            ))
+        } else if members
+            .and_then(|m| m.per_address.get(&ticket.address))
+            .is_some_and(|n| *n >= config.max_room_connections_per_address)
+        {
+            Some((
+                "ADDRESS_LIMIT",
+                config.max_room_connections_per_address,
+                "connections to one room from one address",
+            ))
+        } else if first && members.map_or(0, |m| m.peers.len()) >= config.max_room_peers {
+            Some(("ROOM_FULL", config.max_room_peers, "peers per room"))
+        } else {
+            None
+        };
+        if let Some((code, limit, what)) = refusal {
+            return Err(Closing::policy(code, format!("at most {limit} {what}")));
         }
+        let (outbox, rx) = Outbox::new(
+            self.next_id.fetch_add(1, Ordering::Relaxed),
+            config.max_queue_bytes,
+            hub.per_address[&ticket.address].queued.clone(),
+        );
+        ticket.authenticated(&mut hub);
+        *hub.per_peer.entry(peer).or_default() += 1;
         let members = hub.rooms.entry(room.clone()).or_default();
-        let first = !members.contains_key(&peer_id);
-        if first && members.len() >= self.config.max_room_peers {
-            return Err((
-                "ROOM_FULL",
-                format!("at most {} peers per room", self.config.max_room_peers),
-            ));
-        }
+        *members.per_address.entry(ticket.address).or_default() += 1;
+        let id = hex::encode(peer);
         let peers = members
+            .peers
             .keys()
-            .filter(|p| **p != peer_id)
+            .filter(|p| **p != peer)
             .map(hex::encode)
             .collect();
         if first {
-            let joined = text(&ServerMessage::PeerJoined { peer: peer.clone() });
-            for boxes in members.values() {
-                for other in boxes {
-                    let _ = other.tx.try_send(joined.clone());
-                }
+            let joined = text(&ServerMessage::PeerJoined { peer: id.clone() });
+            for other in members.peers.values().flatten() {
+                other.push(joined.clone());
             }
         }
-        let welcome = text(&ServerMessage::Welcome {
-            peer: hex::encode(peer_id),
-            peers,
-        });
-        let _ = outbox.tx.try_send(welcome);
-        members.entry(peer_id).or_default().push(outbox.clone());
-        *hub.per_peer.entry(peer_id).or_default() += 1;
-        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        outbox.push(text(&ServerMessage::Welcome { peer: id, peers }));
+        members.peers.entry(peer).or_default().push(outbox.clone());
         self.stats.connections_total.fetch_add(1, Ordering::Relaxed);
-        Ok((
-            Session {
-                peer: peer_id,
-                room,
-                outbox,
-            },
-            rx,
-        ))
+        let session = Session {
+            peer,
+            room,
+            address: ticket.address,
+            outbox,
+        };
+        Ok((session, rx))
     }
 
+    /// Applies the rate limit to any message, then forwards frames and signals.
     fn handle(
         &self,
         session: &Session,
         bucket: &mut TokenBucket,
         message: Message,
     ) -> Result<(), Refusal> {
+        if let Message::Close(_) = message {
+            return Err(Refusal::Closed);
+        }
+        self.limit(bucket)?;
         match message {
             Message::Binary(bytes) => {
-                if bytes.len() > self.config.max_frame {
-                    return Err(Refusal::Close(
-                        "OVERSIZED",
-                        format!(
-                            "frame of {} bytes (limit {})",
-                            bytes.len(),
-                            self.config.max_frame
-                        ),
-                        TOO_BIG,
-                    ));
-                }
-                if !bucket.take() {
-                    if bucket.refused > u64::from(self.config.burst) * 4 {
-                        return Err(Refusal::Close(
-                            "RATE_LIMITED",
-                            "flooding: connection closed".into(),
-                            POLICY,
-                        ));
-                    }
-                    if bucket.refused > 1 {
-                        return Err(Refusal::Count("RATE_LIMITED"));
-                    }
-                    return Err(Refusal::Drop(
-                        "RATE_LIMITED",
-                        format!(
-                            "more than {} frames per second: frames dropped",
-                            self.config.rate_per_second
-                        ),
-                    ));
-                }
                 let (to, frame) = match bytes.split_first() {
                     Some((&TO_EVERYONE, frame)) => (None, frame),
                     Some((&TO_PEER, rest)) if rest.len() >= 32 => {
@@ -475,43 +424,55 @@ impl Relay {
                 self.forward(session, to, forwarded);
                 Ok(())
             }
-            Message::Text(body) => {
-                if body.len() > self.config.max_frame {
-                    return Err(Refusal::Close(
-                        "OVERSIZED",
-                        "text message too large".into(),
-                        TOO_BIG,
-                    ));
+            Message::Text(body) => match serde_json::from_str(body.as_str()) {
+                Ok(ClientMessage::Signal { to, data }) => {
+                    let to = protocol::parse_peer(&to).ok_or(Refusal::Drop(
+                        "BAD_SIGNAL",
+                        "`to` must be 64 hex digits".into(),
+                    ))?;
+                    let signal = text(&ServerMessage::Signal {
+                        from: hex::encode(session.peer),
+                        data,
+                    });
+                    self.forward(session, Some(to), signal);
+                    Ok(())
                 }
-                if !bucket.take() {
-                    return Err(Refusal::Drop("RATE_LIMITED", "signal dropped".into()));
-                }
-                match serde_json::from_str(body.as_str()) {
-                    Ok(ClientMessage::Signal { to, data }) => {
-                        let to = protocol::parse_peer(&to).ok_or(Refusal::Drop(
-                            "BAD_SIGNAL",
-                            "`to` must be 64 hex digits".into(),
-                        ))?;
-                        let signal = text(&ServerMessage::Signal {
-                            from: hex::encode(session.peer),
-                            data,
-                        });
-                        self.forward(session, Some(to), signal);
-                        Ok(())
-                    }
-                    _ => Err(Refusal::Drop(
-                        "BAD_MESSAGE",
-                        "expected {\"type\":\"signal\",\"to\":…,\"data\":…}".into(),
-                    )),
-                }
-            }
-            Message::Close(_) => Err(Refusal::Closed),
-            Message::Ping(_) | Message::Pong(_) => Ok(()),
+                _ => Err(Refusal::Drop(
+                    "BAD_MESSAGE",
+                    "expected {\"type\":\"signal\",\"to\":…,\"data\":…}".into(),
+                )),
+            },
+            // Pings and pongs: the socket answers pings itself.
+            _ => Ok(()),
+        }
+    }
+
+    /// The rate limit: the first refusal in a window is told, the next are counted, and more
+    /// than four bursts' worth in a window close the connection.
+    fn limit(&self, bucket: &mut TokenBucket) -> Result<(), Refusal> {
+        if bucket.take() {
+            return Ok(());
+        }
+        if bucket.refused > u64::from(self.config.burst) * 4 {
+            Err(Refusal::Close(Closing::policy(
+                "RATE_LIMITED",
+                "flooding: connection closed",
+            )))
+        } else if bucket.refused > 1 {
+            Err(Refusal::Count("RATE_LIMITED"))
+        } else {
+            Err(Refusal::Drop(
+                "RATE_LIMITED",
+                format!(
+                    "more than {} messages per second: messages dropped",
+                    self.config.rate_per_second
+                ),
+            ))
         }
     }
 
     /// Queues `message` for one peer of the session's room (all its connections) or for all
-    /// but the sender. A receiver whose queue is full loses the message (counted).
+    /// but the sender. A receiver whose queue would pass its bound is closed instead.
     fn forward(&self, session: &Session, to: Option<PeerId>, message: Message) {
         let hub = self.hub.lock().expect("hub lock");
         let Some(members) = hub.rooms.get(&session.room) else {
@@ -522,6 +483,7 @@ impl Relay {
             _ => 0,
         };
         let targets = members
+            .peers
             .iter()
             .filter(|(peer, _)| match to {
                 Some(to) => **peer == to,
@@ -529,17 +491,14 @@ impl Relay {
             })
             .flat_map(|(_, boxes)| boxes);
         for outbox in targets {
-            if outbox.tx.try_send(message.clone()).is_ok() {
-                if len > 0 {
-                    self.stats.frames_forwarded.fetch_add(1, Ordering::Relaxed);
-                    self.stats.bytes_forwarded.fetch_add(len, Ordering::Relaxed);
-                }
-            } else {
-                self.stats.refuse("SLOW_RECEIVER");
+            if outbox.push(message.clone()) && len > 0 {
+                self.stats.frames_forwarded.fetch_add(1, Ordering::Relaxed);
+                self.stats.bytes_forwarded.fetch_add(len, Ordering::Relaxed);
             }
         }
     }
 
+    /// Removes a closing connection from its room and tells the others if its peer left.
     fn leave(&self, session: &Session) {
         let mut hub = self.hub.lock().expect("hub lock");
         if let Some(count) = hub.per_peer.get_mut(&session.peer) {
@@ -551,42 +510,55 @@ impl Relay {
         let Some(members) = hub.rooms.get_mut(&session.room) else {
             return;
         };
-        if let Some(boxes) = members.get_mut(&session.peer) {
+        if let Some(count) = members.per_address.get_mut(&session.address) {
+            *count -= 1;
+            if *count == 0 {
+                members.per_address.remove(&session.address);
+            }
+        }
+        if let Some(boxes) = members.peers.get_mut(&session.peer) {
             boxes.retain(|b| b.id != session.outbox.id);
             if boxes.is_empty() {
-                members.remove(&session.peer);
+                members.peers.remove(&session.peer);
                 let left = text(&ServerMessage::PeerLeft {
                     peer: hex::encode(session.peer),
                 });
-                for other in members.values().flatten() {
-                    let _ = other.tx.try_send(left.clone());
+                for other in members.peers.values().flatten() {
+                    other.push(left.clone());
                 }
             }
         }
-        if members.is_empty() {
+        if members.peers.is_empty() {
             hub.rooms.remove(&session.room);
         }
-        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// Frames per second with a burst allowance.
+/// Refusals are counted over windows of this length; refilling tokens does not clear them, so
+/// a flood paced to the refill still adds up.
+const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+
+/// Messages per second with a burst allowance.
 struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
     at: Instant,
-    /// Frames refused since the last one allowed.
+    /// Start of the current refusal window.
+    window: Instant,
+    /// Messages refused in the current window.
     refused: u64,
 }
 
 impl TokenBucket {
     fn new(rate: u32, burst: u32) -> Self {
+        let now = Instant::now();
         TokenBucket {
             rate: f64::from(rate),
             burst: f64::from(burst),
             tokens: f64::from(burst),
-            at: Instant::now(),
+            at: now,
+            window: now,
             refused: 0,
         }
     }
@@ -596,9 +568,12 @@ impl TokenBucket {
         let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
         self.tokens = (self.tokens + refill).min(self.burst);
         self.at = now;
+        if now.duration_since(self.window) >= FLOOD_WINDOW {
+            self.window = now;
+            self.refused = 0;
+        }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            self.refused = 0;
             true
         } else {
             self.refused += 1;

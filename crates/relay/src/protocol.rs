@@ -5,7 +5,8 @@
 //!
 //! - relay → peer on connect: `{"type":"challenge","version":1,"nonce":"<64 hex>"}`;
 //! - peer → relay: `{"type":"auth","room":"…","peer":"<64 hex public key>","signature":"<128 hex>"}`,
-//!   an Ed25519 signature over [`auth_message`];
+//!   an Ed25519 signature over [`auth_message`], in one WebSocket frame of at most
+//!   [`MAX_AUTH_MESSAGE`] bytes;
 //! - relay → peer: `{"type":"welcome","peer":"…","peers":["…"]}`, then `peer-joined` / `peer-left`
 //!   (`{"type":"peer-joined","peer":"…"}`) as the room changes;
 //! - peer → relay, binary: `0x00 ‖ frame` (to everyone in the room) or `0x01 ‖ peer(32) ‖ frame`
@@ -13,6 +14,9 @@
 //! - WebRTC signalling, text: `{"type":"signal","to":"…","data":…}` arrives as
 //!   `{"type":"signal","from":"…","data":…}`;
 //! - relay → peer: `{"type":"error","code":"…","message":"…"}` before refusing or closing.
+//!
+//! Peers may spell ids in either hex case; the relay always shows them in lower case, so one key
+//! is one peer.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +26,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const AUTH_DOMAIN: &[u8] = b"chrysalis-relay auth v1";
 /// The longest room name, in bytes.
 pub const MAX_ROOM_NAME: usize = 128;
+/// The largest auth answer, in bytes: a few hundred in practice, under 1 KiB even with a
+/// longest room name escaped in JSON. Until a peer is authenticated the relay reads no more.
+pub const MAX_AUTH_MESSAGE: usize = 4096;
 /// Binary header: to every peer of the room.
 pub const TO_EVERYONE: u8 = 0;
 /// Binary header: to one peer, whose 32-byte id follows.

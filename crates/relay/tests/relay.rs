@@ -1,123 +1,21 @@
 //! The relay over real WebSockets on loopback: authentication, presence, forwarding and
-//! signalling, refusals that leave other peers unaffected, the health endpoint, graceful
-//! shutdown, and a bounded load test that must lose no frame.
+//! signalling, frames pipelined behind the auth answer, refusals that leave other peers
+//! unaffected, the health endpoint, graceful shutdown, and a bounded load test that must lose no
+//! frame.
+
+mod common;
 
 use std::time::{Duration, Instant};
 
-use chrysalis_crypto::SigningKey;
-use chrysalis_relay::protocol::{ServerMessage, TO_EVERYONE, TO_PEER, auth_message};
-use chrysalis_relay::{RelayConfig, RelayHandle, start};
+use chrysalis_relay::RelayConfig;
+use chrysalis_relay::protocol::{ServerMessage, TO_EVERYONE};
+use common::{
+    address, auth, challenge, http_get, join, join_from, key, next_binary, next_control,
+    pair_still_works, refused, relay,
+};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn relay(config: RelayConfig) -> RelayHandle {
-    start(TcpListener::bind("127.0.0.1:0").await.unwrap(), config).unwrap()
-}
-
-fn key(n: u32) -> SigningKey {
-    let mut seed = [7u8; 32];
-    seed[..4].copy_from_slice(&n.to_le_bytes());
-    SigningKey::from_seed(&seed).unwrap()
-}
-
-async fn next_control(ws: &mut Ws) -> ServerMessage {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("open")
-            .expect("no error");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(text.as_str()).unwrap();
-        }
-    }
-}
-
-async fn challenge(relay: &RelayHandle) -> (Ws, Vec<u8>) {
-    let (mut ws, _) = connect_async(format!("ws://{}/", relay.addr))
-        .await
-        .unwrap();
-    let ServerMessage::Challenge { version, nonce } = next_control(&mut ws).await else {
-        panic!("expected a challenge");
-    };
-    assert_eq!(version, 1);
-    (ws, hex::decode(nonce).unwrap())
-}
-
-fn auth(key: &SigningKey, room: &str, signed_room: &str, nonce: &[u8]) -> Message {
-    let signature = key.sign(&auth_message(nonce, signed_room));
-    Message::text(
-        serde_json::json!({
-            "type": "auth", "room": room,
-            "peer": hex::encode(key.public_key()), "signature": hex::encode(signature),
-        })
-        .to_string(),
-    )
-}
-
-/// Connects and authenticates; returns the socket and the peers already in the room.
-async fn join(relay: &RelayHandle, key: &SigningKey, room: &str) -> (Ws, Vec<String>) {
-    let (mut ws, nonce) = challenge(relay).await;
-    ws.send(auth(key, room, room, &nonce)).await.unwrap();
-    match next_control(&mut ws).await {
-        ServerMessage::Welcome { peer, peers } => {
-            assert_eq!(peer, hex::encode(key.public_key()));
-            (ws, peers)
-        }
-        other => panic!("expected welcome, got {other:?}"),
-    }
-}
-
-async fn next_binary(ws: &mut Ws) -> Vec<u8> {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .unwrap()
-            .unwrap();
-        if let Message::Binary(bytes) = message {
-            return bytes.to_vec();
-        }
-    }
-}
-
-/// The error and close a refused connection gets.
-async fn refused(ws: &mut Ws) -> (String, Option<u16>) {
-    let mut code = String::new();
-    while let Some(Ok(message)) = ws.next().await {
-        match message {
-            Message::Text(text) => {
-                if let Ok(ServerMessage::Error { code: c, .. }) =
-                    serde_json::from_str(text.as_str())
-                {
-                    code = c;
-                }
-            }
-            Message::Close(frame) => return (code, frame.map(|f| u16::from(f.code))),
-            _ => {}
-        }
-    }
-    (code, None)
-}
-
-/// A pair in a room still exchanging frames: proof that a refusal elsewhere affected no one.
-/// Returns how many other frames `b` had to skip first.
-async fn pair_still_works(a: &mut Ws, b: &mut Ws, b_key: &SigningKey) -> usize {
-    let mut frame = vec![TO_PEER];
-    frame.extend_from_slice(&b_key.public_key());
-    frame.extend_from_slice(b"still here");
-    a.send(Message::binary(frame)).await.unwrap();
-    let mut skipped = 0;
-    while !next_binary(b).await.ends_with(b"still here") {
-        skipped += 1;
-    }
-    skipped
-}
 
 #[tokio::test]
 async fn peers_authenticate_see_each_other_and_exchange_frames_and_signals() {
@@ -168,6 +66,24 @@ async fn peers_authenticate_see_each_other_and_exchange_frames_and_signals() {
     // b is in another room: c's frame must not arrive; a signal from c does not cross rooms.
     let quiet = tokio::time::timeout(Duration::from_millis(300), b.next()).await;
     assert!(quiet.is_err(), "a frame crossed rooms: {quiet:?}");
+}
+
+/// The answer and a frame in one write: the relay reads past the answer while it authenticates,
+/// and what it read goes on to the frame phase.
+#[tokio::test]
+async fn a_frame_right_behind_the_auth_answer_is_not_lost() {
+    let relay = relay(RelayConfig::default()).await;
+    let (ka, kb) = (key(1), key(2));
+    let (mut a, _) = join(&relay, &ka, "room").await;
+    let (mut b, nonce) = challenge(&relay).await;
+    b.feed(auth(&kb, "room", "room", &nonce)).await.unwrap();
+    b.feed(Message::binary([&[TO_EVERYONE][..], &[7; 1000]].concat()))
+        .await
+        .unwrap();
+    b.flush().await.unwrap();
+    let got = next_binary(&mut a).await;
+    assert_eq!(&got[..32], kb.public_key());
+    assert_eq!(got[32..], [7; 1000]);
 }
 
 #[tokio::test]
@@ -282,15 +198,6 @@ async fn oversized_frames_floods_and_extra_connections_are_refused_without_affec
     pair_still_works(&mut b, &mut a, &ka).await;
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-}
-
 #[tokio::test]
 async fn health_reports_and_shutdown_is_graceful() {
     let relay = relay(RelayConfig::default()).await;
@@ -311,8 +218,9 @@ async fn health_reports_and_shutdown_is_graceful() {
     assert!(TcpStream::connect(addr).await.is_err(), "still listening");
 }
 
-/// 200 connections in 10 rooms of 20; each peer sends 50 frames to its room. Every receiver
-/// must get every frame of every other peer of its room: zero loss.
+/// 200 connections in 10 rooms of 20, each from its own loopback address; each peer sends 50
+/// frames to its room. Every receiver must get every frame of every other peer of its room:
+/// zero loss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_test_holds_connections_and_loses_no_frame() {
     const ROOMS: u32 = 10;
@@ -323,7 +231,12 @@ async fn load_test_holds_connections_and_loses_no_frame() {
     let mut sockets = Vec::new();
     for r in 0..ROOMS {
         for p in 0..PER_ROOM {
-            let (ws, _) = join(&relay, &key(r * 1000 + p), &format!("room-{r}")).await;
+            // Each peer from its own address, as from its own host: one address has a share
+            // of a room and of the relay.
+            let source = address(r * PER_ROOM + p);
+            let (ws, _) = join_from(relay.addr, source, &key(r * 1000 + p), &format!("room-{r}"))
+                .await
+                .unwrap();
             sockets.push(ws);
         }
     }

@@ -1,0 +1,210 @@
+//! Helpers shared by the relay's test binaries: keys, clients bound to a chosen loopback source
+//! address (Linux routes all of 127.0.0.0/8 to loopback, so one machine plays many client
+//! addresses), authentication, and reading what the relay answers.
+#![allow(dead_code)] // each test binary uses a part
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use chrysalis_crypto::SigningKey;
+use chrysalis_relay::protocol::{ServerMessage, TO_PEER, auth_message};
+use chrysalis_relay::{RelayConfig, RelayHandle, start};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{WebSocketStream, client_async};
+
+/// A client WebSocket.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// The honest clients' address.
+pub const HONEST: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// A WebSocket upgrade request, complete.
+pub const UPGRADE: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+/// Starts a relay in this process on a free loopback port.
+pub async fn relay(config: RelayConfig) -> RelayHandle {
+    start(TcpListener::bind("127.0.0.1:0").await.unwrap(), config).unwrap()
+}
+
+/// Raises this process's open-file limit to its hard limit: the tests hold thousands of sockets.
+pub fn raise_file_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).expect("raise RLIMIT_NOFILE")
+}
+
+/// A deterministic identity.
+pub fn key(n: u32) -> SigningKey {
+    let mut seed = [7u8; 32];
+    seed[..4].copy_from_slice(&n.to_le_bytes());
+    SigningKey::from_seed(&seed).unwrap()
+}
+
+/// The `n`-th client address other than 127.0.0.1 (127.1.0.0 + n).
+pub fn address(n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 0)) + n)
+}
+
+/// A TCP connection from `source` to `to`.
+pub async fn tcp_from(source: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    socket.connect(to).await
+}
+
+/// A WebSocket from `source` to the relay at `to`.
+pub async fn ws_from(source: Ipv4Addr, to: SocketAddr) -> Result<Ws, tungstenite::Error> {
+    let tcp = tcp_from(source, to).await?;
+    let (ws, _) = client_async(format!("ws://{to}/"), tcp).await?;
+    Ok(ws)
+}
+
+/// The next control (text) message, within 10 s.
+pub async fn next_control(ws: &mut Ws) -> ServerMessage {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("open")
+            .expect("no error");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+/// The next binary frame, within 10 s.
+pub async fn next_binary(ws: &mut Ws) -> Vec<u8> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Binary(bytes) = message {
+            return bytes.to_vec();
+        }
+    }
+}
+
+/// Connects from `source` to the relay at `to` and reads the challenge: the socket and the nonce.
+pub async fn challenge_from(to: SocketAddr, source: Ipv4Addr) -> (Ws, Vec<u8>) {
+    let mut ws = ws_from(source, to).await.unwrap();
+    let ServerMessage::Challenge { version, nonce } = next_control(&mut ws).await else {
+        panic!("expected a challenge");
+    };
+    assert_eq!(version, 1);
+    (ws, hex::decode(nonce).unwrap())
+}
+
+/// Connects from 127.0.0.1 and reads the challenge.
+pub async fn challenge(relay: &RelayHandle) -> (Ws, Vec<u8>) {
+    challenge_from(relay.addr, HONEST).await
+}
+
+/// The auth answer of `key` for `room`, signed for `signed_room`.
+pub fn auth(key: &SigningKey, room: &str, signed_room: &str, nonce: &[u8]) -> Message {
+    let signature = key.sign(&auth_message(nonce, signed_room));
+    Message::text(
+        serde_json::json!({
+            "type": "auth", "room": room,
+            "peer": hex::encode(key.public_key()), "signature": hex::encode(signature),
+        })
+        .to_string(),
+    )
+}
+
+/// Connects from `source` to the relay at `to` and authenticates: the socket and the peers
+/// already in the room, or the refusal's code.
+pub async fn join_from(
+    to: SocketAddr,
+    source: Ipv4Addr,
+    key: &SigningKey,
+    room: &str,
+) -> Result<(Ws, Vec<String>), String> {
+    let (mut ws, nonce) = challenge_from(to, source).await;
+    ws.send(auth(key, room, room, &nonce)).await.unwrap();
+    match next_control(&mut ws).await {
+        ServerMessage::Welcome { peer, peers } => {
+            assert_eq!(peer, hex::encode(key.public_key()));
+            Ok((ws, peers))
+        }
+        ServerMessage::Error { code, .. } => Err(code),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+/// Connects from 127.0.0.1 and authenticates.
+pub async fn join(relay: &RelayHandle, key: &SigningKey, room: &str) -> (Ws, Vec<String>) {
+    join_from(relay.addr, HONEST, key, room)
+        .await
+        .unwrap_or_else(|code| panic!("refused: {code}"))
+}
+
+/// The error and close a refused connection gets (the code is empty if no error came).
+pub async fn refused(ws: &mut Ws) -> (String, Option<u16>) {
+    let mut code = String::new();
+    while let Some(Ok(message)) = ws.next().await {
+        match message {
+            Message::Text(text) => {
+                if let Ok(ServerMessage::Error { code: c, .. }) =
+                    serde_json::from_str(text.as_str())
+                {
+                    code = c;
+                }
+            }
+            Message::Close(frame) => return (code, frame.map(|f| u16::from(f.code))),
+            _ => {}
+        }
+    }
+    (code, None)
+}
+
+/// A pair in a room still exchanging frames: proof that a refusal elsewhere affected no one.
+/// Returns how many other frames `b` had to skip first.
+pub async fn pair_still_works(a: &mut Ws, b: &mut Ws, b_key: &SigningKey) -> usize {
+    let mut frame = vec![TO_PEER];
+    frame.extend_from_slice(&b_key.public_key());
+    frame.extend_from_slice(b"still here");
+    a.send(Message::binary(frame)).await.unwrap();
+    let mut skipped = 0;
+    while !next_binary(b).await.ends_with(b"still here") {
+        skipped += 1;
+    }
+    skipped
+}
+
+/// Whether the relay still holds `stream` open: it has not closed it within 300 ms (whatever
+/// the relay sent meanwhile is read and dropped).
+pub async fn still_open(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await {
+            Err(_) => return true,
+            Ok(Ok(0) | Err(_)) => return false,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// How many of `streams` the relay still holds open.
+pub async fn count_open(streams: &mut [TcpStream]) -> usize {
+    futures_util::future::join_all(streams.iter_mut().map(still_open))
+        .await
+        .into_iter()
+        .filter(|open| *open)
+        .count()
+}
+
+/// A plain HTTP GET from 127.0.0.1: the whole response.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
