@@ -7,6 +7,9 @@
 #                                              silent or forging agents, drops, delays and healing
 #                                              partitions (default 10000 runs); prints decisions,
 #                                              views, messages and latency.
+#   bash scripts/simulate.sh store [runs]      the memory store: 3 honest agents and a hostile
+#                                              peer crafting deltas, contexts and records over a
+#                                              lossy network (default 5000 runs); no bead lost.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 case "${1:-}" in
@@ -14,5 +17,7 @@ case "${1:-}" in
     --ignored --nocapture ;;
   agreement) SIM_RUNS="${2:-10000}" cargo test --release -p chrysalis-memory --test agreement many_seeds -- \
     --ignored --nocapture ;;
-  *) echo "usage: bash scripts/simulate.sh sync|agreement [runs]" >&2; exit 2 ;;
+  store) SIM_RUNS="${2:-5000}" cargo test --release -p chrysalis-memory --test store_attacks many_seeds -- \
+    --ignored --nocapture ;;
+  *) echo "usage: bash scripts/simulate.sh sync|agreement|store [runs]" >&2; exit 2 ;;
 esac
