@@ -7,7 +7,8 @@
 //   it and score the peer down, and still hold exactly their own beads;
 // - approvals from both agents accept a bead under a 2-of-2 council;
 // - a council of three orders motions with the Byzantine agreement over the relay, keeps them
-//   across a reload, and changes view when its leader leaves;
+//   across a reload, survives a nested message that used to kill a page, and changes view when
+//   its leader leaves;
 // - a page killed during a burst of writes (with compactions) loses no bead it had confirmed.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -229,6 +230,18 @@ test("a council of three agrees on motions through the relay, keeps them across 
   // A motion every member refuses alike.
   const refused = await others[1].evaluate(() => window.mem.propose({ type: "set-threshold", threshold: 9 }).then(() => null, (e) => e.code));
   assert.equal(refused, "BAD_INPUT");
+  // Regression: a 120 KB DECISION nested inside itself, pushed as a council message, used to
+  // exhaust a member's stack and then break its wasm memory (hashing included) until a reload.
+  await others[0].evaluate(() => {
+    const nested = new Uint8Array(120_000);
+    for (let i = 0; i + 5 <= nested.length; i += 5) nested.set([0, 7, 1, 0, 1], i);
+    window.sync.change("memory/council", nested);
+  });
+  for (const page of [leaderPage, others[1]]) {
+    await until(page, () => (window.mem.council().agreement.stats.rejected.VERSION ?? 0) >= 1);
+    const digest = await page.evaluate(async () => Array.from((await import("/pkg/index.js")).sha256(new Uint8Array([97, 98, 99])).slice(0, 2)));
+    assert.deepEqual(digest, [0xba, 0x78], "the core module still works");
+  }
 
   // The council survives a reload (read before the page rejoins).
   await others[0].reload();
