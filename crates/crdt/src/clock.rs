@@ -199,6 +199,23 @@ impl CausalContext {
         }
     }
 
+    /// The events known up to `cap(replica)` of each replica.
+    pub(crate) fn capped(&self, cap: impl Fn(ReplicaId) -> u64) -> CausalContext {
+        let compact = self
+            .compact
+            .iter()
+            .map(|(r, c)| (r, c.min(cap(r))))
+            .filter(|(_, c)| *c > 0)
+            .collect();
+        let cloud = self
+            .cloud
+            .iter()
+            .filter(|d| d.counter <= cap(d.replica))
+            .copied()
+            .collect();
+        CausalContext { compact, cloud }
+    }
+
     /// The highest event of `replica` known (0 for none).
     pub fn max(&self, replica: ReplicaId) -> u64 {
         let cloud = self

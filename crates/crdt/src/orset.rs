@@ -229,25 +229,12 @@ impl<T: Element> ORSet<T> {
                 .entry(dot.replica)
                 .or_insert(since.get(dot.replica).max(dot.counter - 1));
         }
-        let within = |d: &Dot| bound.get(&d.replica).is_none_or(|b| d.counter <= *b);
+        let cap = |r: ReplicaId| bound.get(&r).copied().unwrap_or(u64::MAX);
+        let within = |d: &Dot| d.counter <= cap(d.replica);
         let mut ctx = if complete {
             self.ctx.clone()
         } else {
-            let compact = self
-                .ctx
-                .version_vector()
-                .iter()
-                .map(|(r, c)| (r, bound.get(&r).map_or(c, |b| c.min(*b))))
-                .filter(|(_, c)| *c > 0)
-                .collect();
-            let cloud = self
-                .ctx
-                .cloud()
-                .iter()
-                .filter(|d| within(d))
-                .copied()
-                .collect();
-            CausalContext::from_parts(compact, cloud)
+            self.ctx.capped(cap)
         };
         let mut delta = ORSetDelta::default();
         for (element, dots) in &self.entries {
@@ -266,7 +253,8 @@ impl<T: Element> ORSet<T> {
     }
 
     /// The live elements that applying `delta` would remove here (each element every dot of
-    /// which the sender has seen and does not hold), with their dots: what a receiver that
+    /// which the sender has seen and does not hold, and that the delta does not add again),
+    /// with their dots: what a receiver that
     /// must authorise removals looks at before it applies a delta.
     pub fn removed_by<'a>(&'a self, delta: &ORSetDelta<T>) -> Vec<(&'a T, &'a BTreeSet<Dot>)> {
         let held = delta.held();
@@ -282,6 +270,7 @@ impl<T: Element> ORSet<T> {
         touched.extend(delta.ctx.cloud().iter().filter_map(|d| self.dots.get(d)));
         touched
             .into_iter()
+            .filter(|e| !delta.entries.contains_key(*e))
             .filter_map(|e| self.entries.get_key_value(e))
             .filter(|(_, dots)| dots.iter().all(dropped))
             .collect()
@@ -383,21 +372,7 @@ impl<T: Element> ORSetDelta<T> {
     /// receiver that cannot check a context claim (it is not signed) limits it, and so removes
     /// less and counts less seen.
     pub fn limit_context(&mut self, cap: impl Fn(ReplicaId) -> u64, also: &BTreeSet<Dot>) {
-        let compact = self
-            .ctx
-            .version_vector()
-            .iter()
-            .map(|(r, c)| (r, c.min(cap(r))))
-            .filter(|(_, c)| *c > 0)
-            .collect();
-        let cloud = self
-            .ctx
-            .cloud()
-            .iter()
-            .filter(|d| d.counter <= cap(d.replica))
-            .copied()
-            .collect();
-        let mut ctx = CausalContext::from_parts(compact, cloud);
+        let mut ctx = self.ctx.capped(cap);
         for dot in self.held() {
             ctx.insert(dot);
         }

@@ -358,6 +358,70 @@ proptest! {
             prop_assert_eq!(&parts, &whole);
         }
     }
+
+    /// `removed_by` names exactly the elements applying the delta removes; a delta whose
+    /// context is limited to what the receiver knows contiguously still brings every addition,
+    /// and makes the receiver count as seen only the dots the delta carries.
+    #[test]
+    fn orset_removed_by_and_limit_context(steps in steps()) {
+        let (replicas, _) = run::<ORSet<u8>>(&steps);
+        for (x, y) in [(0, 1), (1, 2), (2, 0)] {
+            let (x, y) = (&replicas[x], &replicas[y]);
+            let delta = x.delta_since(&y.version_vector());
+            let named: BTreeSet<u8> = y.removed_by(&delta).into_iter().map(|(e, _)| *e).collect();
+            let mut after = y.clone();
+            after.apply_delta(&delta);
+            let gone: BTreeSet<u8> = y.iter().filter(|e| !after.contains(e)).copied().collect();
+            prop_assert_eq!(&named, &gone);
+            let mut limited = delta.clone();
+            let known = y.version_vector();
+            limited.limit_context(|r| known.get(r), &BTreeSet::new());
+            let mut kept = y.clone();
+            kept.apply_delta(&limited);
+            let shown: BTreeSet<chrysalis_crdt::Dot> =
+                delta.entries().flat_map(|(_, dots)| dots.iter().copied()).collect();
+            // What the receiver counts as seen grows only by the dots the delta carries.
+            for (r, c) in kept.version_vector().iter() {
+                let top = shown.iter().filter(|d| d.replica == r).map(|d| d.counter).max().unwrap_or(0);
+                prop_assert!(c <= known.get(r).max(top));
+            }
+            for d in kept.context().cloud() {
+                prop_assert!(d.counter <= known.get(d.replica) || shown.contains(d) || y.context().contains(*d));
+            }
+            // Every addition still arrives.
+            for (e, dots) in delta.entries() {
+                if dots.iter().any(|d| !y.context().contains(*d)) {
+                    prop_assert!(kept.contains(e), "an added element is missing");
+                }
+            }
+        }
+    }
+
+    /// `replace` is the removals and the addition in one event: its delta, applied to the
+    /// replica as it was, gives the replica as it is, and to any other replica what a merge
+    /// gives.
+    #[test]
+    fn orset_replace_is_one_event(steps in steps(), element in any::<u8>()) {
+        let (mut replicas, _) = run::<ORSet<u8>>(&steps);
+        let before = replicas[0].clone();
+        let removed: Vec<u8> = before.iter().copied().take(2).collect();
+        let delta = replicas[0].replace(ReplicaId(0), &removed, element);
+        let counter = |s: &ORSet<u8>| s.version_vector().get(ReplicaId(0));
+        prop_assert_eq!(counter(&replicas[0]), counter(&before) + 1);
+        let mut again = before.clone();
+        again.apply_delta(&delta);
+        prop_assert_eq!(&again, &replicas[0]);
+        prop_assert!(replicas[0].contains(&element));
+        for e in removed.iter().filter(|e| **e != element) {
+            prop_assert!(!replicas[0].contains(e));
+        }
+        let mut merged = replicas[1].clone();
+        merged.merge(&replicas[0]);
+        let mut applied = replicas[1].clone();
+        applied.merge(&before);
+        applied.apply_delta(&delta);
+        prop_assert_eq!(&applied, &merged);
+    }
 }
 
 proptest! {

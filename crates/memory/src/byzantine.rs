@@ -430,33 +430,26 @@ struct Status {
     executed: u64,
 }
 
-impl Part for Request {
-    const KIND: u8 = 0;
+/// Gives each body its kind byte (the order is the wire format).
+macro_rules! kinds {
+    ($($part:ty = $kind:literal),* $(,)?) => {
+        $(impl Part for $part {
+            const KIND: u8 = $kind;
+        })*
+    };
 }
-impl Part for PrePrepare {
-    const KIND: u8 = 1;
-}
-impl Part for Prepare {
-    const KIND: u8 = 2;
-}
-impl Part for Commit {
-    const KIND: u8 = 3;
-}
-impl Part for Checkpoint {
-    const KIND: u8 = 4;
-}
-impl Part for ViewChange {
-    const KIND: u8 = 5;
-}
-impl Part for NewView {
-    const KIND: u8 = 6;
-}
-impl Part for Decision {
-    const KIND: u8 = 7;
-}
-impl Part for Status {
-    const KIND: u8 = 8;
-}
+
+kinds!(
+    Request = 0,
+    PrePrepare = 1,
+    Prepare = 2,
+    Commit = 3,
+    Checkpoint = 4,
+    ViewChange = 5,
+    NewView = 6,
+    Decision = 7,
+    Status = 8,
+);
 
 /// A decoded message (its signature already checked over the raw bytes).
 enum Message {
