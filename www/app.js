@@ -469,12 +469,18 @@ function renderCouncil(mem, rounds) {
         make("td", { textContent: r.seq ?? "" }),
         make("td", { textContent: r.view ?? "" }),
         make("td", { textContent: r.type === "view-changed" ? `view change: ${shortKey(mem, r.leader)} leads` : describeMotion(mem, r.motion) }),
-        make("td", {
-          textContent:
-            r.type === "proposed" ? "proposed here"
-            : r.type === "view-changed" ? ""
-            : `${r.refused ? `refused (${r.refused.code})` : "decided and applied"}${r.mine ? ` in ${r.ms} ms` : ", proposed by another member"}`,
-        }),
+        r.type === "requested"
+          ? make("td", {}, [
+              `asked by ${shortKey(mem, r.by)} `,
+              makeButton("Endorse", "council-endorse", () => mem.endorse(r.id).catch(() => {}), () => {}),
+            ])
+          : make("td", {
+              textContent:
+                r.type === "proposed" ? "proposed here"
+                : r.type === "endorsed" ? "endorsed here"
+                : r.type === "view-changed" ? ""
+                : `${r.refused ? `refused (${r.refused.code})` : "decided and applied"}${r.mine ? ` in ${r.ms} ms` : ", proposed by another member"}`,
+            }),
       ]),
     ),
   );
