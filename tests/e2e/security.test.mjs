@@ -1,7 +1,9 @@
 // SecurityContext in headless Chromium: vault export, IndexedDB persistence across a page reload,
-// wrong passphrases, key rotation, and no key left in wasm memory after lock() / free().
+// wrong passphrases, key rotation, no key left in wasm memory after lock() / free(), and
+// authorizedFetch against a page script that patches fetch and its helpers after init.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { startServer } from "../../scripts/serve.mjs";
 import { ROOT, launchChromium, openPage } from "./browser.mjs";
@@ -88,6 +90,13 @@ test("keys survive export, IndexedDB and a page reload; wrong passphrase fails; 
       badKeyFormat: await codeOf(() => ctx.storeApiKey("anthropic", "sk-proj-abcdefghijklmnopqrstuvwxyz")),
       noKey: await codeOf(() => ctx.getApiKey("google")),
       badLogN: await codeOf(() => ctx.exportVault("pw", { logN: 30 })),
+      // A blob asking for scrypt logN 21, r = 4, p = 16 (1 GiB, ~40 s) is refused before scrypt.
+      costlyVault: await codeOf(() => {
+        const costly = bytes(saved.vault);
+        costly.set([21, 0, 0, 0, 4, 0, 0, 0, 16], 10);
+        return SecurityContext.unlock(costly, "correct horse battery staple");
+      }),
+      insecureOrigin: await codeOf(() => ctx.allowApiOrigin("openai", "http://proxy.example")),
       fromExport: SecurityContext.unlock(bytes(saved.vault), "correct horse battery staple").listProviders(),
     };
     // persist() without a passphrase re-seals with the key from load().
@@ -112,6 +121,8 @@ test("keys survive export, IndexedDB and a page reload; wrong passphrase fails; 
   assert.equal(afterReload.badKeyFormat, "BAD_FORMAT");
   assert.equal(afterReload.noKey, "NO_API_KEY");
   assert.equal(afterReload.badLogN, "BAD_PARAMS");
+  assert.equal(afterReload.costlyVault, "BAD_KDF_PARAMS");
+  assert.equal(afterReload.insecureOrigin, "INSECURE_ORIGIN");
   assert.deepEqual(afterReload.fromExport, ["openai", "nomic"]);
   assert.deepEqual(afterReload.afterRepersist, ["openai"]);
 });
@@ -177,4 +188,178 @@ test("lock() and free() leave neither the master key nor the API key in wasm mem
     assert.ok(!x.printed.includes("abcdefghij") && x.printed.includes("openai"), x.printed);
   }
   assert.equal(r.lock.lockedError, "LOCKED: the security context is locked");
+});
+
+/** A loopback server that records each request's Authorization header (CORS open to the page). */
+function startRecorder() {
+  const recorder = { requests: [] };
+  const cors = {
+    "access-control-allow-origin": "*",
+    "access-control-allow-headers": "authorization, content-type",
+    "access-control-allow-methods": "POST",
+  };
+  recorder.server = createServer(async (req, res) => {
+    if (req.method === "OPTIONS") return res.writeHead(204, cors).end();
+    let body = "";
+    for await (const chunk of req) body += chunk;
+    recorder.requests.push({ path: req.url, auth: req.headers.authorization, type: req.headers["content-type"], cookie: req.headers.cookie, body });
+    res.writeHead(200, { ...cors, "content-type": "application/json" }).end('{"ok":true}');
+  });
+  return new Promise((resolve) => recorder.server.listen(0, "127.0.0.1", () => resolve(recorder)));
+}
+
+test("authorizedFetch: a script that patches fetch, Request, Headers, URL and their helpers after init never sees the key nor moves it", async () => {
+  const allowed = await startRecorder();
+  const other = await startRecorder();
+  const allowedUrl = `http://127.0.0.1:${allowed.server.address().port}`;
+  const otherUrl = `http://127.0.0.1:${other.server.address().port}`;
+  try {
+    const r = await page.evaluate(async ({ OPENAI, allowedUrl, otherUrl }) => {
+      const { SecurityContext } = window.sdk;
+      const ctx = new SecurityContext();
+      ctx.storeApiKey("openai", OPENAI);
+      ctx.allowApiOrigin("openai", allowedUrl);
+      const keyBytes = new TextEncoder().encode(OPENAI);
+      const keyBody = OPENAI.slice("sk-proj-".length);
+      const { apply, construct } = Reflect;
+      const [OriginalRequest, OriginalHeaders, OriginalUrl] = [Request, Headers, URL];
+      const decoder = new TextDecoder();
+      const decode = TextDecoder.prototype.decode;
+      const describe = (proto, name) => Object.getOwnPropertyDescriptor(proto, name);
+      const headersEntries = Headers.prototype.entries;
+      const requestHeaders = describe(Request.prototype, "headers").get;
+
+      // What a hostile patch could read: its receiver and arguments, and all of wasm memory.
+      const seen = [];
+      const calls = {};
+      let busy = false;
+      const plain = (value) => [Object.prototype, Array.prototype, null].includes(Object.getPrototypeOf(value));
+      const mentionsKey = (value, depth = 0) => {
+        try {
+          if (typeof value === "string") return value.includes(keyBody);
+          if (!value || typeof value !== "object" || depth > 3) return false;
+          if (value instanceof Uint8Array) return mentionsKey(apply(decode, decoder, [value]));
+          if (value instanceof OriginalRequest) return mentionsKey(apply(requestHeaders, value, []));
+          if (value instanceof OriginalHeaders) return [...apply(headersEntries, value, [])].some(([, v]) => mentionsKey(v));
+          if (plain(value)) return Object.keys(value).some((k) => mentionsKey(value[k], depth + 1));
+        } catch {
+          // an object this check cannot read is not one the patch could read either
+        }
+        return false;
+      };
+      const watch = (name, self, args) => {
+        if (busy) return;
+        busy = true;
+        try {
+          calls[name] = (calls[name] ?? 0) + 1;
+          if ([self, ...args].some(mentionsKey)) seen.push(`${name} was handed the key`);
+          if (window.wasmMemoryContains(keyBytes)) seen.push(`${name} ran while the key was in wasm memory`);
+        } finally {
+          busy = false;
+        }
+      };
+      const restore = [];
+      const patchValue = (owner, name, make) => {
+        const original = describe(owner, name); // undefined when inherited (e.g. window.fetch)
+        const value = make(owner[name]);
+        Object.defineProperty(owner, name, { configurable: true, writable: true, ...original, value });
+        restore.push(() => (original ? Object.defineProperty(owner, name, original) : delete owner[name]));
+      };
+      const patchMethod = (owner, name, label) =>
+        patchValue(owner, name, (original) =>
+          function (...args) {
+            watch(label, this, args);
+            return new.target ? construct(original, args) : apply(original, this, args);
+          },
+        );
+      const patchGetter = (owner, name, label, lie) => {
+        const original = describe(owner, name);
+        Object.defineProperty(owner, name, {
+          ...original,
+          get() {
+            watch(label, this, []);
+            return lie ?? apply(original.get, this, []);
+          },
+        });
+        restore.push(() => Object.defineProperty(owner, name, original));
+      };
+
+      // After init: replace the globals, the prototypes' methods and accessors, and the helpers
+      // a naive implementation (or wasm-bindgen's glue) would look up at call time.
+      for (const name of ["set", "append", "get", "has", "entries", "forEach", Symbol.iterator]) patchMethod(OriginalHeaders.prototype, name, `Headers.${String(name)}`);
+      for (const name of ["url", "headers"]) patchGetter(OriginalRequest.prototype, name, `Request.${name}`);
+      patchGetter(OriginalUrl.prototype, "origin", "URL.origin", allowedUrl); // lies: every URL is the allowed origin
+      patchGetter(OriginalUrl.prototype, "href", "URL.href");
+      patchMethod(OriginalRequest.prototype, "clone", "Request.clone");
+      for (const name of ["fetch", "Request", "Headers", "URL"]) patchMethod(window, name, name);
+      patchMethod(TextDecoder.prototype, "decode", "TextDecoder.decode");
+      patchMethod(TextEncoder.prototype, "encodeInto", "TextEncoder.encodeInto");
+      patchMethod(TextEncoder.prototype, "encode", "TextEncoder.encode");
+      patchMethod(String, "fromCharCode", "String.fromCharCode");
+      patchMethod(String.prototype, "charCodeAt", "String.charCodeAt");
+      patchMethod(Uint8Array.prototype.__proto__, "subarray", "TypedArray.subarray");
+      patchGetter(WebAssembly.Memory.prototype, "buffer", "Memory.buffer");
+      patchMethod(WebAssembly.Table.prototype, "set", "Table.set");
+      patchMethod(Array.prototype, "push", "Array.push");
+      patchMethod(Object, "assign", "Object.assign");
+      for (const name of ["apply", "construct", "get", "set"]) patchMethod(Reflect, name, `Reflect.${name}`);
+      for (const name of ["call", "apply"]) patchMethod(Function.prototype, name, `Function.${name}`);
+      for (const name of ["integrity", "keepalive", "priority", "window", Symbol.iterator]) {
+        Object.defineProperty(Object.prototype, name, { configurable: true, get() { watch(`Object.prototype.${String(name)}`, this, []); } });
+        restore.push(() => delete Object.prototype[name]);
+      }
+      const patchesWork = new URL(`${otherUrl}/x`).origin === allowedUrl && calls["URL.origin"] === 1;
+
+      const out = { patchesWork };
+      try {
+        const response = await ctx.authorizedFetch("openai", `${allowedUrl}/v1/embeddings`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: "Bearer from-the-page" },
+          body: '{"input":"hello"}',
+        });
+        out.status = response.status;
+        out.body = await response.text();
+        try {
+          await ctx.authorizedFetch("openai", `${otherUrl}/steal`, { method: "POST", body: "{}" });
+          out.forged = "sent";
+        } catch (error) {
+          out.forged = error.code;
+        }
+      } finally {
+        while (restore.length) restore.pop()();
+      }
+      out.seen = seen;
+      out.calls = calls;
+      out.keyLeftInMemory = window.wasmMemoryContains(keyBytes);
+      ctx.free();
+      return out;
+    }, { OPENAI, allowedUrl, otherUrl });
+
+    assert.equal(r.patchesWork, true, "the patches are live (URL lies about every origin)");
+    assert.equal(r.status, 200);
+    assert.equal(r.body, '{"ok":true}');
+    assert.equal(allowed.requests.length, 1);
+    assert.deepEqual(allowed.requests[0], {
+      path: "/v1/embeddings",
+      auth: `Bearer ${OPENAI}`,
+      type: "application/json",
+      cookie: undefined,
+      body: '{"input":"hello"}',
+    });
+    assert.equal(r.forged, "ORIGIN_NOT_ALLOWED", "a lying URL does not move the key to another origin");
+    assert.equal(other.requests.length, 0);
+    assert.deepEqual(r.seen, [], `patched functions saw the key (calls: ${JSON.stringify(r.calls)})`);
+    // Called by nothing but the page's own check above: the snippet uses what it captured (the
+    // glue does call some patched helpers, e.g. Function.apply in handleError, TextDecoder.decode
+    // for the error message, but never while the key is in wasm memory: `seen` is empty).
+    for (const name of ["fetch", "Request", "Headers", "Headers.set", "Headers.entries", "Request.url", "Request.headers", "String.fromCharCode", "Reflect.apply", "Reflect.construct"]) {
+      assert.equal(r.calls[name], undefined, `${name} was never called`);
+    }
+    assert.equal(r.calls["URL"], 1, "URL: only the page's own check");
+    assert.equal(r.calls["URL.origin"], 1, "URL.origin: only the page's own check");
+    assert.equal(r.keyLeftInMemory, false);
+  } finally {
+    allowed.server.close();
+    other.server.close();
+  }
 });

@@ -1,4 +1,4 @@
-//! Ed25519 signatures (RFC 8032) over `ed25519-dalek`, verified strictly.
+//! Ed25519 signatures (RFC 8032) over `ed25519-dalek`, verified strictly (also in batches).
 
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use zeroize::Zeroizing;
@@ -71,38 +71,47 @@ impl std::fmt::Debug for PublicKeyHex<'_> {
     }
 }
 
-/// Parses a public key and signature, rejecting what strict verification rejects up front:
-/// wrong lengths, non-canonical or invalid point encodings, small-order keys, and signatures
-/// whose `S` is not reduced.
+/// Whether a 32-byte point encoding is canonical: its `y` (the low 255 bits) is below
+/// `p = 2^255 - 19`. (`x = 0` with the sign bit set is the other non-canonical form; it only
+/// occurs for `y = ±1`, small-order points that are refused anyway.)
+fn is_canonical_y(bytes: &[u8; 32]) -> bool {
+    let top_all_ones = bytes[31] & 0x7f == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff);
+    !(top_all_ones && bytes[0] >= 0xed)
+}
+
+/// Parses a public key and signature, rejecting wrong lengths, non-canonical encodings of `A`
+/// and `R` and a point `A` that does not decode. `verify_strict` then refuses small-order `A`
+/// and `R`, an `R` that does not decode and a non-reduced `S`.
 fn parse_strict(public_key: &[u8], signature: &[u8]) -> Option<(VerifyingKey, Signature)> {
     let public_key: &[u8; ED25519_PUBLIC_KEY_LEN] = public_key.try_into().ok()?;
     let signature: &[u8; ED25519_SIGNATURE_LEN] = signature.try_into().ok()?;
+    let r: &[u8; 32] = signature[..32].try_into().ok()?;
+    // `decompress` reduces `y` modulo p, so canonicity is checked on the bytes.
+    if !is_canonical_y(public_key) || !is_canonical_y(r) {
+        return None;
+    }
     let key = VerifyingKey::from_bytes(public_key).ok()?;
-    // Reject non-canonical encodings of A: decoding then re-encoding must give the same bytes.
-    if key.is_weak() || key.to_bytes() != *public_key {
-        return None;
-    }
-    let r = curve25519_dalek::edwards::CompressedEdwardsY(signature[..32].try_into().ok()?);
-    let r_point = r.decompress()?;
-    if r_point.is_small_order() || r_point.compress() != r {
-        return None;
-    }
     Some((key, Signature::from_bytes(signature)))
 }
 
 /// Strict Ed25519 verification: `true` only for a valid signature by `public_key` on `message`.
 /// Rejects non-canonical `S`, non-canonical and small-order `A` and `R`, and wrong lengths
-/// (returns `false`, never an error).
+/// (returns `false`, never an error). The equation is the cofactorless `[S]B = R + [k]A`,
+/// compared on the encoding of `R`, so an `R` with a torsion component never verifies.
 pub fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     parse_strict(public_key, signature)
         .is_some_and(|(key, sig)| key.verify_strict(message, &sig).is_ok())
 }
 
-/// Verifies many signatures at once: `true` only if every signature is valid.
+/// Verifies many signatures: `true` exactly when [`ed25519_verify`] accepts every one of them.
 ///
-/// Each key and `R` is checked as in [`ed25519_verify`]; the equations are then checked
-/// together with the batch algorithm of `ed25519-dalek` (cofactored, about twice as fast as
-/// one by one for large batches). Lists of different lengths give an error.
+/// Each signature is verified on its own, stopping at the first invalid one. This is on purpose:
+/// a multi-scalar batch equation (`ed25519_dalek::verify_batch`) cannot see a torsion component
+/// of `R` or `A` and accepted, depending on its random coefficients, signatures that strict
+/// verification refuses, so peers checking the same frames one by one or in batches disagreed.
+/// Closing that gap in the batch costs two variable-base scalar multiplications per signature
+/// (subgroup checks of `R` and `A`), more than verifying the signature alone.
+/// Lists of different lengths give an error.
 pub fn ed25519_verify_batch(
     public_keys: &[&[u8]],
     messages: &[&[u8]],
@@ -119,16 +128,11 @@ pub fn ed25519_verify_batch(
             ),
         });
     }
-    let mut keys = Vec::with_capacity(public_keys.len());
-    let mut sigs = Vec::with_capacity(public_keys.len());
-    for (key, sig) in public_keys.iter().zip(signatures) {
-        let Some((key, sig)) = parse_strict(key, sig) else {
-            return Ok(false);
-        };
-        keys.push(key);
-        sigs.push(sig);
-    }
-    Ok(ed25519_dalek::verify_batch(messages, &sigs, &keys).is_ok())
+    Ok(public_keys
+        .iter()
+        .zip(messages)
+        .zip(signatures)
+        .all(|((key, message), signature)| ed25519_verify(key, message, signature)))
 }
 
 #[cfg(test)]
@@ -174,6 +178,44 @@ mod tests {
             "BAD_PARAMS"
         );
         assert!(ed25519_verify_batch(&[], &[], &[]).unwrap());
+    }
+
+    /// `y + p` for small `y` is a non-canonical encoding; for some `y` it decodes (reduced
+    /// modulo p) to a point of large order, which `VerifyingKey::from_bytes` accepts.
+    #[test]
+    fn non_canonical_encodings_of_a_and_r_are_refused() {
+        let key = SigningKey::from_seed(&[3u8; 32]).unwrap();
+        let sig = key.sign(b"m");
+        let mut refused = 0;
+        for y in 2u8..19 {
+            let mut non_canonical = [0xffu8; 32];
+            non_canonical[31] = 0x7f;
+            non_canonical[0] = 0xed + y;
+            let mut canonical = [0u8; 32];
+            canonical[0] = y;
+            let Some(point) =
+                curve25519_dalek::edwards::CompressedEdwardsY(non_canonical).decompress()
+            else {
+                continue;
+            };
+            if point.is_small_order() {
+                continue;
+            }
+            assert_eq!(point.compress().0, canonical);
+            assert!(parse_strict(&canonical, &sig).is_some(), "y = {y}");
+            assert!(
+                parse_strict(&non_canonical, &sig).is_none(),
+                "A with y = {y} + p"
+            );
+            let mut r_non_canonical = sig;
+            r_non_canonical[..32].copy_from_slice(&non_canonical);
+            assert!(
+                parse_strict(&key.public_key(), &r_non_canonical).is_none(),
+                "R with y = {y} + p"
+            );
+            refused += 1;
+        }
+        assert!(refused > 0, "some y + p decodes to a large-order point");
     }
 
     #[test]

@@ -211,9 +211,23 @@ impl RemoteConfig {
         EmbeddingError::Http {
             provider: self.api.name().to_owned(),
             status,
-            message: redact_api_keys(&message.chars().take(300).collect::<String>()),
+            message: provider_message(&message),
         }
     }
+}
+
+/// The longest provider error message kept in an [`EmbeddingError::Http`], in characters.
+const MAX_PROVIDER_MESSAGE_CHARS: usize = 300;
+
+/// A provider's error message as shown to the page: every API key in it redacted, then cut to
+/// [`MAX_PROVIDER_MESSAGE_CHARS`] characters. Redaction runs on the whole message first: a cut
+/// through a key would leave a fragment too short to be recognised as a key, shown as it is.
+/// The cut falls on a character boundary, and can only shorten a redacted form (`sk-...abcd`).
+fn provider_message(message: &str) -> String {
+    redact_api_keys(message)
+        .chars()
+        .take(MAX_PROVIDER_MESSAGE_CHARS)
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -301,5 +315,33 @@ mod tests {
         let echoed = format!(r#"{{"error":{{"message":"Incorrect API key provided: {key}."}}}}"#);
         let err = RemoteConfig::new(RemoteApi::OpenAi).http_error(401, &echoed);
         assert!(!err.to_string().contains(key) && err.to_string().contains("sk-proj-...WXYZ"));
+    }
+
+    /// A key anywhere across the 300-character cut (and with multi-byte characters before it)
+    /// shows only as its redacted form or a prefix of that form: never a character of the key
+    /// body besides its last four.
+    #[test]
+    fn a_key_across_the_cut_is_redacted_before_the_cut() {
+        let key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ";
+        let cfg = RemoteConfig::new(RemoteApi::OpenAi);
+        for filler in ["x", "é"] {
+            for start in MAX_PROVIDER_MESSAGE_CHARS - key.len() - 2..=MAX_PROVIDER_MESSAGE_CHARS {
+                let text = format!("{} {key} tail", filler.repeat(start - 1));
+                let body = json!({ "error": { "message": text } }).to_string();
+                let EmbeddingError::Http { message, .. } = cfg.http_error(401, &body) else {
+                    panic!("an HTTP error");
+                };
+                assert!(message.chars().count() <= MAX_PROVIDER_MESSAGE_CHARS);
+                assert!(
+                    !message.contains("sk-proj-a"),
+                    "a key starting at {start} leaks: {message:?}"
+                );
+                let shown = &message[message.rfind(' ').map_or(0, |i| i + 1)..];
+                assert!(
+                    "sk-proj-...WXYZ".starts_with(shown) || "tail".starts_with(shown),
+                    "{start}: {shown:?}"
+                );
+            }
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! `SecurityContext`: the vault of API keys, session keys and storage keys.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use chrysalis_crypto::{
     AesGcmKey, LockedSecret, Provider, fill_random, scrub_stack, validate_api_key_format,
@@ -93,6 +96,38 @@ pub fn default_api_origin(provider: Provider) -> Option<&'static str> {
     }
 }
 
+/// Splits `host[:port]` (the host may be a bracketed IPv6 address) into the host and whether it
+/// was bracketed; `None` when it is not of that form or the port is not a number below 65536.
+fn split_authority(authority: &str) -> Option<(&str, bool)> {
+    let (host, port, bracketed) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, port) = bracketed.split_once(']')?;
+            (host, port, true)
+        }
+        None => {
+            let (host, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+            (host, port, false)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        });
+    (port_ok && !host.is_empty()).then_some((host, bracketed))
+}
+
+/// Whether `host` is a loopback host: `localhost`, an IPv4 address in `127.0.0.0/8`, or (in
+/// brackets) `::1`. What the parsers do not take exactly (`127.1`, `0x7f.0.0.1`,
+/// `localhost.example`) is not loopback.
+fn is_loopback_host(host: &str, bracketed: bool) -> bool {
+    if bracketed {
+        host.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
+    } else {
+        host.eq_ignore_ascii_case("localhost")
+            || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
 fn api_key_aad(provider: Provider) -> Vec<u8> {
     [b"chrysalis api key ".as_slice(), provider.name().as_bytes()].concat()
 }
@@ -143,7 +178,9 @@ impl SecurityContext {
 
     /// Opens a vault blob made by [`export_vault`](Self::export_vault).
     ///
-    /// Wrong passphrase: `AUTH_FAILED`; truncated, corrupt or unknown-version blob: `BAD_FORMAT`.
+    /// Wrong passphrase: `AUTH_FAILED`; truncated, corrupt or unknown-version blob: `BAD_FORMAT`;
+    /// a scrypt cost other than what [`export_vault`](Self::export_vault) writes:
+    /// `BAD_KDF_PARAMS`, refused before scrypt runs.
     pub fn unlock(blob: &[u8], passphrase: &[u8]) -> Result<Self, SecurityError> {
         let context = Self::unlock_inner(blob, passphrase);
         scrub_stack();
@@ -207,6 +244,7 @@ impl SecurityContext {
 
     /// Seals the whole context under `passphrase` (scrypt with N = 2^`log_n`, r = 8, p = 1 and a
     /// fresh salt) and remembers the derived key for [`seal_vault`](Self::seal_vault).
+    /// `log_n` must be in [`VAULT_LOG_N_RANGE`](crate::VAULT_LOG_N_RANGE) (`BAD_PARAMS`).
     pub fn export_vault(&mut self, passphrase: &[u8], log_n: u8) -> Result<Vec<u8>, SecurityError> {
         let key = VaultKey::derive(passphrase, log_n)?;
         let state = self.unlocked_mut()?;
@@ -290,7 +328,9 @@ impl SecurityContext {
     }
 
     /// Lets the key of `provider` also go to `origin` (`scheme://host[:port]`, e.g. a proxy or a
-    /// test server); kept in memory only.
+    /// test server); kept in memory only. The scheme must be `https`, except for a loopback
+    /// host (`localhost`, `127.0.0.0/8`, `[::1]`), which may use `http`: anywhere else plain
+    /// HTTP would show the key to the network (`INSECURE_ORIGIN`).
     pub fn allow_api_origin(
         &mut self,
         provider: Provider,
@@ -298,13 +338,21 @@ impl SecurityContext {
     ) -> Result<(), SecurityError> {
         self.unlocked()?;
         let origin = origin.trim_end_matches('/');
-        let scheme_ok = origin.starts_with("https://") || origin.starts_with("http://");
-        let host = origin.split_once("://").map_or("", |(_, rest)| rest);
-        if !scheme_ok || host.is_empty() || host.contains(['/', '@', '?', '#']) {
-            return Err(SecurityError::bad_format(
-                "origin",
-                "expected scheme://host[:port]",
-            ));
+        let bad = || SecurityError::bad_format("origin", "expected scheme://host[:port]");
+        let (scheme, authority) = origin.split_once("://").ok_or_else(bad)?;
+        if authority.contains(['/', '@', '?', '#', '\\']) {
+            return Err(bad());
+        }
+        let (host, bracketed) = split_authority(authority).ok_or_else(bad)?;
+        match scheme {
+            "https" => {}
+            "http" if is_loopback_host(host, bracketed) => {}
+            "http" => {
+                return Err(SecurityError::InsecureOrigin {
+                    origin: origin.to_owned(),
+                });
+            }
+            _ => return Err(bad()),
         }
         self.extra_origins
             .entry(provider)
@@ -321,6 +369,20 @@ impl SecurityContext {
                 .extra_origins
                 .get(&provider)
                 .is_some_and(|set| set.contains(origin))
+    }
+
+    /// Every origin the key of `provider` may be sent to: its public API's (if it has one), then
+    /// those allowed with [`allow_api_origin`](Self::allow_api_origin). For a caller that can
+    /// test a request's origin against candidates but should not trust a copy of it (the JS
+    /// face compares bytes in code captured before page scripts could patch its helpers).
+    pub fn api_origins(&self, provider: Provider) -> impl Iterator<Item = &str> {
+        default_api_origin(provider).into_iter().chain(
+            self.extra_origins
+                .get(&provider)
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        )
     }
 
     /// The `Authorization` header value (`Bearer <key>`) for a request to `origin`, refused

@@ -21,6 +21,20 @@ pub enum SecurityError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A vault asks for a key-derivation cost this SDK never writes (and so refuses to run).
+    #[error(
+        "the vault asks for scrypt logN = {log_n}, r = {r}, p = {p}; vaults use r = 8, p = 1 and logN {} to {}, so it was refused without running scrypt",
+        crate::VAULT_LOG_N_RANGE.start(),
+        crate::VAULT_LOG_N_RANGE.end()
+    )]
+    BadKdfParams {
+        /// The `logN` in the blob.
+        log_n: u8,
+        /// The `r` in the blob.
+        r: u32,
+        /// The `p` in the blob.
+        p: u32,
+    },
     /// Data encrypted under a session key generation that has since been deleted.
     #[error("session {session:?} key generation {generation} is retired (oldest kept: {oldest})")]
     KeyRetired {
@@ -53,6 +67,15 @@ pub enum SecurityError {
         /// The refused origin.
         origin: String,
     },
+    /// An origin for an API key that would send it over plain HTTP to a host that is not
+    /// loopback.
+    #[error(
+        "{origin} would carry the API key over plain HTTP: use https://, or http:// only for localhost, 127.0.0.0/8 or [::1]"
+    )]
+    InsecureOrigin {
+        /// The refused origin.
+        origin: String,
+    },
     /// `persist` without a passphrase before any `exportVault` or `unlock` gave the context one.
     #[error("no passphrase: give one, or export or unlock the vault with one first")]
     NoPassphrase,
@@ -68,12 +91,14 @@ impl SecurityError {
             SecurityError::Locked => "LOCKED",
             SecurityError::AuthFailed(_) => "AUTH_FAILED",
             SecurityError::BadFormat { .. } => "BAD_FORMAT",
+            SecurityError::BadKdfParams { .. } => "BAD_KDF_PARAMS",
             SecurityError::KeyRetired { .. } => "KEY_RETIRED",
             SecurityError::UnknownSession(_) => "UNKNOWN_SESSION",
             SecurityError::KeyNotFound { .. } => "KEY_NOT_FOUND",
             SecurityError::NoApiKey(_) => "NO_API_KEY",
             SecurityError::NoPassphrase => "NO_PASSPHRASE",
             SecurityError::OriginNotAllowed { .. } => "ORIGIN_NOT_ALLOWED",
+            SecurityError::InsecureOrigin { .. } => "INSECURE_ORIGIN",
             SecurityError::Crypto(err) => err.code(),
         }
     }

@@ -2,7 +2,7 @@
 //! and envelopes (property tests).
 
 use chrysalis_crypto::Provider;
-use chrysalis_security::{SecurityConfig, SecurityContext, SecurityError};
+use chrysalis_security::{SecurityConfig, SecurityContext, SecurityError, VAULT_LOG_N_RANGE};
 use proptest::prelude::*;
 
 const OPENAI_KEY: &str = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ";
@@ -141,8 +141,72 @@ fn vault_errors() {
     huge_cost[10] = 30;
     assert_eq!(
         code(SecurityContext::unlock(&huge_cost, b"pw")),
-        "BAD_FORMAT",
+        "BAD_KDF_PARAMS",
         "no 1 GiB scrypt for a corrupt blob"
+    );
+}
+
+/// `vault` with its header's scrypt cost replaced (the header is authenticated data, so a
+/// cost that ran would end in AUTH_FAILED, after the work).
+fn with_cost(vault: &[u8], log_n: u8, r: u32, p: u32) -> Vec<u8> {
+    let mut blob = vault.to_vec();
+    blob[10] = log_n;
+    blob[11..15].copy_from_slice(&r.to_be_bytes());
+    blob[15..19].copy_from_slice(&p.to_be_bytes());
+    blob
+}
+
+/// A vault may ask only for the scrypt cost `export_vault` writes (r = 8, p = 1, logN in
+/// `VAULT_LOG_N_RANGE`); anything else is refused before scrypt runs. The last case (logN 21,
+/// r = 4, p = 16: 1 GiB) used to block `unlock` for 42 s before AUTH_FAILED.
+#[test]
+fn vault_kdf_cost_is_capped_at_what_export_writes() {
+    let mut ctx = context();
+    let vault = ctx.export_vault(b"pw", LOG_N).unwrap();
+    assert_eq!(&vault[10..19], &[LOG_N, 0, 0, 0, 8, 0, 0, 0, 1]);
+    for (log_n, r, p) in [
+        (LOG_N, 8, 2),
+        (LOG_N, 1, 1),
+        (LOG_N, 16, 1),
+        (LOG_N, 8, 0),
+        (LOG_N, 0, 1),
+        (9, 8, 1),
+        (19, 8, 1),
+        (20, 8, 1),
+        (LOG_N, 8, u32::MAX),
+        (21, 4, 16),
+    ] {
+        let started = std::time::Instant::now();
+        let err = SecurityContext::unlock(&with_cost(&vault, log_n, r, p), b"pw").unwrap_err();
+        assert_eq!(
+            err.code(),
+            "BAD_KDF_PARAMS",
+            "logN {log_n}, r {r}, p {p}: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("logN = {log_n}, r = {r}, p = {p}")),
+            "{message}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "refused before any key derivation"
+        );
+    }
+    // The cost export wrote still opens, and a cheaper one in range runs and fails the tag.
+    assert!(SecurityContext::unlock(&vault, b"pw").is_ok());
+    assert_eq!(
+        code(SecurityContext::unlock(
+            &with_cost(&vault, LOG_N + 1, 8, 1),
+            b"pw"
+        )),
+        "AUTH_FAILED"
+    );
+    // Export offers no more than unlock takes.
+    assert_eq!(*VAULT_LOG_N_RANGE.end(), 18);
+    assert_eq!(
+        code(ctx.export_vault(b"pw", VAULT_LOG_N_RANGE.end() + 1)),
+        "BAD_PARAMS"
     );
 }
 
@@ -317,14 +381,15 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
-    /// Any change to any byte of a vault, or any truncation, is BAD_FORMAT or AUTH_FAILED.
+    /// Any change to any byte of a vault, or any truncation, is BAD_FORMAT, BAD_KDF_PARAMS (a
+    /// changed scrypt cost) or AUTH_FAILED.
     #[test]
     fn corrupt_vaults_give_typed_errors(index in any::<prop::sample::Index>(), flip in 1u8..=255, cut in any::<bool>()) {
         let mut bad = sample_vault().0.clone();
         let i = index.index(bad.len());
         if cut { bad.truncate(i) } else { bad[i] ^= flip }
         let code = SecurityContext::unlock(&bad, b"pw").unwrap_err().code();
-        prop_assert!(code == "BAD_FORMAT" || code == "AUTH_FAILED", "{code}");
+        prop_assert!(matches!(code, "BAD_FORMAT" | "AUTH_FAILED" | "BAD_KDF_PARAMS"), "{code}");
     }
 
     /// Arbitrary bytes never panic any decoder.
@@ -383,4 +448,86 @@ fn api_keys_go_only_to_allowed_origins() {
             .code(),
         "LOCKED"
     );
+}
+
+/// A key may go over plain HTTP only to a loopback host; everything else needs https.
+#[test]
+fn allowed_origins_are_https_or_loopback() {
+    let mut ctx = SecurityContext::new(SecurityConfig::default()).unwrap();
+    ctx.store_api_key(Provider::OpenAi, OPENAI_KEY).unwrap();
+    for ok in [
+        "https://proxy.example",
+        "https://proxy.example:8443",
+        "http://127.0.0.1:9000",
+        "http://127.255.0.7",
+        "http://localhost:8080",
+        "http://LOCALHOST",
+        "http://[::1]:8080",
+        "http://[::1]",
+    ] {
+        ctx.allow_api_origin(Provider::OpenAi, ok)
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert!(ctx.api_origin_allowed(Provider::OpenAi, ok), "{ok}");
+    }
+    for insecure in [
+        "http://proxy.example",
+        "http://api.openai.com",
+        "http://10.0.0.1:9000",
+        "http://128.0.0.1",
+        "http://0.0.0.0:9000",
+        "http://127.1",
+        "http://0x7f.0.0.1",
+        "http://127.0.0.1.evil.example",
+        "http://localhost.evil.example",
+        "http://[::2]:80",
+        "http://[::ffff:127.0.0.1]",
+    ] {
+        let err = ctx
+            .allow_api_origin(Provider::OpenAi, insecure)
+            .unwrap_err();
+        assert_eq!(err.code(), "INSECURE_ORIGIN", "{insecure}");
+        assert!(err.to_string().contains(insecure), "{err}");
+        assert!(
+            !ctx.api_origin_allowed(Provider::OpenAi, insecure),
+            "{insecure}"
+        );
+        assert_eq!(
+            ctx.authorization_for(Provider::OpenAi, insecure)
+                .unwrap_err()
+                .code(),
+            "ORIGIN_NOT_ALLOWED"
+        );
+    }
+    for malformed in [
+        "ftp://proxy.example",
+        "ws://127.0.0.1",
+        "https://a\\b.example",
+        "http://localhost:port",
+        "http://localhost:99999",
+        "https://proxy.example:",
+        "http://[::1]x",
+        "http://[::1",
+        "https://:443",
+    ] {
+        assert_eq!(
+            ctx.allow_api_origin(Provider::OpenAi, malformed)
+                .unwrap_err()
+                .code(),
+            "BAD_FORMAT",
+            "{malformed}"
+        );
+    }
+}
+
+#[test]
+fn api_origins_lists_the_default_then_the_allowed() {
+    let mut ctx = SecurityContext::new(SecurityConfig::default()).unwrap();
+    ctx.allow_api_origin(Provider::OpenAi, "http://127.0.0.1:9000")
+        .unwrap();
+    let openai: Vec<&str> = ctx.api_origins(Provider::OpenAi).collect();
+    assert_eq!(openai, ["https://api.openai.com", "http://127.0.0.1:9000"]);
+    for origin in &openai {
+        assert!(ctx.api_origin_allowed(Provider::OpenAi, origin));
+    }
+    assert_eq!(ctx.api_origins(Provider::Unknown).count(), 0);
 }

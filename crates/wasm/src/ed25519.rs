@@ -87,8 +87,8 @@ pub fn ed25519_verify(
     crypto::ed25519_verify(public_key, message, signature)
 }
 
-/// Verifies many signatures at once; `true` only if all are valid (same checks as
-/// `ed25519Verify`, the equations checked together).
+/// Verifies many signatures; `true` exactly when `ed25519Verify` accepts every one of them
+/// (each is verified on its own, so batch and single verification always agree).
 ///
 /// @throws {Error} `code: "BAD_PARAMS"` when the three arrays differ in length.
 #[wasm_bindgen(js_name = ed25519VerifyBatch)]

@@ -4,7 +4,7 @@
 use chrysalis_crypto::Provider;
 use chrysalis_security::{self as security, DEFAULT_VAULT_LOG_N, SecurityConfig};
 use js_sys::{JsString, Promise, Uint8Array};
-use wasm_bindgen::{JsCast, prelude::*};
+use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use zeroize::Zeroizing;
 
@@ -21,6 +21,22 @@ extern "C" {
     async fn idb_get_vault(name: &str) -> Result<JsValue, JsValue>;
 }
 
+// authorizedFetch's JS half: fetch, Request, URL and every helper it calls are captured when the
+// module is imported (see the file's header for what that protects and its limit).
+#[wasm_bindgen(module = "/js/authorized-fetch.js")]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = prepareAuthorizedRequest)]
+    fn prepare_authorized_request(url: &JsValue, init: &JsValue) -> Result<u32, JsValue>;
+    #[wasm_bindgen(js_name = preparedRequestOrigin)]
+    fn prepared_request_origin(ticket: u32) -> String;
+    #[wasm_bindgen(js_name = authorizedRequestOriginIs)]
+    fn authorized_request_origin_is(ticket: u32, memory: &JsValue, ptr: usize, len: usize) -> bool;
+    #[wasm_bindgen(js_name = attachAuthorization)]
+    fn attach_authorization(ticket: u32, memory: &JsValue, ptr: usize, len: usize);
+    #[wasm_bindgen(catch, js_name = dispatchAuthorizedRequest)]
+    fn dispatch_authorized_request(ticket: u32) -> Result<Promise, JsValue>;
+}
+
 #[wasm_bindgen(typescript_custom_section)]
 const SECURITY_TS: &str = r#"
 /** Options of `new SecurityContext()`. */
@@ -31,7 +47,7 @@ export interface SecurityContextOptions {
 
 /** Options of `exportVault`. */
 export interface ExportVaultOptions {
-  /** scrypt cost: N = 2^logN with r = 8, p = 1; 10 to 22, default 15. */
+  /** scrypt cost: N = 2^logN with r = 8, p = 1; 10 to 18, default 15. */
   logN?: number;
 }
 "#;
@@ -110,9 +126,10 @@ impl SecurityContext {
         Ok(SecurityContext { inner })
     }
 
-    /// Opens a vault made by `exportVault` (blocks for the scrypt cost stored in it).
+    /// Opens a vault made by `exportVault` (blocks for the scrypt cost stored in it, which may be
+    /// only what `exportVault` writes: at most logN 18, r = 8, p = 1).
     ///
-    /// @throws {Error} `code: "AUTH_FAILED"` for a wrong passphrase; `"BAD_FORMAT"` for a truncated or corrupt vault.
+    /// @throws {Error} `code: "AUTH_FAILED"` for a wrong passphrase; `"BAD_FORMAT"` for a truncated or corrupt vault; `"BAD_KDF_PARAMS"` for any other scrypt cost (refused before scrypt runs).
     pub fn unlock(
         vault: &[u8],
         #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] passphrase: JsValue,
@@ -149,7 +166,7 @@ impl SecurityContext {
     /// Seals the whole context (API keys, session keys, storage keys) under `passphrase` with
     /// scrypt and a fresh salt; the result is safe to store anywhere.
     ///
-    /// @throws {Error} `code: "BAD_PARAMS"` for `logN` outside 10 to 22.
+    /// @throws {Error} `code: "BAD_PARAMS"` for `logN` outside 10 to 18.
     #[wasm_bindgen(js_name = exportVault)]
     pub fn export_vault(
         &mut self,
@@ -242,10 +259,12 @@ impl SecurityContext {
             .map_err(js)
     }
 
-    /// Lets the API key of `provider` also go to `origin` (`"http://127.0.0.1:8787"`: a proxy or
-    /// a test server). By default a key goes only to its provider's public API. Kept in memory.
+    /// Lets the API key of `provider` also go to `origin` (`"https://proxy.example"`, or
+    /// `"http://127.0.0.1:8787"` for a test server). By default a key goes only to its provider's
+    /// public API. `http://` is allowed only for loopback hosts (`localhost`, `127.0.0.0/8`,
+    /// `[::1]`). Kept in memory.
     ///
-    /// @throws {Error} `code: "BAD_FORMAT"` unless `origin` is `scheme://host[:port]`.
+    /// @throws {Error} `code: "INSECURE_ORIGIN"` for `http://` to any other host; `"BAD_FORMAT"` unless `origin` is `scheme://host[:port]`.
     #[wasm_bindgen(js_name = allowApiOrigin)]
     pub fn allow_api_origin(
         &mut self,
@@ -257,45 +276,50 @@ impl SecurityContext {
             .map_err(js)
     }
 
-    /// `fetch(url, init)` with `Authorization: Bearer <key of provider>` added inside wasm, so
-    /// the page never holds the key. Only to the provider's API origin or one allowed with
-    /// `allowApiOrigin`; redirects are refused and no cookies are sent. The embedding service
-    /// calls this for its remote providers.
+    /// `fetch(url, init)` with `Authorization: Bearer <key of provider>` added, so the page never
+    /// holds the key. Only to the provider's API origin or one allowed with `allowApiOrigin`;
+    /// redirects are refused and no cookies are sent. The embedding service calls this for its
+    /// remote providers.
     ///
-    /// @throws {Error} `code: "ORIGIN_NOT_ALLOWED"`, `"NO_API_KEY"`, `"LOCKED"` or `"BAD_ARGUMENT"` (bad URL).
+    /// `fetch`, `Request`, `URL` and the helpers this uses were captured when the package was
+    /// imported: a script that patches them later neither sees the key nor can change where it
+    /// goes (one that runs before the import can; only an isolated worker vault closes that).
+    ///
+    /// @throws {Error} `code: "ORIGIN_NOT_ALLOWED"`, `"NO_API_KEY"`, `"LOCKED"` or `"BAD_ARGUMENT"` (`url` and `init` do not make a request).
     #[wasm_bindgen(js_name = authorizedFetch, unchecked_return_type = "Promise<Response>")]
     pub fn authorized_fetch(
         &self,
         #[wasm_bindgen(js_name = provider, unchecked_param_type = "ApiKeyProvider")] provider_name: String,
-        url: String,
+        #[wasm_bindgen(unchecked_param_type = "string | URL")] url: JsValue,
         #[wasm_bindgen(unchecked_param_type = "RequestInit")] init: Option<js_sys::Object>,
     ) -> JsResult<Promise> {
         let provider = provider(&provider_name)?;
-        let parsed = web_sys::Url::new(&url)
-            .map_err(|_| js(CodedError::bad_argument(format!("not a URL: {url:?}"))))?;
-        let authorization = self
-            .inner
-            .authorization_for(provider, &parsed.origin())
-            .map_err(js)?;
-        let request = js_sys::Object::assign(&js_sys::Object::new(), &init.unwrap_or_default());
-        let headers = web_sys::Headers::new_with_headers(
-            &js_sys::Reflect::get(&request, &"headers".into())
-                .ok()
-                .filter(|h| !h.is_undefined())
-                .unwrap_or_else(|| js_sys::Object::new().into())
-                .into(),
-        )?;
-        headers.set("Authorization", &authorization)?;
-        for (name, value) in [
-            ("headers", JsValue::from(headers)),
-            ("redirect", "error".into()),
-            ("credentials", "omit".into()),
-        ] {
-            js_sys::Reflect::set(&request, &name.into(), &value)?;
-        }
-        let global = js_sys::global();
-        let fetch: js_sys::Function = js_sys::Reflect::get(&global, &"fetch".into())?.dyn_into()?;
-        fetch.call2(&global, &url.into(), &request)?.dyn_into()
+        // Page code may run here (it reads `init`), before any key is decrypted.
+        let ticket =
+            prepare_authorized_request(&url, &init.map_or(JsValue::UNDEFINED, Into::into))?;
+        // The origin is compared in the snippet, against bytes read from wasm memory: no string
+        // crosses through wasm-bindgen's (patchable) text encoder or decoder.
+        let memory = wasm_bindgen::memory();
+        let Some(origin) = self.inner.api_origins(provider).find(|origin| {
+            authorized_request_origin_is(ticket, &memory, origin.as_ptr() as usize, origin.len())
+        }) else {
+            return Err(js(security::SecurityError::OriginNotAllowed {
+                provider: provider.name().to_owned(),
+                origin: prepared_request_origin(ticket),
+            }));
+        };
+        let authorization = self.inner.authorization_for(provider, origin).map_err(js)?;
+        // While the key is in wasm memory only the snippet's captured code runs: it copies the
+        // bytes into the prepared request and returns nothing (no glue that could call page
+        // code). The fetch starts once the key is wiped here.
+        attach_authorization(
+            ticket,
+            &memory,
+            authorization.as_ptr() as usize,
+            authorization.len(),
+        );
+        drop(authorization);
+        dispatch_authorized_request(ticket)
     }
 
     /// The plaintext API key of `provider`. SDK modules read keys inside wasm; call this only
