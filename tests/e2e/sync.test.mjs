@@ -262,6 +262,7 @@ test("forged and replayed frames from a hostile page are dropped; honest pages c
       async ({ relayUrl, victim }) => {
         const { SigningKey } = window.sdk;
         const key = SigningKey.generate();
+        const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
         const unhex = (t) => Uint8Array.from(t.match(/../g), (h) => parseInt(h, 16));
         const socket = new WebSocket(relayUrl);
         socket.binaryType = "arraybuffer";
