@@ -466,10 +466,28 @@ enum Message {
 
 type Verdict = Result<(), &'static str>;
 
-#[derive(Clone, Copy)]
-enum Vote {
-    Prepare,
-    Commit,
+/// A prepare or a commit: `(view, seq, digest)`, kept one per member in a slot's view.
+trait VotePart: Part + Copy {
+    fn fields(&self) -> (u64, u64, Digest);
+    fn votes(slot: &mut Slot) -> &mut BTreeMap<usize, Signed<Self>>;
+}
+
+impl VotePart for Prepare {
+    fn fields(&self) -> (u64, u64, Digest) {
+        (self.view, self.seq, self.digest)
+    }
+    fn votes(slot: &mut Slot) -> &mut BTreeMap<usize, Signed<Self>> {
+        &mut slot.prepares
+    }
+}
+
+impl VotePart for Commit {
+    fn fields(&self) -> (u64, u64, Digest) {
+        (self.view, self.seq, self.digest)
+    }
+    fn votes(slot: &mut Slot) -> &mut BTreeMap<usize, Signed<Self>> {
+        &mut slot.commits
+    }
 }
 
 fn digest_of(value: &[u8]) -> Digest {
@@ -877,26 +895,12 @@ impl Agreement {
                 self.accept_pre_prepare(now, m)
             }
             Message::Prepare(m) => {
-                let Prepare { view, seq, digest } = m.body;
-                self.record_vote(Vote::Prepare, view, seq, digest, m.sender, |slot| {
-                    slot.prepares
-                        .entry(m.sender as usize)
-                        .or_insert(m)
-                        .body
-                        .digest
-                })?;
+                let seq = self.record_vote(m)?;
                 self.check_prepared(now, seq);
                 Ok(())
             }
             Message::Commit(m) => {
-                let Commit { view, seq, digest } = m.body;
-                self.record_vote(Vote::Commit, view, seq, digest, m.sender, |slot| {
-                    slot.commits
-                        .entry(m.sender as usize)
-                        .or_insert(m)
-                        .body
-                        .digest
-                })?;
+                let seq = self.record_vote(m)?;
                 self.check_committed(now, seq);
                 Ok(())
             }
@@ -912,16 +916,9 @@ impl Agreement {
     }
 
     /// Keeps a prepare or commit of this view: one per sender and kind in a slot's view (a
-    /// second one for another digest is an equivocation and is refused).
-    fn record_vote(
-        &mut self,
-        vote: Vote,
-        view: u64,
-        seq: u64,
-        digest: Digest,
-        sender: u16,
-        keep: impl FnOnce(&mut Slot) -> Digest,
-    ) -> Verdict {
+    /// second one for another digest is an equivocation and is refused). Returns its slot.
+    fn record_vote<V: VotePart>(&mut self, message: Signed<V>) -> Result<u64, &'static str> {
+        let (view, seq, digest) = message.body.fields();
         self.in_window(seq)?;
         if view != self.view {
             return Err("OTHER_VIEW");
@@ -932,15 +929,15 @@ impl Agreement {
             slot.prepares.clear();
             slot.commits.clear();
         }
-        let earlier = match vote {
-            Vote::Prepare => slot.prepares.get(&(sender as usize)).map(|m| m.body.digest),
-            Vote::Commit => slot.commits.get(&(sender as usize)).map(|m| m.body.digest),
-        };
-        if earlier.is_some_and(|d| d != digest) {
-            return Err("EQUIVOCATION");
+        let votes = V::votes(slot);
+        match votes.get(&(message.sender as usize)) {
+            Some(earlier) if earlier.body.fields().2 != digest => Err("EQUIVOCATION"),
+            Some(_) => Ok(seq),
+            None => {
+                votes.insert(message.sender as usize, message);
+                Ok(seq)
+            }
         }
-        keep(slot);
-        Ok(())
     }
 
     fn in_window(&self, seq: u64) -> Verdict {

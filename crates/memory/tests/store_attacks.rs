@@ -302,12 +302,9 @@ impl Sim {
             4 if !heard.is_empty() => {
                 let bead = match &heard[0].record {
                     Record::Bead(b) => b.id,
-                    other => match other {
-                        Record::Meta(m) => m.bead,
-                        Record::Approval(a) => a.bead,
-                        Record::Forget(f) => f.bead,
-                        Record::Bead(_) => unreachable!(),
-                    },
+                    Record::Meta(m) => m.bead,
+                    Record::Approval(a) => a.bead,
+                    Record::Forget(f) => f.bead,
                 };
                 let record = if self.chance(50) {
                     // Signed by Mallory, who is not the author.
