@@ -242,7 +242,7 @@ export interface CouncilDecision {
 export interface CouncilInfo extends CouncilState {
   /** Whether this agent is a member. */
   member: boolean;
-  agreement: { view: number; leader: string; executed: number; pending: number; endorsements: number; stats: AgreementStats } | null;
+  agreement: { view: number; leader: string; executed: number; pending: number; endorsements: number; orderAt: number; stats: AgreementStats } | null;
 }
 
 /** An agent's memory in a page: remember, recall, forget, approve; replicated and persisted. */

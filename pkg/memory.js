@@ -27,6 +27,8 @@ const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (h) => parseI
 const NONCE_BYTES = 8;
 /** Other members' pending motions remembered for `endorse` (the oldest is forgotten first). */
 const MAX_REQUESTED = 64;
+/** The format of the stored council log (`[motion hex, endorser keys]` entries since 2). */
+const DECIDED_VERSION = 2;
 
 function memoryError(code, message) {
   return Object.assign(new Error(message), { code });
@@ -75,8 +77,13 @@ export class MemorySystem extends EventTarget {
   #identity;
   #agreement = null;
   #agreementTimer;
-  /** What was decided so far: the founding council, the last slot applied and every motion (hex). */
+  /**
+   * What was decided so far: the founding council, the last slot applied and every applied
+   * motion as `[motion hex, endorser keys]`.
+   */
   #decided;
+  /** The council threshold the agreement orders at (it changes with motions). */
+  #orderAt = 0;
   /** Motions proposed here, by hex value: `{ motion, at, resolve, reject }`. */
   #proposals = new Map();
   /** Other members' pending motions (hex value → value), for `endorse`. */
@@ -141,8 +148,9 @@ export class MemorySystem extends EventTarget {
     system.#engine = new MemoryEngine(identity, snapshot, { ...hnsw, members: council.members, threshold: council.threshold });
     // Motions decided earlier count only for the council they were decided in.
     const founding = JSON.stringify(system.#engine.council());
-    system.#decided = decided?.founding === founding ? decided : { founding, lastSeq: 0, motions: [] };
-    for (const motion of system.#decided.motions) system.#engine.applyMotion(fromHex(motion));
+    system.#decided = decided?.founding === founding && decided.version === DECIDED_VERSION ? decided : { version: DECIDED_VERSION, founding, lastSeq: 0, motions: [] };
+    // Replayed with their endorsers, so the council checks them again as when decided.
+    for (const [motion, endorsers] of system.#decided.motions) system.#engine.applyMotion(fromHex(motion), endorsers);
     for (const delta of journal) system.#engine.applyDelta(delta);
     system.#engine.takeJournal();
     system.#engine.takeChanges();
@@ -251,8 +259,9 @@ export class MemorySystem extends EventTarget {
 
   /**
    * Endorses another member's motion (the `id` of its `"requested"` agreement event): a motion
-   * is ordered only once enough members asked for it (`council().agreement.endorsements`, at
-   * least f + 1), so the faulty members alone never pass one. Resolves like `propose`.
+   * is ordered only once the council's threshold of members asked for it
+   * (`council().agreement.orderAt`: the threshold, at least f + 1), and every member refuses
+   * one decided with fewer. Resolves like `propose`.
    */
   endorse(id) {
     const value = this.#requested.get(id);
@@ -289,7 +298,7 @@ export class MemorySystem extends EventTarget {
     return {
       ...council,
       member: council.members.includes(this.publicKey),
-      agreement: a && { view: a.view, leader: a.members[a.leader], executed: a.executed, pending: a.pending, endorsements: a.endorsements, stats: a.stats() },
+      agreement: a && { view: a.view, leader: a.members[a.leader], executed: a.executed, pending: a.pending, endorsements: a.endorsements, orderAt: a.orderAt, stats: a.stats() },
     };
   }
 
@@ -363,6 +372,13 @@ export class MemorySystem extends EventTarget {
         this.#decide(event);
       }
     }
+    // The council's threshold is the agreement's ordering policy; a motion may have changed it.
+    const { threshold } = this.#engine.council();
+    if (this.#agreement && threshold !== this.#orderAt) {
+      this.#orderAt = threshold;
+      this.#drive(this.#agreement.setOrderAt(Date.now(), threshold));
+      return;
+    }
     clearTimeout(this.#agreementTimer);
     this.#agreementTimer = setTimeout(() => {
       if (this.#agreement) this.#drive(this.#agreement.handleTick(Date.now()));
@@ -389,12 +405,13 @@ export class MemorySystem extends EventTarget {
     this.#requested.delete(key);
     const proposal = this.#proposals.get(key);
     this.#proposals.delete(key);
+    const by = endorsers.map((i) => this.#agreement.members[i]);
     let motion;
     let refused;
     try {
       const encoded = value.subarray(NONCE_BYTES);
-      motion = this.#engine.applyMotion(encoded);
-      this.#decided.motions.push(toHex(encoded));
+      motion = this.#engine.applyMotion(encoded, by);
+      this.#decided.motions.push([toHex(encoded), by]);
     } catch (error) {
       refused = error;
     }
@@ -403,7 +420,6 @@ export class MemorySystem extends EventTarget {
     const written = (this.#writes = this.#writes.then(() => this.#saveCouncil(decided)));
     written.then(() => {
       const ms = proposal && Math.round(performance.now() - proposal.at);
-      const by = endorsers.map((i) => this.#agreement?.members[i]);
       this.#emit("agreement", { type: "decided", seq, view, motion: motion ?? proposal?.motion ?? null, mine: !!proposal, ms, endorsers: by, refused: refused && { code: refused.code, message: refused.message } });
       if (refused) proposal?.reject(refused);
       else proposal?.resolve({ seq, view, motion, ms });

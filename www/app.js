@@ -457,7 +457,7 @@ function renderCouncil(mem, rounds) {
   const a = c.agreement;
   $("council-status").textContent =
     `${c.members.length} member${c.members.length > 1 ? "s" : ""}, ${c.threshold} approval${c.threshold > 1 ? "s" : ""} accept a bead` +
-    (a ? ` · view ${a.view} · ${a.executed} slots decided · ${a.pending} pending · messages sent ${a.stats.sent}, received ${a.stats.received}` : "");
+    (a ? ` · a motion needs ${a.orderAt} endorsement${a.orderAt > 1 ? "s" : ""} · view ${a.view} · ${a.executed} slots decided · ${a.pending} pending · messages sent ${a.stats.sent}, received ${a.stats.received}` : "");
   $("council-members").replaceChildren(
     make("tr", {}, ["member", "role"].map((t) => make("th", { textContent: t }))),
     ...c.members.map((key) => make("tr", {}, [make("td", { textContent: shortKey(mem, key) }), make("td", { textContent: a?.leader === key ? "leader" : "" })])),

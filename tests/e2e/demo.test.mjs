@@ -242,12 +242,14 @@ test("the demo's memory agents remember in one tab, recall in another, approve, 
   await row.locator(".memory-approve").click();
   await page.waitForFunction(() => document.querySelector(".memory-bead .memory-verdict")?.textContent === "accepted");
   assert.match(await page.textContent("#memory-stats"), /peers [1-9]/);
-  // A council of the two tabs: a new threshold, then a fact accepted by vote, each agreed
-  // through PBFT rounds that both tabs show.
+  // A council of the two tabs: a new threshold (endorsed by both), then a fact accepted by
+  // vote, each agreed through PBFT rounds that both tabs show.
   await page.click("#council-form");
   for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("2 members, 2 approvals"));
+  // At threshold 2 a motion needs both members: the other tab's user endorses it.
   await tab.fill("#council-threshold", "1");
   await tab.click("#council-propose");
+  await page.locator(".council-requested", { hasText: "approvals needed → 1" }).locator(".council-endorse").click();
   for (const p of [page, tab]) {
     await p.waitForFunction(() => document.querySelector(".council-decided")?.textContent.includes("approvals needed → 1"));
     await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("2 members, 1 approval accept"));
@@ -256,6 +258,7 @@ test("the demo's memory agents remember in one tab, recall in another, approve, 
   await page.click("#council-propose");
   for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector(".memory-bead .memory-verdict")?.textContent === "pending 1/2");
   await tab.locator(".memory-bead", { hasText: "loopback interface" }).locator(".memory-fact").click();
+  await page.locator(".council-requested", { hasText: "accept as fact" }).locator(".council-endorse").click();
   for (const p of [page, tab]) {
     await p.waitForFunction(() => document.querySelector(".memory-bead .memory-verdict")?.textContent === "accepted");
     await p.waitForFunction(() => document.querySelectorAll(".council-decided").length === 3);

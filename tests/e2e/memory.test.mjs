@@ -75,7 +75,11 @@ function openAgent(page, name, council) {
       window.accepted = [];
       window.mem.on("accepted", ({ bead }) => window.accepted.push(bead.content));
       window.rounds = [];
-      window.mem.on("agreement", (round) => window.rounds.push(round));
+      window.mem.on("agreement", (round) => {
+        window.rounds.push(round);
+        // With window.endorseAll set, this agent's user endorses every other member's motion.
+        if (round.type === "requested" && window.endorseAll) window.mem.endorse(round.id).catch(() => {});
+      });
       return { agentId: window.mem.agentId, publicKey: window.mem.publicKey, fromDisk, thresholdFromDisk };
     },
     { name, council, relayUrl: relay.url, room: ROOM, local: LOCAL },
@@ -222,11 +226,23 @@ test("a council of three agrees on motions through the relay, keeps them across 
     const round = await page.evaluate(() => window.rounds.find((r) => r.type === "decided"));
     assert.deepEqual(round.motion, { type: "set-threshold", threshold: 2 });
   }
-  // A fact accepted by vote, whatever its approvals.
+  // Regression (one member ruled the council): at threshold 2 a motion one member alone asks
+  // for is not ordered; it passes once another member endorses it.
   const id = await leaderPage.evaluate(async () => (await window.mem.remember("The budget for Q3 is frozen.", { kind: "decision" })).id);
   for (const page of trio) await until(page, (id) => window.mem.bead(id) !== undefined, id);
-  await others[1].evaluate((id) => window.mem.propose({ type: "accept-fact", id }), id);
+  for (const page of trio) await until(page, () => window.mem.council().agreement.orderAt === 2);
+  await others[1].evaluate((id) => { window.accepting = window.mem.propose({ type: "accept-fact", id }); }, id);
+  const isRequest = () => window.rounds.find((r) => r.type === "requested" && r.motion.type === "accept-fact")?.id;
+  await until(others[0], isRequest);
+  const requested = await others[0].evaluate(isRequest);
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  for (const page of trio) assert.equal(await page.evaluate((id) => window.mem.acceptance(id).accepted, id), false, "decided by one member's request");
+  await others[0].evaluate((id) => window.mem.endorse(id), requested);
+  await others[1].evaluate(() => window.accepting);
   for (const page of trio) await until(page, (id) => window.mem.acceptance(id).accepted, id);
+  const endorsers = await others[1].evaluate(() => window.rounds.findLast((r) => r.type === "decided").endorsers);
+  assert.equal(endorsers.length, 2);
+  for (const page of trio) await page.evaluate(() => (window.endorseAll = true));
   // A motion every member refuses alike.
   const refused = await others[1].evaluate(() => window.mem.propose({ type: "set-threshold", threshold: 9 }).then(() => null, (e) => e.code));
   assert.equal(refused, "BAD_INPUT");
@@ -247,6 +263,7 @@ test("a council of three agrees on motions through the relay, keeps them across 
   await others[0].reload();
   const reopened = await openAgent(others[0], names.get(others[0]), council);
   assert.equal(reopened.thresholdFromDisk, 2);
+  await others[0].evaluate(() => (window.endorseAll = true));
 
   // The leader leaves: the two others (a quorum of three) change view and decide without it.
   await leaderPage.close();
@@ -256,7 +273,9 @@ test("a council of three agrees on motions through the relay, keeps them across 
     await until(page, () => window.mem.council().threshold === 1);
     assert.ok(await page.evaluate(() => window.rounds.some((r) => r.type === "view-changed")), "a view change was reported");
   }
-  // The first motion again: decided afresh, not mistaken for the old decision.
+  // The first motion again (one request suffices at threshold 1): decided afresh, not
+  // mistaken for the old decision.
+  for (const page of others) await page.evaluate(() => (window.endorseAll = false));
   const again = await others[0].evaluate(() => window.mem.propose({ type: "set-threshold", threshold: 2 }));
   assert.ok(again.seq > decided.seq, `decided again in slot ${again.seq}`);
   for (const page of others) await until(page, () => window.mem.council().threshold === 2);

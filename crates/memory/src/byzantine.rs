@@ -6,10 +6,12 @@
 //! certificates are transferable):
 //!
 //! - **Requests need endorsements.** A member proposes a value by broadcasting a signed
-//!   `REQUEST`; the same value requested by [`Agreement::endorsements`] distinct members (at
-//!   least `f + 1`, so never by the faulty ones alone) is *endorsed*, and only endorsed values
-//!   are ordered. Every pre-prepare carries the endorsing signatures, which every agent checks
-//!   before it prepares, and every [`AgreementEvent::Decided`] names the endorsers.
+//!   `REQUEST`; an honest leader orders a value once [`Agreement::order_at`] distinct members
+//!   requested it (a council sets it to its threshold `k`). Every pre-prepare carries the
+//!   endorsing signatures, at least [`Agreement::endorsements`] (`f + 1`, so never the faulty
+//!   members alone), which every agent checks before it prepares, and every
+//!   [`AgreementEvent::Decided`] names the endorsers, so that what applies the value can
+//!   require more (the council refuses a motion below `k`).
 //! - **Normal case.** The leader of view `v` (`v mod n`) orders an endorsed value as
 //!   `PRE-PREPARE(v, s, value)`; every agent answers `PREPARE(v, s, digest)`; an agent with the
 //!   pre-prepare and a quorum of prepares is *prepared* and sends `COMMIT(v, s, digest)`; a
@@ -278,7 +280,11 @@ pub struct Agreement {
     me: usize,
     key: SigningKey,
     config: AgreementConfig,
+    /// Endorsements every ordered value must carry (checked on each message).
     endorsements: usize,
+    /// Endorsements this agent waits for before it orders a value as leader (at least
+    /// `endorsements`): the council's threshold, a local policy.
+    order_at: usize,
     view: u64,
     /// The view this agent is changing to, while it waits for its `NEW-VIEW`.
     changing: Option<u64>,
@@ -568,6 +574,7 @@ impl Agreement {
             next_retransmit: now + config.retransmit_ms,
             config,
             endorsements,
+            order_at: endorsements,
             members,
             view: 0,
             changing: None,
@@ -689,9 +696,27 @@ impl Agreement {
         &self.members
     }
 
-    /// Distinct members whose requests a value needs before it is ordered.
+    /// Distinct members whose requests every ordered value must carry (`f + 1` at least):
+    /// every agent checks it on every message, whatever the leader's policy.
     pub fn endorsements(&self) -> usize {
         self.endorsements
+    }
+
+    /// Distinct members whose requests this agent waits for before it orders a value as a
+    /// leader (and before it suspects a leader of stalling one).
+    pub fn order_at(&self) -> usize {
+        self.order_at
+    }
+
+    /// Sets [`Agreement::order_at`] to `count`, kept between [`Agreement::endorsements`] and
+    /// the membership's size: a council raises it to its threshold `k`, so that an honest
+    /// leader orders only what `k` members asked for. Values already endorsed enough are
+    /// ordered at once.
+    pub fn set_order_at(&mut self, now: u64, count: usize) -> Output {
+        self.order_at = count.clamp(self.endorsements, self.members.len());
+        self.arm_timer(now);
+        self.assign();
+        self.finish()
     }
 
     /// Requests known here and not yet decided (endorsed or not).
@@ -1000,7 +1025,7 @@ impl Agreement {
 
     /// Whether a pending value has enough endorsements to be ordered.
     fn endorsed(&self, pending: &Pending) -> bool {
-        pending.requests.len() >= self.endorsements
+        pending.requests.len() >= self.order_at
     }
 
     /// The leader orders every endorsed pending request it has not ordered in this view.
@@ -1016,7 +1041,7 @@ impl Agreement {
                 let endorsements = p
                     .requests
                     .iter()
-                    .take(self.endorsements)
+                    .take(self.order_at)
                     .map(|(m, s)| Endorsement {
                         sender: *m as u16,
                         signature: *s,
@@ -1057,6 +1082,12 @@ impl Agreement {
             Some((v, d, _)) if *v == view && *d == digest => return Ok(()),
             Some((v, _, _)) if *v == view => return Err("EQUIVOCATION"),
             _ => {}
+        }
+        // Below this agent's own ordering policy (the council's `k`), an honest agent does not
+        // prepare: a faulty leader cannot burn a value by ordering it before `k` members asked
+        // for it. Only the normal case checks this; certificates and decisions need `f + 1`.
+        if message.body.endorsements.len() < self.order_at {
+            return Err("UNDER_ENDORSED");
         }
         let (value, endorsements) = (
             message.body.value.clone(),
@@ -1813,7 +1844,7 @@ mod tests {
         });
         let out = agents[1].handle_message(1, &Agreement::encode(&pre_prepare));
         assert!(out.transmits.is_empty());
-        assert_eq!(agents[1].stats().rejected.get("NOT_ENDORSED"), Some(&1));
+        assert_eq!(agents[1].stats().rejected.get("UNDER_ENDORSED"), Some(&1));
         // Forged endorsements: another member's index with the leader's signature.
         let mut forged = pre_prepare.body.clone();
         forged.endorsements.push(Endorsement {
@@ -1824,6 +1855,65 @@ mod tests {
         let out = agents[1].handle_message(1, &forged);
         assert!(out.transmits.is_empty());
         assert_eq!(agents[1].stats().rejected.get("BAD_SIGNATURE"), Some(&1));
+    }
+
+    /// Regression (one member ruled the council): a leader may order at the `f + 1` floor, but
+    /// an agent whose council needs `k` endorsements does not prepare below it, and a leader
+    /// that raised its own policy waits for `k` requests.
+    #[test]
+    fn an_agent_prepares_only_what_k_members_asked_for() {
+        let mut agents = council(4, "room/doc");
+        let value = b"set threshold".to_vec();
+        let request = |a: &Agreement| Endorsement {
+            sender: a.index() as u16,
+            signature: a
+                .sign(Request {
+                    value: value.clone(),
+                })
+                .signature,
+        };
+        let two = vec![request(&agents[0]), request(&agents[2])];
+        let pre_prepare = |endorsements| {
+            Agreement::encode(&agents[0].sign(PrePrepare {
+                view: 0,
+                seq: 1,
+                value: value.clone(),
+                endorsements,
+            }))
+        };
+        let (short, full) = (
+            pre_prepare(two.clone()),
+            pre_prepare([two, vec![request(&agents[3])]].concat()),
+        );
+        assert_eq!(agents[1].set_order_at(1, 3).transmits, vec![]);
+        assert_eq!(agents[1].order_at(), 3);
+        assert!(agents[1].handle_message(1, &short).transmits.is_empty());
+        assert_eq!(agents[1].stats().rejected.get("UNDER_ENDORSED"), Some(&1));
+        assert_eq!(
+            agents[1].handle_message(1, &full).transmits.len(),
+            1,
+            "a prepare"
+        );
+        // Policy stays within [f + 1, n].
+        assert_eq!(agents[2].set_order_at(1, 0).transmits, vec![]);
+        assert_eq!(agents[2].order_at(), 2);
+        agents[2].set_order_at(1, 99);
+        assert_eq!(agents[2].order_at(), 4);
+        // A leader at k = 3 orders only at the third request.
+        agents[0].set_order_at(1, 3);
+        agents[0].propose(1, value.clone()).unwrap();
+        for (i, pre_prepares) in [(1, 0), (2, 1)] {
+            let request = Agreement::encode(&agents[i].sign(Request {
+                value: value.clone(),
+            }));
+            let out = agents[0].handle_message(2, &request);
+            let sent = out
+                .transmits
+                .iter()
+                .filter(|t| t.bytes[1] == PrePrepare::KIND)
+                .count();
+            assert_eq!(sent, pre_prepares, "after member {i}'s request");
+        }
     }
 
     /// Regression: the membership id hashed only epoch and keys, so a council's messages

@@ -35,6 +35,14 @@ pub enum MemoryError {
     /// An operation only a record's author may do.
     #[error("not the author: {0}")]
     NotAuthor(&'static str),
+    /// A decided motion that fewer members endorsed than the council's threshold.
+    #[error("endorsed by {have} members; the council needs {need}")]
+    NotEndorsed {
+        /// Distinct members who endorsed it.
+        have: usize,
+        /// The council's threshold.
+        need: usize,
+    },
 }
 
 impl MemoryError {
@@ -48,6 +56,7 @@ impl MemoryError {
             MemoryError::EmbeddingMismatch(_) => "EMBEDDING_MISMATCH",
             MemoryError::NotMember(_) => "NOT_MEMBER",
             MemoryError::NotAuthor(_) => "NOT_AUTHOR",
+            MemoryError::NotEndorsed { .. } => "NOT_ENDORSED",
         }
     }
 

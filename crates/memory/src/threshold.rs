@@ -123,10 +123,24 @@ impl Council {
         self.epoch
     }
 
-    /// Applies a decided motion. A motion that would break the council (removing the last
-    /// member, a threshold above the member count, a rotation of a non-member or with bad
-    /// signatures) is refused and changes nothing; every honest agent refuses it alike.
-    pub fn apply(&mut self, motion: &Motion) -> Result<(), MemoryError> {
+    /// Applies a motion the agreement decided with the requests of `endorsers`. It is refused
+    /// and changes nothing when fewer than [`Council::threshold`] distinct members endorsed it
+    /// (`NotEndorsed`: a leader may order a value at the agreement's `f + 1` floor, below the
+    /// council's `k`), or when it would break the council (removing the last member, a
+    /// threshold above the member count, a rotation of a non-member or with bad signatures).
+    /// Every honest agent applies decided motions in the same order, so it refuses alike.
+    pub fn apply(&mut self, motion: &Motion, endorsers: &[PublicKey]) -> Result<(), MemoryError> {
+        let have = endorsers
+            .iter()
+            .filter(|e| self.members.contains(*e))
+            .collect::<BTreeSet<_>>()
+            .len();
+        if have < self.threshold {
+            return Err(MemoryError::NotEndorsed {
+                have,
+                need: self.threshold,
+            });
+        }
         let mut next = self.clone();
         match motion {
             Motion::Admit(key) => {

@@ -3,17 +3,23 @@
 //! identity equivocates as leader and as voter), silent, or forging and replaying messages; the
 //! network drops, duplicates and delays messages and may be partitioned until it heals.
 //!
-//! Checked in every run: no two honest agents ever decide differently for a slot (safety), and
-//! once the network has healed every value an honest agent proposed is decided by every honest
-//! agent (liveness). The test command runs `SIM_RUNS` (500) seeds; `scripts/simulate.sh
+//! The agents form a council of threshold `k` (`f + 1` to `n - f`): a decided value is a
+//! motion each honest agent applies to its [`Council`], which refuses one endorsed by fewer than
+//! `k` members. Honest agents order at `k`; faulty ones at the agreement's `f + 1` floor, so a
+//! faulty leader orders what fewer than `k` members asked for.
+//!
+//! Checked in every run: no two honest agents ever decide differently for a slot (safety) or
+//! hold different councils after the same slots; no honest agent applies a motion fewer than
+//! `k` members requested; and once the network has healed every value `k` honest agents
+//! requested is decided and applied by every honest agent (liveness). The test command runs `SIM_RUNS` (500) seeds; `scripts/simulate.sh
 //! agreement [runs]` runs more in release and prints decisions, views and messages.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use chrysalis_crypto::SigningKey;
+use chrysalis_crypto::{SigningKey, blake3};
 use chrysalis_memory::byzantine::{MAX_PENDING_PER_MEMBER, Recipient, Transmit};
-use chrysalis_memory::{Agreement, AgreementConfig, AgreementEvent, Membership};
+use chrysalis_memory::{Agreement, AgreementConfig, AgreementEvent, Council, Membership, Motion};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -37,6 +43,10 @@ struct Instance {
     /// Which copy of a twin pair (0 for everyone else).
     copy: usize,
     agent: Agreement,
+    /// The council as this agent applied the decided motions (honest agents only).
+    council: Council,
+    /// The values whose motions its council applied, in order.
+    applied: Vec<Vec<u8>>,
     next_tick: u64,
 }
 
@@ -68,6 +78,12 @@ struct World {
     requested: BTreeMap<Vec<u8>, BTreeSet<usize>>,
     /// Endorsements a decided value needs (`f + 1`).
     endorsements: usize,
+    /// The council's threshold: endorsements an applied motion needs.
+    k: usize,
+    /// Values fewer than `k` members requested: decided or not, never applied.
+    short: BTreeSet<Vec<u8>>,
+    /// Decided motions honest councils refused (too few endorsements).
+    refused: u64,
     /// The membership and configuration, for the flooders' and the other council's instances.
     membership: Membership,
     config: AgreementConfig,
@@ -85,6 +101,8 @@ struct RunReport {
     max_view: u64,
     messages: u64,
     latencies: Vec<u64>,
+    /// Decided motions honest councils refused (endorsed below `k`).
+    refused: u64,
     end: u64,
 }
 
@@ -170,6 +188,7 @@ impl World {
                     value, endorsers, ..
                 } if honest => {
                     self.check_endorsers(instance, &value, &endorsers);
+                    self.apply(instance, &value, &endorsers);
                     if let Some((_, times)) = self.proposals.get_mut(&value) {
                         times.push(self.now);
                     }
@@ -215,6 +234,30 @@ impl World {
             self.violation.get_or_insert(format!(
                 "endorsement: agent {who} decided {:?} with {problem}",
                 String::from_utf8_lossy(value)
+            ));
+        }
+    }
+
+    /// An honest agent applies a decided value as a motion (accepting the value's hash as a
+    /// fact) with the endorsers' keys; its council refuses one below `k`.
+    fn apply(&mut self, instance: usize, value: &[u8], endorsers: &[usize]) {
+        let keys: Vec<_> = endorsers
+            .iter()
+            .map(|&e| self.keys[e].public_key())
+            .collect();
+        let motion = Motion::AcceptFact(blake3(value, 32).unwrap().try_into().unwrap());
+        let i = &mut self.instances[instance];
+        match i.council.apply(&motion, &keys) {
+            Ok(()) => i.applied.push(value.to_vec()),
+            Err(e) if e.code() == "NOT_ENDORSED" => self.refused += 1,
+            Err(e) => panic!("an accept-fact motion cannot break the council: {e}"),
+        }
+        if self.short.contains(value) && i.applied.last().map(Vec::as_slice) == Some(value) {
+            self.violation.get_or_insert(format!(
+                "threshold: agent {} applied {:?}, which fewer than k = {} members requested",
+                i.identity,
+                String::from_utf8_lossy(value),
+                self.k
             ));
         }
     }
@@ -303,11 +346,15 @@ impl World {
                     self.absorb(instance, out);
                 }
                 Happening::Propose { instance, value } => {
-                    let out = self.instances[instance]
-                        .agent
-                        .propose(at, value)
-                        .map_err(|e| e.to_string())?;
-                    self.absorb(instance, out);
+                    match self.instances[instance].agent.propose(at, value.clone()) {
+                        Ok(out) => self.absorb(instance, out),
+                        // A member with MAX_PENDING_PER_MEMBER requests pending declines to
+                        // request more: what it declined need not be decided.
+                        Err(e) if e.to_string().contains("still pending") => {
+                            self.proposals.remove(&value);
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
                 }
                 Happening::Deliver { instance, bytes } => {
                     let out = self.instances[instance].agent.handle_message(at, &bytes);
@@ -396,6 +443,32 @@ impl World {
                 }
             }
         }
+        // The same slots leave the same council; every value k honest members requested was
+        // applied, not refused.
+        for a in &honest {
+            for b in &honest {
+                if a.agent.executed() == b.agent.executed() && a.council != b.council {
+                    return Err(format!(
+                        "safety: agents {} and {} hold different councils after {} slots",
+                        a.identity,
+                        b.identity,
+                        a.agent.executed()
+                    ));
+                }
+            }
+            if let Some(v) = self
+                .proposals
+                .keys()
+                .find(|v| a.agent.is_decided(v) && !a.applied.contains(v))
+            {
+                return Err(format!(
+                    "threshold: agent {} refused {:?}, which k = {} honest members requested",
+                    a.identity,
+                    String::from_utf8_lossy(v),
+                    self.k
+                ));
+            }
+        }
         Ok(honest.iter().map(|i| i.agent.executed()).min().unwrap_or(0))
     }
 }
@@ -437,6 +510,13 @@ fn run_seed(seed: u64, scenario: Scenario) -> Result<RunReport, String> {
         })
         .collect();
     let membership = Membership::new(keys.iter().map(|k| k.public_key()).collect()).unwrap();
+    // The council's threshold: from f + 1 to what the honest members alone can reach.
+    let k = if adversarial {
+        f + 1 + (rng.next_u64() % (n - 2 * f) as u64) as usize
+    } else {
+        f + 1
+    };
+    let council = Council::new(keys.iter().map(|k| k.public_key()), k).unwrap();
     // Faulty identities: often the first leaders, so that silent and lying leaders happen.
     let mut faults = BTreeMap::new();
     while faults.len() < faulty {
@@ -470,12 +550,17 @@ fn run_seed(seed: u64, scenario: Scenario) -> Result<RunReport, String> {
         };
         for copy in 0..copies {
             let key = SigningKey::from_seed(&*key.seed()).unwrap();
-            let agent = Agreement::new(key, membership.clone(), config.clone(), 0).unwrap();
+            let mut agent = Agreement::new(key, membership.clone(), config.clone(), 0).unwrap();
+            if copies == 1 && !faults.contains_key(&identity) {
+                let _ = agent.set_order_at(0, k);
+            }
             instances.push(Instance {
                 identity,
                 copy,
                 next_tick: 0,
                 agent,
+                council: council.clone(),
+                applied: Vec::new(),
             });
         }
     }
@@ -522,31 +607,41 @@ fn run_seed(seed: u64, scenario: Scenario) -> Result<RunReport, String> {
         proposals: BTreeMap::new(),
         requested: BTreeMap::new(),
         endorsements: f + 1,
+        k,
+        short: BTreeSet::new(),
+        refused: 0,
         membership: membership.clone(),
         config: config.clone(),
         keys,
         violation: None,
         max_view: 0,
     };
-    // Each honest value is requested by f + 1 honest members (its proposer first, the others
-    // within two seconds); faulty members request values of their own that no honest member
-    // endorses, which must never be decided.
+    // Each honest value is requested by k honest members (its proposer first, the others
+    // within two seconds), some "short" ones by f + 1 to k - 1 only (never to be applied);
+    // faulty members request values of their own that no honest member endorses, which must
+    // never be decided.
     let honest_instances: Vec<usize> = (0..world.instances.len())
         .filter(|&i| world.honest(i))
         .collect();
     for instance in 0..world.instances.len() {
         world.schedule(0, Happening::Tick { instance });
         let proposals = 1 + world.below(3);
-        for k in 0..proposals {
+        for p in 0..proposals {
             let i = &world.instances[instance];
-            let value = format!("seed {seed} agent {} copy {} value {k}", i.identity, i.copy);
+            let value = format!("seed {seed} agent {} copy {} value {p}", i.identity, i.copy);
             let at = world.below(heal_at + 5_000);
             let mut requesters = vec![instance];
             if world.honest(instance) {
-                world
-                    .proposals
-                    .insert(value.clone().into_bytes(), (at, Vec::new()));
-                while requesters.len() < world.endorsements {
+                let wanted = if k > f + 1 && world.chance(0.25) {
+                    world.short.insert(value.clone().into_bytes());
+                    f + 1 + world.below((k - f - 1) as u64) as usize
+                } else {
+                    world
+                        .proposals
+                        .insert(value.clone().into_bytes(), (at, Vec::new()));
+                    k
+                };
+                while requesters.len() < wanted {
                     let other =
                         honest_instances[world.below(honest_instances.len() as u64) as usize];
                     if !requesters.contains(&other) {
@@ -587,6 +682,7 @@ fn run_seed(seed: u64, scenario: Scenario) -> Result<RunReport, String> {
         max_view: world.max_view,
         messages: world.messages,
         latencies,
+        refused: world.refused,
         end,
     })
 }
@@ -612,9 +708,9 @@ fn run_seeds(seeds: std::ops::Range<u64>) {
         seeds.start, seeds.end
     );
     println!(
-        "| n | runs | with faulty agents | slots decided (mean) | highest view (mean / max) | messages per decided slot | decision latency p50 / p95 / max (ms) | simulated end (mean s) |"
+        "| n | runs | with faulty agents | slots decided (mean) | highest view (mean / max) | messages per decided slot | decision latency p50 / p95 / max (ms) | refused below k (honest agents) | simulated end (mean s) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (n, reports) in &by_n {
         let runs = reports.len() as f64;
         let mut latencies: Vec<u64> = reports.iter().flat_map(|r| r.latencies.clone()).collect();
@@ -622,7 +718,7 @@ fn run_seeds(seeds: std::ops::Range<u64>) {
         let decided: u64 = reports.iter().map(|r| r.decided).sum();
         let messages: u64 = reports.iter().map(|r| r.messages).sum();
         println!(
-            "| {n} | {} | {} | {:.1} | {:.1} / {} | {:.0} | {} / {} / {} | {:.1} |",
+            "| {n} | {} | {} | {:.1} | {:.1} / {} | {:.0} | {} / {} / {} | {} | {:.1} |",
             reports.len(),
             reports.iter().filter(|r| r.faulty > 0).count(),
             decided as f64 / runs,
@@ -632,6 +728,7 @@ fn run_seeds(seeds: std::ops::Range<u64>) {
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.95),
             latencies.last().copied().unwrap_or(0),
+            reports.iter().map(|r| r.refused).sum::<u64>(),
             reports.iter().map(|r| r.end).sum::<u64>() as f64 / runs / 1000.0,
         );
     }

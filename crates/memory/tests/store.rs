@@ -317,8 +317,16 @@ fn beads_are_accepted_at_k_member_approvals_and_the_council_changes_by_motion() 
         Acceptance::Accepted { .. }
     ));
 
+    // A motion applies only with `k` distinct member endorsements (outsiders do not count).
+    let (a, b, c) = (alice.public_key(), bob.public_key(), carol.public_key());
     let raise = Motion::from_bytes(&Motion::SetThreshold(3).to_bytes()).unwrap();
-    council.apply(&raise).unwrap();
+    for endorsers in [vec![a], vec![a, a], vec![a, outsider.public_key()]] {
+        assert_eq!(
+            council.apply(&raise, &endorsers).unwrap_err().code(),
+            "NOT_ENDORSED"
+        );
+    }
+    council.apply(&raise, &[a, b]).unwrap();
     assert_eq!(
         council.acceptance(&store, &bead.id),
         Acceptance::Pending { have: 2, need: 3 }
@@ -327,7 +335,7 @@ fn beads_are_accepted_at_k_member_approvals_and_the_council_changes_by_motion() 
     // Bob rotates his key: his old approval no longer counts, the new key's does.
     let bob2 = identity(5);
     council
-        .apply(&Motion::Rotate(bob.rotate_to(&bob2, 4)))
+        .apply(&Motion::Rotate(bob.rotate_to(&bob2, 4)), &[a, b, c])
         .unwrap();
     assert_eq!(
         council.acceptance(&store, &bead.id),
@@ -340,9 +348,18 @@ fn beads_are_accepted_at_k_member_approvals_and_the_council_changes_by_motion() 
     );
 
     // Motions that would break the council change nothing.
-    assert!(council.apply(&Motion::SetThreshold(4)).is_err());
+    let all = [a, bob2.public_key(), c];
+    assert_eq!(
+        council
+            .apply(&Motion::SetThreshold(3), &[a, b, c])
+            .unwrap_err()
+            .code(),
+        "NOT_ENDORSED",
+        "a rotated-out key no longer endorses"
+    );
+    assert!(council.apply(&Motion::SetThreshold(4), &all).is_err());
     let forged = Motion::Rotate(outsider.rotate_to(&identity(6), 6));
-    assert!(council.apply(&forged).is_err());
+    assert!(council.apply(&forged, &all).is_err());
     assert_eq!(council.applied(), 2);
     assert_eq!(
         council.epoch(),
@@ -351,9 +368,9 @@ fn beads_are_accepted_at_k_member_approvals_and_the_council_changes_by_motion() 
     );
 
     // Admitting a member again changes nothing; removing one starts a new epoch.
-    council.apply(&Motion::Admit(carol.public_key())).unwrap();
+    council.apply(&Motion::Admit(c), &all).unwrap();
     assert_eq!(council.epoch(), 1);
-    council.apply(&Motion::Remove(carol.public_key())).unwrap();
+    council.apply(&Motion::Remove(c), &all).unwrap();
     assert_eq!((council.epoch(), council.threshold()), (2, 2));
 }
 

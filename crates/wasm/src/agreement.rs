@@ -21,7 +21,7 @@ export interface AgreementOptions {
   epoch?: number;
   /** What the council governs, say `"room/document"` (default ""): signed into every message, so a council's messages never count in another council of the same members. */
   scope?: string;
-  /** Distinct members whose requests a value needs before it is ordered (default and minimum f + 1, at most the members). */
+  /** Distinct members whose requests every ordered value must carry (default and minimum f + 1, at most the members). */
   endorsements?: number;
   /** How long a known request may wait before the agent asks for a new view (default 2000 ms; doubles per failed view). */
   viewTimeoutMs?: number;
@@ -157,7 +157,7 @@ impl AgreementEngine {
     }
 
     /// Requests `value` (1 byte to 8 KiB) for ordering: this member's endorsement. It is
-    /// ordered once `endorsements` members requested it; requesting a value already decided,
+    /// ordered once `orderAt` members requested it; requesting a value already decided,
     /// or already requested by this member, changes nothing.
     ///
     /// @throws {Error} `code: "BAD_INPUT"` for an empty or oversized value, or when 16 requests
@@ -226,10 +226,25 @@ impl AgreementEngine {
         self.agreement.pending()
     }
 
-    /// Distinct members whose requests a value needs before it is ordered.
+    /// Distinct members whose requests every ordered value must carry (checked by everyone).
     #[wasm_bindgen(getter)]
     pub fn endorsements(&self) -> usize {
         self.agreement.endorsements()
+    }
+
+    /// Distinct members whose requests this agent waits for before it orders a value as the
+    /// leader (`endorsements` at least; a council sets its threshold).
+    #[wasm_bindgen(getter, js_name = orderAt)]
+    pub fn order_at(&self) -> usize {
+        self.agreement.order_at()
+    }
+
+    /// Sets `orderAt` (kept between `endorsements` and the member count); values already
+    /// endorsed enough are ordered at once, so send what it returns.
+    #[wasm_bindgen(js_name = setOrderAt, unchecked_return_type = "AgreementOutput")]
+    pub fn set_order_at(&mut self, now: f64, count: usize) -> JsValue {
+        let out = self.agreement.set_order_at(now_ms(now), count);
+        output(out, self.agreement.view())
     }
 
     /// The indices of the members that requested `value` so far, while it is pending.

@@ -582,16 +582,29 @@ impl MemoryEngine {
     }
 
     /// Applies a motion the agreement decided (a `decided` event's value; every member applies
-    /// the same ones in slot order) and returns it. Acceptance is recomputed for every bead
-    /// (`takeChanges` reports the newly accepted).
+    /// the same ones in slot order) with the keys (hex) of the members who endorsed it, and
+    /// returns it. Acceptance is recomputed for every bead (`takeChanges` reports the newly
+    /// accepted).
     ///
-    /// @throws {Error} `code: "DECODE"` for a value that is not a motion; `"BAD_INPUT"` or
-    /// `"BAD_SIGNATURE"` for a motion that would break the council (every member refuses it
-    /// alike, and nothing changes).
+    /// @throws {Error} `code: "NOT_ENDORSED"` when fewer distinct members than the council's
+    /// threshold endorsed it; `"DECODE"` for a value that is not a motion; `"BAD_INPUT"` or
+    /// `"BAD_SIGNATURE"` for a motion that would break the council. Every member refuses such
+    /// a motion alike, and nothing changes.
     #[wasm_bindgen(js_name = applyMotion, unchecked_return_type = "CouncilMotion")]
-    pub fn apply_motion(&mut self, value: &[u8]) -> JsResult<JsValue> {
+    pub fn apply_motion(
+        &mut self,
+        value: &[u8],
+        #[wasm_bindgen(unchecked_param_type = "string[]")] endorsers: JsValue,
+    ) -> JsResult<JsValue> {
+        let endorsers = strings(&endorsers, "endorsers")
+            .and_then(|keys| {
+                keys.iter()
+                    .map(|k| key_from_hex(k, "endorsers[]"))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(js)?;
         let motion = Motion::from_bytes(value).map_err(js)?;
-        self.council.apply(&motion).map_err(js)?;
+        self.council.apply(&motion, &endorsers).map_err(js)?;
         let ids: Vec<BeadId> = self.store.beads().map(|b| b.id).collect();
         for id in ids {
             self.note_acceptance(id);
