@@ -12,53 +12,70 @@ ensure_embedding_reference # onnxruntime's vectors for tests/embedding/texts.jso
 LOGS="$ROOT/target/test-logs"
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
+# Every step runs even when an earlier one failed, so that the closing line counts every failure.
+FAILED_STEPS=()
+# check "name" command...: runs one step; a failure is recorded and the run goes on.
+check() {
+  local name=$1
+  shift
+  step "$name"
+  if ! "$@"; then
+    FAILED_STEPS+=("$name")
+    echo "FAILED: $name" >&2
+  fi
+}
 
-step "cargo clippy (host)"
-cargo clippy --workspace --all-targets -- -D warnings
-
-step "cargo clippy (wasm32, and each shipped module's feature alone)"
-# The relay is the one native-only crate (tokio sockets).
-cargo clippy --workspace --exclude chrysalis-relay --all-targets --target "$WASM_TARGET" -- -D warnings
-for feature in crypto x509 embedding; do
-  cargo clippy -p chrysalis-wasm --target "$WASM_TARGET" --no-default-features --features "$feature" -- -D warnings
-done
-
-step "cargo test (host)"
-cargo test --workspace -- --show-output 2>&1 | tee "$LOGS/native.log"
-
-step "wasm-bindgen-test in headless Chromium"
+clippy_wasm() {
+  # The relay is the one native-only crate (tokio sockets).
+  cargo clippy --workspace --exclude chrysalis-relay --all-targets --target "$WASM_TARGET" -- -D warnings || return 1
+  for feature in crypto x509 embedding; do
+    cargo clippy -p chrysalis-wasm --target "$WASM_TARGET" --no-default-features --features "$feature" -- -D warnings || return 1
+  done
+}
+native_tests() { cargo test --workspace --no-fail-fast -- --show-output 2>&1 | tee "$LOGS/native.log"; }
 # The core module's suites (the embedding module is tested through the package in tests/e2e/).
-cargo test -p chrysalis-wasm --target "$WASM_TARGET" --no-default-features --features crypto --tests 2>&1 |
-  tee "$LOGS/browser.log"
+browser_tests() {
+  cargo test -p chrysalis-wasm --target "$WASM_TARGET" --no-default-features --features crypto --tests 2>&1 |
+    tee "$LOGS/browser.log"
+}
+fuzz_all() { bash "$ROOT/scripts/fuzz.sh" 20 2>&1 | tee "$LOGS/fuzz.log"; }
+e2e_tests() { node --test --test-timeout=600000 --test-reporter=spec "$ROOT/tests/e2e/" 2>&1 | tee "$LOGS/e2e.log"; }
 
-step "fuzzing every decoder for 20 s (scripts/fuzz.sh)"
-bash "$ROOT/scripts/fuzz.sh" 20 2>&1 | tee "$LOGS/fuzz.log"
-
-CHRYSALIS_SKIP_SETUP=1 bash "$ROOT/scripts/build-pkg.sh"
-step "cargo build -p chrysalis-relay (the relay the end-to-end tests start)"
-cargo build -p chrysalis-relay
-
-step "tsc --noEmit (package types over the examples)"
-tsc --noEmit -p "$ROOT/tsconfig.json"
-
-step "end-to-end tests (node --test)"
-node --test --test-timeout=600000 --test-reporter=spec "$ROOT/tests/e2e/" 2>&1 | tee "$LOGS/e2e.log"
+check "cargo fmt --check" cargo fmt --all -- --check
+check "cargo clippy (host)" cargo clippy --workspace --all-targets -- -D warnings
+check "cargo clippy (wasm32, and each shipped module's feature alone)" clippy_wasm
+check "cargo test (host)" native_tests
+check "wasm-bindgen-test in headless Chromium" browser_tests
+check "fuzzing every decoder for 20 s (scripts/fuzz.sh)" fuzz_all
+check "build the npm package (scripts/build-pkg.sh)" env CHRYSALIS_SKIP_SETUP=1 bash "$ROOT/scripts/build-pkg.sh"
+check "cargo build -p chrysalis-relay (the relay the end-to-end tests start)" cargo build -p chrysalis-relay
+check "tsc --noEmit (package types over the examples)" tsc --noEmit -p "$ROOT/tsconfig.json"
+check "end-to-end tests (node --test)" e2e_tests
 
 # One closing line over every runner: cargo's "test result:" lines and node's "ℹ pass/fail".
 count() { # line-pattern number-pattern file...
-  { grep -hE "$1" "${@:3}" || true; } | { grep -oE "$2" || true; } | { grep -oE '[0-9]+' || true; } |
+  { grep -hE "$1" "${@:3}" 2>/dev/null || true; } | { grep -oE "$2" || true; } | { grep -oE '[0-9]+' || true; } |
     awk '{ s += $1 } END { print s + 0 }'
 }
 native=$(count '^test result:' '[0-9]+ passed' "$LOGS/native.log")
 browser=$(count '^test result:' '[0-9]+ passed' "$LOGS/browser.log")
 e2e=$(count '^ℹ pass [0-9]+$' '[0-9]+' "$LOGS/e2e.log")
 failed=$(( $(count '^test result:' '[0-9]+ failed' "$LOGS/native.log" "$LOGS/browser.log") + $(count '^ℹ fail [0-9]+$' '[0-9]+' "$LOGS/e2e.log") ))
+# A failed step whose own tests reported no failure (a build, a lint, a crash) counts as one.
+for name in "${FAILED_STEPS[@]}"; do
+  case "$name" in
+    "cargo test (host)") reported=$(count '^test result:' '[0-9]+ failed' "$LOGS/native.log") ;;
+    "wasm-bindgen-test"*) reported=$(count '^test result:' '[0-9]+ failed' "$LOGS/browser.log") ;;
+    "end-to-end tests"*) reported=$(count '^ℹ fail [0-9]+$' '[0-9]+' "$LOGS/e2e.log") ;;
+    *) reported=0 ;;
+  esac
+  [ "$reported" -gt 0 ] || failed=$((failed + 1))
+done
 step "summary"
 echo "native cargo tests: $native passed"
 echo "wasm-bindgen tests in headless Chromium: $browser passed"
 echo "end-to-end tests (Node + headless Chromium): $e2e passed"
-echo "fuzz targets without a crash after 20 s: $(grep -c ', no crash$' "$LOGS/fuzz.log")"
+echo "fuzz targets without a crash after 20 s: $(grep -c ', no crash$' "$LOGS/fuzz.log" 2>/dev/null || echo 0)"
+for name in "${FAILED_STEPS[@]}"; do echo "failed step: $name"; done
 echo "$((native + browser + e2e)) passed, $failed failed"
-[ "$failed" = 0 ]
+[ "$failed" = 0 ] && [ "${#FAILED_STEPS[@]}" = 0 ]
