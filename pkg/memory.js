@@ -82,7 +82,7 @@ export class MemorySystem extends EventTarget {
    * motion as `[motion hex, endorser keys]`.
    */
   #decided;
-  /** The council threshold the agreement orders at (it changes with motions). */
+  /** The endorsements the agreement orders at: the council's, which change with motions. */
   #orderAt = 0;
   /** Motions proposed here, by hex value: `{ motion, at, resolve, reject }`. */
   #proposals = new Map();
@@ -260,8 +260,8 @@ export class MemorySystem extends EventTarget {
   /**
    * Endorses another member's motion (the `id` of its `"requested"` agreement event): a motion
    * is ordered only once the council's threshold of members asked for it
-   * (`council().agreement.orderAt`: the threshold, at least f + 1), and every member refuses
-   * one decided with fewer. Resolves like `propose`.
+   * (`council().motionEndorsements`: the threshold, at least f + 1 and at most n − f), and
+   * every member refuses one decided with fewer. Resolves like `propose`.
    */
   endorse(id) {
     const value = this.#requested.get(id);
@@ -372,11 +372,11 @@ export class MemorySystem extends EventTarget {
         this.#decide(event);
       }
     }
-    // The council's threshold is the agreement's ordering policy; a motion may have changed it.
-    const { threshold } = this.#engine.council();
-    if (this.#agreement && threshold !== this.#orderAt) {
-      this.#orderAt = threshold;
-      this.#drive(this.#agreement.setOrderAt(Date.now(), threshold));
+    // What a motion needs is the agreement's ordering policy; a motion may have changed it.
+    const { motionEndorsements } = this.#engine.council();
+    if (this.#agreement && motionEndorsements !== this.#orderAt) {
+      this.#orderAt = motionEndorsements;
+      this.#drive(this.#agreement.setOrderAt(Date.now(), motionEndorsements));
       return;
     }
     clearTimeout(this.#agreementTimer);

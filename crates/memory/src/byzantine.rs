@@ -500,6 +500,19 @@ fn digest_of(value: &[u8]) -> Digest {
     hash(value)
 }
 
+/// What prepares, commits and the log's hash chain vote for in a slot: the value and the set of
+/// members who endorsed it. Binding the endorsers makes every honest agent that decides a slot
+/// decide the same endorsers (the council counts them), whoever relays the certificate.
+fn slot_digest(value: &[u8], endorsements: &[Endorsement]) -> Digest {
+    let mut senders: Vec<u16> = endorsements.iter().map(|e| e.sender).collect();
+    senders.sort_unstable();
+    let mut bytes = digest_of(value).to_vec();
+    for sender in senders {
+        bytes.extend_from_slice(&sender.to_le_bytes());
+    }
+    hash(&bytes)
+}
+
 fn hash(bytes: &[u8]) -> Digest {
     blake3::hash(bytes).into()
 }
@@ -709,11 +722,12 @@ impl Agreement {
     }
 
     /// Sets [`Agreement::order_at`] to `count`, kept between [`Agreement::endorsements`] and
-    /// the membership's size: a council raises it to its threshold `k`, so that an honest
-    /// leader orders only what `k` members asked for. Values already endorsed enough are
-    /// ordered at once.
+    /// `n − f` (so that `f` silent members never block ordering): a council raises it to its
+    /// threshold `k`, so that an honest leader orders only what `k` members asked for. Values
+    /// already endorsed enough are ordered at once.
     pub fn set_order_at(&mut self, now: u64, count: usize) -> Output {
-        self.order_at = count.clamp(self.endorsements, self.members.len());
+        let most = (self.members.len() - self.members.faults()).max(self.endorsements);
+        self.order_at = count.clamp(self.endorsements, most);
         self.arm_timer(now);
         self.assign();
         self.finish()
@@ -1076,7 +1090,7 @@ impl Agreement {
         if value.is_empty() || value.len() > MAX_VALUE_LEN {
             return Err("BAD_VALUE");
         }
-        let digest = digest_of(value);
+        let digest = slot_digest(value, &message.body.endorsements);
         let view = self.view;
         match &self.slots.get(&seq).and_then(|s| s.pre_prepare.as_ref()) {
             Some((v, d, _)) if *v == view && *d == digest => return Ok(()),
@@ -1211,7 +1225,7 @@ impl Agreement {
             let digest = digest_of(&decided.value);
             let mut link = self.chain.to_vec();
             link.extend_from_slice(&seq.to_le_bytes());
-            link.extend_from_slice(&digest);
+            link.extend_from_slice(&slot_digest(&decided.value, &decided.endorsements));
             self.chain = hash(&link);
             self.executed = seq;
             self.stats.executed += 1;
@@ -1361,7 +1375,7 @@ impl Agreement {
         if value.len() > MAX_VALUE_LEN || commits.len() > self.members.len() {
             return Err("BAD_PROOF");
         }
-        let digest = digest_of(&value);
+        let digest = slot_digest(&value, &endorsements);
         let mut view = None;
         let mut senders = BTreeSet::new();
         for commit in &commits {
@@ -1459,7 +1473,7 @@ impl Agreement {
             if !value.is_empty() {
                 self.check_endorsed(value, endorsements)?;
             }
-            let digest = digest_of(value);
+            let digest = slot_digest(value, endorsements);
             let mut senders = BTreeSet::new();
             for prepare in &proof.prepares {
                 let p = prepare.body;
@@ -1615,8 +1629,9 @@ impl Agreement {
         // which must go after the plan's slots.
         self.next_seq = plan.last.max(self.executed) + 1;
         for pp in pre_prepares {
-            let (seq, digest) = (pp.body.seq, digest_of(&pp.body.value));
-            self.assigned.insert(digest);
+            let seq = pp.body.seq;
+            self.assigned.insert(digest_of(&pp.body.value));
+            let digest = slot_digest(&pp.body.value, &pp.body.endorsements);
             if seq > self.executed && self.in_window(seq).is_ok() {
                 // Checked above as part of the plan (a no-op carries no endorsements).
                 self.install_pre_prepare(now, view, digest, pp);
@@ -1699,7 +1714,7 @@ fn new_view_plan(view_changes: &[Signed<ViewChange>]) -> NewViewPlan {
         low = low.max(vc.body.stable);
         for proof in &vc.body.prepared {
             let pp = &proof.pre_prepare.body;
-            let candidate = (pp.view, digest_of(&pp.value), pp);
+            let candidate = (pp.view, slot_digest(&pp.value, &pp.endorsements), pp);
             let entry = best.entry(pp.seq).or_insert(candidate);
             if (candidate.0, candidate.1) > (entry.0, entry.1) {
                 *entry = candidate;
@@ -1894,11 +1909,12 @@ mod tests {
             1,
             "a prepare"
         );
-        // Policy stays within [f + 1, n].
+        // Policy stays within [f + 1, n − f]: one silent member of four never blocks ordering
+        // (a 4-of-4 council's motions need 3).
         assert_eq!(agents[2].set_order_at(1, 0).transmits, vec![]);
         assert_eq!(agents[2].order_at(), 2);
-        agents[2].set_order_at(1, 99);
-        assert_eq!(agents[2].order_at(), 4);
+        agents[2].set_order_at(1, 4);
+        assert_eq!(agents[2].order_at(), 3);
         // A leader at k = 3 orders only at the third request.
         agents[0].set_order_at(1, 3);
         agents[0].propose(1, value.clone()).unwrap();

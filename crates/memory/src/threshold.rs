@@ -112,6 +112,14 @@ impl Council {
         self.threshold
     }
 
+    /// Distinct member endorsements a motion needs: the threshold `k`, but at most `n − f`
+    /// (`f = ⌊(n − 1) / 3⌋`), so that `f` silent members can never keep the council from
+    /// changing (a 4-of-4 council still passes motions with 3). Beads still need `k` approvals.
+    pub fn motion_endorsements(&self) -> usize {
+        let n = self.members.len();
+        self.threshold.min(n - (n - 1) / 3)
+    }
+
     /// Motions applied so far.
     pub fn applied(&self) -> u64 {
         self.applied
@@ -124,7 +132,8 @@ impl Council {
     }
 
     /// Applies a motion the agreement decided with the requests of `endorsers`. It is refused
-    /// and changes nothing when fewer than [`Council::threshold`] distinct members endorsed it
+    /// and changes nothing when fewer than [`Council::motion_endorsements`] distinct members
+    /// endorsed it
     /// (`NotEndorsed`: a leader may order a value at the agreement's `f + 1` floor, below the
     /// council's `k`), or when it would break the council (removing the last member, a
     /// threshold above the member count, a rotation of a non-member or with bad signatures).
@@ -135,11 +144,9 @@ impl Council {
             .filter(|e| self.members.contains(*e))
             .collect::<BTreeSet<_>>()
             .len();
-        if have < self.threshold {
-            return Err(MemoryError::NotEndorsed {
-                have,
-                need: self.threshold,
-            });
+        let need = self.motion_endorsements();
+        if have < need {
+            return Err(MemoryError::NotEndorsed { have, need });
         }
         let mut next = self.clone();
         match motion {

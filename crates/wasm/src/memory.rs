@@ -115,6 +115,8 @@ export interface CouncilState {
   members: string[];
   /** Member approvals that accept a bead. */
   threshold: number;
+  /** Member endorsements a motion needs: the threshold, at most n − f (so f silent members never block the council). */
+  motionEndorsements: number;
   /** Motions applied. */
   applied: number;
   /** Membership changes applied (the agreement's epoch). */
@@ -586,8 +588,8 @@ impl MemoryEngine {
     /// returns it. Acceptance is recomputed for every bead (`takeChanges` reports the newly
     /// accepted).
     ///
-    /// @throws {Error} `code: "NOT_ENDORSED"` when fewer distinct members than the council's
-    /// threshold endorsed it; `"DECODE"` for a value that is not a motion; `"BAD_INPUT"` or
+    /// @throws {Error} `code: "NOT_ENDORSED"` when fewer distinct members endorsed it than the
+    /// council's threshold (at most `n − f`: `council().motionEndorsements`); `"DECODE"` for a value that is not a motion; `"BAD_INPUT"` or
     /// `"BAD_SIGNATURE"` for a motion that would break the council. Every member refuses such
     /// a motion alike, and nothing changes.
     #[wasm_bindgen(js_name = applyMotion, unchecked_return_type = "CouncilMotion")]
@@ -623,6 +625,10 @@ impl MemoryEngine {
         object(&[
             ("members", members.into()),
             ("threshold", (self.council.threshold() as f64).into()),
+            (
+                "motionEndorsements",
+                (self.council.motion_endorsements() as f64).into(),
+            ),
             ("applied", (self.council.applied() as f64).into()),
             ("epoch", (self.council.epoch() as f64).into()),
         ])
