@@ -2,19 +2,16 @@
 // sans-IO `chrysalis-sync` node: signed frames, push gossip, anti-entropy, peer scoring); this
 // file only moves its bytes over three transports at once and keeps its timer:
 //
-// - the relay (`crates/relay`): one WebSocket, Ed25519 challenge auth, presence, reconnect with
-//   exponential backoff and full jitter;
+// - the relay (`crates/relay`): one WebSocket; its protocol (challenge auth, presence, framing,
+//   reconnection backoff) runs in wasm (`RelayClient`, crates/relay-protocol);
 // - WebRTC data channels to each peer (offer/answer/ICE through the relay's signalling), used
 //   in preference to the relay while open, so edits keep flowing when the relay goes away;
 // - a BroadcastChannel between tabs of one origin (presence by signed hello/bye and a
 //   timeout), which needs no server at all. Any script of the origin can post there, so
 //   presence is checked by the engine (signed, fresh, not replayed) and a frame counts only as
 //   its signer's, whatever `from` the message claims.
-import { SyncEngine } from "./chrysalis_wasm.js";
+import { RelayClient, SyncEngine } from "./chrysalis_wasm.js";
 
-const AUTH_DOMAIN = new TextEncoder().encode("chrysalis-relay auth v1");
-const TO_EVERYONE = 0;
-const TO_PEER = 1;
 /** Frames above this go through the relay rather than a data channel (SCTP message limits). */
 const MAX_DATA_CHANNEL_MESSAGE = 200_000;
 const BROADCAST_HELLO_MS = 2000;
@@ -24,15 +21,6 @@ const MAX_BROADCAST_PEERS = 64;
 
 const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 const fromHex = (text) => Uint8Array.from(text.match(/../g) ?? [], (h) => parseInt(h, 16));
-const concat = (...parts) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-};
 
 function syncError(code, message) {
   return Object.assign(new Error(message), { code });
@@ -53,7 +41,7 @@ export class SyncNode extends EventTarget {
   #closed = false;
   /** peer hex → Set of "relay" | "webrtc" | "broadcast" */
   #links = new Map();
-  #relay = { socket: null, state: "off", attempt: 0, retry: null };
+  #relay = { socket: null, client: null, state: "off", retry: null };
   #rtc = new Map();
   #channel = null;
   #heard = new Map();
@@ -160,6 +148,7 @@ export class SyncNode extends EventTarget {
     clearTimeout(this.#relay.retry);
     clearInterval(this.#helloTimer);
     this.#relay.socket?.close(1000, "leaving");
+    this.#relay.client?.free();
     for (const peer of [...this.#rtc.keys()]) this.#closeRtc(peer);
     if (this.#channel) {
       this.#channel.postMessage({ type: "bye", bytes: this.#engine.presence(Date.now(), true) });
@@ -256,7 +245,7 @@ export class SyncNode extends EventTarget {
       const links = this.#links.get(to) ?? new Set();
       if (direct(to)) return;
       if (relayOpen && links.has("relay")) {
-        this.#relay.socket.send(concat([TO_PEER], fromHex(to), bytes));
+        this.#relay.socket.send(RelayClient.toPeer(to, bytes));
         this.#count("relay", bytes);
       } else if (links.has("broadcast")) {
         this.#channel.postMessage({ type: "frame", to, bytes });
@@ -277,11 +266,11 @@ export class SyncNode extends EventTarget {
       else if (links.has("broadcast")) viaBroadcast = true;
     }
     if (viaRelay.length > 0 && viaRelay.length === relayPeers) {
-      this.#relay.socket.send(concat([TO_EVERYONE], bytes));
+      this.#relay.socket.send(RelayClient.toEveryone(bytes));
       this.#count("relay", bytes);
     } else {
       for (const peer of viaRelay) {
-        this.#relay.socket.send(concat([TO_PEER], fromHex(peer), bytes));
+        this.#relay.socket.send(RelayClient.toPeer(peer, bytes));
         this.#count("relay", bytes);
       }
     }
@@ -300,53 +289,35 @@ export class SyncNode extends EventTarget {
 
   #connectRelay() {
     if (this.#closed) return;
+    const client = (this.#relay.client ??= new RelayClient(this.#room, this.#identity));
     this.#relayState("connecting");
     const socket = new WebSocket(this.#options.relayUrl);
     socket.binaryType = "arraybuffer";
     this.#relay.socket = socket;
+    client.opening();
     socket.onmessage = (message) => {
+      if (this.#relay.socket !== socket || this.#closed) return;
       if (typeof message.data !== "string") {
-        const data = new Uint8Array(message.data);
-        if (data.length > 32) this.#receive("relay", toHex(data.subarray(0, 32)), data.subarray(32));
+        const received = client.handleBinary(new Uint8Array(message.data));
+        if (received) this.#receive("relay", received.from, received.frame);
         return;
       }
-      const control = JSON.parse(message.data);
-      switch (control.type) {
-        case "challenge": {
-          const signed = concat(AUTH_DOMAIN, fromHex(control.nonce), new TextEncoder().encode(this.#room));
-          const signature = toHex(this.#identity.sign(signed));
-          socket.send(JSON.stringify({ type: "auth", room: this.#room, peer: this.id, signature }));
-          break;
-        }
-        case "welcome":
-          this.#relay.attempt = 0;
-          this.#relayState("open");
-          for (const peer of control.peers) this.#relayPeer(peer);
-          break;
-        case "peer-joined":
-          this.#relayPeer(control.peer);
-          break;
-        case "peer-left":
-          this.#unlink(control.peer, "relay");
-          break;
-        case "signal":
-          this.#signal(control.from, control.data);
-          break;
-        case "error":
-          this.#emit("connection-state", { transport: "relay", state: "error", code: control.code, message: control.message });
-          break;
+      for (const event of client.handleText(message.data)) {
+        if (event.type === "send") socket.send(event.text);
+        else if (event.type === "opened") this.#relayState("open");
+        else if (event.type === "peer-joined") this.#relayPeer(event.peer);
+        else if (event.type === "peer-left") this.#unlink(event.peer, "relay");
+        else if (event.type === "signal") this.#signal(event.from, event.data);
+        else this.#emit("connection-state", { transport: "relay", state: "error", code: event.code, message: event.message });
       }
     };
     socket.onclose = () => {
       if (this.#relay.socket !== socket) return;
       this.#relay.socket = null;
-      for (const peer of [...this.#links.keys()]) this.#unlink(peer, "relay");
       if (this.#closed) return;
+      for (const { peer } of client.closed(Date.now())) this.#unlink(peer, "relay");
       this.#relayState("reconnecting");
-      // Exponential backoff from 250 ms to 30 s, with full jitter.
-      const ceiling = Math.min(30_000, 250 * 2 ** this.#relay.attempt);
-      this.#relay.attempt += 1;
-      this.#relay.retry = setTimeout(() => this.#connectRelay(), Math.random() * ceiling);
+      this.#relay.retry = setTimeout(() => this.#connectRelay(), Math.max(0, client.retryAt - Date.now()));
     };
   }
 
@@ -357,7 +328,8 @@ export class SyncNode extends EventTarget {
   }
 
   #sendSignal(peer, data) {
-    if (this.#relay.state === "open") this.#relay.socket.send(JSON.stringify({ type: "signal", to: peer, data }));
+    const text = this.#relay.client?.signal(peer, data);
+    if (text) this.#relay.socket?.send(text);
   }
 
   // --- WebRTC ---

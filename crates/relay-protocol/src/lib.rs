@@ -17,8 +17,21 @@
 //!
 //! Peers may spell ids in either hex case; the relay always shows them in lower case, so one key
 //! is one peer.
+//!
+//! This crate is the one definition of that format: the relay server (`chrysalis-relay`) and the
+//! peers' [`RelayClient`] (sans-IO: the pump opens the socket and hands over what arrives) both
+//! use it.
+
+mod client;
+
+pub use client::{
+    BACKOFF_MAX_MS, BACKOFF_MIN_MS, MAX_CONTROL_MESSAGE, RelayClient, RelayEvent, RelayState,
+};
 
 use serde::{Deserialize, Serialize};
+
+/// A peer's id: its Ed25519 public key.
+pub type PeerId = [u8; 32];
 
 /// The protocol version in the challenge.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -122,7 +135,7 @@ impl ServerMessage {
 }
 
 /// A peer id from its hex form.
-pub fn parse_peer(hex_id: &str) -> Option<[u8; 32]> {
+pub fn parse_peer(hex_id: &str) -> Option<PeerId> {
     let bytes = hex::decode(hex_id).ok()?;
     bytes.try_into().ok()
 }

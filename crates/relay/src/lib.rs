@@ -13,7 +13,8 @@
 
 mod admission;
 mod http;
-pub mod protocol;
+/// The wire format (its own crate, shared with the agent runtime's client).
+pub use chrysalis_relay_protocol as protocol;
 mod socket;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,0 +1,379 @@
+//! The peer's side of the relay protocol, sans-IO. The pump opens a WebSocket when the client's
+//! state says so, calls [`RelayClient::opening`], and hands over every text and binary message
+//! and the close; the client answers the challenge, tracks the room's peers, frames what is
+//! sent, and schedules the reconnection (exponential backoff with full jitter).
+//!
+//! The relay is untrusted: a control message longer than [`MAX_CONTROL_MESSAGE`], malformed,
+//! out of turn, or naming an invalid peer is ignored; a frame is accepted only from a peer the
+//! relay announced in this session.
+
+use std::collections::BTreeSet;
+
+use chrysalis_crypto::SigningKey;
+
+use crate::{
+    ClientMessage, MAX_ROOM_NAME, PROTOCOL_VERSION, PeerId, ServerMessage, TO_EVERYONE, TO_PEER,
+    auth_message, parse_peer,
+};
+
+/// The first reconnection delay's ceiling (ms).
+pub const BACKOFF_MIN_MS: u64 = 250;
+/// The longest reconnection delay's ceiling (ms).
+pub const BACKOFF_MAX_MS: u64 = 30_000;
+/// The longest control message read from the relay (signalling carries SDP, a few KiB).
+pub const MAX_CONTROL_MESSAGE: usize = 64 * 1024;
+/// The most peers one relay session may announce (more are ignored).
+const MAX_ROOM_PEERS: usize = 4096;
+
+/// Where the client's connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayState {
+    /// No socket: open one at `retry_at` (ms; 0 at first).
+    Waiting {
+        /// When to open the next socket.
+        retry_at: u64,
+    },
+    /// A socket is open and authenticating.
+    Connecting,
+    /// Authenticated: frames flow.
+    Open,
+}
+
+/// What the client asks of its runtime, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RelayEvent {
+    /// Send this text message on the socket.
+    SendText(String),
+    /// Authenticated (the peers already in the room follow as [`RelayEvent::PeerJoined`]).
+    Opened,
+    /// A peer is reachable through the relay.
+    PeerJoined(PeerId),
+    /// A peer is no longer reachable through the relay.
+    PeerLeft(PeerId),
+    /// WebRTC signalling from a peer of the room (opaque to the relay).
+    Signal {
+        /// The sender.
+        from: PeerId,
+        /// What it sent.
+        data: serde_json::Value,
+    },
+    /// The relay refused something (it may close the socket next).
+    Refused {
+        /// Its stable code.
+        code: String,
+        /// Its explanation.
+        message: String,
+    },
+}
+
+/// One peer's relay session for one room, across reconnections.
+#[derive(Debug, Clone)]
+pub struct RelayClient {
+    room: String,
+    me: PeerId,
+    state: RelayState,
+    attempt: u32,
+    peers: BTreeSet<PeerId>,
+    ignored: u64,
+}
+
+impl RelayClient {
+    /// A client of `room` (1 to [`MAX_ROOM_NAME`] bytes) for the peer whose key is `me`.
+    pub fn new(room: &str, me: PeerId) -> Option<Self> {
+        (!room.is_empty() && room.len() <= MAX_ROOM_NAME).then(|| RelayClient {
+            room: room.to_owned(),
+            me,
+            state: RelayState::Waiting { retry_at: 0 },
+            attempt: 0,
+            peers: BTreeSet::new(),
+            ignored: 0,
+        })
+    }
+
+    /// Where the connection stands.
+    pub fn state(&self) -> RelayState {
+        self.state
+    }
+
+    /// The peers reachable through the relay now.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.peers.iter()
+    }
+
+    /// Control messages ignored so far (oversized, malformed, out of turn, bad ids).
+    pub fn ignored(&self) -> u64 {
+        self.ignored
+    }
+
+    /// The pump opened a socket.
+    pub fn opening(&mut self) {
+        self.state = RelayState::Connecting;
+    }
+
+    /// Handles a text message from the relay; `key` (whose public key is `me`) answers the
+    /// challenge.
+    pub fn handle_text(&mut self, key: &SigningKey, text: &str) -> Vec<RelayEvent> {
+        let message = (text.len() <= MAX_CONTROL_MESSAGE)
+            .then(|| serde_json::from_str::<ServerMessage>(text).ok())
+            .flatten();
+        let events = match (message, self.state) {
+            (Some(ServerMessage::Challenge { version, nonce }), RelayState::Connecting) => {
+                self.answer(key, version, &nonce)
+            }
+            (Some(ServerMessage::Welcome { peers, .. }), RelayState::Connecting) => {
+                self.state = RelayState::Open;
+                self.attempt = 0;
+                let mut events = vec![RelayEvent::Opened];
+                events.extend(peers.iter().filter_map(|p| self.join(p)));
+                Some(events)
+            }
+            (Some(ServerMessage::PeerJoined { peer }), RelayState::Open) => {
+                Some(self.join(&peer).into_iter().collect())
+            }
+            (Some(ServerMessage::PeerLeft { peer }), RelayState::Open) => {
+                let peer = parse_peer(&peer).filter(|p| self.peers.remove(p));
+                Some(peer.map(RelayEvent::PeerLeft).into_iter().collect())
+            }
+            (Some(ServerMessage::Signal { from, data }), RelayState::Open) => {
+                let from = parse_peer(&from).filter(|p| self.peers.contains(p));
+                from.map(|from| vec![RelayEvent::Signal { from, data }])
+            }
+            (Some(ServerMessage::Error { code, message }), _) => {
+                Some(vec![RelayEvent::Refused { code, message }])
+            }
+            _ => None,
+        };
+        events.unwrap_or_else(|| {
+            self.ignored += 1;
+            Vec::new()
+        })
+    }
+
+    /// The challenge's answer, or nothing for a version or nonce this client does not speak.
+    fn answer(&mut self, key: &SigningKey, version: u32, nonce: &str) -> Option<Vec<RelayEvent>> {
+        if version != PROTOCOL_VERSION {
+            return Some(vec![RelayEvent::Refused {
+                code: "VERSION".into(),
+                message: format!(
+                    "the relay speaks version {version}, this client {PROTOCOL_VERSION}"
+                ),
+            }]);
+        }
+        let nonce: [u8; 32] = hex::decode(nonce).ok()?.try_into().ok()?;
+        let auth = ClientMessage::Auth {
+            room: self.room.clone(),
+            peer: hex::encode(self.me),
+            signature: hex::encode(key.sign(&auth_message(&nonce, &self.room))),
+        };
+        Some(vec![RelayEvent::SendText(
+            serde_json::to_string(&auth).expect("control messages serialise"),
+        )])
+    }
+
+    fn join(&mut self, peer: &str) -> Option<RelayEvent> {
+        let peer = parse_peer(peer).filter(|p| *p != self.me)?;
+        (self.peers.len() < MAX_ROOM_PEERS && self.peers.insert(peer))
+            .then_some(RelayEvent::PeerJoined(peer))
+    }
+
+    /// A binary message from the relay (`from ‖ frame`): the sender and the frame, if the
+    /// session is open and the sender a peer the relay announced.
+    pub fn handle_binary<'a>(&self, bytes: &'a [u8]) -> Option<(PeerId, &'a [u8])> {
+        if self.state != RelayState::Open || bytes.len() <= 32 {
+            return None;
+        }
+        let (from, frame) = bytes.split_at(32);
+        let from: PeerId = from.try_into().ok()?;
+        self.peers.contains(&from).then_some((from, frame))
+    }
+
+    /// The socket closed (or failed to open) at `now` (ms): every relay peer is lost, and the
+    /// next socket opens after a delay drawn from `random` below a ceiling that doubles with
+    /// each failed attempt, from [`BACKOFF_MIN_MS`] to [`BACKOFF_MAX_MS`].
+    pub fn closed(&mut self, now: u64, random: u64) -> Vec<RelayEvent> {
+        let ceiling = BACKOFF_MIN_MS
+            .saturating_mul(1 << self.attempt.min(16))
+            .min(BACKOFF_MAX_MS);
+        self.attempt = self.attempt.saturating_add(1);
+        self.state = RelayState::Waiting {
+            retry_at: now + random % ceiling,
+        };
+        std::mem::take(&mut self.peers)
+            .into_iter()
+            .map(RelayEvent::PeerLeft)
+            .collect()
+    }
+
+    /// A frame for every peer of the room.
+    pub fn to_everyone(frame: &[u8]) -> Vec<u8> {
+        [&[TO_EVERYONE][..], frame].concat()
+    }
+
+    /// A frame for one peer.
+    pub fn to_peer(peer: &PeerId, frame: &[u8]) -> Vec<u8> {
+        [&[TO_PEER][..], peer, frame].concat()
+    }
+
+    /// WebRTC signalling for `to`, as the text to send (nothing unless the session is open).
+    pub fn signal(&self, to: &PeerId, data: serde_json::Value) -> Option<String> {
+        (self.state == RelayState::Open).then(|| {
+            serde_json::to_string(&ClientMessage::Signal {
+                to: hex::encode(to),
+                data,
+            })
+            .expect("control messages serialise")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_seed(&[n; 32]).unwrap()
+    }
+
+    fn open_client() -> (RelayClient, SigningKey) {
+        let me = key(1);
+        let mut client = RelayClient::new("room", me.public_key()).unwrap();
+        client.opening();
+        let nonce = [9u8; 32];
+        let challenge = ServerMessage::Challenge {
+            version: PROTOCOL_VERSION,
+            nonce: hex::encode(nonce),
+        };
+        let events = client.handle_text(&me, &challenge.to_text());
+        let [RelayEvent::SendText(auth)] = &events[..] else {
+            panic!("{events:?}");
+        };
+        let Ok(ClientMessage::Auth {
+            room,
+            peer,
+            signature,
+        }) = serde_json::from_str(auth)
+        else {
+            panic!("{auth}");
+        };
+        assert_eq!(
+            (room.as_str(), peer),
+            ("room", hex::encode(me.public_key()))
+        );
+        assert!(chrysalis_crypto::ed25519_verify(
+            &me.public_key(),
+            &auth_message(&nonce, "room"),
+            &hex::decode(signature).unwrap()
+        ));
+        let welcome = ServerMessage::Welcome {
+            peer: hex::encode(me.public_key()),
+            peers: vec![
+                hex::encode(key(2).public_key()),
+                hex::encode(me.public_key()),
+                "not hex".into(),
+            ],
+        };
+        let events = client.handle_text(&me, &welcome.to_text());
+        assert_eq!(
+            events,
+            vec![
+                RelayEvent::Opened,
+                RelayEvent::PeerJoined(key(2).public_key())
+            ],
+            "itself and bad ids are not peers"
+        );
+        (client, me)
+    }
+
+    #[test]
+    fn the_client_authenticates_tracks_peers_and_frames() {
+        let (mut client, me) = open_client();
+        assert_eq!(client.state(), RelayState::Open);
+        let (two, three) = (key(2).public_key(), key(3).public_key());
+        let joined = ServerMessage::PeerJoined {
+            peer: hex::encode(three).to_uppercase(),
+        };
+        assert_eq!(
+            client.handle_text(&me, &joined.to_text()),
+            vec![RelayEvent::PeerJoined(three)]
+        );
+        assert_eq!(client.handle_text(&me, &joined.to_text()), vec![], "once");
+        let from_two = [&two[..], b"frame"].concat();
+        assert_eq!(client.handle_binary(&from_two), Some((two, &b"frame"[..])));
+        let from_stranger = [&key(4).public_key()[..], b"frame"].concat();
+        assert_eq!(client.handle_binary(&from_stranger), None);
+        assert_eq!(client.handle_binary(&two), None, "no frame");
+        assert_eq!(RelayClient::to_everyone(b"f"), [TO_EVERYONE, b'f']);
+        assert_eq!(
+            RelayClient::to_peer(&two, b"f")[..33],
+            [&[TO_PEER][..], &two].concat()
+        );
+        let left = ServerMessage::PeerLeft {
+            peer: hex::encode(two),
+        };
+        assert_eq!(
+            client.handle_text(&me, &left.to_text()),
+            vec![RelayEvent::PeerLeft(two)]
+        );
+        let signal = ServerMessage::Signal {
+            from: hex::encode(two),
+            data: serde_json::json!({ "kind": "candidate" }),
+        };
+        assert_eq!(
+            client.handle_text(&me, &signal.to_text()),
+            vec![],
+            "not a peer now"
+        );
+        assert!(client.signal(&three, serde_json::json!(1)).is_some());
+    }
+
+    #[test]
+    fn hostile_control_messages_are_ignored() {
+        let (mut client, me) = open_client();
+        let before: Vec<PeerId> = client.peers().copied().collect();
+        for text in [
+            "{".to_string(),
+            "x".repeat(MAX_CONTROL_MESSAGE + 1),
+            ServerMessage::Challenge {
+                version: PROTOCOL_VERSION,
+                nonce: hex::encode([1u8; 32]),
+            }
+            .to_text(), // out of turn: the session is open
+            ServerMessage::Welcome {
+                peer: String::new(),
+                peers: vec![hex::encode(key(5).public_key())],
+            }
+            .to_text(),
+        ] {
+            assert_eq!(client.handle_text(&me, &text), vec![]);
+        }
+        assert_eq!(client.ignored(), 4);
+        assert_eq!(client.peers().copied().collect::<Vec<_>>(), before);
+    }
+
+    #[test]
+    fn reconnection_backs_off_with_jitter_and_resets_once_welcomed() {
+        let (mut client, _) = open_client();
+        let lost = client.closed(1_000, 0);
+        assert_eq!(lost, vec![RelayEvent::PeerLeft(key(2).public_key())]);
+        assert_eq!(client.state(), RelayState::Waiting { retry_at: 1_000 });
+        assert_eq!(client.peers().count(), 0);
+        // The ceiling doubles from 500 (the second attempt) and stops at BACKOFF_MAX_MS; a
+        // draw is taken modulo the ceiling.
+        for ceiling in [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000] {
+            let mut probe = client.clone();
+            probe.closed(0, ceiling);
+            assert_eq!(probe.state(), RelayState::Waiting { retry_at: 0 });
+            client.closed(0, ceiling - 1);
+            assert_eq!(
+                client.state(),
+                RelayState::Waiting {
+                    retry_at: ceiling - 1
+                }
+            );
+        }
+        // A welcome resets the backoff.
+        let (mut fresh, _) = open_client();
+        fresh.closed(0, 249);
+        assert_eq!(fresh.state(), RelayState::Waiting { retry_at: 249 });
+    }
+}

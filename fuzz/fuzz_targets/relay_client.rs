@@ -1,0 +1,44 @@
+//! The peer's relay client on hostile relay output: the first byte picks the client's state
+//! (connecting or open) and how the rest is fed (control text, or a binary frame). Nothing may
+//! panic, and a frame is accepted only from a peer the relay announced.
+#![no_main]
+
+use chrysalis_crypto::SigningKey;
+use chrysalis_relay_protocol::{PROTOCOL_VERSION, RelayClient, RelayState, ServerMessage};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let key = SigningKey::from_seed(&[1; 32]).unwrap();
+    let peer = SigningKey::from_seed(&[2; 32]).unwrap().public_key();
+    let mut client = RelayClient::new("room", key.public_key()).unwrap();
+    client.opening();
+    if mode & 1 == 1 {
+        let challenge = ServerMessage::Challenge {
+            version: PROTOCOL_VERSION,
+            nonce: "00".repeat(32),
+        };
+        client.handle_text(&key, &challenge.to_text());
+        let welcome = ServerMessage::Welcome {
+            peer: String::new(),
+            peers: vec![to_hex(&peer)],
+        };
+        client.handle_text(&key, &welcome.to_text());
+        assert_eq!(client.state(), RelayState::Open);
+    }
+    if mode & 2 == 2 {
+        if let Some((from, _)) = client.handle_binary(rest) {
+            assert!(client.peers().any(|p| *p == from));
+        }
+    } else if let Ok(text) = std::str::from_utf8(rest) {
+        client.handle_text(&key, text);
+        let _ = client.closed(0, u64::from(mode));
+        assert!(client.peers().next().is_none());
+    }
+});
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
