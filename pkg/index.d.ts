@@ -99,8 +99,9 @@ import type {
   MemoryRecallOptions,
   SecurityContext,
   SigningKey,
+  RoomStats,
+  RoomTransport,
   SyncDocument,
-  SyncEngineStats,
   SyncOptions,
   SyncPeerInfo,
 } from "./chrysalis_wasm.js";
@@ -117,10 +118,12 @@ export interface SyncNodeOptions extends SyncOptions {
   webrtc?: boolean;
   /** Replicate with other tabs of this origin over a BroadcastChannel (no server needed). */
   broadcastChannel?: boolean;
+  /** The WebSocket class for the relay (default `globalThis.WebSocket`; in Node.js 20, the `ws` package's). */
+  WebSocket?: new (url: string) => WebSocket;
 }
 
 /** Transports a peer is reachable over. */
-export type SyncTransport = "relay" | "webrtc" | "broadcast";
+export type SyncTransport = RoomTransport;
 
 /** The events of a {@link SyncNode} and their `detail`. */
 export interface SyncNodeEvents {
@@ -162,11 +165,7 @@ export declare class SyncNode extends EventTarget {
   /** The connected peers and the transports that reach them. */
   peers(): (SyncPeerInfo & { via: SyncTransport[] })[];
   /** Protocol counters plus per-transport traffic and connection states. */
-  stats(): SyncEngineStats & {
-    transports: Record<SyncTransport, { framesSent: number; bytesSent: number; framesReceived: number; bytesReceived: number }>;
-    relay: string;
-    webrtc: Record<string, string>;
-  };
+  stats(): RoomStats;
   /** Leaves the room and closes every transport. */
   close(): void;
   [Symbol.dispose](): void;

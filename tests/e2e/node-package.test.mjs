@@ -90,3 +90,35 @@ test("the embedding module runs in Node 20 (simd128 build) on model bytes", asyn
   assert.equal(cat.dims, 384);
   assert.ok(sdk.cosineSimilarity(cat, kitten) > sdk.cosineSimilarity(cat, bond) + 0.2);
 });
+
+test("Node.js agents join a room through the real relay with the ws package, converge, and reconnect", { timeout: 60_000 }, async () => {
+  const { WebSocket } = await import("ws");
+  const { startRelay } = await import("../../scripts/relay.mjs");
+  let relay = await startRelay();
+  const port = new URL(relay.url).port;
+  const nodes = [];
+  try {
+    for (const name of ["node-a", "node-b"]) {
+      const node = await sdk.SyncNode.join({ room: "node-room", identity: sdk.SigningKey.generate(), relayUrl: relay.url, WebSocket });
+      nodes.push({ node, counter: node.share("count", new sdk.GCounter(name)) });
+    }
+    const until = async (check, what) => {
+      for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(check(), what);
+    };
+    await until(() => nodes.every(({ node }) => node.peers().length === 1), "each node sees the other");
+    assert.deepEqual(nodes[0].node.peers()[0].via, ["relay"]);
+    for (const [i, { node, counter }] of nodes.entries()) node.change("count", counter.increment(i + 1));
+    await until(() => nodes.every(({ counter }) => counter.value === 3), "both counters reach 3");
+    // The relay restarts on the same port: the nodes reconnect on their own and keep replicating.
+    await relay.stop();
+    await until(() => nodes.every(({ node }) => node.stats().relay === "reconnecting"), "both notice the relay left");
+    relay = await startRelay({ listen: `127.0.0.1:${port}` });
+    await until(() => nodes.every(({ node }) => node.stats().relay === "open" && node.peers().length === 1), "both reconnect");
+    nodes[1].node.change("count", nodes[1].counter.increment(4));
+    await until(() => nodes[0].counter.value === 7, "a change after the reconnection arrives");
+  } finally {
+    for (const { node } of nodes) node.close();
+    await relay.stop();
+  }
+});

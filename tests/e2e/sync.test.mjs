@@ -209,27 +209,36 @@ test("a hostile script of the origin cannot say goodbye for a tab, replay its he
     for (const tab of tabs) await waitFor(tab, () => window.agent.node.peers().length === 1);
     const victim = await tabs[1].evaluate(() => window.agent.node.id);
     // A third page of the origin records the channel, then attacks: a goodbye in the victim's
-    // name (old format and replayed signed hellos), 50 invented peers, the victim's frames
-    // replayed, and frames forged in the victim's name.
+    // name (its signed hellos relabelled, or unsigned), replayed hellos, 50 invented peers, the
+    // victim's frames replayed, and frames forged in the victim's name.
     const hostile = await agentPage(context);
     await hostile.evaluate(
       async ({ victim }) => {
+        // Messages are `kind ‖ body`: 0 hello, 1 goodbye (signed presence frames), 2 a frame
+        // for every tab, 3 a frame for one tab (`peer(32) ‖ frame`).
         const channel = new BroadcastChannel("chrysalis-sync:tabs-hostile");
         const heard = [];
-        channel.onmessage = ({ data }) => heard.push(data);
+        channel.onmessage = ({ data }) => data instanceof Uint8Array && heard.push(data);
         await new Promise((r) => setTimeout(r, 2500));
-        channel.postMessage({ type: "bye", from: victim });
-        for (const m of heard.filter((m) => m.type === "hello")) channel.postMessage({ type: "bye", bytes: m.bytes });
-        for (let i = 0; i < 50; i++) channel.postMessage({ type: "hello", from: `${i}`.padStart(64, "0") });
-        for (const m of heard.filter((m) => m.type === "frame")) channel.postMessage(m);
         const unhex = (t) => Uint8Array.from(t.match(/../g), (h) => parseInt(h, 16));
+        const envelope = (kind, body) => Uint8Array.of(kind, ...body);
+        // A goodbye in the victim's name: its own signed hellos relabelled as goodbyes, an
+        // unsigned body naming it, and its hellos replayed.
+        for (const m of heard.filter((m) => m[0] === 0)) {
+          channel.postMessage(envelope(1, m.subarray(1)));
+          channel.postMessage(m);
+        }
+        channel.postMessage(envelope(1, unhex(victim)));
+        // 50 invented peers, the victim's frames replayed, and frames forged in its name.
+        for (let i = 0; i < 50; i++) channel.postMessage(envelope(0, unhex(`${i}`.padStart(64, "0"))));
+        for (const m of heard.filter((m) => m[0] === 2 || m[0] === 3)) channel.postMessage(m);
         for (let i = 0; i < 200; i++) {
           const forged = new Uint8Array(46 + 64);
           forged[0] = 2;
           forged[1] = 5;
           forged.set(unhex(victim), 2);
           forged[34] = i;
-          channel.postMessage({ type: "frame", to: null, bytes: forged });
+          channel.postMessage(envelope(2, forged));
         }
       },
       { victim },

@@ -18,7 +18,7 @@
 use chrysalis_crypto::SigningKey;
 use chrysalis_memory::byzantine::{Recipient, sign_raw};
 use chrysalis_memory::{
-    Agreement, AgreementConfig, AgreementEvent, Council, Membership, Motion, Signature,
+    Agreement, AgreementConfig, AgreementEvent, Council, Membership, Motion, PublicKey, Signature,
 };
 use serde::{Deserialize, Serialize};
 
@@ -58,30 +58,54 @@ fn signature(bytes: &[u8]) -> Signature {
     Signature(bytes[4..68].try_into().unwrap())
 }
 
+/// A council of four (f = 1) in one scope: the keys, their public keys, the membership, and
+/// one agreement replica per member ordering at `order_at`.
+struct Four {
+    keys: Vec<SigningKey>,
+    publics: Vec<PublicKey>,
+    membership: Membership,
+    agents: Vec<Agreement>,
+}
+
+fn four(seed: u8, order_at: usize) -> Four {
+    let keys: Vec<SigningKey> = (0..4u8)
+        .map(|i| SigningKey::from_seed(&[i + seed; 32]).unwrap())
+        .collect();
+    let publics: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
+    let membership = Membership::new(publics.clone()).unwrap().within("room/doc");
+    let agents = keys
+        .iter()
+        .map(|k| {
+            let key = SigningKey::from_seed(&*k.seed()).unwrap();
+            let mut agent =
+                Agreement::new(key, membership.clone(), AgreementConfig::default(), 0).unwrap();
+            agent.set_order_at(1, order_at);
+            agent
+        })
+        .collect();
+    Four {
+        keys,
+        publics,
+        membership,
+        agents,
+    }
+}
+
 #[test]
 fn a_trimmed_decision_makes_honest_councils_diverge() {
     let n = 4; // f = 1, floor f + 1 = 2
     let k = 3; // the council's threshold (f + 1 ..= n - f)
-    let keys: Vec<SigningKey> = (0..n)
-        .map(|i| SigningKey::from_seed(&[i as u8 + 1; 32]).unwrap())
-        .collect();
-    let publics: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
-    let membership = Membership::new(publics.clone()).unwrap().within("room/doc");
-    let mut agents: Vec<Agreement> = keys
-        .iter()
-        .map(|k| {
-            let key = SigningKey::from_seed(&*k.seed()).unwrap();
-            Agreement::new(key, membership.clone(), AgreementConfig::default(), 0).unwrap()
-        })
-        .collect();
+    let Four {
+        keys,
+        publics,
+        membership,
+        mut agents,
+    } = four(1, k);
     // Member 3 is faulty; it runs the protocol (so it sees everything) and then forges.
     let honest = [0usize, 1, 2];
     let mut councils: Vec<Council> = (0..n)
         .map(|_| Council::new(publics.clone(), k).unwrap())
         .collect();
-    for a in agents.iter_mut() {
-        a.set_order_at(1, k);
-    }
 
     let motion = Motion::AcceptFact([7; 32]);
     let value = motion.to_bytes();
@@ -261,21 +285,12 @@ const VIEW_CHANGE: u8 = 5;
 fn a_faulty_leader_burns_a_k_endorsed_motion_through_new_view() {
     let n = 4;
     let k = 3;
-    let keys: Vec<SigningKey> = (0..n)
-        .map(|i| SigningKey::from_seed(&[i as u8 + 11; 32]).unwrap())
-        .collect();
-    let publics: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
-    let membership = Membership::new(publics.clone()).unwrap().within("room/doc");
-    let mut agents: Vec<Agreement> = keys
-        .iter()
-        .map(|k| {
-            let key = SigningKey::from_seed(&*k.seed()).unwrap();
-            Agreement::new(key, membership.clone(), AgreementConfig::default(), 0).unwrap()
-        })
-        .collect();
-    for a in agents.iter_mut() {
-        a.set_order_at(1, k);
-    }
+    let Four {
+        keys,
+        publics,
+        membership,
+        mut agents,
+    } = four(11, k);
     let faulty = 0usize; // leader of view 0
     let honest = [1usize, 2, 3];
     let motion = Motion::AcceptFact([9; 32]);
@@ -438,23 +453,12 @@ fn a_faulty_leader_burns_a_k_endorsed_motion_through_new_view() {
 /// including the one that would lower k again.
 #[test]
 fn one_silent_member_stalls_a_council_whose_threshold_is_above_n_minus_f() {
-    let n = 4;
-    let keys: Vec<SigningKey> = (0..n)
-        .map(|i| SigningKey::from_seed(&[i as u8 + 31; 32]).unwrap())
-        .collect();
-    let publics: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
-    let council = Council::new(publics.clone(), 4).expect("k = n is accepted");
-    let membership = Membership::new(publics.clone()).unwrap().within("room/doc");
-    let mut agents: Vec<Agreement> = keys
-        .iter()
-        .map(|k| {
-            let key = SigningKey::from_seed(&*k.seed()).unwrap();
-            Agreement::new(key, membership.clone(), AgreementConfig::default(), 0).unwrap()
-        })
-        .collect();
-    for a in agents.iter_mut() {
-        a.set_order_at(1, council.threshold());
-    }
+    let Four {
+        publics,
+        mut agents,
+        ..
+    } = four(31, 4);
+    let council = Council::new(publics, 4).expect("k = n is accepted");
     let value = Motion::SetThreshold(3).to_bytes();
     let mut queue: Vec<(usize, Recipient, Vec<u8>)> = Vec::new();
     // Member 3 is silent: only the first three run.

@@ -70,6 +70,22 @@ pub(crate) fn string_option(options: &JsValue, name: &str) -> Result<Option<Stri
         .ok_or_else(|| CodedError::bad_argument(format!("option {name} must be a string")))
 }
 
+#[cfg(feature = "crypto")]
+/// A boolean option with a default.
+pub(crate) fn bool_option(
+    options: &JsValue,
+    name: &str,
+    default: bool,
+) -> Result<bool, CodedError> {
+    let value = option(options, name)?;
+    if value.is_undefined() {
+        return Ok(default);
+    }
+    value
+        .as_bool()
+        .ok_or_else(|| CodedError::bad_argument(format!("option {name} must be a boolean")))
+}
+
 #[cfg(any(feature = "crypto", feature = "embedding"))]
 /// A non-negative integer option with a default, as a `usize`.
 pub(crate) fn usize_option(

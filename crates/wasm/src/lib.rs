@@ -32,8 +32,6 @@ mod kdf;
 #[cfg(feature = "crypto")]
 mod memory;
 #[cfg(feature = "crypto")]
-mod relay;
-#[cfg(feature = "crypto")]
 mod secret;
 #[cfg(feature = "crypto")]
 mod security;
@@ -51,7 +49,7 @@ pub use embedding::*;
 pub use x509::*;
 #[cfg(feature = "crypto")]
 pub use {
-    aead::*, agreement::*, api_key::*, crdt::*, ed25519::*, hash::*, kdf::*, relay::*, secret::*,
+    aead::*, agreement::*, api_key::*, crdt::*, ed25519::*, hash::*, kdf::*, secret::*,
     security::*, sync::*, vector::*,
 };
 

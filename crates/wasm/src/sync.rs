@@ -1,17 +1,28 @@
-//! `SyncEngine`: the sans-IO replication node ([`chrysalis_sync::SyncNode`]) for JS. The
-//! package's `SyncNode` class (pkg/index.js) drives it: it owns the transports (relay WebSocket,
-//! WebRTC data channels, BroadcastChannel) and the timer, and moves bytes in and out.
+//! `RoomEngine`: one agent's sans-IO runtime in a room ([`chrysalis_room::Room`]: replication,
+//! links, relay client, presence) for JS. The package's `SyncNode` class (pkg/sync.js) is its
+//! pump: it opens the links the engine asks for (relay WebSocket, WebRTC data channels, the
+//! BroadcastChannel), hands over what arrives, carries out the engine's actions and keeps its
+//! timer. Every decision is the engine's.
 
-use chrysalis_sync::{Document, Event, Output, PeerId, Recipient, SyncConfig, SyncError, SyncNode};
+use chrysalis_room::{LinkId, LinkKind, Output, Room, RoomConfig, RoomError, RoomEvent};
+use chrysalis_sync::{Document, SyncConfig, SyncError};
 use js_sys::{Array, Function, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, prelude::*};
 
 use crate::SigningKey;
 use crate::error::{CodedError, JsResult, js};
-use crate::input::{counts, hex, integer_option, now_ms, object, string_option, usize_option};
+use crate::input::{
+    bool_option, counts, hex, integer_option, now_ms, object, string_option, usize_option,
+};
 
 impl From<SyncError> for CodedError {
     fn from(err: SyncError) -> Self {
+        CodedError::new(err.code(), err.to_string())
+    }
+}
+
+impl From<RoomError> for CodedError {
+    fn from(err: RoomError) -> Self {
         CodedError::new(err.code(), err.to_string())
     }
 }
@@ -58,8 +69,8 @@ export interface SyncPeerInfo {
   /** When its last valid frame arrived (`Date.now()` ms), or null. */
   lastHeard: number | null;
 }
-/** The protocol's counters. */
-export interface SyncEngineStats {
+/** The protocol's counters, per transport traffic, and the links' states. */
+export interface RoomStats {
   framesSent: number;
   bytesSent: number;
   framesReceived: number;
@@ -70,13 +81,40 @@ export interface SyncEngineStats {
   dropped: number;
   /** Drops by reason: `BAD_SIGNATURE`, `REPLAYED`, `SENDER_MISMATCH`, `OVERSIZED`, `BANNED`, … */
   drops: Record<string, number>;
+  /** Frames and bytes per transport. */
+  transports: Record<RoomTransport, { framesSent: number; bytesSent: number; framesReceived: number; bytesReceived: number }>;
+  /** The relay connection: `off`, `connecting`, `open` or `reconnecting`. */
+  relay: string;
+  /** Each data channel's peer (hex) and state (`connecting`, `connected`). */
+  webrtc: Record<string, string>;
 }
-/** What each engine call returns: frames to send, events, and when to tick next. */
-export interface SyncOutput {
-  transmits: { to: Uint8Array | null; bytes: Uint8Array }[];
-  events: ({ type: "change"; doc: string; from: string } | { type: "peer-banned"; peer: string; reason: string })[];
-  wakeAt: number;
+/** Which links a room uses (`RoomEngine`), with the replication options. */
+export interface RoomOptions extends SyncOptions {
+  /** Connect to the relay (the pump opens a WebSocket when asked). */
+  relay?: boolean;
+  /** Open WebRTC data channels to relay peers (needs `relay`). */
+  webrtc?: boolean;
+  /** Use the BroadcastChannel between tabs of this origin. */
+  broadcast?: boolean;
 }
+/** A transport: the relay's WebSocket, a WebRTC data channel, or the BroadcastChannel. */
+export type RoomTransport = "relay" | "webrtc" | "broadcast";
+/** What the application hears about. */
+export type RoomEventDetail =
+  | { type: "change"; doc: string; from: string }
+  | { type: "peer-joined" | "peer-left"; peer: string; via: RoomTransport }
+  | { type: "connection-state"; transport: RoomTransport; state: string; peer?: string; code?: string; message?: string }
+  | { type: "peer-banned"; peer: string; reason: string };
+/** What the pump must do, in order (`link` ids are the engine's). */
+export type RoomAction =
+  | { type: "open-relay"; link: number }
+  | { type: "open-data-channel"; link: number; peer: string; initiator: boolean }
+  | { type: "open-broadcast"; link: number; name: string }
+  | { type: "close"; link: number }
+  | { type: "send"; link: number; bytes: Uint8Array }
+  | { type: "send-text"; link: number; text: string }
+  | { type: "signal"; link: number; data: unknown }
+  | { type: "event"; event: RoomEventDetail };
 "#;
 
 /// A JS CRDT object (`GCounter`, `ORSet`, … of this package, or anything with the same three
@@ -141,193 +179,177 @@ impl Document for JsDocument {
     }
 }
 
-/// The replication protocol for one identity, sans-IO: give it time and bytes, send what it
-/// returns. Most pages use the package's `SyncNode` instead, which drives this for them.
-#[wasm_bindgen]
-pub struct SyncEngine {
-    node: SyncNode,
-}
-
-fn peer_id(bytes: &[u8]) -> JsResult<PeerId> {
-    bytes.try_into().map_err(|_| {
-        js(CodedError::new(
-            "BAD_LENGTH",
-            format!("a peer id is 32 bytes, got {}", bytes.len()),
-        ))
+/// The replication options of `options` (see `SyncOptions`).
+fn sync_config(options: &JsValue) -> Result<SyncConfig, CodedError> {
+    let d = SyncConfig::default();
+    Ok(SyncConfig {
+        room: string_option(options, "room")?.unwrap_or_default(),
+        fanout: usize_option(options, "fanout", d.fanout)?,
+        broadcast_limit: usize_option(options, "broadcastLimit", d.broadcast_limit)?,
+        gossip_hops: integer_option(options, "gossipHops", d.gossip_hops.into())?.min(16) as u8,
+        flush_delay_ms: integer_option(options, "flushDelayMs", d.flush_delay_ms)?,
+        anti_entropy_interval_ms: integer_option(
+            options,
+            "antiEntropyIntervalMs",
+            d.anti_entropy_interval_ms,
+        )?
+        .max(10),
+        anti_entropy_peers: usize_option(options, "antiEntropyPeers", d.anti_entropy_peers)?,
+        heartbeat_interval_ms: integer_option(
+            options,
+            "heartbeatIntervalMs",
+            d.heartbeat_interval_ms,
+        )?,
+        max_frame: usize_option(options, "maxFrame", d.max_frame)?,
+        ban_threshold: -(integer_option(
+            options,
+            "banThreshold",
+            d.ban_threshold.unsigned_abs().into(),
+        )?
+        .min(1 << 30) as i32),
+        ban_duration_ms: integer_option(options, "banDurationMs", d.ban_duration_ms)?,
     })
 }
 
+/// One agent's runtime in one room, sans-IO: feed it what happened on its links and its timer,
+/// carry out what `poll` returns. Most pages use the package's `SyncNode`, which does both.
 #[wasm_bindgen]
-impl SyncEngine {
-    /// An engine signing as `identity` (its seed is copied; the key object stays usable).
-    /// `options`: `room`, `fanout`, `broadcastLimit`, `gossipHops`, `flushDelayMs`,
-    /// `antiEntropyIntervalMs`, `antiEntropyPeers`, `heartbeatIntervalMs`, `maxFrame`,
-    /// `banThreshold` (as a positive number of points), `banDurationMs`. `now` is `Date.now()`.
+pub struct RoomEngine {
+    room: Room,
+}
+
+#[wasm_bindgen]
+impl RoomEngine {
+    /// The room `options.room` for the agent `identity` (its seed is copied; the key object
+    /// stays usable), over the links `options` asks for (`relay`, `webrtc`, `broadcast`), with
+    /// the replication options of `SyncOptions`. `now` is `Date.now()`. Its first actions open
+    /// the links.
     ///
-    /// @throws {Error} `code: "BAD_ARGUMENT"` for an option that is not a non-negative integer.
+    /// @throws {Error} `code: "BAD_ARGUMENT"` for a bad room name, no link, WebRTC without the
+    /// relay, or an option that is not a non-negative integer.
     #[wasm_bindgen(constructor)]
     pub fn new(
         identity: &SigningKey,
-        #[wasm_bindgen(unchecked_param_type = "SyncOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "RoomOptions")] options: JsValue,
         now: f64,
-    ) -> JsResult<SyncEngine> {
-        let d = SyncConfig::default();
-        let config = SyncConfig {
-            room: string_option(&options, "room")
-                .map_err(js)?
-                .unwrap_or_default(),
-            fanout: usize_option(&options, "fanout", d.fanout).map_err(js)?,
-            broadcast_limit: usize_option(&options, "broadcastLimit", d.broadcast_limit)
-                .map_err(js)?,
-            gossip_hops: integer_option(&options, "gossipHops", d.gossip_hops.into())
-                .map_err(js)?
-                .min(16) as u8,
-            flush_delay_ms: integer_option(&options, "flushDelayMs", d.flush_delay_ms)
-                .map_err(js)?,
-            anti_entropy_interval_ms: integer_option(
-                &options,
-                "antiEntropyIntervalMs",
-                d.anti_entropy_interval_ms,
-            )
-            .map_err(js)?
-            .max(10),
-            anti_entropy_peers: usize_option(&options, "antiEntropyPeers", d.anti_entropy_peers)
-                .map_err(js)?,
-            heartbeat_interval_ms: integer_option(
-                &options,
-                "heartbeatIntervalMs",
-                d.heartbeat_interval_ms,
-            )
-            .map_err(js)?,
-            max_frame: usize_option(&options, "maxFrame", d.max_frame).map_err(js)?,
-            ban_threshold: -(integer_option(
-                &options,
-                "banThreshold",
-                d.ban_threshold.unsigned_abs().into(),
-            )
-            .map_err(js)?
-            .min(1 << 30) as i32),
-            ban_duration_ms: integer_option(&options, "banDurationMs", d.ban_duration_ms)
-                .map_err(js)?,
+    ) -> JsResult<RoomEngine> {
+        let config = RoomConfig {
+            sync: sync_config(&options).map_err(js)?,
+            relay: bool_option(&options, "relay", false).map_err(js)?,
+            webrtc: bool_option(&options, "webrtc", false).map_err(js)?,
+            broadcast: bool_option(&options, "broadcast", false).map_err(js)?,
         };
         let key = chrysalis_crypto::SigningKey::from_seed(&identity.seed()[..]).map_err(js)?;
         let seed = u64::from_le_bytes(chrysalis_crypto::random_array::<8>().map_err(js)?);
-        Ok(SyncEngine {
-            node: SyncNode::new(key, config, now_ms(now), seed),
+        Ok(RoomEngine {
+            room: Room::new(key, config, now_ms(now), seed).map_err(js)?,
         })
     }
 
-    /// This engine's peer id (the identity's public key, 32 bytes).
-    pub fn id(&self) -> Vec<u8> {
-        self.node.id().to_vec()
+    /// This agent's peer id (hex of its public key).
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        hex(&self.room.id())
     }
 
     /// Replicates `doc` (a CRDT object of this package) as `name`.
     ///
     /// @throws {Error} `code: "BAD_DOCUMENT_NAME"` for an empty, over-long or taken name.
-    #[wasm_bindgen(unchecked_return_type = "SyncOutput")]
     pub fn share(
         &mut self,
         now: f64,
         name: &str,
         #[wasm_bindgen(unchecked_param_type = "SyncDocument")] doc: JsValue,
-    ) -> JsResult<JsValue> {
+    ) -> JsResult<()> {
         if !doc.is_object() {
             return Err(js(CodedError::bad_argument(
                 "a document is a CRDT object (GCounter, ORSet, LWWRegister, …)",
             )));
         }
-        let out = self
-            .node
-            .share(now_ms(now), name, Box::new(JsDocument { object: doc }))
-            .map_err(js)?;
-        Ok(output(out))
+        let doc = Box::new(JsDocument { object: doc });
+        self.room.share(now_ms(now), name, doc).map_err(js)
     }
 
     /// Stops replicating `name`; returns whether it was shared.
     pub fn unshare(&mut self, name: &str) -> bool {
-        self.node.unshare(name).is_some()
+        self.room.unshare(name).is_some()
     }
 
-    /// Pushes the delta of a change just made to the shared document `name`.
+    /// Sends the delta of a change just made to the shared document `name`.
     ///
-    /// @throws {Error} `code: "UNKNOWN_DOCUMENT"` or `"DELTA_TOO_LARGE"`.
-    #[wasm_bindgen(js_name = localChange, unchecked_return_type = "SyncOutput")]
-    pub fn local_change(&mut self, now: f64, name: &str, delta: Vec<u8>) -> JsResult<JsValue> {
-        let out = self
-            .node
-            .local_change(now_ms(now), name, delta)
-            .map_err(js)?;
-        Ok(output(out))
+    /// @throws {Error} `code: "UNKNOWN_DOCUMENT"`, `"DELTA_TOO_LARGE"` or `"CLOSED"`.
+    #[wasm_bindgen(js_name = localChange)]
+    pub fn local_change(&mut self, now: f64, name: &str, delta: Vec<u8>) -> JsResult<()> {
+        self.room.local_change(now_ms(now), name, delta).map_err(js)
     }
 
-    /// A peer became reachable.
-    ///
-    /// @throws {Error} `code: "BAD_LENGTH"` unless `peer` is 32 bytes.
-    #[wasm_bindgen(js_name = addPeer, unchecked_return_type = "SyncOutput")]
-    pub fn add_peer(&mut self, now: f64, peer: &[u8]) -> JsResult<JsValue> {
-        Ok(output(self.node.add_peer(now_ms(now), peer_id(peer)?)))
+    /// The link `link` opened.
+    #[wasm_bindgen(js_name = linkOpened)]
+    pub fn link_opened(&mut self, now: f64, link: u32) {
+        self.room.link_opened(now_ms(now), LinkId(link));
     }
 
-    /// A peer is no longer reachable.
-    ///
-    /// @throws {Error} `code: "BAD_LENGTH"` unless `peer` is 32 bytes.
-    #[wasm_bindgen(js_name = removePeer)]
-    pub fn remove_peer(&mut self, peer: &[u8]) -> JsResult<()> {
-        self.node.remove_peer(&peer_id(peer)?);
-        Ok(())
+    /// The link `link` closed or failed to open.
+    #[wasm_bindgen(js_name = linkClosed)]
+    pub fn link_closed(&mut self, now: f64, link: u32) {
+        self.room.link_closed(now_ms(now), LinkId(link));
     }
 
-    /// A frame that arrived from `from`. Bad frames are dropped and counted, never thrown.
-    ///
-    /// @throws {Error} `code: "BAD_LENGTH"` unless `from` is 32 bytes.
-    #[wasm_bindgen(js_name = handleMessage, unchecked_return_type = "SyncOutput")]
-    pub fn handle_message(&mut self, now: f64, from: &[u8], bytes: &[u8]) -> JsResult<JsValue> {
-        Ok(output(self.node.handle_message(
-            now_ms(now),
-            peer_id(from)?,
-            bytes,
-        )))
+    /// Binary bytes arrived on `link` (anything malformed or forged is dropped and counted).
+    pub fn receive(&mut self, now: f64, link: u32, bytes: &[u8]) {
+        self.room.receive(now_ms(now), LinkId(link), bytes);
     }
 
-    /// A frame from a medium that does not name its sender (a BroadcastChannel): it counts as
-    /// its signer's only if its signature verifies; a bad one is counted, and scored against
-    /// nobody.
-    #[wasm_bindgen(js_name = handleUnattributed, unchecked_return_type = "SyncOutput")]
-    pub fn handle_unattributed(&mut self, now: f64, bytes: &[u8]) -> JsValue {
-        output(self.node.handle_unattributed(now_ms(now), bytes))
+    /// A text message arrived on `link` (the relay's control messages).
+    #[wasm_bindgen(js_name = receiveText)]
+    pub fn receive_text(&mut self, now: f64, link: u32, text: &str) {
+        self.room.receive_text(now_ms(now), LinkId(link), text);
     }
 
-    /// A signed presence announcement (a hello, or a goodbye when `leaving`) to post on a
-    /// BroadcastChannel.
-    pub fn presence(&mut self, now: f64, leaving: bool) -> Vec<u8> {
-        self.node.presence(now_ms(now), leaving)
-    }
-
-    /// A peer's announcement from `presence`: `{ peer, leaving }` (`peer` in hex) when it is
-    /// signed in this room, fresh and not a replay; otherwise null.
-    #[wasm_bindgen(js_name = checkPresence, unchecked_return_type = "{ peer: string; leaving: boolean } | null")]
-    pub fn check_presence(&mut self, now: f64, bytes: &[u8]) -> JsValue {
-        match self.node.check_presence(now_ms(now), bytes) {
-            Some((peer, leaving)) => {
-                object(&[("peer", hex(&peer).into()), ("leaving", leaving.into())])
-            }
-            None => JsValue::NULL,
+    /// The data channel `link`'s peer connection produced signalling (a description or a
+    /// candidate, JSON-serialisable) for its peer.
+    #[wasm_bindgen(js_name = localSignal)]
+    pub fn local_signal(&mut self, link: u32, data: JsValue) {
+        let json = js_sys::JSON::stringify(&data)
+            .ok()
+            .and_then(|t| t.as_string())
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(data) = json {
+            self.room.local_signal(LinkId(link), data);
         }
     }
 
-    /// Timers: call at the `wakeAt` of the last output.
-    #[wasm_bindgen(js_name = handleTick, unchecked_return_type = "SyncOutput")]
-    pub fn handle_tick(&mut self, now: f64) -> JsValue {
-        output(self.node.handle_tick(now_ms(now)))
+    /// Timers: call at `timeout`.
+    pub fn tick(&mut self, now: f64) {
+        self.room.tick(now_ms(now));
     }
 
-    /// The connected peers: `[{ id, score, lastHeard }]` (`id` in hex).
-    #[wasm_bindgen(unchecked_return_type = "SyncPeerInfo[]")]
+    /// When to call `tick` next (`Date.now()` ms).
+    #[wasm_bindgen(getter)]
+    pub fn timeout(&self) -> f64 {
+        self.room.timeout() as f64
+    }
+
+    /// Leaves the room: a goodbye to the tabs, then every link is closed (see `poll`).
+    pub fn close(&mut self, now: f64) {
+        self.room.close(now_ms(now));
+    }
+
+    /// Everything the pump must do now, in order.
+    #[wasm_bindgen(unchecked_return_type = "RoomAction[]")]
+    pub fn poll(&mut self) -> Array {
+        std::iter::from_fn(|| self.room.poll_output())
+            .map(action)
+            .collect()
+    }
+
+    /// The connected peers: `[{ id, score, lastHeard, via }]` (`id` in hex).
+    #[wasm_bindgen(unchecked_return_type = "(SyncPeerInfo & { via: RoomTransport[] })[]")]
     pub fn peers(&self) -> Array {
-        self.node
+        self.room
             .peers()
-            .map(|(id, info)| {
+            .map(|(id, info, via)| {
+                let via: Array = via.iter().map(|k| JsValue::from(k.name())).collect();
                 object(&[
                     ("id", hex(&id).into()),
                     ("score", info.score.into()),
@@ -335,16 +357,42 @@ impl SyncEngine {
                         "lastHeard",
                         info.last_heard.map_or(JsValue::NULL, |t| (t as f64).into()),
                     ),
+                    ("via", via.into()),
                 ])
             })
             .collect()
     }
 
-    /// Traffic counters: `{ framesSent, bytesSent, framesReceived, bytesReceived,
-    /// deltasApplied, dropped, drops: { CODE: n } }`.
-    #[wasm_bindgen(unchecked_return_type = "SyncEngineStats")]
+    /// Counters: the protocol's frames, bytes and drops by reason, per transport traffic, the
+    /// relay's state and each data channel's.
+    #[wasm_bindgen(unchecked_return_type = "RoomStats")]
     pub fn stats(&self) -> JsValue {
-        let s = self.node.stats();
+        let s = self.room.sync().stats();
+        let transports = object(
+            &[LinkKind::Relay, LinkKind::WebRtc, LinkKind::Broadcast].map(|kind| {
+                let t = self.room.traffic(kind);
+                (
+                    kind.name(),
+                    object(&[
+                        ("framesSent", (t.frames_sent as f64).into()),
+                        ("bytesSent", (t.bytes_sent as f64).into()),
+                        ("framesReceived", (t.frames_received as f64).into()),
+                        ("bytesReceived", (t.bytes_received as f64).into()),
+                    ]),
+                )
+            }),
+        );
+        let relay = match self.room.relay_state() {
+            None => "off",
+            Some(chrysalis_relay_protocol::RelayState::Open) => "open",
+            Some(chrysalis_relay_protocol::RelayState::Connecting) => "connecting",
+            Some(chrysalis_relay_protocol::RelayState::Waiting { .. }) => "reconnecting",
+        };
+        let webrtc = js_sys::Object::new();
+        for (peer, open) in self.room.data_channels() {
+            let state = if open { "connected" } else { "connecting" };
+            let _ = Reflect::set(&webrtc, &hex(&peer).into(), &state.into());
+        }
         object(&[
             ("framesSent", (s.frames_sent as f64).into()),
             ("bytesSent", (s.bytes_sent as f64).into()),
@@ -353,42 +401,99 @@ impl SyncEngine {
             ("deltasApplied", (s.deltas_applied as f64).into()),
             ("dropped", (s.dropped() as f64).into()),
             ("drops", counts(&s.drops)),
+            ("transports", transports),
+            ("relay", relay.into()),
+            ("webrtc", webrtc.into()),
         ])
     }
 }
 
-/// `{ transmits: [{ to: Uint8Array | null, bytes }], events: [...], wakeAt }`.
-fn output(out: Output) -> JsValue {
-    let transmits: Array = out
-        .transmits
-        .into_iter()
-        .map(|t| {
-            let to = match t.to {
-                Recipient::Peer(id) => Uint8Array::from(&id[..]).into(),
-                Recipient::Everyone => JsValue::NULL,
-            };
-            object(&[("to", to), ("bytes", Uint8Array::from(&t.bytes[..]).into())])
-        })
-        .collect();
-    let events: Array = out
-        .events
-        .into_iter()
-        .map(|event| match event {
-            Event::Changed { doc, from } => object(&[
-                ("type", "change".into()),
-                ("doc", doc.into()),
-                ("from", hex(&from).into()),
-            ]),
-            Event::PeerBanned { peer, reason } => object(&[
-                ("type", "peer-banned".into()),
-                ("peer", hex(&peer).into()),
-                ("reason", reason.into()),
-            ]),
-        })
-        .collect();
-    object(&[
-        ("transmits", transmits.into()),
-        ("events", events.into()),
-        ("wakeAt", (out.wake_at as f64).into()),
-    ])
+/// An action as JS sees it ([`RoomAction`] in the TS types).
+fn action(output: Output) -> JsValue {
+    let link = |l: LinkId| JsValue::from(l.0);
+    match output {
+        Output::OpenRelay { link: l } => {
+            object(&[("type", "open-relay".into()), ("link", link(l))])
+        }
+        Output::OpenDataChannel {
+            link: l,
+            peer,
+            initiator,
+        } => object(&[
+            ("type", "open-data-channel".into()),
+            ("link", link(l)),
+            ("peer", hex(&peer).into()),
+            ("initiator", initiator.into()),
+        ]),
+        Output::OpenBroadcast { link: l, name } => object(&[
+            ("type", "open-broadcast".into()),
+            ("link", link(l)),
+            ("name", name.into()),
+        ]),
+        Output::Close { link: l } => object(&[("type", "close".into()), ("link", link(l))]),
+        Output::Send { link: l, bytes } => object(&[
+            ("type", "send".into()),
+            ("link", link(l)),
+            ("bytes", Uint8Array::from(&bytes[..]).into()),
+        ]),
+        Output::SendText { link: l, text } => object(&[
+            ("type", "send-text".into()),
+            ("link", link(l)),
+            ("text", text.into()),
+        ]),
+        Output::Signal { link: l, data } => object(&[
+            ("type", "signal".into()),
+            ("link", link(l)),
+            (
+                "data",
+                js_sys::JSON::parse(&data.to_string()).unwrap_or(JsValue::NULL),
+            ),
+        ]),
+        Output::Event(event) => object(&[("type", "event".into()), ("event", event_object(event))]),
+    }
+}
+
+fn event_object(event: RoomEvent) -> JsValue {
+    match event {
+        RoomEvent::Changed { doc, from } => object(&[
+            ("type", "change".into()),
+            ("doc", doc.into()),
+            ("from", hex(&from).into()),
+        ]),
+        RoomEvent::PeerJoined { peer, via } => object(&[
+            ("type", "peer-joined".into()),
+            ("peer", hex(&peer).into()),
+            ("via", via.name().into()),
+        ]),
+        RoomEvent::PeerLeft { peer, via } => object(&[
+            ("type", "peer-left".into()),
+            ("peer", hex(&peer).into()),
+            ("via", via.name().into()),
+        ]),
+        RoomEvent::ConnectionState {
+            transport,
+            state,
+            peer,
+            refusal,
+        } => {
+            let detail = object(&[
+                ("type", "connection-state".into()),
+                ("transport", transport.name().into()),
+                ("state", state.into()),
+            ]);
+            if let Some(peer) = peer {
+                let _ = Reflect::set(&detail, &"peer".into(), &hex(&peer).into());
+            }
+            if let Some((code, message)) = refusal {
+                let _ = Reflect::set(&detail, &"code".into(), &code.into());
+                let _ = Reflect::set(&detail, &"message".into(), &message.into());
+            }
+            detail
+        }
+        RoomEvent::PeerBanned { peer, reason } => object(&[
+            ("type", "peer-banned".into()),
+            ("peer", hex(&peer).into()),
+            ("reason", reason.into()),
+        ]),
+    }
 }

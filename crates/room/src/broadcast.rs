@@ -1,0 +1,183 @@
+//! The BroadcastChannel between tabs of one origin: its message format and its presence table.
+//!
+//! Any script of the origin can post on the channel, so nothing in a message is believed
+//! unchecked: a hello or goodbye is a signed, dated presence frame that the sync node checks
+//! ([`chrysalis_sync::SyncNode::check_presence`]), and a frame counts only as its signer's
+//! ([`chrysalis_sync::SyncNode::handle_unattributed`]), whatever the envelope says.
+//!
+//! A message is `kind ‖ body`: `HELLO ‖ presence`, `BYE ‖ presence`, `FRAME ‖ frame` (for every
+//! tab) or `FRAME_TO ‖ peer(32) ‖ frame` (for one tab; the others drop it unread).
+
+use std::collections::BTreeMap;
+
+use chrysalis_sync::PeerId;
+
+/// How often a tab says hello (ms).
+pub const HELLO_INTERVAL_MS: u64 = 2_000;
+/// A tab not heard for this long is gone (ms).
+pub const PRESENCE_TIMEOUT_MS: u64 = 6_000;
+/// Tabs linked over the BroadcastChannel at most (each needs a signed hello).
+pub const MAX_BROADCAST_PEERS: usize = 64;
+
+const HELLO: u8 = 0;
+const BYE: u8 = 1;
+const FRAME: u8 = 2;
+const FRAME_TO: u8 = 3;
+
+/// A BroadcastChannel message, decoded (nothing in it is checked yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope<'a> {
+    /// A presence frame: hello (`leaving` false) or goodbye.
+    Presence {
+        /// Whether it says goodbye.
+        leaving: bool,
+        /// The signed presence frame.
+        frame: &'a [u8],
+    },
+    /// A sync frame for every tab, or for the tab `to`.
+    Frame {
+        /// The one recipient, if any.
+        to: Option<PeerId>,
+        /// The signed frame.
+        frame: &'a [u8],
+    },
+}
+
+impl<'a> Envelope<'a> {
+    /// Decodes a message; `None` for anything that is not one.
+    pub fn decode(bytes: &'a [u8]) -> Option<Self> {
+        let (&kind, body) = bytes.split_first()?;
+        match kind {
+            HELLO | BYE => Some(Envelope::Presence {
+                leaving: kind == BYE,
+                frame: body,
+            }),
+            FRAME => Some(Envelope::Frame {
+                to: None,
+                frame: body,
+            }),
+            FRAME_TO if body.len() > 32 => {
+                let (to, frame) = body.split_at(32);
+                Some(Envelope::Frame {
+                    to: Some(to.try_into().ok()?),
+                    frame,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The message's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Envelope::Presence { leaving, frame } => {
+                [&[if *leaving { BYE } else { HELLO }][..], frame].concat()
+            }
+            Envelope::Frame { to: None, frame } => [&[FRAME][..], frame].concat(),
+            Envelope::Frame {
+                to: Some(to),
+                frame,
+            } => [&[FRAME_TO][..], to, frame].concat(),
+        }
+    }
+}
+
+/// The tabs heard on the channel, with when each was last heard.
+#[derive(Debug, Default, Clone)]
+pub struct Presence {
+    heard: BTreeMap<PeerId, u64>,
+}
+
+impl Presence {
+    /// A checked hello from `peer` at `now`: whether it is new (then answer with a hello).
+    /// A new tab beyond [`MAX_BROADCAST_PEERS`] is ignored (`None`).
+    pub fn hello(&mut self, now: u64, peer: PeerId) -> Option<bool> {
+        let fresh = !self.heard.contains_key(&peer);
+        if fresh && self.heard.len() >= MAX_BROADCAST_PEERS {
+            return None;
+        }
+        self.heard.insert(peer, now);
+        Some(fresh)
+    }
+
+    /// A checked goodbye: whether the tab was linked.
+    pub fn bye(&mut self, peer: &PeerId) -> bool {
+        self.heard.remove(peer).is_some()
+    }
+
+    /// Whether `peer` is linked over the channel.
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.heard.contains_key(peer)
+    }
+
+    /// Forgets the tabs not heard since `now − PRESENCE_TIMEOUT_MS`; returns them.
+    pub fn expire(&mut self, now: u64) -> Vec<PeerId> {
+        let gone: Vec<PeerId> = self
+            .heard
+            .iter()
+            .filter(|(_, at)| now.saturating_sub(**at) > PRESENCE_TIMEOUT_MS)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in &gone {
+            self.heard.remove(peer);
+        }
+        gone
+    }
+
+    /// Forgets every tab; returns them.
+    pub fn clear(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.heard).into_keys().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_junk_is_refused() {
+        let to = [7u8; 32];
+        for envelope in [
+            Envelope::Presence {
+                leaving: false,
+                frame: b"hello",
+            },
+            Envelope::Presence {
+                leaving: true,
+                frame: b"bye",
+            },
+            Envelope::Frame {
+                to: None,
+                frame: b"frame",
+            },
+            Envelope::Frame {
+                to: Some(to),
+                frame: b"frame",
+            },
+        ] {
+            assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
+        }
+        assert_eq!(Envelope::decode(&[]), None);
+        assert_eq!(Envelope::decode(&[9, 1, 2]), None);
+        assert_eq!(
+            Envelope::decode(&[FRAME_TO; 33]),
+            None,
+            "no frame after the peer"
+        );
+    }
+
+    #[test]
+    fn presence_is_bounded_and_expires() {
+        let mut presence = Presence::default();
+        for i in 0..MAX_BROADCAST_PEERS {
+            assert_eq!(presence.hello(0, [i as u8; 32]), Some(true));
+        }
+        assert_eq!(presence.hello(0, [255; 32]), None, "one tab too many");
+        assert_eq!(presence.hello(5_000, [0; 32]), Some(false));
+        let gone = presence.expire(PRESENCE_TIMEOUT_MS + 1);
+        assert_eq!(gone.len(), MAX_BROADCAST_PEERS - 1);
+        assert!(presence.contains(&[0; 32]));
+        assert!(presence.bye(&[0; 32]));
+        assert!(!presence.bye(&[0; 32]));
+    }
+}

@@ -1,0 +1,802 @@
+//! The [`Room`] state machine: links, routing, the relay client, presence, and the sync node.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use chrysalis_crypto::SigningKey;
+use chrysalis_relay_protocol::{RelayClient, RelayEvent, RelayState};
+use chrysalis_sync::{
+    Document, Event, Output as SyncOutput, PeerId, PeerInfo, Recipient, SyncConfig, SyncNode,
+};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::RoomError;
+use crate::broadcast::{Envelope, HELLO_INTERVAL_MS, Presence};
+
+/// Frames above this go through the relay rather than a data channel (SCTP message limits).
+pub const MAX_DATA_CHANNEL_MESSAGE: usize = 200_000;
+
+/// A link the room asked its pump to open (ids are never reused within a room).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub u32);
+
+/// What a link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LinkKind {
+    /// The relay's WebSocket (every relay peer of the room over one link).
+    Relay,
+    /// A WebRTC data channel to one peer.
+    WebRtc,
+    /// The BroadcastChannel between tabs of one origin.
+    Broadcast,
+}
+
+impl LinkKind {
+    /// Its name in events and statistics: `"relay"`, `"webrtc"` or `"broadcast"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkKind::Relay => "relay",
+            LinkKind::WebRtc => "webrtc",
+            LinkKind::Broadcast => "broadcast",
+        }
+    }
+}
+
+/// Which links a room uses, and its replication settings (`sync.room` is the room's name).
+#[derive(Debug, Clone, Default)]
+pub struct RoomConfig {
+    /// The replication node's settings; `room` names the room (1 to 128 bytes).
+    pub sync: SyncConfig,
+    /// Connect to the relay.
+    pub relay: bool,
+    /// Open WebRTC data channels to relay peers (needs the relay for signalling).
+    pub webrtc: bool,
+    /// Use the BroadcastChannel between tabs.
+    pub broadcast: bool,
+}
+
+/// What the pump must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Open a WebSocket to the relay as `link`; report [`Room::link_opened`] or
+    /// [`Room::link_closed`].
+    OpenRelay {
+        /// The link.
+        link: LinkId,
+    },
+    /// Open a peer connection with a data channel to `peer` as `link` (`initiator`: this side
+    /// creates the channel and the offer); pass its local signalling to
+    /// [`Room::local_signal`].
+    OpenDataChannel {
+        /// The link.
+        link: LinkId,
+        /// The peer.
+        peer: PeerId,
+        /// Whether this side offers.
+        initiator: bool,
+    },
+    /// Open the BroadcastChannel `name` as `link` (it is open at once: report it).
+    OpenBroadcast {
+        /// The link.
+        link: LinkId,
+        /// The channel's name.
+        name: String,
+    },
+    /// Close the link (and report nothing more about it).
+    Close {
+        /// The link.
+        link: LinkId,
+    },
+    /// Send `bytes` on the link (binary).
+    Send {
+        /// The link.
+        link: LinkId,
+        /// What to send.
+        bytes: Vec<u8>,
+    },
+    /// Send `text` on the link (the relay's control messages).
+    SendText {
+        /// The link.
+        link: LinkId,
+        /// What to send.
+        text: String,
+    },
+    /// Give the peer's signalling to the data channel link's peer connection.
+    Signal {
+        /// The link.
+        link: LinkId,
+        /// The peer's description or candidate.
+        data: serde_json::Value,
+    },
+    /// Tell the application.
+    Event(RoomEvent),
+}
+
+/// What the application hears about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// A document took in a peer's delta and grew.
+    Changed {
+        /// The document.
+        doc: String,
+        /// The peer the delta came from.
+        from: PeerId,
+    },
+    /// A peer became reachable (its first link).
+    PeerJoined {
+        /// The peer.
+        peer: PeerId,
+        /// Over which link.
+        via: LinkKind,
+    },
+    /// A peer's last link went.
+    PeerLeft {
+        /// The peer.
+        peer: PeerId,
+        /// The last link.
+        via: LinkKind,
+    },
+    /// A link's state changed: `"connecting"`, `"open"`, `"reconnecting"`, `"closed"` or
+    /// `"error"` (with the relay's refusal).
+    ConnectionState {
+        /// Which kind of link.
+        transport: LinkKind,
+        /// Its state.
+        state: &'static str,
+        /// The peer of a data channel.
+        peer: Option<PeerId>,
+        /// The relay's refusal: code and message.
+        refusal: Option<(String, String)>,
+    },
+    /// A peer misbehaved until it was banned (its data channel is closed).
+    PeerBanned {
+        /// The peer.
+        peer: PeerId,
+        /// The code of its last offence.
+        reason: &'static str,
+    },
+}
+
+/// Frames and bytes one kind of link carried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Frames sent.
+    pub frames_sent: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Frames received.
+    pub frames_received: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    kind: LinkKind,
+    /// The peer of a data channel.
+    peer: Option<PeerId>,
+    open: bool,
+}
+
+/// One agent in one room. See the crate docs.
+pub struct Room {
+    sync: SyncNode,
+    key: SigningKey,
+    id: PeerId,
+    name: String,
+    webrtc: bool,
+    rng: ChaCha8Rng,
+    next_link: u32,
+    links: BTreeMap<LinkId, Link>,
+    /// The relay client and the link of its current socket, if any.
+    relay: Option<(RelayClient, Option<LinkId>)>,
+    data_channels: BTreeMap<PeerId, LinkId>,
+    broadcast: Option<LinkId>,
+    presence: Presence,
+    next_hello: u64,
+    /// Each reachable peer's links.
+    routes: BTreeMap<PeerId, BTreeSet<LinkKind>>,
+    traffic: BTreeMap<LinkKind, Traffic>,
+    out: VecDeque<Output>,
+    closed: bool,
+}
+
+impl Room {
+    /// The room of `config.sync.room` for the agent whose key is `key`, at `now` (ms); `seed`
+    /// drives its random choices (gossip targets, reconnection jitter). Its first outputs open
+    /// the links the configuration asks for.
+    pub fn new(
+        key: SigningKey,
+        config: RoomConfig,
+        now: u64,
+        seed: u64,
+    ) -> Result<Self, RoomError> {
+        let name = config.sync.room.clone();
+        if name.is_empty() || name.len() > chrysalis_relay_protocol::MAX_ROOM_NAME {
+            return Err(RoomError::BadArgument("a room name is 1 to 128 bytes"));
+        }
+        if !config.relay && !config.broadcast {
+            return Err(RoomError::BadArgument(
+                "a room needs the relay, the BroadcastChannel, or both",
+            ));
+        }
+        if config.webrtc && !config.relay {
+            return Err(RoomError::BadArgument(
+                "WebRTC needs the relay for signalling",
+            ));
+        }
+        let id = key.public_key();
+        let sync_key = SigningKey::from_seed(&*key.seed()).expect("a key's own seed");
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let sync = SyncNode::new(sync_key, config.sync, now, rng.next_u64());
+        let relay = config
+            .relay
+            .then(|| (RelayClient::new(&name, id).expect("checked above"), None));
+        let mut room = Room {
+            sync,
+            key,
+            id,
+            name,
+            webrtc: config.webrtc,
+            rng,
+            next_link: 0,
+            links: BTreeMap::new(),
+            relay,
+            data_channels: BTreeMap::new(),
+            broadcast: None,
+            presence: Presence::default(),
+            next_hello: u64::MAX,
+            routes: BTreeMap::new(),
+            traffic: BTreeMap::new(),
+            out: VecDeque::new(),
+            closed: false,
+        };
+        if room.relay.is_some() {
+            room.connect_relay();
+        }
+        if config.broadcast {
+            let link = room.new_link(LinkKind::Broadcast, None);
+            room.broadcast = Some(link);
+            let name = format!("chrysalis-sync:{}", room.name);
+            room.out.push_back(Output::OpenBroadcast { link, name });
+        }
+        Ok(room)
+    }
+
+    /// This agent's peer id (its public key).
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+
+    /// The room's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The replication node (documents, peers, statistics).
+    pub fn sync(&self) -> &SyncNode {
+        &self.sync
+    }
+
+    /// A shared document as its concrete type, to change it (then call
+    /// [`Room::local_change`] with the delta).
+    pub fn document_mut<T: Document + 'static>(&mut self, name: &str) -> Option<&mut T> {
+        self.sync.document_mut(name)
+    }
+
+    /// The reachable peers, with what the node knows of them and their links.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, PeerInfo, Vec<LinkKind>)> + '_ {
+        self.sync.peers().map(|(peer, info)| {
+            let via = self
+                .routes
+                .get(&peer)
+                .map(|kinds| kinds.iter().copied().collect())
+                .unwrap_or_default();
+            (peer, info, via)
+        })
+    }
+
+    /// Frames and bytes per kind of link.
+    pub fn traffic(&self, kind: LinkKind) -> Traffic {
+        self.traffic.get(&kind).copied().unwrap_or_default()
+    }
+
+    /// Each data channel's peer and whether it is open.
+    pub fn data_channels(&self) -> impl Iterator<Item = (PeerId, bool)> + '_ {
+        self.data_channels
+            .iter()
+            .map(|(peer, link)| (*peer, self.links.get(link).is_some_and(|l| l.open)))
+    }
+
+    /// The relay connection's state (`None` without a relay).
+    pub fn relay_state(&self) -> Option<RelayState> {
+        self.relay.as_ref().map(|(client, _)| client.state())
+    }
+
+    /// Starts replicating `doc` as `name`.
+    pub fn share(&mut self, now: u64, name: &str, doc: Box<dyn Document>) -> Result<(), RoomError> {
+        self.check_open()?;
+        let out = self.sync.share(now, name, doc)?;
+        self.absorb(out);
+        Ok(())
+    }
+
+    /// Stops replicating `name`; returns the document.
+    pub fn unshare(&mut self, name: &str) -> Option<Box<dyn Document>> {
+        self.sync.unshare(name)
+    }
+
+    /// Sends `delta`, the delta of a change just made to the local replica of `doc`.
+    pub fn local_change(&mut self, now: u64, doc: &str, delta: Vec<u8>) -> Result<(), RoomError> {
+        self.check_open()?;
+        let out = self.sync.local_change(now, doc, delta)?;
+        self.absorb(out);
+        Ok(())
+    }
+
+    /// The pump opened `link`.
+    pub fn link_opened(&mut self, now: u64, link: LinkId) {
+        let Some(state) = self.links.get_mut(&link) else {
+            return;
+        };
+        if self.closed || state.open {
+            return;
+        }
+        state.open = true;
+        let (kind, peer) = (state.kind, state.peer);
+        match kind {
+            LinkKind::Relay => {
+                if let Some((client, _)) = &mut self.relay {
+                    client.opening();
+                }
+            }
+            LinkKind::WebRtc => {
+                let peer = peer.expect("a data channel has a peer");
+                self.event_state(LinkKind::WebRtc, "open", Some(peer));
+                self.link(now, peer, LinkKind::WebRtc);
+            }
+            LinkKind::Broadcast => {
+                self.event_state(LinkKind::Broadcast, "open", None);
+                self.hello(now, false);
+            }
+        }
+    }
+
+    /// `link` closed (or failed to open). A relay link is reopened after a backoff; a data
+    /// channel is not (the smaller id offers again when the relay announces the peer anew).
+    pub fn link_closed(&mut self, now: u64, link: LinkId) {
+        let Some(state) = self.links.remove(&link) else {
+            return;
+        };
+        match state.kind {
+            LinkKind::Relay => {
+                let Some((client, current)) = &mut self.relay else {
+                    return;
+                };
+                if *current != Some(link) {
+                    return;
+                }
+                *current = None;
+                let random = self.rng.next_u64();
+                let lost = client.closed(now, random);
+                for event in lost {
+                    if let RelayEvent::PeerLeft(peer) = event {
+                        self.unlink(peer, LinkKind::Relay);
+                    }
+                }
+                if !self.closed {
+                    self.event_state(LinkKind::Relay, "reconnecting", None);
+                }
+            }
+            LinkKind::WebRtc => {
+                let peer = state.peer.expect("a data channel has a peer");
+                if self.data_channels.get(&peer) == Some(&link) {
+                    self.data_channels.remove(&peer);
+                }
+                if state.open {
+                    self.unlink(peer, LinkKind::WebRtc);
+                    self.event_state(LinkKind::WebRtc, "closed", Some(peer));
+                }
+            }
+            LinkKind::Broadcast => {
+                self.broadcast = None;
+                self.next_hello = u64::MAX;
+                for peer in self.presence.clear() {
+                    self.unlink(peer, LinkKind::Broadcast);
+                }
+                self.event_state(LinkKind::Broadcast, "closed", None);
+            }
+        }
+    }
+
+    /// Binary bytes arrived on `link`.
+    pub fn receive(&mut self, now: u64, link: LinkId, bytes: &[u8]) {
+        let Some(state) = self.links.get(&link).copied() else {
+            return;
+        };
+        if self.closed || !state.open {
+            return;
+        }
+        self.count_received(state.kind, bytes.len());
+        match state.kind {
+            LinkKind::Relay => {
+                let Some((client, _)) = &self.relay else {
+                    return;
+                };
+                if let Some((from, frame)) = client.handle_binary(bytes) {
+                    let out = self.sync.handle_message(now, from, frame);
+                    self.absorb(out);
+                }
+            }
+            LinkKind::WebRtc => {
+                let peer = state.peer.expect("a data channel has a peer");
+                let out = self.sync.handle_message(now, peer, bytes);
+                self.absorb(out);
+            }
+            LinkKind::Broadcast => self.receive_broadcast(now, bytes),
+        }
+    }
+
+    fn receive_broadcast(&mut self, now: u64, bytes: &[u8]) {
+        match Envelope::decode(bytes) {
+            Some(Envelope::Presence { frame, .. }) => {
+                // The signed flag, not the envelope's kind, says whether it is a goodbye.
+                let Some((peer, leaving)) = self.sync.check_presence(now, frame) else {
+                    return;
+                };
+                if leaving {
+                    if self.presence.bye(&peer) {
+                        self.unlink(peer, LinkKind::Broadcast);
+                    }
+                } else if self.presence.hello(now, peer) == Some(true) {
+                    self.link(now, peer, LinkKind::Broadcast);
+                    self.hello(now, false);
+                }
+            }
+            Some(Envelope::Frame { to, frame }) if to.is_none_or(|to| to == self.id) => {
+                let out = self.sync.handle_unattributed(now, frame);
+                self.absorb(out);
+            }
+            _ => {}
+        }
+    }
+
+    /// A text message arrived on `link` (the relay's control messages).
+    pub fn receive_text(&mut self, now: u64, link: LinkId, text: &str) {
+        let Some((client, current)) = &mut self.relay else {
+            return;
+        };
+        if self.closed || *current != Some(link) {
+            return;
+        }
+        let events = client.handle_text(&self.key, text);
+        for event in events {
+            match event {
+                RelayEvent::SendText(text) => self.out.push_back(Output::SendText { link, text }),
+                RelayEvent::Opened => self.event_state(LinkKind::Relay, "open", None),
+                RelayEvent::PeerJoined(peer) => {
+                    self.link(now, peer, LinkKind::Relay);
+                    // One side offers: the smaller id, so two peers never both do.
+                    if self.webrtc && self.id < peer && !self.data_channels.contains_key(&peer) {
+                        self.open_data_channel(peer, true);
+                    }
+                }
+                RelayEvent::PeerLeft(peer) => self.unlink(peer, LinkKind::Relay),
+                RelayEvent::Signal { from, data } => {
+                    if !self.webrtc {
+                        continue;
+                    }
+                    let link = match self.data_channels.get(&from) {
+                        Some(link) => *link,
+                        None => self.open_data_channel(from, false),
+                    };
+                    self.out.push_back(Output::Signal { link, data });
+                }
+                RelayEvent::Refused { code, message } => {
+                    self.out
+                        .push_back(Output::Event(RoomEvent::ConnectionState {
+                            transport: LinkKind::Relay,
+                            state: "error",
+                            peer: None,
+                            refusal: Some((code, message)),
+                        }));
+                }
+            }
+        }
+    }
+
+    /// The data channel `link`'s peer connection produced signalling (its description or a
+    /// candidate) for the peer: it goes through the relay.
+    pub fn local_signal(&mut self, link: LinkId, data: serde_json::Value) {
+        let Some(peer) = self.links.get(&link).and_then(|l| l.peer) else {
+            return;
+        };
+        let Some((client, Some(relay))) = &self.relay else {
+            return;
+        };
+        if let Some(text) = client.signal(&peer, data) {
+            let link = *relay;
+            self.out.push_back(Output::SendText { link, text });
+        }
+    }
+
+    /// Timers: replication (flushes, anti-entropy, heartbeats), the relay's reconnection, and
+    /// the BroadcastChannel's hellos and timeouts.
+    pub fn tick(&mut self, now: u64) {
+        if self.closed {
+            return;
+        }
+        let out = self.sync.handle_tick(now);
+        self.absorb(out);
+        if let Some((client, None)) = &self.relay
+            && matches!(client.state(), RelayState::Waiting { retry_at } if retry_at <= now)
+        {
+            self.connect_relay();
+        }
+        if now >= self.next_hello {
+            self.hello(now, false);
+            for peer in self.presence.expire(now) {
+                self.unlink(peer, LinkKind::Broadcast);
+            }
+        }
+    }
+
+    /// When to call [`Room::tick`] next (ms; never once closed).
+    pub fn timeout(&self) -> u64 {
+        if self.closed {
+            return u64::MAX;
+        }
+        let mut at = self.sync.wake_at().min(self.next_hello);
+        if let Some((client, None)) = &self.relay
+            && let RelayState::Waiting { retry_at } = client.state()
+        {
+            at = at.min(retry_at);
+        }
+        at
+    }
+
+    /// The next thing the pump must do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Leaves the room: a goodbye to the tabs, then every link closes.
+    pub fn close(&mut self, now: u64) {
+        if self.closed {
+            return;
+        }
+        if self.broadcast.is_some_and(|link| self.links[&link].open) {
+            self.hello(now, true);
+        }
+        self.closed = true;
+        let links: Vec<LinkId> = self.links.keys().copied().collect();
+        for link in links {
+            self.out.push_back(Output::Close { link });
+        }
+        self.links.clear();
+    }
+
+    // ---- internals ----
+
+    fn check_open(&self) -> Result<(), RoomError> {
+        if self.closed {
+            Err(RoomError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn new_link(&mut self, kind: LinkKind, peer: Option<PeerId>) -> LinkId {
+        let link = LinkId(self.next_link);
+        self.next_link += 1;
+        self.links.insert(
+            link,
+            Link {
+                kind,
+                peer,
+                open: false,
+            },
+        );
+        link
+    }
+
+    fn connect_relay(&mut self) {
+        let link = self.new_link(LinkKind::Relay, None);
+        if let Some((_, current)) = &mut self.relay {
+            *current = Some(link);
+        }
+        self.out.push_back(Output::OpenRelay { link });
+        self.event_state(LinkKind::Relay, "connecting", None);
+    }
+
+    fn open_data_channel(&mut self, peer: PeerId, initiator: bool) -> LinkId {
+        let link = self.new_link(LinkKind::WebRtc, Some(peer));
+        self.data_channels.insert(peer, link);
+        self.out.push_back(Output::OpenDataChannel {
+            link,
+            peer,
+            initiator,
+        });
+        link
+    }
+
+    /// Posts a signed hello (or goodbye) on the BroadcastChannel.
+    fn hello(&mut self, now: u64, leaving: bool) {
+        let Some(link) = self.broadcast else {
+            return;
+        };
+        let frame = self.sync.presence(now, leaving);
+        let bytes = Envelope::Presence {
+            leaving,
+            frame: &frame,
+        }
+        .encode();
+        self.send(LinkKind::Broadcast, link, bytes);
+        self.next_hello = now + HELLO_INTERVAL_MS;
+    }
+
+    fn event_state(&mut self, transport: LinkKind, state: &'static str, peer: Option<PeerId>) {
+        self.out
+            .push_back(Output::Event(RoomEvent::ConnectionState {
+                transport,
+                state,
+                peer,
+                refusal: None,
+            }));
+    }
+
+    /// `peer` is reachable over `kind`; its first link makes it a peer of the sync node.
+    fn link(&mut self, now: u64, peer: PeerId, kind: LinkKind) {
+        if peer == self.id {
+            return;
+        }
+        let kinds = self.routes.entry(peer).or_default();
+        let fresh = kinds.is_empty();
+        kinds.insert(kind);
+        if fresh {
+            let out = self.sync.add_peer(now, peer);
+            self.out
+                .push_back(Output::Event(RoomEvent::PeerJoined { peer, via: kind }));
+            self.absorb(out);
+        }
+    }
+
+    fn unlink(&mut self, peer: PeerId, kind: LinkKind) {
+        let Some(kinds) = self.routes.get_mut(&peer) else {
+            return;
+        };
+        if !kinds.remove(&kind) {
+            return;
+        }
+        if kinds.is_empty() {
+            self.routes.remove(&peer);
+            self.sync.remove_peer(&peer);
+            self.out
+                .push_back(Output::Event(RoomEvent::PeerLeft { peer, via: kind }));
+        }
+    }
+
+    /// Routes the sync node's frames and reports its events.
+    fn absorb(&mut self, out: SyncOutput) {
+        for transmit in out.transmits {
+            match transmit.to {
+                Recipient::Peer(peer) => self.send_to(peer, transmit.bytes),
+                Recipient::Everyone => self.send_to_everyone(transmit.bytes),
+            }
+        }
+        for event in out.events {
+            match event {
+                Event::Changed { doc, from } => {
+                    self.out
+                        .push_back(Output::Event(RoomEvent::Changed { doc, from }));
+                }
+                Event::PeerBanned { peer, reason } => {
+                    if let Some(link) = self.data_channels.remove(&peer) {
+                        self.links.remove(&link);
+                        self.out.push_back(Output::Close { link });
+                        self.unlink(peer, LinkKind::WebRtc);
+                    }
+                    self.out
+                        .push_back(Output::Event(RoomEvent::PeerBanned { peer, reason }));
+                }
+            }
+        }
+    }
+
+    /// The open relay link, if the relay session is authenticated.
+    fn relay_link(&self) -> Option<LinkId> {
+        match &self.relay {
+            Some((client, Some(link))) if client.state() == RelayState::Open => Some(*link),
+            _ => None,
+        }
+    }
+
+    /// Sends over `peer`'s open data channel if the frame fits one.
+    fn send_direct(&mut self, peer: &PeerId, bytes: &[u8]) -> bool {
+        let Some(&link) = self.data_channels.get(peer) else {
+            return false;
+        };
+        if !self.links.get(&link).is_some_and(|l| l.open) || bytes.len() > MAX_DATA_CHANNEL_MESSAGE
+        {
+            return false;
+        }
+        self.send(LinkKind::WebRtc, link, bytes.to_vec());
+        true
+    }
+
+    /// One peer: its data channel, else the relay, else the BroadcastChannel.
+    fn send_to(&mut self, peer: PeerId, bytes: Vec<u8>) {
+        if self.send_direct(&peer, &bytes) {
+            return;
+        }
+        let kinds = self.routes.get(&peer).cloned().unwrap_or_default();
+        if let Some(relay) = self
+            .relay_link()
+            .filter(|_| kinds.contains(&LinkKind::Relay))
+        {
+            self.send(LinkKind::Relay, relay, RelayClient::to_peer(&peer, &bytes));
+        } else if let Some(link) = self
+            .broadcast
+            .filter(|_| kinds.contains(&LinkKind::Broadcast))
+        {
+            let envelope = Envelope::Frame {
+                to: Some(peer),
+                frame: &bytes,
+            };
+            self.send(LinkKind::Broadcast, link, envelope.encode());
+        }
+    }
+
+    /// Every peer: data channels where open; the relay for the rest of its peers (one frame to
+    /// everyone when none of them got it directly); one BroadcastChannel message for tabs
+    /// reachable only that way.
+    fn send_to_everyone(&mut self, bytes: Vec<u8>) {
+        let relay = self.relay_link();
+        let mut via_relay = Vec::new();
+        let mut via_broadcast = false;
+        let mut relay_peers = 0;
+        let routes: Vec<(PeerId, BTreeSet<LinkKind>)> =
+            self.routes.iter().map(|(p, k)| (*p, k.clone())).collect();
+        for (peer, kinds) in routes {
+            let by_relay = kinds.contains(&LinkKind::Relay);
+            relay_peers += usize::from(by_relay);
+            if self.send_direct(&peer, &bytes) {
+                continue;
+            }
+            if relay.is_some() && by_relay {
+                via_relay.push(peer);
+            } else if kinds.contains(&LinkKind::Broadcast) {
+                via_broadcast = true;
+            }
+        }
+        if let Some(relay) = relay {
+            if !via_relay.is_empty() && via_relay.len() == relay_peers {
+                self.send(LinkKind::Relay, relay, RelayClient::to_everyone(&bytes));
+            } else {
+                for peer in via_relay {
+                    self.send(LinkKind::Relay, relay, RelayClient::to_peer(&peer, &bytes));
+                }
+            }
+        }
+        if let Some(link) = self.broadcast.filter(|_| via_broadcast) {
+            let envelope = Envelope::Frame {
+                to: None,
+                frame: &bytes,
+            };
+            self.send(LinkKind::Broadcast, link, envelope.encode());
+        }
+    }
+
+    fn send(&mut self, kind: LinkKind, link: LinkId, bytes: Vec<u8>) {
+        let traffic = self.traffic.entry(kind).or_default();
+        traffic.frames_sent += 1;
+        traffic.bytes_sent += bytes.len() as u64;
+        self.out.push_back(Output::Send { link, bytes });
+    }
+
+    fn count_received(&mut self, kind: LinkKind, len: usize) {
+        let traffic = self.traffic.entry(kind).or_default();
+        traffic.frames_received += 1;
+        traffic.bytes_received += len as u64;
+    }
+}
