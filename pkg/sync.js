@@ -135,9 +135,21 @@ export class SyncNode extends EventTarget {
 
   #run() {
     if (this.#closed) return;
-    for (const action of this.#engine.poll()) this.#act(action);
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#call((e, now) => e.tick(now)), Math.max(0, this.#engine.timeout - Date.now()));
+    try {
+      for (const action of this.#engine.poll()) {
+        try {
+          this.#act(action);
+        } catch {
+          // A browser refusal (too many peer connections, a full send buffer) ends that link.
+          if (action.link === undefined) continue;
+          this.#close(action.link);
+          queueMicrotask(() => this.#call((e, now) => e.linkClosed(now, action.link)));
+        }
+      }
+    } finally {
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => this.#call((e, now) => e.tick(now)), Math.max(0, this.#engine.timeout - Date.now()));
+    }
   }
 
   #act(action) {

@@ -20,12 +20,12 @@ fuzz_target!(|data: &[u8]| {
             version: PROTOCOL_VERSION,
             nonce: "00".repeat(32),
         };
-        client.handle_text(&key, &challenge.to_text());
+        client.handle_text(0, &key, &challenge.to_text());
         let welcome = ServerMessage::Welcome {
             peer: String::new(),
             peers: vec![to_hex(&peer)],
         };
-        client.handle_text(&key, &welcome.to_text());
+        client.handle_text(0, &key, &welcome.to_text());
         assert_eq!(client.state(), RelayState::Open);
     }
     if mode & 2 == 2 {
@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(client.peers().any(|p| *p == from));
         }
     } else if let Ok(text) = std::str::from_utf8(rest) {
-        client.handle_text(&key, text);
+        client.handle_text(0, &key, text);
         let _ = client.closed(0, u64::from(mode));
         assert!(client.peers().next().is_none());
     }

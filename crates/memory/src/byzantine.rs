@@ -1052,10 +1052,11 @@ impl Agreement {
             .iter()
             .filter(|(d, p)| !self.assigned.contains(*d) && self.endorsed(p))
             .map(|(d, p)| {
+                // Every endorsement held (one per member at most): a threshold raised before
+                // this slot executes may need more than `order_at`.
                 let endorsements = p
                     .requests
                     .iter()
-                    .take(self.order_at)
                     .map(|(m, s)| Endorsement {
                         sender: *m as u16,
                         signature: *s,

@@ -20,6 +20,9 @@ use crate::{
 pub const BACKOFF_MIN_MS: u64 = 250;
 /// The longest reconnection delay's ceiling (ms).
 pub const BACKOFF_MAX_MS: u64 = 30_000;
+/// A session must stay open this long (ms) before the backoff starts again from its first
+/// step: a relay that welcomes and closes at once cannot make the client reconnect at 4 Hz.
+pub const STABLE_SESSION_MS: u64 = 10_000;
 /// The longest control message read from the relay (signalling carries SDP, a few KiB).
 pub const MAX_CONTROL_MESSAGE: usize = 64 * 1024;
 /// The most peers one relay session may announce (more are ignored).
@@ -75,6 +78,8 @@ pub struct RelayClient {
     attempt: u32,
     peers: BTreeSet<PeerId>,
     ignored: u64,
+    /// When the current session was welcomed.
+    opened_at: Option<u64>,
 }
 
 impl RelayClient {
@@ -87,6 +92,7 @@ impl RelayClient {
             attempt: 0,
             peers: BTreeSet::new(),
             ignored: 0,
+            opened_at: None,
         })
     }
 
@@ -110,9 +116,9 @@ impl RelayClient {
         self.state = RelayState::Connecting;
     }
 
-    /// Handles a text message from the relay; `key` (whose public key is `me`) answers the
-    /// challenge.
-    pub fn handle_text(&mut self, key: &SigningKey, text: &str) -> Vec<RelayEvent> {
+    /// Handles a text message from the relay at `now` (ms); `key` (whose public key is `me`)
+    /// answers the challenge.
+    pub fn handle_text(&mut self, now: u64, key: &SigningKey, text: &str) -> Vec<RelayEvent> {
         let message = (text.len() <= MAX_CONTROL_MESSAGE)
             .then(|| serde_json::from_str::<ServerMessage>(text).ok())
             .flatten();
@@ -122,7 +128,7 @@ impl RelayClient {
             }
             (Some(ServerMessage::Welcome { peers, .. }), RelayState::Connecting) => {
                 self.state = RelayState::Open;
-                self.attempt = 0;
+                self.opened_at = Some(now);
                 let mut events = vec![RelayEvent::Opened];
                 events.extend(peers.iter().filter_map(|p| self.join(p)));
                 Some(events)
@@ -189,8 +195,16 @@ impl RelayClient {
 
     /// The socket closed (or failed to open) at `now` (ms): every relay peer is lost, and the
     /// next socket opens after a delay drawn from `random` below a ceiling that doubles with
-    /// each failed attempt, from [`BACKOFF_MIN_MS`] to [`BACKOFF_MAX_MS`].
+    /// each attempt, from [`BACKOFF_MIN_MS`] to [`BACKOFF_MAX_MS`], and starts again only
+    /// after a session that lasted [`STABLE_SESSION_MS`].
     pub fn closed(&mut self, now: u64, random: u64) -> Vec<RelayEvent> {
+        if self
+            .opened_at
+            .take()
+            .is_some_and(|at| now.saturating_sub(at) >= STABLE_SESSION_MS)
+        {
+            self.attempt = 0;
+        }
         let ceiling = BACKOFF_MIN_MS
             .saturating_mul(1 << self.attempt.min(16))
             .min(BACKOFF_MAX_MS);
@@ -243,7 +257,7 @@ mod tests {
             version: PROTOCOL_VERSION,
             nonce: hex::encode(nonce),
         };
-        let events = client.handle_text(&me, &challenge.to_text());
+        let events = client.handle_text(0, &me, &challenge.to_text());
         let [RelayEvent::SendText(auth)] = &events[..] else {
             panic!("{events:?}");
         };
@@ -272,7 +286,7 @@ mod tests {
                 "not hex".into(),
             ],
         };
-        let events = client.handle_text(&me, &welcome.to_text());
+        let events = client.handle_text(0, &me, &welcome.to_text());
         assert_eq!(
             events,
             vec![
@@ -293,10 +307,14 @@ mod tests {
             peer: hex::encode(three).to_uppercase(),
         };
         assert_eq!(
-            client.handle_text(&me, &joined.to_text()),
+            client.handle_text(0, &me, &joined.to_text()),
             vec![RelayEvent::PeerJoined(three)]
         );
-        assert_eq!(client.handle_text(&me, &joined.to_text()), vec![], "once");
+        assert_eq!(
+            client.handle_text(0, &me, &joined.to_text()),
+            vec![],
+            "once"
+        );
         let from_two = [&two[..], b"frame"].concat();
         assert_eq!(client.handle_binary(&from_two), Some((two, &b"frame"[..])));
         let from_stranger = [&key(4).public_key()[..], b"frame"].concat();
@@ -311,7 +329,7 @@ mod tests {
             peer: hex::encode(two),
         };
         assert_eq!(
-            client.handle_text(&me, &left.to_text()),
+            client.handle_text(0, &me, &left.to_text()),
             vec![RelayEvent::PeerLeft(two)]
         );
         let signal = ServerMessage::Signal {
@@ -319,7 +337,7 @@ mod tests {
             data: serde_json::json!({ "kind": "candidate" }),
         };
         assert_eq!(
-            client.handle_text(&me, &signal.to_text()),
+            client.handle_text(0, &me, &signal.to_text()),
             vec![],
             "not a peer now"
         );
@@ -344,7 +362,7 @@ mod tests {
             }
             .to_text(),
         ] {
-            assert_eq!(client.handle_text(&me, &text), vec![]);
+            assert_eq!(client.handle_text(0, &me, &text), vec![]);
         }
         assert_eq!(client.ignored(), 4);
         assert_eq!(client.peers().copied().collect::<Vec<_>>(), before);
@@ -371,9 +389,40 @@ mod tests {
                 }
             );
         }
-        // A welcome resets the backoff.
-        let (mut fresh, _) = open_client();
-        fresh.closed(0, 249);
-        assert_eq!(fresh.state(), RelayState::Waiting { retry_at: 249 });
+        // Regression (found attacking the Room): every welcome reset the backoff, so a relay
+        // that welcomed and closed at once had the client reconnect within 250 ms forever.
+        // Only a session that lasted STABLE_SESSION_MS starts the backoff again.
+        let (mut client, me) = open_client();
+        let welcome_at = |client: &mut RelayClient, now: u64| {
+            client.opening();
+            let challenge = ServerMessage::Challenge {
+                version: PROTOCOL_VERSION,
+                nonce: hex::encode([3u8; 32]),
+            };
+            client.handle_text(now, &me, &challenge.to_text());
+            let welcome = ServerMessage::Welcome {
+                peer: String::new(),
+                peers: vec![],
+            };
+            client.handle_text(now, &me, &welcome.to_text());
+            assert_eq!(client.state(), RelayState::Open);
+        };
+        client.closed(100, 249); // the first attempt: ceiling 250
+        welcome_at(&mut client, 200);
+        client.closed(300, 499);
+        assert_eq!(
+            client.state(),
+            RelayState::Waiting { retry_at: 799 },
+            "a short session does not reset: ceiling 500"
+        );
+        welcome_at(&mut client, 1_000);
+        client.closed(1_000 + STABLE_SESSION_MS, 249);
+        assert_eq!(
+            client.state(),
+            RelayState::Waiting {
+                retry_at: 1_000 + STABLE_SESSION_MS + 249
+            },
+            "a lasting session resets: ceiling 250"
+        );
     }
 }

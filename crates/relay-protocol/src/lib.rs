@@ -26,6 +26,7 @@ mod client;
 
 pub use client::{
     BACKOFF_MAX_MS, BACKOFF_MIN_MS, MAX_CONTROL_MESSAGE, RelayClient, RelayEvent, RelayState,
+    STABLE_SESSION_MS,
 };
 
 use serde::{Deserialize, Serialize};

@@ -18,6 +18,9 @@ pub const HELLO_INTERVAL_MS: u64 = 2_000;
 pub const PRESENCE_TIMEOUT_MS: u64 = 6_000;
 /// Tabs linked over the BroadcastChannel at most (each needs a signed hello).
 pub const MAX_BROADCAST_PEERS: usize = 64;
+/// Tabs that said goodbye whose last signed time is remembered (the oldest forgotten first),
+/// so that their replayed hellos do not bring them back.
+pub const MAX_DEPARTED: usize = 256;
 
 const HELLO: u8 = 0;
 const BYE: u8 = 1;
@@ -82,27 +85,54 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// The tabs heard on the channel, with when each was last heard.
+/// The tabs heard on the channel: when each was last heard here, and the signed time of its
+/// last announcement. An announcement counts only if it is newer than the tab's last, so a
+/// replayed hello or goodbye (however many other signers flood the channel) changes nothing.
 #[derive(Debug, Default, Clone)]
 pub struct Presence {
-    heard: BTreeMap<PeerId, u64>,
+    /// Tab → (heard at, here; its last announcement's signed time).
+    heard: BTreeMap<PeerId, (u64, u64)>,
+    /// Tabs that left → the signed time of their goodbye.
+    departed: BTreeMap<PeerId, u64>,
 }
 
 impl Presence {
-    /// A checked hello from `peer` at `now`: whether it is new (then answer with a hello).
-    /// A new tab beyond [`MAX_BROADCAST_PEERS`] is ignored (`None`).
-    pub fn hello(&mut self, now: u64, peer: PeerId) -> Option<bool> {
-        let fresh = !self.heard.contains_key(&peer);
-        if fresh && self.heard.len() >= MAX_BROADCAST_PEERS {
+    /// A checked hello from `peer`, signed at `at`, heard at `now`: whether it is a new tab
+    /// (then answer with a hello). A replay or an older hello, or a new tab beyond
+    /// [`MAX_BROADCAST_PEERS`], is ignored (`None`).
+    pub fn hello(&mut self, now: u64, peer: PeerId, at: u64) -> Option<bool> {
+        if self.departed.get(&peer).is_some_and(|left| at <= *left) {
             return None;
         }
-        self.heard.insert(peer, now);
+        let fresh = match self.heard.get(&peer) {
+            Some((_, last)) if at <= *last => return None,
+            Some(_) => false,
+            None if self.heard.len() >= MAX_BROADCAST_PEERS => return None,
+            None => true,
+        };
+        self.departed.remove(&peer);
+        self.heard.insert(peer, (now, at));
         Some(fresh)
     }
 
-    /// A checked goodbye: whether the tab was linked.
-    pub fn bye(&mut self, peer: &PeerId) -> bool {
-        self.heard.remove(peer).is_some()
+    /// A checked goodbye signed at `at`: whether the tab was linked (a replayed or older
+    /// goodbye is ignored).
+    pub fn bye(&mut self, peer: &PeerId, at: u64) -> bool {
+        if self.heard.get(peer).is_none_or(|(_, last)| at <= *last) {
+            return false;
+        }
+        self.heard.remove(peer);
+        if self.departed.len() >= MAX_DEPARTED
+            && let Some(oldest) = self
+                .departed
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(p, _)| *p)
+        {
+            self.departed.remove(&oldest);
+        }
+        self.departed.insert(*peer, at);
+        true
     }
 
     /// Whether `peer` is linked over the channel.
@@ -115,7 +145,7 @@ impl Presence {
         let gone: Vec<PeerId> = self
             .heard
             .iter()
-            .filter(|(_, at)| now.saturating_sub(**at) > PRESENCE_TIMEOUT_MS)
+            .filter(|(_, (heard, _))| now.saturating_sub(*heard) > PRESENCE_TIMEOUT_MS)
             .map(|(peer, _)| *peer)
             .collect();
         for peer in &gone {
@@ -170,14 +200,39 @@ mod tests {
     fn presence_is_bounded_and_expires() {
         let mut presence = Presence::default();
         for i in 0..MAX_BROADCAST_PEERS {
-            assert_eq!(presence.hello(0, [i as u8; 32]), Some(true));
+            assert_eq!(presence.hello(0, [i as u8; 32], 1), Some(true));
         }
-        assert_eq!(presence.hello(0, [255; 32]), None, "one tab too many");
-        assert_eq!(presence.hello(5_000, [0; 32]), Some(false));
+        assert_eq!(presence.hello(0, [255; 32], 1), None, "one tab too many");
+        assert_eq!(presence.hello(5_000, [0; 32], 2), Some(false));
         let gone = presence.expire(PRESENCE_TIMEOUT_MS + 1);
         assert_eq!(gone.len(), MAX_BROADCAST_PEERS - 1);
         assert!(presence.contains(&[0; 32]));
-        assert!(presence.bye(&[0; 32]));
-        assert!(!presence.bye(&[0; 32]));
+        assert!(presence.bye(&[0; 32], 3));
+        assert!(!presence.bye(&[0; 32], 4));
+    }
+
+    /// Regression (found attacking the Room): the replay guard that refused replayed
+    /// announcements could be flushed by 4,096 fresh signers, after which a tab's old goodbye
+    /// unlinked it again. Now each tab's last signed time decides.
+    #[test]
+    fn replayed_and_older_announcements_change_nothing() {
+        let mut presence = Presence::default();
+        let tab = [1; 32];
+        assert_eq!(presence.hello(0, tab, 100), Some(true));
+        assert_eq!(presence.hello(1, tab, 100), None, "a replayed hello");
+        assert!(
+            !presence.bye(&tab, 90),
+            "an older goodbye (an earlier life of the tab)"
+        );
+        assert!(presence.contains(&tab));
+        assert_eq!(presence.hello(2, tab, 200), Some(false));
+        assert!(presence.bye(&tab, 300));
+        assert_eq!(
+            presence.hello(3, tab, 200),
+            None,
+            "a hello from before the goodbye"
+        );
+        assert!(!presence.contains(&tab));
+        assert_eq!(presence.hello(4, tab, 400), Some(true), "the tab came back");
     }
 }

@@ -15,6 +15,12 @@ use crate::broadcast::{Envelope, HELLO_INTERVAL_MS, Presence};
 
 /// Frames above this go through the relay rather than a data channel (SCTP message limits).
 pub const MAX_DATA_CHANNEL_MESSAGE: usize = 200_000;
+/// Data channels at most (a browser caps its peer connections).
+pub const MAX_DATA_CHANNELS: usize = 64;
+/// Data channels still opening at most.
+pub const MAX_OPENING_DATA_CHANNELS: usize = 8;
+/// A data channel not open after this long is closed (ms).
+pub const DATA_CHANNEL_OPEN_TIMEOUT_MS: u64 = 30_000;
 
 /// A link the room asked its pump to open (ids are never reused within a room).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -176,6 +182,8 @@ struct Link {
     /// The peer of a data channel.
     peer: Option<PeerId>,
     open: bool,
+    /// When the room asked for it.
+    since: u64,
 }
 
 /// One agent in one room. See the crate docs.
@@ -252,10 +260,10 @@ impl Room {
             closed: false,
         };
         if room.relay.is_some() {
-            room.connect_relay();
+            room.connect_relay(now);
         }
         if config.broadcast {
-            let link = room.new_link(LinkKind::Broadcast, None);
+            let link = room.new_link(now, LinkKind::Broadcast, None);
             room.broadcast = Some(link);
             let name = format!("chrysalis-sync:{}", room.name);
             room.out.push_back(Output::OpenBroadcast { link, name });
@@ -423,14 +431,17 @@ impl Room {
                 let Some((client, _)) = &self.relay else {
                     return;
                 };
-                if let Some((from, frame)) = client.handle_binary(bytes) {
-                    let out = self.sync.handle_message(now, from, frame);
+                // The relay names the sender, but it may lie: a frame counts only as its
+                // signer's, and a bad one is scored against nobody (an honest peer cannot be
+                // banned by frames the relay made up or relabelled).
+                if let Some((_, frame)) = client.handle_binary(bytes) {
+                    let out = self.sync.handle_unattributed(now, frame);
                     self.absorb(out);
                 }
             }
             LinkKind::WebRtc => {
-                let peer = state.peer.expect("a data channel has a peer");
-                let out = self.sync.handle_message(now, peer, bytes);
+                // Its signalling went through the relay, unsigned: the same rule.
+                let out = self.sync.handle_unattributed(now, bytes);
                 self.absorb(out);
             }
             LinkKind::Broadcast => self.receive_broadcast(now, bytes),
@@ -441,14 +452,14 @@ impl Room {
         match Envelope::decode(bytes) {
             Some(Envelope::Presence { frame, .. }) => {
                 // The signed flag, not the envelope's kind, says whether it is a goodbye.
-                let Some((peer, leaving)) = self.sync.check_presence(now, frame) else {
+                let Some((peer, leaving, at)) = self.sync.check_presence(now, frame) else {
                     return;
                 };
                 if leaving {
-                    if self.presence.bye(&peer) {
+                    if self.presence.bye(&peer, at) {
                         self.unlink(peer, LinkKind::Broadcast);
                     }
-                } else if self.presence.hello(now, peer) == Some(true) {
+                } else if self.presence.hello(now, peer, at) == Some(true) {
                     self.link(now, peer, LinkKind::Broadcast);
                     self.hello(now, false);
                 }
@@ -469,7 +480,7 @@ impl Room {
         if self.closed || *current != Some(link) {
             return;
         }
-        let events = client.handle_text(&self.key, text);
+        let events = client.handle_text(now, &self.key, text);
         for event in events {
             match event {
                 RelayEvent::SendText(text) => self.out.push_back(Output::SendText { link, text }),
@@ -478,19 +489,26 @@ impl Room {
                     self.link(now, peer, LinkKind::Relay);
                     // One side offers: the smaller id, so two peers never both do.
                     if self.webrtc && self.id < peer && !self.data_channels.contains_key(&peer) {
-                        self.open_data_channel(peer, true);
+                        self.open_data_channel(now, peer, true);
                     }
                 }
-                RelayEvent::PeerLeft(peer) => self.unlink(peer, LinkKind::Relay),
+                RelayEvent::PeerLeft(peer) => {
+                    self.unlink(peer, LinkKind::Relay);
+                    // An open channel outlives the relay; one still opening needs its signalling.
+                    self.close_data_channel(&peer, true);
+                }
                 RelayEvent::Signal { from, data } => {
-                    if !self.webrtc {
-                        continue;
-                    }
+                    // Only the peer whose role is to offer (the smaller id) may start a channel.
                     let link = match self.data_channels.get(&from) {
-                        Some(link) => *link,
-                        None => self.open_data_channel(from, false),
+                        Some(link) => Some(*link),
+                        None if self.webrtc && from < self.id => {
+                            self.open_data_channel(now, from, false)
+                        }
+                        None => None,
                     };
-                    self.out.push_back(Output::Signal { link, data });
+                    if let Some(link) = link {
+                        self.out.push_back(Output::Signal { link, data });
+                    }
                 }
                 RelayEvent::Refused { code, message } => {
                     self.out
@@ -531,7 +549,20 @@ impl Room {
         if let Some((client, None)) = &self.relay
             && matches!(client.state(), RelayState::Waiting { retry_at } if retry_at <= now)
         {
-            self.connect_relay();
+            self.connect_relay(now);
+        }
+        let stalled: Vec<PeerId> = self
+            .data_channels
+            .iter()
+            .filter(|(_, link)| {
+                self.links.get(link).is_some_and(|l| {
+                    !l.open && now.saturating_sub(l.since) > DATA_CHANNEL_OPEN_TIMEOUT_MS
+                })
+            })
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in stalled {
+            self.close_data_channel(&peer, true);
         }
         if now >= self.next_hello {
             self.hello(now, false);
@@ -586,22 +617,23 @@ impl Room {
         }
     }
 
-    fn new_link(&mut self, kind: LinkKind, peer: Option<PeerId>) -> LinkId {
+    fn new_link(&mut self, now: u64, kind: LinkKind, peer: Option<PeerId>) -> LinkId {
         let link = LinkId(self.next_link);
-        self.next_link += 1;
+        self.next_link = self.next_link.wrapping_add(1);
         self.links.insert(
             link,
             Link {
                 kind,
                 peer,
                 open: false,
+                since: now,
             },
         );
         link
     }
 
-    fn connect_relay(&mut self) {
-        let link = self.new_link(LinkKind::Relay, None);
+    fn connect_relay(&mut self, now: u64) {
+        let link = self.new_link(now, LinkKind::Relay, None);
         if let Some((_, current)) = &mut self.relay {
             *current = Some(link);
         }
@@ -609,15 +641,42 @@ impl Room {
         self.event_state(LinkKind::Relay, "connecting", None);
     }
 
-    fn open_data_channel(&mut self, peer: PeerId, initiator: bool) -> LinkId {
-        let link = self.new_link(LinkKind::WebRtc, Some(peer));
+    /// Asks for a data channel to `peer`, within [`MAX_DATA_CHANNELS`] and
+    /// [`MAX_OPENING_DATA_CHANNELS`].
+    fn open_data_channel(&mut self, now: u64, peer: PeerId, initiator: bool) -> Option<LinkId> {
+        let opening = self
+            .data_channels
+            .values()
+            .filter(|l| self.links.get(l).is_some_and(|l| !l.open))
+            .count();
+        if self.data_channels.len() >= MAX_DATA_CHANNELS || opening >= MAX_OPENING_DATA_CHANNELS {
+            return None;
+        }
+        let link = self.new_link(now, LinkKind::WebRtc, Some(peer));
         self.data_channels.insert(peer, link);
         self.out.push_back(Output::OpenDataChannel {
             link,
             peer,
             initiator,
         });
-        link
+        Some(link)
+    }
+
+    /// Closes `peer`'s data channel (if `unopened_only`, only one still opening).
+    fn close_data_channel(&mut self, peer: &PeerId, unopened_only: bool) {
+        let Some(&link) = self.data_channels.get(peer) else {
+            return;
+        };
+        let open = self.links.get(&link).is_some_and(|l| l.open);
+        if unopened_only && open {
+            return;
+        }
+        self.data_channels.remove(peer);
+        self.links.remove(&link);
+        self.out.push_back(Output::Close { link });
+        if open {
+            self.unlink(*peer, LinkKind::WebRtc);
+        }
     }
 
     /// Posts a signed hello (or goodbye) on the BroadcastChannel.
@@ -691,11 +750,7 @@ impl Room {
                         .push_back(Output::Event(RoomEvent::Changed { doc, from }));
                 }
                 Event::PeerBanned { peer, reason } => {
-                    if let Some(link) = self.data_channels.remove(&peer) {
-                        self.links.remove(&link);
-                        self.out.push_back(Output::Close { link });
-                        self.unlink(peer, LinkKind::WebRtc);
-                    }
+                    self.close_data_channel(&peer, false);
                     self.out
                         .push_back(Output::Event(RoomEvent::PeerBanned { peer, reason }));
                 }
@@ -729,13 +784,10 @@ impl Room {
         if self.send_direct(&peer, &bytes) {
             return;
         }
+        // A tab of this origin is reached locally even when the relay also announces it: the
+        // relay could drop what it carries.
         let kinds = self.routes.get(&peer).cloned().unwrap_or_default();
-        if let Some(relay) = self
-            .relay_link()
-            .filter(|_| kinds.contains(&LinkKind::Relay))
-        {
-            self.send(LinkKind::Relay, relay, RelayClient::to_peer(&peer, &bytes));
-        } else if let Some(link) = self
+        if let Some(link) = self
             .broadcast
             .filter(|_| kinds.contains(&LinkKind::Broadcast))
         {
@@ -744,12 +796,17 @@ impl Room {
                 frame: &bytes,
             };
             self.send(LinkKind::Broadcast, link, envelope.encode());
+        } else if let Some(relay) = self
+            .relay_link()
+            .filter(|_| kinds.contains(&LinkKind::Relay))
+        {
+            self.send(LinkKind::Relay, relay, RelayClient::to_peer(&peer, &bytes));
         }
     }
 
-    /// Every peer: data channels where open; the relay for the rest of its peers (one frame to
-    /// everyone when none of them got it directly); one BroadcastChannel message for tabs
-    /// reachable only that way.
+    /// Every peer: data channels where open; one BroadcastChannel message for the tabs; the
+    /// relay for the rest of its peers (one frame to everyone when none of them got it another
+    /// way).
     fn send_to_everyone(&mut self, bytes: Vec<u8>) {
         let relay = self.relay_link();
         let mut via_relay = Vec::new();
@@ -763,10 +820,10 @@ impl Room {
             if self.send_direct(&peer, &bytes) {
                 continue;
             }
-            if relay.is_some() && by_relay {
-                via_relay.push(peer);
-            } else if kinds.contains(&LinkKind::Broadcast) {
+            if self.broadcast.is_some() && kinds.contains(&LinkKind::Broadcast) {
                 via_broadcast = true;
+            } else if relay.is_some() && by_relay {
+                via_relay.push(peer);
             }
         }
         if let Some(relay) = relay {

@@ -44,9 +44,9 @@ pub enum SyncError {
     /// A frame from a peer that was disconnected for misbehaving.
     #[error("frame from a banned peer")]
     Banned,
-    /// A frame from a new peer when the node already tracks its maximum.
-    #[error("too many peers (at most {0})")]
-    TooManyPeers(usize),
+    /// A verified frame from a signer that is not a connected peer.
+    #[error("frame from a signer that is not a connected peer")]
+    NotAPeer,
     /// A verified frame whose payload does not decode.
     #[error("bad payload: {0}")]
     BadPayload(String),
@@ -93,7 +93,7 @@ impl SyncError {
             SyncError::TooOld { .. } => "TOO_OLD",
             SyncError::SenderMismatch => "SENDER_MISMATCH",
             SyncError::Banned => "BANNED",
-            SyncError::TooManyPeers(_) => "TOO_MANY_PEERS",
+            SyncError::NotAPeer => "NOT_A_PEER",
             SyncError::BadPayload(_) => "BAD_PAYLOAD",
             SyncError::BadDelta { .. } => "BAD_DELTA",
             SyncError::UnknownDocument(_) => "UNKNOWN_DOCUMENT",

@@ -429,10 +429,12 @@ impl SyncNode {
         )
     }
 
-    /// A peer's presence announcement: `(peer, leaving)` when its signature verifies in this
-    /// room, it was made within [`PRESENCE_SKEW_MS`] of `now`, and it is not a replay (so no
-    /// script can say goodbye for another peer, or repeat its hello).
-    pub fn check_presence(&mut self, now: u64, bytes: &[u8]) -> Option<(PeerId, bool)> {
+    /// A peer's presence announcement: `(peer, leaving, at)` when its signature verifies in
+    /// this room and it was made (`at`, the signer's clock) within [`PRESENCE_SKEW_MS`] of
+    /// `now`, so no script can say goodbye for another peer. Replays within the skew are the
+    /// caller's to refuse: accept only an announcement newer than the signer's last (the
+    /// Room's presence table does), which no flood of other signers can make it forget.
+    pub fn check_presence(&self, now: u64, bytes: &[u8]) -> Option<(PeerId, bool, u64)> {
         let frame = SignedFrame::decode(bytes, 64 + crate::FRAME_OVERHEAD, &self.room).ok()?;
         let frame = frame.into_frame();
         let [PRESENCE, leaving @ (0 | 1), time @ ..] = frame.payload.as_slice() else {
@@ -445,8 +447,7 @@ impl SyncNode {
         {
             return None;
         }
-        self.replay.accept(&frame.sender, frame.seq).ok()?;
-        Some((frame.sender, *leaving == 1))
+        Some((frame.sender, *leaving == 1, at))
     }
 
     /// A frame from a medium that does not say who sent it (a BroadcastChannel any script of
@@ -500,12 +501,15 @@ impl SyncNode {
         if self.is_banned(now, &from) {
             return Err(SyncError::Banned);
         }
-        if !self.peers.contains_key(&from) && self.peers.len() >= MAX_PEERS {
-            return Err(SyncError::TooManyPeers(MAX_PEERS));
+        // Only a connected peer's frames count: a signer nobody linked (keys are free) must not
+        // take a place in the peer table, nor cost a replay window.
+        if !self.peers.get(&from).is_some_and(|p| p.active) {
+            return Err(SyncError::NotAPeer);
         }
         self.replay.accept(&frame.sender, frame.seq)?;
-        let peer = self.peers.entry(from).or_insert_with(|| new_peer(true));
-        peer.active = true;
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return Err(SyncError::NotAPeer);
+        };
         peer.info.last_heard = Some(now);
         peer.info.score = (peer.info.score + 1).min(MAX_SCORE);
         match frame.kind {
@@ -798,13 +802,16 @@ impl SyncNode {
             // A replay may come from whoever relays the signer's frames (the relay, another
             // script on a BroadcastChannel): it costs the signer nothing.
             SyncError::Banned
-            | SyncError::TooManyPeers(_)
+            | SyncError::NotAPeer
             | SyncError::Replayed(_)
             | SyncError::TooOld { .. } => return,
             SyncError::SenderMismatch => 50,
             _ => 25,
         };
-        let peer = self.peers.entry(from).or_insert_with(|| new_peer(false));
+        // Only peers in the table are scored: a claimed sender outside it gains no entry.
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
         peer.info.score = peer.info.score.saturating_sub(cost);
         if peer.info.score <= self.config.ban_threshold {
             self.peers.remove(&from);

@@ -119,6 +119,8 @@ fn forged_frames_are_dropped_scored_and_end_in_a_ban() {
     let (mut a, mut b) = (node(1, 0), node(2, 0));
     let mallory = SigningKey::from_seed(&[9; 32]).unwrap();
     let mallory_id = mallory.public_key();
+    b.add_peer(0, mallory_id);
+    b.add_peer(0, a.id());
     // Signed by a, sent by mallory: refused, nothing applied.
     let out = add(&mut a, 1, "x");
     let o = b.handle_message(1, mallory_id, &out.transmits[0].bytes);
@@ -157,6 +159,7 @@ fn forged_frames_are_dropped_scored_and_end_in_a_ban() {
 #[test]
 fn a_duplicated_frame_is_refused_as_a_replay_at_no_cost_to_its_signer() {
     let (mut a, mut b) = (node(1, 0), node(2, 0));
+    b.add_peer(0, a.id());
     let out = add(&mut a, 1, "x");
     deliver(1, &out, &a, &mut b);
     // Regression: each replay cost the signer a point, so whoever could replay its frames (a
@@ -175,8 +178,10 @@ fn replies_to_a_previous_incarnation_are_not_applied() {
     add(&mut a, 1, "kept");
     // b digests a, then restarts without its state before the reply arrives.
     let digest = b.add_peer(1, a.id());
+    a.add_peer(1, b.id());
     let reply = deliver(1, &digest, &b, &mut a);
     let mut reborn = node(2, 5);
+    reborn.add_peer(5, a.id());
     deliver(5, &reply, &a, &mut reborn);
     assert_eq!(reborn.stats().drops.get("STALE_REPLY"), Some(&1));
     // Its own digest brings everything.
@@ -225,6 +230,7 @@ fn digests_cannot_amplify_into_megabytes_of_replies() {
         );
     }
     let mallory = SigningKey::from_seed(&[9; 32]).unwrap();
+    a.add_peer(0, mallory.public_key());
     let empty = chrysalis_crdt::VersionVector::new().to_bytes();
     let docs = vec![("set".to_string(), empty); 600];
     let payload = postcard::to_allocvec(&(0u64, docs)).unwrap();
@@ -288,13 +294,17 @@ fn unattributed_frames_are_their_signers_or_nobodys() {
 }
 
 /// Regression: over a BroadcastChannel any script could post `bye` for another peer or replay
-/// its hello. Presence is signed, fresh and used once.
+/// its hello. Presence is signed and fresh, and says when it was made, so that the Room's
+/// presence table refuses a replay (one not newer than the signer's last: see
+/// `crates/room/src/broadcast.rs`).
 #[test]
-fn presence_is_signed_fresh_and_not_replayed() {
-    let (mut a, mut b) = (node(1, 0), node(2, 0));
+fn presence_is_signed_and_fresh() {
+    let (a, mut b) = (node(1, 0), node(2, 0));
     let hello = b.presence(10_000, false);
-    assert_eq!(a.check_presence(10_500, &hello), Some((b.id(), false)));
-    assert_eq!(a.check_presence(10_600, &hello), None, "a replayed hello");
+    assert_eq!(
+        a.check_presence(10_500, &hello),
+        Some((b.id(), false, 10_000))
+    );
     let bye = b.presence(11_000, true);
     let mut forged = bye.clone();
     forged[2..34].copy_from_slice(&SigningKey::from_seed(&[7; 32]).unwrap().public_key());
@@ -307,7 +317,7 @@ fn presence_is_signed_fresh_and_not_replayed() {
         a.check_presence(11_000 + 2 * chrysalis_sync::PRESENCE_SKEW_MS, &bye),
         None
     );
-    assert_eq!(a.check_presence(11_100, &bye), Some((b.id(), true)));
+    assert_eq!(a.check_presence(11_100, &bye), Some((b.id(), true, 11_000)));
     let elsewhere = {
         let key = SigningKey::from_seed(&[2; 32]).unwrap();
         let config = SyncConfig {
@@ -321,4 +331,27 @@ fn presence_is_signed_fresh_and_not_replayed() {
         None,
         "another room's hello"
     );
+}
+
+/// Regression (found attacking the Room): a frame signed by any fresh key, posted on the
+/// BroadcastChannel with no hello, made its signer an active peer; 1,024 of them filled the
+/// table, locked real peers out and cost a heartbeat each per tick. Only connected peers'
+/// frames count now, and scoring never adds an entry.
+#[test]
+fn frames_of_signers_that_are_not_peers_take_no_place() {
+    let mut a = node(1, 0);
+    for i in 0..1_100u32 {
+        let mut seed = [9u8; 32];
+        seed[..4].copy_from_slice(&i.to_le_bytes());
+        let key = SigningKey::from_seed(&seed).unwrap();
+        let frame = SignedFrame::encode(&key, &room_id(""), FrameKind::Heartbeat, 1, b"");
+        a.handle_unattributed(1, &frame);
+        a.handle_message(1, key.public_key(), b"junk claimed by anyone");
+    }
+    assert_eq!(a.peers().count(), 0);
+    assert_eq!(a.stats().drops.get("NOT_A_PEER"), Some(&1_100));
+    let real = node(2, 0);
+    let out = a.add_peer(2, real.id());
+    assert_eq!(out.transmits.len(), 1, "a real peer still gets its digest");
+    assert_eq!(a.peers().count(), 1);
 }

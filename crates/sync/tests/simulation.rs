@@ -303,8 +303,8 @@ impl Sim {
         agent.incarnation += 1;
         agent.restarted = true;
         agent.node = fresh_node(agent.key_seed, now, rng_seed, &self.config);
-        for j in 0..self.ids.len() {
-            let out = self.agents[i].node.add_peer(now, self.ids[j]);
+        for peer in self.room_peers() {
+            let out = self.agents[i].node.add_peer(now, peer);
             self.post(now, i, out);
         }
     }
@@ -369,6 +369,13 @@ impl Sim {
         self.post(now, target, out);
     }
 
+    /// Everyone the relay announces in the room: the honest nodes and the hostile one (a room
+    /// peer like any other, whose frames count only once it is connected).
+    fn room_peers(&self) -> Vec<PeerId> {
+        let hostile = self.hostile.as_ref().map(|h| h.key.public_key());
+        self.ids.iter().copied().chain(hostile).collect()
+    }
+
     fn converged(&self) -> bool {
         let first = &self.agents[0].node;
         self.agents[1..].iter().all(|a| {
@@ -382,8 +389,8 @@ impl Sim {
     fn run(mut self) -> Outcome {
         let s = self.scenario.clone();
         for i in 0..s.nodes {
-            for j in 0..s.nodes {
-                let out = self.agents[i].node.add_peer(0, self.ids[j]);
+            for peer in self.room_peers() {
+                let out = self.agents[i].node.add_peer(0, peer);
                 self.post(0, i, out);
             }
         }
