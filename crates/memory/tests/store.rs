@@ -84,11 +84,13 @@ fn exchange(now: u64, first: Output, from: &mut Agent, to: &mut Agent) -> Vec<Ev
     events
 }
 
+/// Links two agents (each a peer of the other: only connected peers' frames count), then
+/// exchanges their first digests.
 fn connect(a: &mut Agent, b: &mut Agent) {
-    let hello = a.node.add_peer(0, b.node.id());
-    exchange(0, hello, a, b);
-    let hello = b.node.add_peer(0, a.node.id());
-    exchange(0, hello, b, a);
+    let hello_a = a.node.add_peer(0, b.node.id());
+    let hello_b = b.node.add_peer(0, a.node.id());
+    exchange(0, hello_a, a, b);
+    exchange(0, hello_b, b, a);
 }
 
 #[test]
