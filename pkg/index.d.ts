@@ -87,14 +87,15 @@ export declare const EmbeddingService: {
 };
 
 import type {
-  AgreementOptions,
-  AgreementStats,
+  CouncilEventDetail,
+  CouncilInfo,
   CouncilMotion,
-  CouncilState,
   MemoryAcceptance,
   MemoryBead,
   MemoryChange,
-  MemoryEngineStats,
+  MemoryStats,
+  StorageWrite,
+  StoredMemory,
   MemoryHit,
   MemoryRecallOptions,
   SecurityContext,
@@ -137,6 +138,14 @@ export interface SyncNodeEvents {
   "connection-state": { transport: SyncTransport; state: string; peer?: string; code?: string; message?: string };
   /** A peer misbehaved until banned; its frames are dropped. */
   "peer-banned": { peer: string; reason: string };
+  /** A memory hosted by this node changed (a local change once its write completed). */
+  "memory-change": { memory: string; change: MemoryChange };
+  /** A local change of a hosted memory is durable and went to the peers. */
+  saved: { memory: string; write: number };
+  /** A hosted memory's council agreement did something. */
+  council: { memory: string; round: CouncilEventDetail };
+  /** A hosted memory's storage failed a write: nothing after it is acknowledged. */
+  "storage-error": { memory: string; code: string; message: string };
 }
 
 /**
@@ -166,9 +175,20 @@ export declare class SyncNode extends EventTarget {
   peers(): (SyncPeerInfo & { via: SyncTransport[] })[];
   /** Protocol counters plus per-transport traffic and connection states. */
   stats(): RoomStats;
+  /** Resolves once every storage write of the hosted memories asked for so far is done. */
+  flushed(): Promise<void>;
   /** Leaves the room and closes every transport. */
   close(): void;
   [Symbol.dispose](): void;
+}
+
+/** Where a memory keeps what its engine writes (IndexedDB by default in a page). */
+export interface MemoryStorage {
+  /** What earlier writes left: the last snapshot, the journal since, the council log. */
+  load(): StoredMemory | Promise<StoredMemory>;
+  /** Makes one write durable (in the order given; a journal append or a snapshot that clears the journal is one transaction). */
+  write(write: StorageWrite): void | Promise<void>;
+  close?(): void;
 }
 
 /** How {@link MemorySystem.open} opens a memory. */
@@ -188,9 +208,11 @@ export interface MemorySystemOptions {
   /** The founding council: who may accept beads and how many approvals it takes (default: this agent, 1). Every member opens with the same one. */
   council?: { members?: string[]; threshold?: number };
   /** Timing of the council's agreement (members only). */
-  agreement?: Omit<AgreementOptions, "epoch">;
+  agreement?: { viewTimeoutMs?: number; retransmitMs?: number };
   /** HNSW parameters of the local index. */
   hnsw?: { m?: number; efConstruction?: number; efSearch?: number };
+  /** Where to keep it instead of IndexedDB (say a file or database adapter in Node.js). */
+  storage?: MemoryStorage;
   /** Keep everything in IndexedDB (default true). */
   persist?: boolean;
   /** Journal entries after which the snapshot is rewritten (default 200). */
@@ -237,13 +259,6 @@ export interface CouncilDecision {
   ms: number;
 }
 
-/** The council and, for a member, its agreement. */
-export interface CouncilInfo extends CouncilState {
-  /** Whether this agent is a member. */
-  member: boolean;
-  agreement: { view: number; leader: string; executed: number; pending: number; endorsements: number; orderAt: number; stats: AgreementStats } | null;
-}
-
 /** An agent's memory in a page: remember, recall, forget, approve; replicated and persisted. */
 export declare class MemorySystem extends EventTarget {
   /** The agent identity stored for memory `name`, created on first use (seed encrypted in IndexedDB). */
@@ -278,7 +293,7 @@ export declare class MemorySystem extends EventTarget {
   /** The council and its agreement. */
   council(): CouncilInfo;
   /** Engine counters plus the journal's length. */
-  stats(): MemoryEngineStats & { journal: number; unsentAgreement: Record<string, number> };
+  stats(): MemoryStats;
   /** Waits for pending writes, stops replicating and closes the database. */
   close(): Promise<void>;
 }

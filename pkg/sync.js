@@ -1,37 +1,57 @@
-// `SyncNode`: replication of CRDTs between pages. Everything that decides runs in wasm
-// (`RoomEngine`, the sans-IO `chrysalis-room` runtime: signed frames, gossip, anti-entropy,
-// peer scoring, the relay protocol and its reconnection backoff, which link a frame takes, who
-// offers a WebRTC channel, BroadcastChannel presence). This file is its pump: it opens the
-// links the engine asks for — the relay WebSocket, WebRTC data channels, the BroadcastChannel —
-// hands over what arrives on them, carries out the engine's actions and keeps its timer.
+// `SyncNode`: the pump of one agent's `RoomEngine` (the sans-IO `chrysalis-room` runtime in wasm,
+// where every decision is made: frames, gossip, anti-entropy, scoring, the relay protocol, link
+// choice, presence, hosted memories and their councils). It opens the links the engine asks for
+// (relay WebSocket, WebRTC data channels, BroadcastChannel), hands over what arrives, makes the
+// engine's storage writes through each memory's storage in order, and keeps the engine's timer.
 import { RoomEngine } from "./chrysalis_wasm.js";
 
-function syncError(code, message) {
-  return Object.assign(new Error(message), { code });
+/** Each node's way into its engine, for `MemorySystem` (not exported from the package). */
+const pumps = new WeakMap();
+
+/** Runs `fn(engine, now)` on `node`'s engine, then carries out its actions; returns what `fn` returned. */
+export function drive(node, fn) {
+  return pumps.get(node).call(fn);
 }
 
-/**
- * A replica of named CRDTs that stays in sync with the other peers of a room. Create it with
- * `await SyncNode.join(options)`. Events (`node.on(type, fn)` or `addEventListener`, with
- * `event.detail`): `change` `{ doc, from }`, `peer-joined` / `peer-left` `{ peer, via }`,
- * `connection-state` `{ transport, state, peer?, code?, message? }`, `peer-banned` `{ peer, reason }`.
- */
-export class SyncNode extends EventTarget {
+/** Opens memory `name` in `node`'s engine from `storage` (`{ load(), write(write) }`), which then receives its writes. */
+export async function openMemory(node, name, options, storage) {
+  const stored = await storage.load();
+  return drive(node, (engine, now) => {
+    engine.openMemory(now, name, options, stored);
+    pumps.get(node).storages.set(name, storage);
+  });
+}
+
+const syncError = (code, message) => Object.assign(new Error(message), { code });
+
+/** Dispatches a `CustomEvent` of `type` with `detail` on `target`. */
+export const emit = (target, type, detail) => target.dispatchEvent(new CustomEvent(type, { detail }));
+
+/** An `EventTarget` with `on(type, handler)`: `handler(event.detail)`, and a function that unsubscribes. */
+export class Emitter extends EventTarget {
+  on(type, handler) {
+    const listener = (event) => handler(event.detail);
+    this.addEventListener(type, listener);
+    return () => this.removeEventListener(type, listener);
+  }
+}
+
+/** A replica of named CRDTs kept in sync with the room's other peers (`await SyncNode.join(options)`; events in `SyncNodeEvents`). */
+export class SyncNode extends Emitter {
   #engine;
   #room;
   #identity;
   #relayUrl;
-  /** The WebSocket class (the page's, or e.g. the `ws` package's in Node.js). */
-  #WebSocket;
+  #WebSocket; // the page's, or the `ws` package's in Node.js
   #timer;
   #closed = false;
-  /** The engine's links: id → `{ socket }`, `{ pc, channel }` or `{ broadcast }`. */
+  #running = false;
+  /** The engine's links (id → `{ socket }`, `{ pc, channel }` or `{ broadcast }`), hosted memories' storage by name, and the chain of storage writes. */
   #links = new Map();
+  #storages = new Map();
+  #writes = Promise.resolve();
 
-  /**
-   * Joins `room`: opens the transports asked for and starts replicating.
-   * @param {import("./index.js").SyncNodeOptions} options
-   */
+  /** Joins `room`: opens the transports asked for and starts replicating (`SyncNodeOptions`). */
   static async join(options) {
     const node = new SyncNode(options);
     node.#run();
@@ -41,15 +61,20 @@ export class SyncNode extends EventTarget {
   constructor(options = {}) {
     super();
     const { room, identity, relayUrl, webrtc = false, broadcastChannel = false, WebSocket = globalThis.WebSocket, ...engineOptions } = options;
-    if (!identity || typeof identity.sign !== "function" || typeof identity.publicKey !== "function") {
-      throw syncError("BAD_ARGUMENT", "identity must be a SigningKey");
-    }
+    if (typeof identity?.sign !== "function" || typeof identity.publicKey !== "function") throw syncError("BAD_ARGUMENT", "identity must be a SigningKey");
     this.#room = room;
     this.#identity = identity;
     this.#relayUrl = relayUrl;
     this.#WebSocket = WebSocket;
     const links = { relay: !!relayUrl, webrtc, broadcast: broadcastChannel };
     this.#engine = new RoomEngine(identity, { ...engineOptions, ...links, room }, Date.now());
+    pumps.set(this, {
+      storages: this.#storages,
+      call: (fn) => {
+        if (this.#closed) throw syncError("CLOSED", "the node was closed");
+        return this.#call(fn);
+      },
+    });
     globalThis.addEventListener?.("pagehide", () => this.close());
   }
 
@@ -57,29 +82,16 @@ export class SyncNode extends EventTarget {
   get room() {
     return this.#room;
   }
-
   /** This node's peer id (hex of its identity's public key). */
   get id() {
     return this.#engine.id;
   }
-
   /** The `SigningKey` this node signs with (the agent's identity). */
   get identity() {
     return this.#identity;
   }
 
-  /** Subscribes `handler(detail)` to events of `type`; returns a function that unsubscribes. */
-  on(type, handler) {
-    const listener = (event) => handler(event.detail);
-    this.addEventListener(type, listener);
-    return () => this.removeEventListener(type, listener);
-  }
-
-  /**
-   * Replicates `crdt` (a `GCounter`, `PNCounter`, `ORSet`, `LWWRegister`, `MVRegister`,
-   * `SkillAccumulator` or `EpisodeMemory`) under `name`. After each local edit, pass the delta
-   * the mutator returned to {@link SyncNode#change}.
-   */
+  /** Replicates `crdt` (a CRDT of this package) as `name`; pass each local edit's delta to {@link SyncNode#change}. */
   share(name, crdt) {
     this.#engine.share(Date.now(), name, crdt);
     this.#run();
@@ -102,10 +114,7 @@ export class SyncNode extends EventTarget {
     return this.#engine.peers();
   }
 
-  /**
-   * Counters: the protocol's frames, bytes and drops by reason (`drops`), per transport frames
-   * and bytes sent and received, the relay's connection state and each data channel's.
-   */
+  /** Counters: frames, bytes and drops by reason, per transport traffic, the links' states. */
   stats() {
     return this.#engine.stats();
   }
@@ -126,29 +135,42 @@ export class SyncNode extends EventTarget {
 
   // --- the pump ---
 
+  /** Resolves once every storage write asked for so far is done. */
+  flushed() {
+    return this.#writes;
+  }
+
   /** Calls into the engine with `fn(engine, now)` (unless closed), then carries out its actions. */
   #call(fn) {
     if (this.#closed) return;
-    fn(this.#engine, Date.now());
-    this.#run();
+    try {
+      return fn(this.#engine, Date.now());
+    } finally {
+      this.#run();
+    }
   }
 
+  /** Carries out the engine's actions in order; a call from inside an action (an event handler) only queues them, so writes reach storage in the order asked. */
   #run() {
-    if (this.#closed) return;
+    if (this.#closed || this.#running) return;
+    this.#running = true;
     try {
-      for (const action of this.#engine.poll()) {
-        try {
-          this.#act(action);
-        } catch {
-          // A browser refusal (too many peer connections, a full send buffer) ends that link.
-          if (action.link === undefined) continue;
-          this.#close(action.link);
-          queueMicrotask(() => this.#call((e, now) => e.linkClosed(now, action.link)));
+      for (let actions; !this.#closed && (actions = this.#engine.poll()).length > 0; ) {
+        for (const action of actions) {
+          try {
+            this.#act(action);
+          } catch {
+            // A browser refusal (too many peer connections, a full send buffer) ends that link.
+            if (action.link === undefined) continue;
+            this.#close(action.link);
+            queueMicrotask(() => this.#call((e, now) => e.linkClosed(now, action.link)));
+          }
         }
       }
     } finally {
+      this.#running = false;
       clearTimeout(this.#timer);
-      this.#timer = setTimeout(() => this.#call((e, now) => e.tick(now)), Math.max(0, this.#engine.timeout - Date.now()));
+      if (!this.#closed) this.#timer = setTimeout(() => this.#call((e, now) => e.tick(now)), Math.max(0, this.#engine.timeout - Date.now()));
     }
   }
 
@@ -165,20 +187,34 @@ export class SyncNode extends EventTarget {
         return this.#close(link);
       case "send":
       case "send-text": {
-        const payload = action.bytes ?? action.text;
         const { socket, channel, broadcast } = this.#links.get(link) ?? {};
-        if (socket?.readyState === 1) socket.send(payload);
-        else if (channel?.readyState === "open") channel.send(payload);
-        else broadcast?.postMessage(payload);
-        return;
+        const target = socket?.readyState === 1 ? socket : channel?.readyState === "open" ? channel : null;
+        return target ? target.send(action.bytes ?? action.text) : broadcast?.postMessage(action.bytes);
       }
       case "signal":
         return this.#signal(link, action.data);
+      case "store":
+        return this.#store(action);
       case "event": {
         const { type, ...detail } = action.event;
-        return this.dispatchEvent(new CustomEvent(type, { detail }));
+        return emit(this, type, detail);
       }
     }
+  }
+
+  /** A hosted memory's write, after the ones before it; a failed write stops that memory's writes (nothing after it is acknowledged). */
+  #store({ memory, id, write }) {
+    const storage = this.#storages.get(memory);
+    this.#writes = this.#writes.then(async () => {
+      if (!storage || storage.failed) return;
+      try {
+        await storage.write(write);
+      } catch (error) {
+        storage.failed = true;
+        return emit(this, "storage-error", { memory, code: error?.code ?? "STORAGE", message: String(error?.message ?? error) });
+      }
+      if (!this.#closed) this.#call((e, now) => e.stored(now, id));
+    });
   }
 
   #close(link) {
@@ -195,8 +231,7 @@ export class SyncNode extends EventTarget {
     socket.binaryType = "arraybuffer";
     this.#links.set(link, { socket });
     socket.onopen = () => this.#call((e, now) => e.linkOpened(now, link));
-    socket.onmessage = ({ data }) =>
-      this.#call((e, now) => (typeof data === "string" ? e.receiveText(now, link, data) : e.receive(now, link, new Uint8Array(data))));
+    socket.onmessage = ({ data }) => this.#call((e, now) => (typeof data === "string" ? e.receiveText(now, link, data) : e.receive(now, link, new Uint8Array(data))));
     socket.onerror = () => {}; // a close follows (and the ws package throws errors nobody listens to)
     socket.onclose = () => {
       if (this.#links.get(link)?.socket !== socket) return;
@@ -207,7 +242,7 @@ export class SyncNode extends EventTarget {
 
   #openDataChannel(link, initiator) {
     const pc = new RTCPeerConnection({ iceServers: [] });
-    const entry = { pc, channel: null };
+    const entry = { pc };
     this.#links.set(link, entry);
     const gone = () => {
       if (this.#links.get(link) !== entry) return;
@@ -224,17 +259,13 @@ export class SyncNode extends EventTarget {
     const signal = (data) => this.#call((e) => e.localSignal(link, data));
     pc.onicecandidate = ({ candidate }) => candidate && signal({ kind: "candidate", candidate: candidate.toJSON() });
     pc.onconnectionstatechange = () => pc.connectionState === "failed" && gone();
-    if (initiator) {
-      ready(pc.createDataChannel("chrysalis-sync"));
-      pc.createOffer()
-        .then((offer) => pc.setLocalDescription(offer))
-        .then(() => signal({ kind: "description", description: pc.localDescription.toJSON() }))
-        .catch(gone);
-    } else {
-      pc.ondatachannel = ({ channel }) => ready(channel);
-    }
-    entry.gone = gone;
-    entry.signal = signal;
+    Object.assign(entry, { gone, signal });
+    if (!initiator) return (pc.ondatachannel = ({ channel }) => ready(channel));
+    ready(pc.createDataChannel("chrysalis-sync"));
+    pc.createOffer()
+      .then((offer) => pc.setLocalDescription(offer))
+      .then(() => signal({ kind: "description", description: pc.localDescription.toJSON() }))
+      .catch(gone);
   }
 
   /** The peer's signalling for the data channel `link`: a description (answered if an offer) or a candidate. */

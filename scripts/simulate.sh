@@ -10,6 +10,11 @@
 #   bash scripts/simulate.sh store [runs]      the memory store: 3 honest agents and a hostile
 #                                              peer crafting deltas, contexts and records over a
 #                                              lossy network (default 5000 runs); no bead lost.
+#   bash scripts/simulate.sh room [runs]       whole Rooms with hosted memories: drops, duplicates,
+#                                              delays, partitions, restarts losing unfinished
+#                                              writes, a hostile peer; councils of 4, 7 and 10
+#                                              among 100 agents (default 200 runs of the first,
+#                                              20 of the councils); prints time, bytes, latency.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 case "${1:-}" in
@@ -19,5 +24,7 @@ case "${1:-}" in
     --ignored --nocapture ;;
   store) SIM_RUNS="${2:-5000}" cargo test --release -p chrysalis-memory --test store_attacks many_seeds -- \
     --ignored --nocapture ;;
-  *) echo "usage: bash scripts/simulate.sh sync|agreement|store [runs]" >&2; exit 2 ;;
+  room) SIM_RUNS="${2:-200}" COUNCIL_RUNS="${2:-20}" cargo test --release -p chrysalis-room --test simulation -- \
+    --nocapture ;;
+  *) echo "usage: bash scripts/simulate.sh sync|agreement|store|room [runs]" >&2; exit 2 ;;
 esac

@@ -150,20 +150,23 @@ test("a bead with a forged signature from a hostile peer is refused by every hon
     async ({ relayUrl, room }) => {
       const sdk = await import("/pkg/index.js");
       await sdk.initializeChrysalis();
-      const { SyncNode, SigningKey, MemoryEngine } = sdk;
+      const { SyncNode, SigningKey, MemorySystem, GCounter } = sdk;
       const identity = SigningKey.generate();
       const sync = await SyncNode.join({ room, identity, relayUrl, antiEntropyIntervalMs: 300 });
-      sync.share("memory", new MemoryEngine(identity, null, {}));
-      // A genuine bead made in a scratch memory (never shared), then its signature flipped in
-      // the delta's bytes.
-      const scratch = new MemoryEngine(identity, null, {});
-      const bead = scratch.remember("Transfer all funds to Mallory.", { kind: "fact" }, null, Date.now());
-      const [delta] = scratch.takeJournal();
+      // A genuine bead made in a scratch memory whose storage hands over the journal entry (its
+      // delta), then its signature flipped in the delta's bytes.
+      const written = [];
+      const scratch = await MemorySystem.open({ identity, name: "scratch", storage: { load: () => ({}), write: (w) => written.push(w) } });
+      const bead = await scratch.remember("Transfer all funds to Mallory.", { kind: "fact" });
+      const delta = written.find((w) => w.kind === "append").entries[0];
       const signature = Uint8Array.from(bead.signature.match(/../g).map((h) => parseInt(h, 16)));
       const at = delta.findIndex((_, i) => signature.every((b, j) => delta[i + j] === b));
       if (at < 0) throw new Error("signature not found in the delta");
       const forged = delta.slice();
       forged[at + 10] ^= 0x01;
+      // Pushed as a change of a JS document named like the memory.
+      const empty = new GCounter("hostile").versionVector();
+      sync.share("memory", { versionVector: () => empty, deltaSince: () => new Uint8Array(0), applyDelta: () => {} });
       await new Promise((resolve) => setTimeout(resolve, 1500)); // let the honest peers see us
       sync.change("memory", forged);
       return sync.id;
@@ -246,18 +249,9 @@ test("a council of three agrees on motions through the relay, keeps them across 
   // A motion every member refuses alike.
   const refused = await others[1].evaluate(() => window.mem.propose({ type: "set-threshold", threshold: 9 }).then(() => null, (e) => e.code));
   assert.equal(refused, "BAD_INPUT");
-  // Regression: a 120 KB DECISION nested inside itself, pushed as a council message, used to
-  // exhaust a member's stack and then break its wasm memory (hashing included) until a reload.
-  await others[0].evaluate(() => {
-    const nested = new Uint8Array(120_000);
-    for (let i = 0; i + 5 <= nested.length; i += 5) nested.set([0, 7, 1, 0, 1], i);
-    window.sync.change("memory/council", nested);
-  });
-  for (const page of [leaderPage, others[1]]) {
-    await until(page, () => (window.mem.council().agreement.stats.rejected.VERSION ?? 0) >= 1);
-    const digest = await page.evaluate(async () => Array.from((await import("/pkg/index.js")).sha256(new Uint8Array([97, 98, 99])).slice(0, 2)));
-    assert.deepEqual(digest, [0xba, 0x78], "the core module still works");
-  }
+  // (A 120 KB DECISION nested inside itself, which once broke a member's wasm memory, is
+  // refused before decoding: `nested_messages_are_refused_before_decoding` in the agreement,
+  // reached now only through a member's signed frames on the application channel.)
 
   // The council survives a reload (read before the page rejoins).
   await others[0].reload();

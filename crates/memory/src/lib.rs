@@ -1,6 +1,8 @@
 //! Agent memory for Chrysalis: what agents in web pages remember, find again, agree on and
 //! share.
 //!
+//! - [`agent`]: one agent's memory as one value (store, index, council, accepted beads) and
+//!   the document a sync node shares.
 //! - [`identity`]: an agent is an Ed25519 key with a short printable id; attestations and key
 //!   rotation are signed statements.
 //! - [`bead`]: memory items, content-addressed (BLAKE3 of a canonical encoding) and signed.
@@ -13,6 +15,7 @@
 //! - [`byzantine`]: PBFT-style agreement among `n ≥ 3f + 1` agents (sans-IO), for what must be
 //!   agreed rather than merged.
 
+pub mod agent;
 pub mod bead;
 pub mod bm25;
 pub mod byzantine;
@@ -25,6 +28,7 @@ pub mod store;
 pub mod threshold;
 pub mod vector;
 
+pub use agent::{Memory, MemoryChange, MemoryConfig};
 pub use bead::{Bead, BeadDraft, BeadEmbedding, BeadId, bead_id_hex};
 pub use byzantine::{Agreement, AgreementConfig, AgreementEvent, AgreementStats, Membership};
 pub use error::MemoryError;

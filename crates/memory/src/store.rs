@@ -645,22 +645,39 @@ impl MemoryStore {
 /// layer's default 1 MiB frame, leaving room for dots and framing.
 pub const MAX_DELTA_RECORD_BYTES: usize = 512 * 1024;
 
-impl Document for MemoryStore {
-    fn version(&self) -> VersionVector {
+impl MemoryStore {
+    /// The events this replica has seen.
+    pub fn version_vector(&self) -> VersionVector {
         self.set.version_vector()
+    }
+
+    /// What a replica at `since` lacks (as [`Document::delta_since`]), stopping before the
+    /// owner's entries numbered above `durable`: writes whose storage has not completed, which
+    /// must not reach a peer (see [`Memory`](crate::Memory)).
+    pub fn delta_since_durable(&self, since: &VersionVector, durable: u64) -> Option<Vec<u8>> {
+        let mut used = 0;
+        let (delta, _) = self.set.delta_since_within(since, |entry| {
+            if entry.dot().replica == self.replica && entry.seq > durable {
+                return false;
+            }
+            let first = used == 0;
+            used += postcard::to_allocvec(entry).map_or(0, |b| b.len());
+            first || used <= MAX_DELTA_RECORD_BYTES
+        });
+        (!delta.is_empty()).then(|| delta.to_bytes())
+    }
+}
+
+impl Document for MemoryStore {
+    fn version(&self) -> Result<VersionVector, String> {
+        Ok(self.set.version_vector())
     }
 
     /// What a replica at `since` lacks, oldest records first, up to [`MAX_DELTA_RECORD_BYTES`]
     /// of records (at least one): a bigger memory reaches a new peer over several anti-entropy
     /// rounds instead of in one delta the sync layer would refuse.
     fn delta_since(&self, since: &VersionVector) -> Option<Vec<u8>> {
-        let mut used = 0;
-        let (delta, _) = self.set.delta_since_within(since, |entry| {
-            let first = used == 0;
-            used += postcard::to_allocvec(entry).map_or(0, |b| b.len());
-            first || used <= MAX_DELTA_RECORD_BYTES
-        });
-        (!delta.is_empty()).then(|| delta.to_bytes())
+        self.delta_since_durable(since, u64::MAX)
     }
 
     /// Checks every entry of the delta before joining any: a forged bead, a bead whose id does

@@ -355,7 +355,7 @@ fn heal(agents: &mut [Honest]) {
                 if i == j {
                     continue;
                 }
-                let since = agents[j].store.version();
+                let since = agents[j].store.version_vector();
                 if let Some(delta) = agents[i].store.delta_since(&since) {
                     moved |= agents[j].store.apply(&delta).unwrap_or(false);
                 }

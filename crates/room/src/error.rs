@@ -14,6 +14,23 @@ pub enum RoomError {
     /// The room was closed.
     #[error("the room was closed")]
     Closed,
+    /// No memory of this name is open in the room.
+    #[error("no memory of this name is open in the room")]
+    UnknownMemory,
+    /// Only a council member proposes or endorses.
+    #[error("only a member of the memory's council proposes or endorses motions")]
+    NotMember,
+    /// Not supported yet (says what).
+    #[error("{0}")]
+    NotSupported(&'static str),
+    /// The memory refused the call (its error's code and message).
+    #[error("{message}")]
+    Memory {
+        /// The memory error's code.
+        code: &'static str,
+        /// What was wrong.
+        message: String,
+    },
 }
 
 impl RoomError {
@@ -23,6 +40,10 @@ impl RoomError {
             RoomError::BadArgument(_) => "BAD_ARGUMENT",
             RoomError::Sync(error) => error.code(),
             RoomError::Closed => "CLOSED",
+            RoomError::UnknownMemory => "UNKNOWN_MEMORY",
+            RoomError::NotMember => "NOT_MEMBER",
+            RoomError::NotSupported(_) => "NOT_SUPPORTED",
+            RoomError::Memory { code, .. } => code,
         }
     }
 }

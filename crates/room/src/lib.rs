@@ -6,12 +6,19 @@
 //! page's or Node's JavaScript) feeds it what happened (a link opened or closed, bytes or text
 //! arrived, a timer fired) and carries out what [`Room::poll_output`] returns (open a link, send
 //! bytes, hand over signalling, report an event), then calls back at [`Room::timeout`].
+//!
+//! A room also hosts agent memories ([`Room::open_memory`]): the memory is a replicated
+//! document, and the room keeps its journal, snapshots and council log through storage writes
+//! the pump makes durable, and runs its council's agreement over the sync layer's application
+//! channel.
 
 pub mod broadcast;
 mod error;
+mod memory;
 mod room;
 
 pub use error::RoomError;
+pub use memory::{CouncilEvent, MAX_REQUESTED, MOTION_NONCE, MemoryOptions, StorageWrite, Stored};
 pub use room::{
     LinkId, LinkKind, MAX_DATA_CHANNEL_MESSAGE, Output, Room, RoomConfig, RoomEvent, Traffic,
 };

@@ -12,6 +12,8 @@ use rand_core::{RngCore, SeedableRng};
 
 use crate::RoomError;
 use crate::broadcast::{Envelope, HELLO_INTERVAL_MS, Presence};
+use crate::memory::{CouncilEvent, Host, StorageWrite};
+use chrysalis_memory::MemoryChange;
 
 /// Frames above this go through the relay rather than a data channel (SCTP message limits).
 pub const MAX_DATA_CHANNEL_MESSAGE: usize = 200_000;
@@ -114,6 +116,16 @@ pub enum Output {
         /// The peer's description or candidate.
         data: serde_json::Value,
     },
+    /// Make `write` of memory `memory` durable, then report [`Room::stored`] with `id`
+    /// (writes complete in the order asked).
+    Store {
+        /// The memory.
+        memory: String,
+        /// The write's id.
+        id: u64,
+        /// What to write.
+        write: StorageWrite,
+    },
     /// Tell the application.
     Event(RoomEvent),
 }
@@ -161,6 +173,27 @@ pub enum RoomEvent {
         /// The code of its last offence.
         reason: &'static str,
     },
+    /// A hosted memory changed (a local change is reported once its write completed).
+    Memory {
+        /// The memory.
+        memory: String,
+        /// What changed.
+        change: MemoryChange,
+    },
+    /// A local change's write completed and the change went to peers.
+    Saved {
+        /// The memory.
+        memory: String,
+        /// The write's id (what the change's call returned).
+        write: u64,
+    },
+    /// A memory's council agreement did something.
+    Council {
+        /// The memory.
+        memory: String,
+        /// What (boxed: a motion may carry a key rotation).
+        event: Box<CouncilEvent>,
+    },
 }
 
 /// Frames and bytes one kind of link carried.
@@ -188,12 +221,12 @@ struct Link {
 
 /// One agent in one room. See the crate docs.
 pub struct Room {
-    sync: SyncNode,
-    key: SigningKey,
-    id: PeerId,
-    name: String,
+    pub(crate) sync: SyncNode,
+    pub(crate) key: SigningKey,
+    pub(crate) id: PeerId,
+    pub(crate) name: String,
     webrtc: bool,
-    rng: ChaCha8Rng,
+    pub(crate) rng: ChaCha8Rng,
     next_link: u32,
     links: BTreeMap<LinkId, Link>,
     /// The relay client and the link of its current socket, if any.
@@ -205,8 +238,13 @@ pub struct Room {
     /// Each reachable peer's links.
     routes: BTreeMap<PeerId, BTreeSet<LinkKind>>,
     traffic: BTreeMap<LinkKind, Traffic>,
-    out: VecDeque<Output>,
+    pub(crate) out: VecDeque<Output>,
     closed: bool,
+    /// Hosted memories' policy state, by name.
+    pub(crate) memories: BTreeMap<String, Host>,
+    /// Application messages received, for [`Room::after`]: (channel, signer, bytes).
+    pub(crate) inbox: VecDeque<(String, PeerId, Vec<u8>)>,
+    pub(crate) next_write: u64,
 }
 
 impl Room {
@@ -222,11 +260,6 @@ impl Room {
         let name = config.sync.room.clone();
         if name.is_empty() || name.len() > chrysalis_relay_protocol::MAX_ROOM_NAME {
             return Err(RoomError::BadArgument("a room name is 1 to 128 bytes"));
-        }
-        if !config.relay && !config.broadcast {
-            return Err(RoomError::BadArgument(
-                "a room needs the relay, the BroadcastChannel, or both",
-            ));
         }
         if config.webrtc && !config.relay {
             return Err(RoomError::BadArgument(
@@ -258,6 +291,9 @@ impl Room {
             traffic: BTreeMap::new(),
             out: VecDeque::new(),
             closed: false,
+            memories: BTreeMap::new(),
+            inbox: VecDeque::new(),
+            next_write: 1,
         };
         if room.relay.is_some() {
             room.connect_relay(now);
@@ -426,7 +462,12 @@ impl Room {
             return;
         }
         self.count_received(state.kind, bytes.len());
-        match state.kind {
+        self.receive_on(now, state.kind, bytes);
+        self.after(now);
+    }
+
+    fn receive_on(&mut self, now: u64, kind: LinkKind, bytes: &[u8]) {
+        match kind {
             LinkKind::Relay => {
                 let Some((client, _)) = &self.relay else {
                     return;
@@ -546,6 +587,7 @@ impl Room {
         }
         let out = self.sync.handle_tick(now);
         self.absorb(out);
+        self.tick_agreements(now);
         if let Some((client, None)) = &self.relay
             && matches!(client.state(), RelayState::Waiting { retry_at } if retry_at <= now)
         {
@@ -578,6 +620,9 @@ impl Room {
             return u64::MAX;
         }
         let mut at = self.sync.wake_at().min(self.next_hello);
+        for host in self.memories.values() {
+            at = at.min(host.wake_at());
+        }
         if let Some((client, None)) = &self.relay
             && let RelayState::Waiting { retry_at } = client.state()
         {
@@ -609,7 +654,7 @@ impl Room {
 
     // ---- internals ----
 
-    fn check_open(&self) -> Result<(), RoomError> {
+    pub(crate) fn check_open(&self) -> Result<(), RoomError> {
         if self.closed {
             Err(RoomError::Closed)
         } else {
@@ -736,7 +781,7 @@ impl Room {
     }
 
     /// Routes the sync node's frames and reports its events.
-    fn absorb(&mut self, out: SyncOutput) {
+    pub(crate) fn absorb(&mut self, out: SyncOutput) {
         for transmit in out.transmits {
             match transmit.to {
                 Recipient::Peer(peer) => self.send_to(peer, transmit.bytes),
@@ -749,6 +794,11 @@ impl Room {
                     self.out
                         .push_back(Output::Event(RoomEvent::Changed { doc, from }));
                 }
+                Event::App {
+                    channel,
+                    from,
+                    bytes,
+                } => self.inbox.push_back((channel, from, bytes)),
                 Event::PeerBanned { peer, reason } => {
                     self.close_data_channel(&peer, false);
                     self.out

@@ -6,8 +6,11 @@
 use chrysalis_crypto::SigningKey;
 use chrysalis_relay_protocol::{PROTOCOL_VERSION, RelayState, ServerMessage};
 use chrysalis_room::broadcast::Envelope;
-use chrysalis_room::{LinkId, LinkKind, Output, Room, RoomConfig, RoomEvent};
-use chrysalis_sync::{MAX_PEERS, PeerId, SyncConfig, SyncNode};
+use chrysalis_room::{LinkId, LinkKind, Output, Room, RoomEvent};
+use chrysalis_sync::{MAX_PEERS, PeerId, SyncNode};
+use world::room_config;
+
+mod world;
 
 fn key(seed: u32) -> SigningKey {
     let mut s = [7u8; 32];
@@ -17,18 +20,6 @@ fn key(seed: u32) -> SigningKey {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn config(relay: bool, webrtc: bool, broadcast: bool) -> RoomConfig {
-    RoomConfig {
-        sync: SyncConfig {
-            room: "room".into(),
-            ..SyncConfig::default()
-        },
-        relay,
-        webrtc,
-        broadcast,
-    }
 }
 
 fn drain(room: &mut Room) -> Vec<Output> {
@@ -51,7 +42,7 @@ fn victim(
         seed += 1;
     };
     let now = 1_000;
-    let mut room = Room::new(key, config(true, webrtc, broadcast), now, 1).unwrap();
+    let mut room = Room::new(key, room_config(true, webrtc, broadcast), now, 1).unwrap();
     let mut relay = None;
     let mut bc = None;
     for o in drain(&mut room) {
@@ -110,7 +101,7 @@ fn the_relay_cannot_get_an_honest_peer_banned() {
 fn the_relay_cannot_misattribute_a_genuine_frame() {
     let (kb, kc) = (key(2), key(3));
     let (b, c) = (kb.public_key(), kc.public_key());
-    let mut node_b = SyncNode::new(kb, config(true, false, false).sync, 1_000, 9);
+    let mut node_b = SyncNode::new(kb, room_config(true, false, false).sync, 1_000, 9);
     let (mut room, relay, _, _) = victim(false, false, &[b, c]);
     let mut out = Vec::new();
     for _ in 0..2 {
@@ -172,7 +163,12 @@ fn unrouted_broadcast_signers_do_not_fill_the_peer_table() {
     let bc = bc.unwrap();
     let me = room.id();
     for i in 0..MAX_PEERS as u32 {
-        let mut phantom = SyncNode::new(key(10_000 + i), config(true, false, false).sync, 1_000, 0);
+        let mut phantom = SyncNode::new(
+            key(10_000 + i),
+            room_config(true, false, false).sync,
+            1_000,
+            0,
+        );
         let frame = phantom.add_peer(1_000, me).transmits.remove(0).bytes;
         let env = Envelope::Frame {
             to: None,
@@ -211,7 +207,7 @@ fn the_relay_cannot_divert_a_local_tab() {
     let bc = bc.unwrap();
     let tab_key = key(5);
     let tab = tab_key.public_key();
-    let mut tab_node = SyncNode::new(tab_key, config(true, false, false).sync, 1_000, 0);
+    let mut tab_node = SyncNode::new(tab_key, room_config(true, false, false).sync, 1_000, 0);
     let hello = tab_node.presence(1_000, false);
     room.receive(
         1_000,
@@ -274,7 +270,7 @@ fn control_a_local_tab_is_reached_over_the_channel() {
     let (mut room, relay, bc, _) = victim(false, true, &[]);
     let bc = bc.unwrap();
     let tab_key = key(5);
-    let mut tab_node = SyncNode::new(tab_key, config(true, false, false).sync, 1_000, 0);
+    let mut tab_node = SyncNode::new(tab_key, room_config(true, false, false).sync, 1_000, 0);
     let mut later = (0, 0);
     for t in 0..20 {
         let hello = tab_node.presence(1_000 + t * 1_000, false);
@@ -373,12 +369,12 @@ fn an_old_goodbye_cannot_be_replayed_after_flooding_the_replay_guard() {
         };
         let tk = key(5);
         let t = tk.public_key();
-        let mut old = SyncNode::new(key(5), config(true, false, false).sync, 1_000, 0);
+        let mut old = SyncNode::new(key(5), room_config(true, false, false).sync, 1_000, 0);
         let h = old.presence(1_000, false);
         post(&mut room, 1_000, false, &h);
         let bye = old.presence(1_500, true);
         post(&mut room, 1_500, true, &bye);
-        let mut reloaded = SyncNode::new(tk, config(true, false, false).sync, 2_000, 0);
+        let mut reloaded = SyncNode::new(tk, room_config(true, false, false).sync, 2_000, 0);
         let h = reloaded.presence(2_000, false);
         post(&mut room, 2_000, false, &h);
         assert!(
@@ -387,8 +383,12 @@ fn an_old_goodbye_cannot_be_replayed_after_flooding_the_replay_guard() {
         );
         if flood {
             for i in 0..4_096u32 {
-                let mut n =
-                    SyncNode::new(key(50_000 + i), config(true, false, false).sync, 2_100, 0);
+                let mut n = SyncNode::new(
+                    key(50_000 + i),
+                    room_config(true, false, false).sync,
+                    2_100,
+                    0,
+                );
                 let f = n.presence(2_100, false);
                 post(&mut room, 2_100, false, &f);
             }

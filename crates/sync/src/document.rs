@@ -6,8 +6,9 @@ use chrysalis_crdt::{DeltaCrdt, Encode, VersionVector};
 /// bytes, deltas in as bytes. Every delta-state CRDT of `chrysalis-crdt` is one (blanket impl
 /// below); the JS face implements it over the JS CRDT classes.
 pub trait Document: std::any::Any {
-    /// A summary of the events this replica has seen (what digests carry).
-    fn version(&self) -> VersionVector;
+    /// A summary of the events this replica has seen (what digests carry). A document that
+    /// cannot say (a JS document whose method threw) is an error, never an empty version.
+    fn version(&self) -> Result<VersionVector, String>;
 
     /// The encoded delta a replica that has seen `since` lacks, or `None` when it lacks nothing.
     fn delta_since(&self, since: &VersionVector) -> Option<Vec<u8>>;
@@ -22,8 +23,8 @@ where
     T: DeltaCrdt + Encode + 'static,
     T::Delta: Encode + Default + PartialEq,
 {
-    fn version(&self) -> VersionVector {
-        self.version_vector()
+    fn version(&self) -> Result<VersionVector, String> {
+        Ok(self.version_vector())
     }
 
     fn delta_since(&self, since: &VersionVector) -> Option<Vec<u8>> {

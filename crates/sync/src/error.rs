@@ -59,6 +59,15 @@ pub enum SyncError {
         reason: String,
     },
     /// A document this node does not share.
+    /// A shared document failed to say its version (a JS document whose method threw).
+    #[error("document {doc:?} failed: {reason}")]
+    BadDocument {
+        /// The document.
+        doc: String,
+        /// What it said.
+        reason: String,
+    },
+
     #[error("unknown document {0:?}")]
     UnknownDocument(String),
     /// A document name already shared, empty or too long.
@@ -96,6 +105,7 @@ impl SyncError {
             SyncError::NotAPeer => "NOT_A_PEER",
             SyncError::BadPayload(_) => "BAD_PAYLOAD",
             SyncError::BadDelta { .. } => "BAD_DELTA",
+            SyncError::BadDocument { .. } => "BAD_DOCUMENT",
             SyncError::UnknownDocument(_) => "UNKNOWN_DOCUMENT",
             SyncError::BadDocumentName { .. } => "BAD_DOCUMENT_NAME",
             SyncError::DeltaTooLarge { .. } => "DELTA_TOO_LARGE",

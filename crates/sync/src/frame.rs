@@ -42,6 +42,9 @@ pub enum FrameKind {
     Deltas,
     /// Liveness and presence.
     Heartbeat,
+    /// An application's message on a named channel (say a council's agreement), to one peer
+    /// or to everyone; never stored nor forwarded.
+    App,
 }
 
 impl FrameKind {
@@ -52,6 +55,7 @@ impl FrameKind {
             FrameKind::Request => 3,
             FrameKind::Deltas => 4,
             FrameKind::Heartbeat => 5,
+            FrameKind::App => 6,
         }
     }
 
@@ -62,6 +66,7 @@ impl FrameKind {
             3 => FrameKind::Request,
             4 => FrameKind::Deltas,
             5 => FrameKind::Heartbeat,
+            6 => FrameKind::App,
             other => return Err(SyncError::UnknownKind(other)),
         })
     }

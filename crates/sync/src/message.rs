@@ -17,6 +17,21 @@ pub(crate) struct Gossip {
     pub deltas: DocList,
 }
 
+/// An application message: `bytes` on `channel` (a name like a document's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AppMessage {
+    pub channel: String,
+    pub bytes: Vec<u8>,
+}
+
+impl AppMessage {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, SyncError> {
+        let message: AppMessage = decode(bytes)?;
+        check_name(&message.channel)?;
+        Ok(message)
+    }
+}
+
 /// `(document, bytes)` pairs: encoded version vectors in a digest or request, encoded deltas in
 /// a deltas frame.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

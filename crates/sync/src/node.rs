@@ -13,7 +13,7 @@ use chrysalis_crypto::SigningKey;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::message::{self, DocList, Gossip};
+use crate::message::{self, AppMessage, DocList, Gossip};
 use crate::{
     Document, FRAME_OVERHEAD, FrameKind, PeerId, ReplayGuard, RoomId, SignedFrame, SyncError,
     room_id,
@@ -106,6 +106,16 @@ pub enum Event {
         doc: String,
         /// The peer the delta came from (not necessarily its author).
         from: PeerId,
+    },
+    /// A connected peer's message on an application channel ([`SyncNode::send_app`]), its
+    /// signature verified and never seen before.
+    App {
+        /// The channel.
+        channel: String,
+        /// The signer (a connected peer).
+        from: PeerId,
+        /// The message.
+        bytes: Vec<u8>,
     },
     /// A peer misbehaved until its score reached the ban threshold: disconnect it.
     PeerBanned {
@@ -254,7 +264,13 @@ impl SyncNode {
                 reason: "already shared",
             });
         }
-        let version = doc.version().to_bytes();
+        let version = doc
+            .version()
+            .map_err(|reason| SyncError::BadDocument {
+                doc: name.to_owned(),
+                reason,
+            })?
+            .to_bytes();
         self.docs.insert(name.to_owned(), doc);
         let mut out = self.output();
         let list = vec![(name.to_owned(), version)];
@@ -312,6 +328,56 @@ impl SyncNode {
             self.flush(&mut out, now);
         } else if self.flush_at.is_none() {
             self.flush_at = Some(now + self.config.flush_delay_ms);
+        }
+        out.wake_at = self.wake_at();
+        Ok(out)
+    }
+
+    /// Sends `bytes` on application channel `channel` (1 to [`MAX_DOC_NAME`](crate::MAX_DOC_NAME)
+    /// bytes) as one signed frame, to each of `to` (connected or not: the transport drops what
+    /// it cannot route), or to every connected peer when `to` is `None`. The message is neither
+    /// stored nor forwarded: the application retransmits what must arrive.
+    pub fn send_app(
+        &mut self,
+        now: u64,
+        to: Option<&[PeerId]>,
+        channel: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Output, SyncError> {
+        message::check_name(channel)?;
+        let limit = self.max_payload();
+        if bytes.len() + channel.len() + ENTRY_OVERHEAD > limit {
+            return Err(SyncError::DeltaTooLarge {
+                size: bytes.len(),
+                limit,
+            });
+        }
+        let payload = message::encode(&AppMessage {
+            channel: channel.to_owned(),
+            bytes,
+        });
+        let mut out = self.output();
+        match to {
+            None => self.send_to(&mut out, now, Recipient::Everyone, FrameKind::App, &payload),
+            Some(peers) => {
+                let peers: Vec<PeerId> = peers.iter().filter(|p| **p != self.id).copied().collect();
+                if let Some((first, rest)) = peers.split_first() {
+                    // One signature for every recipient: the same frame goes to each.
+                    self.send(&mut out, now, *first, FrameKind::App, &payload);
+                    let bytes = out.transmits.last().expect("just sent").bytes.clone();
+                    for peer in rest {
+                        self.stats.frames_sent += 1;
+                        self.stats.bytes_sent += bytes.len() as u64;
+                        if let Some(p) = self.peers.get_mut(peer) {
+                            p.last_sent = now;
+                        }
+                        out.transmits.push(Transmit {
+                            to: Recipient::Peer(*peer),
+                            bytes: bytes.clone(),
+                        });
+                    }
+                }
+            }
         }
         out.wake_at = self.wake_at();
         Ok(out)
@@ -550,6 +616,14 @@ impl SyncNode {
                 self.apply_all(out, from, list.docs)?;
             }
             FrameKind::Heartbeat => {}
+            FrameKind::App => {
+                let message = AppMessage::decode(&frame.payload)?;
+                out.events.push(Event::App {
+                    channel: message.channel,
+                    from,
+                    bytes: message.bytes,
+                });
+            }
         }
         Ok(())
     }
@@ -640,7 +714,9 @@ impl SyncNode {
             if let Some(delta) = doc.delta_since(&theirs) {
                 deltas.push((name.clone(), delta));
             }
-            let mine = doc.version();
+            let Ok(mine) = doc.version() else {
+                continue;
+            };
             if theirs.iter().any(|(replica, n)| n > mine.get(replica)) {
                 wanted.push((name.clone(), mine.to_bytes()));
             }
@@ -680,12 +756,21 @@ impl SyncNode {
         }
     }
 
-    /// Every document's version, for a digest.
-    fn digest(&self) -> Vec<(String, Vec<u8>)> {
-        self.docs
-            .iter()
-            .map(|(name, doc)| (name.clone(), doc.version().to_bytes()))
-            .collect()
+    /// Every document's version, for a digest (a document that cannot say is left out and
+    /// counted as `BAD_DOCUMENT`).
+    fn digest(&mut self) -> Vec<(String, Vec<u8>)> {
+        let mut list = Vec::new();
+        let mut bad = 0;
+        for (name, doc) in &self.docs {
+            match doc.version() {
+                Ok(version) => list.push((name.clone(), version.to_bytes())),
+                Err(_) => bad += 1,
+            }
+        }
+        if bad > 0 {
+            *self.stats.drops.entry("BAD_DOCUMENT").or_default() += bad;
+        }
+        list
     }
 
     /// Sends `entries` as one or more frames of `kind` (answering frame `answers`, or 0), each

@@ -16,8 +16,6 @@ mod input;
 #[cfg(feature = "crypto")]
 mod aead;
 #[cfg(feature = "crypto")]
-mod agreement;
-#[cfg(feature = "crypto")]
 mod api_key;
 #[cfg(feature = "crypto")]
 mod crdt;
@@ -49,8 +47,8 @@ pub use embedding::*;
 pub use x509::*;
 #[cfg(feature = "crypto")]
 pub use {
-    aead::*, agreement::*, api_key::*, crdt::*, ed25519::*, hash::*, kdf::*, secret::*,
-    security::*, sync::*, vector::*,
+    aead::*, api_key::*, crdt::*, ed25519::*, hash::*, kdf::*, secret::*, security::*, sync::*,
+    vector::*,
 };
 
 use wasm_bindgen::prelude::*;

@@ -1,19 +1,17 @@
-//! `MemoryEngine`: an agent's memory for JS — the replicated bead store, its search index and
-//! k-of-n acceptance ([`chrysalis_memory`]). The package's `MemorySystem` (pkg/memory.js) drives
-//! it: it embeds text, shares the engine with a `SyncNode` (the engine is a `SyncDocument`) and
-//! persists the engine's journal of deltas to IndexedDB.
-
-use std::collections::BTreeSet;
+//! The memory face of `RoomEngine`: an agent's memories, hosted by its Room
+//! ([`chrysalis_room`]: the replicated bead store, its search index, k-of-n acceptance, the
+//! journal and snapshots, the council's log and agreement). The package's `MemorySystem`
+//! (pkg/memory.js) embeds text, calls these methods and keeps the storage the engine writes to.
 
 use chrysalis_memory::{
-    Acceptance, Bead, BeadDraft, BeadEmbedding, BeadId, Council, Filter, Identity, MemoryError,
-    MemoryIndex, MemoryStore, Motion, Query, Ranking, StoreChange, agent_id, bead_id_hex,
+    Acceptance, Bead, BeadDraft, BeadEmbedding, Filter, MemoryChange, MemoryConfig, MemoryError,
+    Motion, Query, Ranking, agent_id, bead_id_hex,
 };
-use chrysalis_sync::Document;
+use chrysalis_room::{CouncilEvent, MemoryOptions, Stored};
 use js_sys::{Array, Float32Array, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, prelude::*};
 
-use crate::SigningKey;
+use crate::RoomEngine;
 use crate::error::{CodedError, JsResult, js};
 use crate::input::{
     counts, hex, integer_option, now_ms, object, option, string_option, usize_option,
@@ -87,7 +85,8 @@ export interface MemoryAcceptance {
   approvers: string[];
 }
 export type MemoryChange = { type: "added" | "removed" | "updated" | "accepted"; id: string };
-export interface MemoryEngineOptions {
+/** How `RoomEngine.openMemory` opens a memory. */
+export interface MemoryOptions {
   /** Council members' public keys in hex (default: this agent alone). */
   members?: string[];
   /** Member approvals that accept a bead (default 1). */
@@ -100,7 +99,40 @@ export interface MemoryEngineOptions {
   efSearch?: number;
   /** The embedding model whose vectors are indexed (default: the model of this agent's first remembered or recalled vector); a peer's bead never chooses it. */
   model?: { name: string; dims: number };
+  /** Journal entries after which the snapshot is rewritten and the journal cleared (default 200). */
+  compactEvery?: number;
+  /** How long a known motion may wait before the council asks for a new view (default 2000 ms; doubles per failed view). */
+  viewTimeoutMs?: number;
+  /** How often the council's in-flight messages are resent (default 1000 ms). */
+  retransmitMs?: number;
 }
+/** A write the pump makes durable, then reports with `RoomEngine.stored(now, id)`, in order. */
+export type StorageWrite =
+  | { kind: "append"; entries: Uint8Array[] }
+  | { kind: "snapshot"; bytes: Uint8Array }
+  | { kind: "council"; bytes: Uint8Array };
+/** What a memory's storage held when it was opened (`RoomEngine.openMemory`). */
+export interface StoredMemory {
+  snapshot?: Uint8Array | null;
+  journal?: Uint8Array[];
+  council?: Uint8Array | null;
+}
+/** The agreement's counters. */
+export interface AgreementStats {
+  /** Messages sent (a broadcast counts once per recipient). */
+  sent: number;
+  received: number;
+  /** Messages refused, by reason (`BAD_SIGNATURE`, `EQUIVOCATION`, `WRONG_MEMBERSHIP`, …). */
+  rejected: Record<string, number>;
+  viewChanges: number;
+  /** Slots executed (no-ops included). */
+  executed: number;
+}
+/** What a memory's council agreement did (`RoomEngine` events of type `council`). */
+export type CouncilEventDetail =
+  | { type: "requested"; id: string; motion: CouncilMotion; by: string }
+  | { type: "decided"; seq: number; view: number; id: string; motion: CouncilMotion | null; endorsers: string[]; refused: { code: string; message: string } | null }
+  | { type: "view-changed"; view: number; leader: string };
 /** A council motion: what the council's agreement decides. */
 export type CouncilMotion =
   | { type: "set-threshold"; threshold: number }
@@ -122,7 +154,7 @@ export interface CouncilState {
   /** Membership changes applied (the agreement's epoch). */
   epoch: number;
 }
-export interface MemoryEngineStats {
+export interface MemoryStats {
   beads: number;
   /** Beads whose vector is of another model than the index's (keyword search only). */
   otherModel: number;
@@ -130,20 +162,18 @@ export interface MemoryEngineStats {
   dims: number;
   /** Deltas refused from peers, by reason (`ID_MISMATCH`, `BAD_SIGNATURE`, `DECODE`, …). */
   rejected: Record<string, number>;
+  /** Journal entries since the last snapshot. */
+  journal: number;
+  /** Storage writes asked for and not yet reported complete. */
+  writes: number;
+}
+/** The council and, for a member, its agreement. */
+export interface CouncilInfo extends CouncilState {
+  /** Whether this agent is a member. */
+  member: boolean;
+  agreement: { view: number; leader: string; executed: number; pending: number; endorsements: number; orderAt: number; stats: AgreementStats } | null;
 }
 "#;
-
-/// One agent's memory: the store, the index and the council, in wasm.
-#[wasm_bindgen]
-pub struct MemoryEngine {
-    me: Identity,
-    store: MemoryStore,
-    index: MemoryIndex,
-    council: Council,
-    accepted: BTreeSet<BeadId>,
-    journal: Vec<Vec<u8>>,
-    changes: Vec<JsValue>,
-}
 
 pub(crate) fn key_from_hex(text: &str, what: &str) -> Result<[u8; 32], CodedError> {
     let bad = || CodedError::bad_argument(format!("{what} must be 64 hex digits"));
@@ -220,7 +250,7 @@ fn bead_object(bead: &Bead) -> JsValue {
 }
 
 /// A motion as JS sees it ([`CouncilMotion`] in the TS types).
-fn motion_object(motion: &Motion) -> JsValue {
+pub(crate) fn motion_object(motion: &Motion) -> JsValue {
     match motion {
         Motion::SetThreshold(k) => {
             object(&[("type", "set-threshold".into()), ("threshold", (*k).into())])
@@ -270,8 +300,12 @@ fn motion_from_object(value: &JsValue) -> Result<Motion, CodedError> {
     })
 }
 
-fn change(kind: &str, id: &BeadId) -> JsValue {
-    object(&[("type", kind.into()), ("id", bead_id_hex(id).into())])
+/// A memory change as JS sees it ([`MemoryChange`] in the TS types).
+pub(crate) fn change_object(change: &MemoryChange) -> JsValue {
+    object(&[
+        ("type", change.kind().into()),
+        ("id", bead_id_hex(&change.id()).into()),
+    ])
 }
 
 fn filter(value: &JsValue) -> Result<Filter, CodedError> {
@@ -295,93 +329,198 @@ fn filter(value: &JsValue) -> Result<Filter, CodedError> {
     })
 }
 
-#[wasm_bindgen]
-impl MemoryEngine {
-    /// The memory of the agent `identity` (its seed is copied), from `state` (bytes from
-    /// `toBytes`, or nothing for an empty memory).
-    ///
-    /// @throws {Error} `code: "DECODE"`, `"ID_MISMATCH"` or `"BAD_SIGNATURE"` for a damaged state;
-    /// `"BAD_ARGUMENT"` / `"BAD_INPUT"` for bad options.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
-        identity: &SigningKey,
-        state: Option<Vec<u8>>,
-        #[wasm_bindgen(unchecked_param_type = "MemoryEngineOptions | undefined")] options: JsValue,
-    ) -> JsResult<MemoryEngine> {
-        let me = Identity::from_seed(&identity.seed()[..]).map_err(js)?;
-        let key = me.public_key();
-        let store = match state {
-            Some(bytes) if !bytes.is_empty() => {
-                MemoryStore::from_bytes(&key, &bytes).map_err(js)?
-            }
-            _ => MemoryStore::new(&key),
-        };
-        let config = hnsw_config(&options)?;
-        let members = strings(&option(&options, "members").map_err(js)?, "members")
-            .map_err(js)?
-            .iter()
-            .map(|m| key_from_hex(m, "members[]"))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(js)?;
-        let members = if members.is_empty() {
-            vec![key]
-        } else {
-            members
-        };
-        let threshold = usize_option(&options, "threshold", 1).map_err(js)?;
-        let council = Council::new(members, threshold).map_err(js)?;
-        let model = option(&options, "model").map_err(js)?;
-        let model = if model.is_undefined() || model.is_null() {
-            None
-        } else {
-            let name = string_option(&model, "name")
-                .map_err(js)?
-                .ok_or_else(|| js(CodedError::bad_argument("model.name must be a string")))?;
-            Some((name, usize_option(&model, "dims", 0).map_err(js)?))
-        };
-        let index = MemoryIndex::build(&store, config, model);
-        let mut engine = MemoryEngine {
-            me,
-            store,
-            index,
-            council,
-            accepted: BTreeSet::new(),
-            journal: Vec::new(),
-            changes: Vec::new(),
-        };
-        engine.store.take_changes();
-        let ids: Vec<BeadId> = engine.store.beads().map(|b| b.id).collect();
-        for id in ids {
-            engine.note_acceptance(id);
-        }
-        engine.changes.clear();
-        Ok(engine)
-    }
+/// The options of `RoomEngine.openMemory` (see `MemoryOptions` in the TS types).
+fn memory_options(options: &JsValue) -> Result<MemoryOptions, CodedError> {
+    let members = strings(&option(options, "members")?, "members")?
+        .iter()
+        .map(|m| key_from_hex(m, "members[]"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let model = option(options, "model")?;
+    let model = if model.is_undefined() || model.is_null() {
+        None
+    } else {
+        let name = string_option(&model, "name")?
+            .ok_or_else(|| CodedError::bad_argument("model.name must be a string"))?;
+        Some((name, usize_option(&model, "dims", 0)?))
+    };
+    let d = MemoryOptions::default();
+    let agreement = chrysalis_memory::AgreementConfig {
+        view_timeout_ms: integer_option(options, "viewTimeoutMs", d.agreement.view_timeout_ms)?,
+        retransmit_ms: integer_option(options, "retransmitMs", d.agreement.retransmit_ms)?,
+        ..d.agreement
+    };
+    Ok(MemoryOptions {
+        memory: MemoryConfig {
+            members,
+            threshold: usize_option(options, "threshold", 1)?,
+            hnsw: Default::default(),
+            model,
+        },
+        agreement,
+        compact_every: usize_option(options, "compactEvery", d.compact_every)?,
+    })
+}
 
-    /// This agent's short printable id.
+fn byte_arrays(value: &JsValue, what: &str) -> Result<Vec<Vec<u8>>, CodedError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    let bad = || CodedError::bad_argument(format!("{what} must be an array of Uint8Arrays"));
+    value
+        .dyn_ref::<Array>()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|v| {
+            v.dyn_into::<Uint8Array>()
+                .map(|a| a.to_vec())
+                .map_err(|_| bad())
+        })
+        .collect()
+}
+
+fn bead_id(id: &str) -> Result<chrysalis_memory::BeadId, JsValue> {
+    key_from_hex(id, "id").map_err(js)
+}
+
+/// A council event as JS sees it (`CouncilEventDetail` in the TS types).
+pub(crate) fn council_object(event: &CouncilEvent) -> JsValue {
+    match event {
+        CouncilEvent::Requested { value, motion, by } => object(&[
+            ("type", "requested".into()),
+            ("id", hex(value).into()),
+            ("motion", motion_object(motion)),
+            ("by", hex(by).into()),
+        ]),
+        CouncilEvent::Decided {
+            seq,
+            view,
+            value,
+            motion,
+            endorsers,
+            refused,
+        } => {
+            let endorsers: Array = endorsers.iter().map(|k| JsValue::from(hex(k))).collect();
+            object(&[
+                ("type", "decided".into()),
+                ("seq", (*seq as f64).into()),
+                ("view", (*view as f64).into()),
+                ("id", hex(value).into()),
+                (
+                    "motion",
+                    motion.as_ref().map_or(JsValue::NULL, motion_object),
+                ),
+                ("endorsers", endorsers.into()),
+                (
+                    "refused",
+                    refused.as_ref().map_or(JsValue::NULL, |(code, message)| {
+                        object(&[
+                            ("code", (*code).into()),
+                            ("message", message.as_str().into()),
+                        ])
+                    }),
+                ),
+            ])
+        }
+        CouncilEvent::ViewChanged { view, leader } => object(&[
+            ("type", "view-changed".into()),
+            ("view", (*view as f64).into()),
+            ("leader", hex(leader).into()),
+        ]),
+    }
+}
+
+fn motion_id(id: &str) -> Result<Vec<u8>, JsValue> {
+    let bad = || {
+        js(CodedError::bad_argument(
+            "a motion id is the hex of its value",
+        ))
+    };
+    if id.len() % 2 != 0 || !id.is_ascii() {
+        return Err(bad());
+    }
+    (0..id.len() / 2)
+        .map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map_err(|_| bad()))
+        .collect()
+}
+
+#[wasm_bindgen]
+impl RoomEngine {
+    /// This agent's short printable id (what its memories show as a bead's `authorId`).
     #[wasm_bindgen(getter, js_name = agentId)]
     pub fn agent_id(&self) -> String {
-        self.me.id()
+        agent_id(&self.room.id())
     }
 
-    /// This agent's public key, hex.
-    #[wasm_bindgen(getter, js_name = publicKey)]
-    pub fn public_key(&self) -> String {
-        hex(&self.me.public_key())
+    /// Opens memory `name` from what its storage held (`stored`), replicates it with the room
+    /// and, when this agent is on its council, runs the council's agreement. The memory signs
+    /// as this engine's identity.
+    ///
+    /// @throws {Error} `code: "DECODE"`, `"ID_MISMATCH"` or `"BAD_SIGNATURE"` for a damaged
+    /// snapshot; `"BAD_ARGUMENT"` / `"BAD_INPUT"` for bad options, a damaged journal or a name
+    /// already open.
+    #[wasm_bindgen(js_name = openMemory)]
+    pub fn open_memory(
+        &mut self,
+        now: f64,
+        name: &str,
+        #[wasm_bindgen(unchecked_param_type = "MemoryOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredMemory | undefined")] stored: JsValue,
+    ) -> JsResult<()> {
+        let mut config = memory_options(&options).map_err(js)?;
+        config.memory.hnsw = hnsw_config(&options)?;
+        let bytes = |field: &str| -> Result<Option<Vec<u8>>, JsValue> {
+            let value = option(&stored, field).map_err(js)?;
+            if value.is_undefined() || value.is_null() {
+                return Ok(None);
+            }
+            value
+                .dyn_into::<Uint8Array>()
+                .map(|a| Some(a.to_vec()))
+                .map_err(|_| {
+                    js(CodedError::bad_argument(format!(
+                        "stored.{field} must be a Uint8Array"
+                    )))
+                })
+        };
+        let stored = Stored {
+            snapshot: bytes("snapshot")?,
+            journal: byte_arrays(&option(&stored, "journal").map_err(js)?, "stored.journal")
+                .map_err(js)?,
+            council: bytes("council")?,
+        };
+        self.room
+            .open_memory(now_ms(now), name, config, stored)
+            .map_err(js)
     }
 
-    /// Signs and stores a bead; returns it. The delta joins the journal (`takeJournal`).
+    /// Stops hosting memory `name` (it is no longer replicated); whether it was open.
+    #[wasm_bindgen(js_name = closeMemory)]
+    pub fn close_memory(&mut self, name: &str) -> bool {
+        self.room.close_memory(name)
+    }
+
+    /// The pump completed storage write `id` (writes complete in the order they were asked):
+    /// local changes it held go to peers, and their `saved` event follows.
+    ///
+    /// @throws {Error} `code: "BAD_ARGUMENT"` when `id` is not the next write to complete.
+    pub fn stored(&mut self, now: f64, id: f64) -> JsResult<()> {
+        self.room.stored(now_ms(now), id as u64).map_err(js)
+    }
+
+    /// Signs and stores a bead in memory `name`: `{ bead, write }`, where `write` is the
+    /// storage write whose `saved` event says it is durable (and sent).
     ///
     /// @throws {Error} `code: "BAD_INPUT"` for empty or over-long content, kind or tags, or a
-    /// bad vector.
-    #[wasm_bindgen(unchecked_return_type = "MemoryBead")]
+    /// bad vector; `"UNKNOWN_MEMORY"`.
+    #[wasm_bindgen(unchecked_return_type = "{ bead: MemoryBead; write: number }")]
     pub fn remember(
         &mut self,
+        now: f64,
+        name: &str,
         content: String,
         #[wasm_bindgen(unchecked_param_type = "{ kind?: string; tags?: string[] } | undefined")]
         options: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Float32Array | null | undefined")] vector: JsValue,
-        now: f64,
     ) -> JsResult<JsValue> {
         let draft = BeadDraft {
             content,
@@ -391,54 +530,52 @@ impl MemoryEngine {
                 .map_err(js)?
                 .map(|(model, vector)| BeadEmbedding { model, vector }),
         };
-        let (bead, delta) = self
-            .store
-            .remember(&self.me, draft, now_ms(now))
-            .map_err(js)?;
-        if let Some(e) = &bead.embedding {
-            self.choose_model(&e.model, e.vector.len());
-        }
-        self.journal.push(delta);
-        self.absorb();
-        Ok(bead_object(&bead))
+        let (bead, write) = self.room.remember(now_ms(now), name, draft).map_err(js)?;
+        Ok(object(&[
+            ("bead", bead_object(&bead)),
+            ("write", (write as f64).into()),
+        ]))
     }
 
-    /// Forgets a bead this agent wrote, everywhere and for good (its signed forget removes the
-    /// bead with this agent's metadata and approval of it); whether it was there.
+    /// Forgets a bead this agent wrote, everywhere and for good: `{ found, write }`.
     ///
     /// @throws {Error} `code: "BAD_ARGUMENT"` for an id that is not 64 hex digits;
     /// `"NOT_AUTHOR"` for another agent's bead.
-    pub fn forget(&mut self, id: &str, now: f64) -> JsResult<bool> {
-        let id = key_from_hex(id, "id").map_err(js)?;
-        if self.store.bead(&id).is_none() {
-            return Ok(false);
-        }
-        let delta = self.store.forget(&self.me, &id, now_ms(now)).map_err(js)?;
-        self.journal.push(delta);
-        self.absorb();
-        Ok(true)
+    #[wasm_bindgen(unchecked_return_type = "{ found: boolean; write: number }")]
+    pub fn forget(&mut self, now: f64, name: &str, id: &str) -> JsResult<JsValue> {
+        let (found, write) = self
+            .room
+            .forget(now_ms(now), name, &bead_id(id)?)
+            .map_err(js)?;
+        Ok(object(&[
+            ("found", found.into()),
+            ("write", (write as f64).into()),
+        ]))
     }
 
-    /// Signs this agent's approval of a bead; whether it was new.
+    /// Signs this agent's approval of a bead: `{ fresh, write }`.
     ///
     /// @throws {Error} `code: "BAD_INPUT"` for a bead not in memory.
-    pub fn approve(&mut self, id: &str, now: f64) -> JsResult<bool> {
-        let id = key_from_hex(id, "id").map_err(js)?;
-        let delta = self.store.approve(&self.me, &id, now_ms(now)).map_err(js)?;
-        let fresh = delta.is_some();
-        self.journal.extend(delta);
-        self.absorb();
-        Ok(fresh)
+    #[wasm_bindgen(unchecked_return_type = "{ fresh: boolean; write: number }")]
+    pub fn approve(&mut self, now: f64, name: &str, id: &str) -> JsResult<JsValue> {
+        let (fresh, write) = self
+            .room
+            .approve(now_ms(now), name, &bead_id(id)?)
+            .map_err(js)?;
+        Ok(object(&[
+            ("fresh", fresh.into()),
+            ("write", (write as f64).into()),
+        ]))
     }
 
-    /// The council's verdict on a bead.
+    /// The council's verdict on a bead of memory `name`.
     #[wasm_bindgen(unchecked_return_type = "MemoryAcceptance")]
-    pub fn acceptance(&self, id: &str) -> JsResult<JsValue> {
-        let id = key_from_hex(id, "id").map_err(js)?;
-        let (accepted, have, need, approvers) = match self.council.acceptance(&self.store, &id) {
+    pub fn acceptance(&self, name: &str, id: &str) -> JsResult<JsValue> {
+        let memory = self.memory(name)?;
+        let (accepted, have, need, approvers) = match memory.acceptance(&bead_id(id)?) {
             Acceptance::Accepted { approvers } => {
                 let n = approvers.len();
-                (true, n, self.council.threshold(), approvers)
+                (true, n, memory.council().threshold(), approvers)
             }
             Acceptance::Pending { have, need } => (false, have, need, Vec::new()),
         };
@@ -451,22 +588,20 @@ impl MemoryEngine {
         ]))
     }
 
-    /// The best beads for a query: `text` for keywords, `vector` (an `EmbeddingVector` of the
-    /// same model as the memories) for meaning.
+    /// The best beads of memory `name` for a query: `text` for keywords, `vector` (an
+    /// `EmbeddingVector` of the memories' model) for meaning.
     ///
     /// @throws {Error} `code: "EMBEDDING_MISMATCH"` for a vector of another model or size;
     /// `"BAD_ARGUMENT"` for bad options.
     #[wasm_bindgen(unchecked_return_type = "MemoryHit[]")]
     pub fn recall(
         &mut self,
+        name: &str,
         text: &str,
         #[wasm_bindgen(unchecked_param_type = "Float32Array | null | undefined")] vector: JsValue,
         #[wasm_bindgen(unchecked_param_type = "MemoryRecallOptions | undefined")] options: JsValue,
     ) -> JsResult<Array> {
         let embedded = embedding(&vector).map_err(js)?;
-        if let Some((model, vector)) = &embedded {
-            self.choose_model(model, vector.len());
-        }
         let default = if embedded.is_some() {
             "hybrid"
         } else {
@@ -494,12 +629,13 @@ impl MemoryEngine {
             filter: &filter,
             ranking,
         };
-        let hits = self.index.search(&query).map_err(js)?;
+        let hits = self.room.recall(name, &query).map_err(js)?;
+        let memory = self.memory(name)?;
         let number = |x: Option<f32>| x.map_or(JsValue::NULL, |v| f64::from(v).into());
         Ok(hits
             .iter()
             .filter_map(|hit| {
-                let bead = self.store.bead(&hit.id)?;
+                let bead = memory.store().bead(&hit.id)?;
                 Some(object(&[
                     ("bead", bead_object(bead)),
                     ("score", f64::from(hit.score).into()),
@@ -510,204 +646,121 @@ impl MemoryEngine {
             .collect())
     }
 
-    /// A bead by id, or undefined.
+    /// A bead of memory `name` by id, or undefined.
     #[wasm_bindgen(unchecked_return_type = "MemoryBead | undefined")]
-    pub fn bead(&self, id: &str) -> JsResult<JsValue> {
-        let id = key_from_hex(id, "id").map_err(js)?;
-        Ok(self.store.bead(&id).map_or(JsValue::UNDEFINED, bead_object))
+    pub fn bead(&self, name: &str, id: &str) -> JsResult<JsValue> {
+        let id = bead_id(id)?;
+        Ok(self
+            .memory(name)?
+            .store()
+            .bead(&id)
+            .map_or(JsValue::UNDEFINED, bead_object))
     }
 
-    /// Every bead, by id.
+    /// Every bead of memory `name`.
     #[wasm_bindgen(unchecked_return_type = "MemoryBead[]")]
-    pub fn beads(&self) -> Array {
-        self.store.beads().map(bead_object).collect()
+    pub fn beads(&self, name: &str) -> JsResult<Array> {
+        Ok(self
+            .memory(name)?
+            .store()
+            .beads()
+            .map(bead_object)
+            .collect())
     }
 
-    /// What changed since the last call (local and replicated): beads added, removed,
-    /// updated, and newly accepted.
-    #[wasm_bindgen(js_name = takeChanges, unchecked_return_type = "MemoryChange[]")]
-    pub fn take_changes(&mut self) -> Array {
-        std::mem::take(&mut self.changes).into_iter().collect()
-    }
-
-    /// The deltas applied since the last call, local and from peers, oldest first: append
-    /// them to durable storage to survive a reload.
-    #[wasm_bindgen(js_name = takeJournal)]
-    pub fn take_journal(&mut self) -> Array {
-        std::mem::take(&mut self.journal)
-            .into_iter()
-            .map(|d| JsValue::from(Uint8Array::from(&d[..])))
-            .collect()
-    }
-
-    /// The whole memory as bytes (a snapshot to persist).
-    #[wasm_bindgen(js_name = toBytes)]
-    pub fn to_bytes(&self) -> Vec<u8> {
-        self.store.to_bytes()
-    }
-
-    /// Counters: `{ beads, otherModel, model, dims, rejected: { CODE: n } }`.
-    #[wasm_bindgen(unchecked_return_type = "MemoryEngineStats")]
-    pub fn stats(&self) -> JsValue {
-        let (model, dims) = self
-            .index
-            .model()
-            .map_or((JsValue::NULL, 0), |(m, d)| (m.into(), d));
-        object(&[
-            ("beads", (self.store.len() as f64).into()),
-            ("otherModel", (self.index.other_model() as f64).into()),
-            ("model", model),
-            ("dims", (dims as f64).into()),
-            ("rejected", counts(self.store.rejected())),
-        ])
-    }
-
-    // ---- the council ----
-
-    /// A council motion as an agreement value (for `AgreementEngine.propose`).
+    /// Proposes a council motion (`set-threshold` or `accept-fact`) for memory `name`; its id
+    /// (the `id` of the `decided` council event).
     ///
-    /// @throws {Error} `code: "BAD_ARGUMENT"` for an unknown type or a bad field.
-    #[wasm_bindgen(js_name = encodeMotion)]
-    pub fn encode_motion(
-        #[wasm_bindgen(unchecked_param_type = "CouncilMotion")] motion: JsValue,
-    ) -> JsResult<Vec<u8>> {
-        Ok(motion_from_object(&motion).map_err(js)?.to_bytes())
-    }
-
-    /// The motion `value` encodes (from `encodeMotion`), without applying it: what another
-    /// member asks the council to decide.
-    ///
-    /// @throws {Error} `code: "DECODE"` for a value that is not a motion.
-    #[wasm_bindgen(js_name = decodeMotion, unchecked_return_type = "CouncilMotion")]
-    pub fn decode_motion(value: &[u8]) -> JsResult<JsValue> {
-        Ok(motion_object(&Motion::from_bytes(value).map_err(js)?))
-    }
-
-    /// Applies a motion the agreement decided (a `decided` event's value; every member applies
-    /// the same ones in slot order) with the keys (hex) of the members who endorsed it, and
-    /// returns it. Acceptance is recomputed for every bead (`takeChanges` reports the newly
-    /// accepted).
-    ///
-    /// @throws {Error} `code: "NOT_ENDORSED"` when fewer distinct members endorsed it than the
-    /// council's threshold (at most `n − f`: `council().motionEndorsements`); `"DECODE"` for a value that is not a motion; `"BAD_INPUT"` or
-    /// `"BAD_SIGNATURE"` for a motion that would break the council. Every member refuses such
-    /// a motion alike, and nothing changes.
-    #[wasm_bindgen(js_name = applyMotion, unchecked_return_type = "CouncilMotion")]
-    pub fn apply_motion(
+    /// @throws {Error} `code: "NOT_MEMBER"` for an agent not on the council; `"NOT_SUPPORTED"`
+    /// for a membership change; `"BAD_ARGUMENT"` for a bad motion; `"BAD_INPUT"` when 16 of
+    /// this member's requests are pending.
+    pub fn propose(
         &mut self,
-        value: &[u8],
-        #[wasm_bindgen(unchecked_param_type = "string[]")] endorsers: JsValue,
-    ) -> JsResult<JsValue> {
-        let endorsers = strings(&endorsers, "endorsers")
-            .and_then(|keys| {
-                keys.iter()
-                    .map(|k| key_from_hex(k, "endorsers[]"))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(js)?;
-        let motion = Motion::from_bytes(value).map_err(js)?;
-        self.council.apply(&motion, &endorsers).map_err(js)?;
-        let ids: Vec<BeadId> = self.store.beads().map(|b| b.id).collect();
-        for id in ids {
-            self.note_acceptance(id);
-        }
+        now: f64,
+        name: &str,
+        #[wasm_bindgen(unchecked_param_type = "CouncilMotion")] motion: JsValue,
+    ) -> JsResult<String> {
+        let motion = motion_from_object(&motion).map_err(js)?;
+        let value = self.room.propose(now_ms(now), name, &motion).map_err(js)?;
+        Ok(hex(&value))
+    }
+
+    /// Endorses another member's pending motion (the `id` of its `requested` council event);
+    /// returns the motion.
+    ///
+    /// @throws {Error} `code: "BAD_ARGUMENT"` when no pending motion has this id.
+    #[wasm_bindgen(unchecked_return_type = "CouncilMotion")]
+    pub fn endorse(&mut self, now: f64, name: &str, id: &str) -> JsResult<JsValue> {
+        let value = motion_id(id)?;
+        let motion = self.room.endorse(now_ms(now), name, &value).map_err(js)?;
         Ok(motion_object(&motion))
     }
 
-    /// The council as decided so far.
-    #[wasm_bindgen(unchecked_return_type = "CouncilState")]
-    pub fn council(&self) -> JsValue {
-        let members: Array = self
-            .council
-            .members()
-            .map(|m| JsValue::from(hex(m)))
-            .collect();
-        object(&[
+    /// The council of memory `name` and, for a member, its agreement.
+    #[wasm_bindgen(unchecked_return_type = "CouncilInfo")]
+    pub fn council(&self, name: &str) -> JsResult<JsValue> {
+        let memory = self.memory(name)?;
+        let council = memory.council();
+        let members: Array = council.members().map(|m| JsValue::from(hex(m))).collect();
+        let agreement = self.room.agreement(name).map_or(JsValue::NULL, |a| {
+            let s = a.stats();
+            let stats = object(&[
+                ("sent", (s.sent as f64).into()),
+                ("received", (s.received as f64).into()),
+                ("rejected", counts(&s.rejected)),
+                ("viewChanges", (s.view_changes as f64).into()),
+                ("executed", (s.executed as f64).into()),
+            ]);
+            let leader = a.membership().members()[a.leader()];
+            object(&[
+                ("view", (a.view() as f64).into()),
+                ("leader", hex(&leader).into()),
+                ("executed", (a.executed() as f64).into()),
+                ("pending", (a.pending() as f64).into()),
+                ("endorsements", (a.endorsements() as f64).into()),
+                ("orderAt", (a.order_at() as f64).into()),
+                ("stats", stats),
+            ])
+        });
+        Ok(object(&[
             ("members", members.into()),
-            ("threshold", (self.council.threshold() as f64).into()),
+            ("threshold", (council.threshold() as f64).into()),
             (
                 "motionEndorsements",
-                (self.council.motion_endorsements() as f64).into(),
+                (council.motion_endorsements() as f64).into(),
             ),
-            ("applied", (self.council.applied() as f64).into()),
-            ("epoch", (self.council.epoch() as f64).into()),
-        ])
+            ("applied", (council.applied() as f64).into()),
+            ("epoch", (council.epoch() as f64).into()),
+            ("member", council.is_member(&self.room.id()).into()),
+            ("agreement", agreement),
+        ]))
     }
 
-    // ---- SyncDocument ----
-
-    /// The store's version vector (encoded): part of the `SyncDocument` interface.
-    #[wasm_bindgen(js_name = versionVector)]
-    pub fn version_vector(&self) -> Vec<u8> {
-        use chrysalis_crdt::Encode;
-        self.store.version().to_bytes()
-    }
-
-    /// What a replica at `versionVector` lacks (encoded): part of the `SyncDocument` interface.
-    ///
-    /// @throws {Error} `code: "DECODE"` for bytes that are not a version vector.
-    #[wasm_bindgen(js_name = deltaSince)]
-    pub fn delta_since(&self, version_vector: &[u8]) -> JsResult<Vec<u8>> {
-        use chrysalis_crdt::{Encode, ORSetDelta, VersionVector};
-        let since = VersionVector::from_bytes(version_vector)
-            .map_err(|e| js(CodedError::new("DECODE", e.to_string())))?;
-        Ok(Document::delta_since(&self.store, &since)
-            .unwrap_or_else(|| ORSetDelta::<chrysalis_memory::Record>::default().to_bytes()))
-    }
-
-    /// Joins a peer's delta after checking every record in it: part of the `SyncDocument`
-    /// interface.
-    ///
-    /// @throws {Error} `code: "REFUSED"` for a delta with a forged, mismatched or undecodable
-    /// record (nothing of it is stored; `stats().rejected` counts why).
-    #[wasm_bindgen(js_name = applyDelta)]
-    pub fn apply_delta(&mut self, delta: &[u8]) -> JsResult<()> {
-        let grew = self
-            .store
-            .apply(delta)
-            .map_err(|reason| js(CodedError::new("REFUSED", reason)))?;
-        if grew {
-            self.journal.push(delta.to_vec());
-        }
-        self.absorb();
-        Ok(())
+    /// Counters of memory `name`: `{ beads, otherModel, model, dims, rejected, journal, writes }`.
+    #[wasm_bindgen(js_name = memoryStats, unchecked_return_type = "MemoryStats")]
+    pub fn memory_stats(&self, name: &str) -> JsResult<JsValue> {
+        let memory = self.memory(name)?;
+        let (journal, writes) = self.room.journal(name).unwrap_or_default();
+        let (model, dims) = memory
+            .index()
+            .model()
+            .map_or((JsValue::NULL, 0), |(m, d)| (m.into(), d));
+        Ok(object(&[
+            ("beads", (memory.store().len() as f64).into()),
+            ("otherModel", (memory.index().other_model() as f64).into()),
+            ("model", model),
+            ("dims", (dims as f64).into()),
+            ("rejected", counts(memory.store().rejected())),
+            ("journal", (journal as f64).into()),
+            ("writes", (writes as f64).into()),
+        ]))
     }
 }
 
-impl MemoryEngine {
-    /// Brings the index and the accepted set up to date with the store's changes.
-    fn absorb(&mut self) {
-        let changes = self.store.take_changes();
-        self.index.update(&self.store, &changes);
-        for c in changes {
-            let (kind, id) = match c {
-                StoreChange::Added(id) => ("added", id),
-                StoreChange::Removed(id) => ("removed", id),
-                StoreChange::Updated(id) => ("updated", id),
-            };
-            self.changes.push(change(kind, &id));
-            self.note_acceptance(id);
-        }
-    }
-
-    /// Updates the accepted set for bead `id`, reporting a newly accepted bead.
-    /// Indexes vectors of this agent's own model: the first one it uses, unless configured.
-    fn choose_model(&mut self, model: &str, dims: usize) {
-        if self.index.model().is_none() {
-            self.index.choose_model(&self.store, model, dims);
-        }
-    }
-
-    fn note_acceptance(&mut self, id: BeadId) {
-        let accepted = matches!(
-            self.council.acceptance(&self.store, &id),
-            Acceptance::Accepted { .. }
-        );
-        if accepted && self.store.bead(&id).is_some() && self.accepted.insert(id) {
-            self.changes.push(change("accepted", &id));
-        }
-        if !accepted || self.store.bead(&id).is_none() {
-            self.accepted.remove(&id);
-        }
+impl RoomEngine {
+    fn memory(&self, name: &str) -> Result<&chrysalis_memory::Memory, JsValue> {
+        self.room
+            .memory(name)
+            .ok_or_else(|| js(chrysalis_room::RoomError::UnknownMemory))
     }
 }

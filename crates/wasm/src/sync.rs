@@ -4,7 +4,9 @@
 //! BroadcastChannel), hands over what arrives, carries out the engine's actions and keeps its
 //! timer. Every decision is the engine's.
 
-use chrysalis_room::{LinkId, LinkKind, Output, Room, RoomConfig, RoomError, RoomEvent};
+use chrysalis_room::{
+    LinkId, LinkKind, Output, Room, RoomConfig, RoomError, RoomEvent, StorageWrite,
+};
 use chrysalis_sync::{Document, SyncConfig, SyncError};
 use js_sys::{Array, Function, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, prelude::*};
@@ -14,6 +16,7 @@ use crate::error::{CodedError, JsResult, js};
 use crate::input::{
     bool_option, counts, hex, integer_option, now_ms, object, string_option, usize_option,
 };
+use crate::memory::{change_object, council_object};
 
 impl From<SyncError> for CodedError {
     fn from(err: SyncError) -> Self {
@@ -104,7 +107,10 @@ export type RoomEventDetail =
   | { type: "change"; doc: string; from: string }
   | { type: "peer-joined" | "peer-left"; peer: string; via: RoomTransport }
   | { type: "connection-state"; transport: RoomTransport; state: string; peer?: string; code?: string; message?: string }
-  | { type: "peer-banned"; peer: string; reason: string };
+  | { type: "peer-banned"; peer: string; reason: string }
+  | { type: "memory-change"; memory: string; change: MemoryChange }
+  | { type: "saved"; memory: string; write: number }
+  | { type: "council"; memory: string; round: CouncilEventDetail };
 /** What the pump must do, in order (`link` ids are the engine's). */
 export type RoomAction =
   | { type: "open-relay"; link: number }
@@ -114,6 +120,7 @@ export type RoomAction =
   | { type: "send"; link: number; bytes: Uint8Array }
   | { type: "send-text"; link: number; text: string }
   | { type: "signal"; link: number; data: unknown }
+  | { type: "store"; memory: string; id: number; write: StorageWrite }
   | { type: "event"; event: RoomEventDetail };
 "#;
 
@@ -152,19 +159,18 @@ fn describe(error: &JsValue) -> String {
 }
 
 impl Document for JsDocument {
-    fn version(&self) -> chrysalis_crdt::VersionVector {
+    fn version(&self) -> Result<chrysalis_crdt::VersionVector, String> {
         use chrysalis_crdt::Encode;
-        self.bytes("versionVector", &[])
-            .ok()
-            .and_then(|b| chrysalis_crdt::VersionVector::from_bytes(&b).ok())
-            .unwrap_or_default()
+        let bytes = self.bytes("versionVector", &[])?;
+        chrysalis_crdt::VersionVector::from_bytes(&bytes)
+            .map_err(|e| format!("versionVector() returned no version vector: {e}"))
     }
 
     fn delta_since(&self, since: &chrysalis_crdt::VersionVector) -> Option<Vec<u8>> {
         use chrysalis_crdt::Encode;
         // Nothing the peer lacks by version: skip the call (events outside the contiguous
         // vector, an OR-Set's cloud, reach the peer from their author's digests instead).
-        let mine = self.version();
+        let mine = self.version().ok()?;
         if mine.iter().all(|(replica, n)| n <= since.get(replica)) {
             return None;
         }
@@ -173,9 +179,9 @@ impl Document for JsDocument {
     }
 
     fn apply(&mut self, delta: &[u8]) -> Result<bool, String> {
-        let before = self.version();
+        let before = self.version()?;
         self.call("applyDelta", &[Uint8Array::from(delta).into()])?;
-        Ok(self.version() != before)
+        Ok(self.version()? != before)
     }
 }
 
@@ -215,7 +221,7 @@ fn sync_config(options: &JsValue) -> Result<SyncConfig, CodedError> {
 /// carry out what `poll` returns. Most pages use the package's `SyncNode`, which does both.
 #[wasm_bindgen]
 pub struct RoomEngine {
-    room: Room,
+    pub(crate) room: Room,
 }
 
 #[wasm_bindgen]
@@ -449,6 +455,31 @@ fn action(output: Output) -> JsValue {
                 js_sys::JSON::parse(&data.to_string()).unwrap_or(JsValue::NULL),
             ),
         ]),
+        Output::Store { memory, id, write } => {
+            let write = match write {
+                StorageWrite::Append(entries) => {
+                    let entries: Array = entries
+                        .iter()
+                        .map(|e| JsValue::from(Uint8Array::from(&e[..])))
+                        .collect();
+                    object(&[("kind", "append".into()), ("entries", entries.into())])
+                }
+                StorageWrite::Snapshot(bytes) => object(&[
+                    ("kind", "snapshot".into()),
+                    ("bytes", Uint8Array::from(&bytes[..]).into()),
+                ]),
+                StorageWrite::Council(bytes) => object(&[
+                    ("kind", "council".into()),
+                    ("bytes", Uint8Array::from(&bytes[..]).into()),
+                ]),
+            };
+            object(&[
+                ("type", "store".into()),
+                ("memory", memory.into()),
+                ("id", (id as f64).into()),
+                ("write", write),
+            ])
+        }
         Output::Event(event) => object(&[("type", "event".into()), ("event", event_object(event))]),
     }
 }
@@ -494,6 +525,21 @@ fn event_object(event: RoomEvent) -> JsValue {
             ("type", "peer-banned".into()),
             ("peer", hex(&peer).into()),
             ("reason", reason.into()),
+        ]),
+        RoomEvent::Memory { memory, change } => object(&[
+            ("type", "memory-change".into()),
+            ("memory", memory.into()),
+            ("change", change_object(&change)),
+        ]),
+        RoomEvent::Saved { memory, write } => object(&[
+            ("type", "saved".into()),
+            ("memory", memory.into()),
+            ("write", (write as f64).into()),
+        ]),
+        RoomEvent::Council { memory, event } => object(&[
+            ("type", "council".into()),
+            ("memory", memory.into()),
+            ("round", council_object(&event)),
         ]),
     }
 }
