@@ -209,11 +209,11 @@ export class SyncNode extends Emitter {
       if (!storage || storage.failed) return;
       try {
         await storage.write(write);
+        this.#call((e, now) => e.stored(now, id));
       } catch (error) {
         storage.failed = true;
-        return emit(this, "storage-error", { memory, code: error?.code ?? "STORAGE", message: String(error?.message ?? error) });
+        emit(this, "storage-error", { memory, code: error?.code ?? "STORAGE", message: String(error?.message ?? error) });
       }
-      if (!this.#closed) this.#call((e, now) => e.stored(now, id));
     });
   }
 

@@ -28,8 +28,11 @@ use crate::room::{Output, Room, RoomEvent};
 pub const MOTION_NONCE: usize = 8;
 /// Other members' pending motions remembered for [`Room::endorse`] (the oldest is forgotten).
 pub const MAX_REQUESTED: usize = 64;
+/// Why membership motions are refused: a newcomer would need the decided log handed over.
+const MEMBERSHIP_NOT_SUPPORTED: &str =
+    "membership changes are not proposed yet: open every member with the new council";
 /// The format of the stored council log.
-const COUNCIL_LOG_VERSION: u8 = 3;
+const COUNCIL_LOG_VERSION: u8 = 4;
 
 /// How a hosted memory starts and is kept.
 #[derive(Debug, Clone)]
@@ -110,14 +113,16 @@ pub enum CouncilEvent {
     },
 }
 
-/// The council log as stored: what was decided, so that a reload applies it again and skips
-/// the slots it already applied.
+/// The council log as stored: what was decided, so that a reload applies it again and never
+/// applies a decided value twice (the agreement restarts at slot 1 after a reload, so slots
+/// cannot say what was applied; each value has its own random nonce).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct CouncilLog {
     version: u8,
     /// Which founding council the motions were decided in (they count for no other).
     founding: [u8; 32],
-    last_seq: u64,
+    /// BLAKE3 of every decided value, applied or refused.
+    decided: Vec<[u8; 32]>,
     /// Applied motions with their endorsers.
     motions: Vec<(Vec<u8>, Vec<PublicKey>)>,
 }
@@ -141,6 +146,8 @@ pub(crate) struct Host {
     in_flight: VecDeque<InFlight>,
     log: CouncilLog,
     agreement: Option<Agreement>,
+    /// The council's `motion_endorsements` last given to the agreement (which clamps it).
+    order_wanted: usize,
     requested: VecDeque<Vec<u8>>,
 }
 
@@ -170,10 +177,15 @@ impl Room {
         let founding = founding_id(&me, &options.memory);
         let mut memory =
             Memory::new(me, options.memory, stored.snapshot.as_deref()).map_err(memory_error)?;
-        let log = stored
-            .council
-            .as_deref()
-            .and_then(|bytes| postcard::from_bytes::<CouncilLog>(bytes).ok())
+        let log = match stored.council.as_deref() {
+            None => None,
+            Some(bytes) => Some(
+                postcard::from_bytes::<CouncilLog>(bytes)
+                    .map_err(|_| RoomError::BadArgument("the stored council log is damaged"))?,
+            ),
+        };
+        // A log of another founding council or format counts for nothing here.
+        let log = log
             .filter(|log| log.version == COUNCIL_LOG_VERSION && log.founding == founding)
             .unwrap_or(CouncilLog {
                 version: COUNCIL_LOG_VERSION,
@@ -195,6 +207,7 @@ impl Room {
         memory.take_changes();
         memory.durable_through(memory.own_seq());
         let agreement = self.start_agreement(now, name, &memory, &options.agreement)?;
+        let order_wanted = memory.council().motion_endorsements();
         let snapshot = (!stored.journal.is_empty()).then(|| memory.to_bytes());
         let out = self.sync.share(now, name, Box::new(memory))?;
         self.absorb(out);
@@ -206,6 +219,7 @@ impl Room {
                 in_flight: VecDeque::new(),
                 log,
                 agreement,
+                order_wanted,
                 requested: VecDeque::new(),
             },
         );
@@ -232,9 +246,11 @@ impl Room {
     /// Stops hosting memory `name` (no longer replicated; writes in flight are forgotten);
     /// whether it was open.
     pub fn close_memory(&mut self, name: &str) -> bool {
-        if self.memories.remove(name).is_none() {
+        let Some(host) = self.memories.remove(name) else {
             return false;
-        }
+        };
+        self.forgotten_writes
+            .extend(host.in_flight.iter().map(|w| w.id));
         self.sync.unshare(name);
         true
     }
@@ -303,9 +319,7 @@ impl Room {
             motion,
             Motion::Admit(_) | Motion::Remove(_) | Motion::Rotate(_)
         ) {
-            return Err(RoomError::NotSupported(
-                "membership changes are not proposed yet: open every member with the new council",
-            ));
+            return Err(RoomError::NotSupported(MEMBERSHIP_NOT_SUPPORTED));
         }
         let mut value = vec![0; MOTION_NONCE];
         self.rng.fill_bytes(&mut value);
@@ -317,6 +331,13 @@ impl Room {
     /// Endorses another member's pending motion (the value of its [`CouncilEvent::Requested`]);
     /// returns the motion.
     pub fn endorse(&mut self, now: u64, name: &str, value: &[u8]) -> Result<Motion, RoomError> {
+        let membership = value
+            .get(MOTION_NONCE..)
+            .and_then(|m| Motion::from_bytes(m).ok())
+            .is_some_and(|m| matches!(m, Motion::Admit(_) | Motion::Remove(_) | Motion::Rotate(_)));
+        if membership {
+            return Err(RoomError::NotSupported(MEMBERSHIP_NOT_SUPPORTED));
+        }
         let host = self.memories.get(name).ok_or(RoomError::UnknownMemory)?;
         let motion = host
             .requested
@@ -333,6 +354,9 @@ impl Room {
 
     /// The pump completed write `id` (writes complete in the order they were asked).
     pub fn stored(&mut self, now: u64, id: u64) -> Result<(), RoomError> {
+        if self.forgotten_writes.remove(&id) {
+            return Ok(());
+        }
         let Some((name, host)) = self
             .memories
             .iter_mut()
@@ -402,7 +426,8 @@ impl Room {
         }
         let members: Vec<PublicKey> = council.members().copied().collect();
         // The scope binds the council's messages to this room and memory.
-        let scope = format!("{}/{name}", self.name);
+        // Length-prefixed: room "x" with memory "a/b" is not room "x/a" with memory "b".
+        let scope = format!("{}:{}/{name}", self.name.len(), self.name);
         let membership = Membership::at_epoch(members, council.epoch())
             .map_err(memory_error)?
             .within(&scope);
@@ -603,10 +628,12 @@ impl Room {
             // What a motion needs is the council's; a decided motion may have changed it.
             let wanted = self.memory(name).map(|m| m.council().motion_endorsements());
             if let Some(host) = self.memories.get_mut(name)
-                && let Some(agreement) = host.agreement.as_mut()
                 && let Some(wanted) = wanted
-                && agreement.order_at() != wanted
+                && host.order_wanted != wanted
+                && let Some(agreement) = host.agreement.as_mut()
             {
+                // Once per change: the agreement clamps it to its own bounds.
+                host.order_wanted = wanted;
                 pending.push_back(agreement.set_order_at(now, wanted));
             }
         }
@@ -629,7 +656,8 @@ impl Room {
         let Some(host) = self.memories.get_mut(name) else {
             return;
         };
-        if seq <= host.log.last_seq {
+        let digest = *blake3::hash(&value).as_bytes();
+        if host.log.decided.contains(&digest) {
             return;
         }
         host.requested.retain(|v| *v != value);
@@ -646,7 +674,7 @@ impl Room {
         if applied.is_ok() {
             host.log.motions.push((encoded, endorsers.clone()));
         }
-        host.log.last_seq = seq;
+        host.log.decided.push(digest);
         let log = postcard::to_allocvec(&host.log).expect("the log encodes");
         let event = RoomEvent::Council {
             memory: name.to_owned(),

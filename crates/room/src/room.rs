@@ -245,6 +245,8 @@ pub struct Room {
     /// Application messages received, for [`Room::after`]: (channel, signer, bytes).
     pub(crate) inbox: VecDeque<(String, PeerId, Vec<u8>)>,
     pub(crate) next_write: u64,
+    /// Writes of memories closed before they completed: their completion changes nothing.
+    pub(crate) forgotten_writes: BTreeSet<u64>,
 }
 
 impl Room {
@@ -294,6 +296,7 @@ impl Room {
             memories: BTreeMap::new(),
             inbox: VecDeque::new(),
             next_write: 1,
+            forgotten_writes: BTreeSet::new(),
         };
         if room.relay.is_some() {
             room.connect_relay(now);
