@@ -208,7 +208,7 @@ impl Room {
         memory.durable_through(memory.own_seq());
         let agreement = self.start_agreement(now, name, &memory, &options.agreement)?;
         let order_wanted = memory.council().motion_endorsements();
-        let snapshot = (!stored.journal.is_empty()).then(|| memory.to_bytes());
+        let snapshot = (!stored.journal.is_empty()).then(|| (memory.to_bytes(), memory.own_seq()));
         let out = self.sync.share(now, name, Box::new(memory))?;
         self.absorb(out);
         self.memories.insert(
@@ -223,10 +223,11 @@ impl Room {
                 requested: VecDeque::new(),
             },
         );
-        if let Some(snapshot) = snapshot {
+        if let Some((snapshot, durable)) = snapshot {
             self.write(
                 name,
                 StorageWrite::Snapshot(snapshot),
+                durable,
                 Vec::new(),
                 Vec::new(),
             );
@@ -485,50 +486,42 @@ impl Room {
         events: Vec<RoomEvent>,
     ) {
         let count = entries.len();
-        let id = self.write(name, StorageWrite::Append(entries), send, events);
+        self.write(name, StorageWrite::Append(entries), durable, send, events);
         let Some(host) = self.memories.get_mut(name) else {
             return;
         };
-        if let Some(w) = host.in_flight.iter_mut().find(|w| w.id == id) {
-            w.durable = durable;
-        }
         host.journal_len += count;
-        if host.journal_len >= host.compact_every {
-            host.journal_len = 0;
-            if let Some(memory) = self.memory(name) {
-                let snapshot = memory.to_bytes();
-                let durable = memory.own_seq();
-                let id = self.write(
-                    name,
-                    StorageWrite::Snapshot(snapshot),
-                    Vec::new(),
-                    Vec::new(),
-                );
-                if let Some(w) = self
-                    .memories
-                    .get_mut(name)
-                    .and_then(|h| h.in_flight.iter_mut().find(|w| w.id == id))
-                {
-                    w.durable = durable;
-                }
-            }
+        if host.journal_len < host.compact_every {
+            return;
+        }
+        host.journal_len = 0;
+        if let Some(memory) = self.memory(name) {
+            let (snapshot, durable) = (memory.to_bytes(), memory.own_seq());
+            self.write(
+                name,
+                StorageWrite::Snapshot(snapshot),
+                durable,
+                Vec::new(),
+                Vec::new(),
+            );
         }
     }
 
-    /// Asks the pump for a write; its id.
+    /// Asks the pump for a write that makes this agent's writes up to `durable` durable.
     fn write(
         &mut self,
         name: &str,
         write: StorageWrite,
+        durable: u64,
         send: Vec<Vec<u8>>,
         events: Vec<RoomEvent>,
-    ) -> u64 {
+    ) {
         let id = self.next_write;
         self.next_write += 1;
         if let Some(host) = self.memories.get_mut(name) {
             host.in_flight.push_back(InFlight {
                 id,
-                durable: 0,
+                durable,
                 send,
                 events,
             });
@@ -538,7 +531,6 @@ impl Room {
             id,
             write,
         });
-        id
     }
 
     /// After every input: agreement messages that arrived are handled, and what peers' deltas
@@ -687,7 +679,7 @@ impl Room {
                 refused: applied.err().map(|e| (e.code(), e.to_string())),
             }),
         };
-        self.write(name, StorageWrite::Council(log), Vec::new(), vec![event]);
+        self.write(name, StorageWrite::Council(log), 0, Vec::new(), vec![event]);
     }
 }
 

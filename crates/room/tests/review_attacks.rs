@@ -9,24 +9,12 @@ mod world;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use chrysalis_memory::{MemoryConfig, Motion};
+use chrysalis_memory::Motion;
 use chrysalis_room::{CouncilEvent, MemoryOptions, Room, RoomEvent, Stored};
 use chrysalis_sync::SyncConfig;
-use world::{World, key, room_config};
+use world::{World, key, memory_options, room_config};
 
 const MEMORY: &str = "memory";
-
-fn options(members: Vec<[u8; 32]>, threshold: usize) -> MemoryOptions {
-    MemoryOptions {
-        memory: MemoryConfig {
-            members,
-            threshold,
-            ..MemoryConfig::default()
-        },
-        compact_every: 8,
-        ..MemoryOptions::default()
-    }
-}
 
 /// Runs `f` on another thread; whether it returned within `secs` (a spinning thread is left
 /// behind: the test binary exits when the tests are done).
@@ -48,7 +36,7 @@ fn council_world(n: usize, threshold: usize) -> World {
     }
     let council: Vec<[u8; 32]> = (0..n).map(|i| world.id(i)).collect();
     for agent in 0..n {
-        world.open_memory(agent, MEMORY, options(council.clone(), threshold));
+        world.open_memory(agent, MEMORY, memory_options(council.clone(), threshold));
     }
     world.run(world.now + 1_000);
     world
@@ -103,7 +91,7 @@ fn opening_a_council_memory_at_threshold_one_returns() {
     let returned = returns_within(20, || {
         let members: Vec<[u8; 32]> = (0..4).map(|i| key(i).public_key()).collect();
         let mut room = Room::new(key(0), room_config(false, false, false), 1_000, 0).unwrap();
-        room.open_memory(1_000, MEMORY, options(members, 1), Stored::default())
+        room.open_memory(1_000, MEMORY, memory_options(members, 1), Stored::default())
             .unwrap();
     });
     assert!(returned, "open_memory spins forever in agreement_output");
@@ -205,9 +193,14 @@ fn councils_of_different_rooms_and_memories_have_different_scopes() {
     };
     let mut one = Room::new(key(0), config("x"), 1_000, 0).unwrap();
     let mut two = Room::new(key(0), config("x/a"), 1_000, 1).unwrap();
-    one.open_memory(1_000, "a/b", options(members.clone(), 2), Stored::default())
-        .unwrap();
-    two.open_memory(1_000, "b", options(members, 2), Stored::default())
+    one.open_memory(
+        1_000,
+        "a/b",
+        memory_options(members.clone(), 2),
+        Stored::default(),
+    )
+    .unwrap();
+    two.open_memory(1_000, "b", memory_options(members, 2), Stored::default())
         .unwrap();
     assert_ne!(
         one.agreement("a/b").unwrap().membership().id(),

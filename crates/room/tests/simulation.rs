@@ -12,12 +12,12 @@ mod world;
 
 use std::collections::BTreeSet;
 
-use chrysalis_memory::{BeadId, MemoryConfig, Motion};
-use chrysalis_room::{CouncilEvent, MemoryOptions, RoomEvent};
+use chrysalis_memory::{BeadId, Motion};
+use chrysalis_room::{CouncilEvent, RoomEvent};
 use chrysalis_sync::Document;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use world::{Faults, World, room_config};
+use world::{Faults, World, memory_options, room_config};
 
 const MEMORY: &str = "memory";
 
@@ -26,18 +26,6 @@ fn seeds(var: &str, default: u64) -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-fn options(members: Vec<[u8; 32]>, threshold: usize) -> MemoryOptions {
-    MemoryOptions {
-        memory: MemoryConfig {
-            members,
-            threshold,
-            ..MemoryConfig::default()
-        },
-        compact_every: 8,
-        ..MemoryOptions::default()
-    }
 }
 
 fn beads(world: &World, agent: usize) -> BTreeSet<BeadId> {
@@ -65,12 +53,12 @@ fn converge(seed: u64) -> (u64, u64) {
     }
     let council: Vec<[u8; 32]> = (0..4).map(|i| world.id(i)).collect();
     for agent in 0..n {
-        world.open_memory(agent, MEMORY, options(council.clone(), 2));
+        world.open_memory(agent, MEMORY, memory_options(council.clone(), 2));
     }
     // The hostile peer: a member of the room (not of the council) whose memory deltas are
     // forged records.
     let hostile = world.add(room_config(true, false, false));
-    world.open_memory(hostile, MEMORY, options(council.clone(), 2));
+    world.open_memory(hostile, MEMORY, memory_options(council.clone(), 2));
     world.run(world.now + 500);
 
     world.faults = Faults {
@@ -189,7 +177,7 @@ fn council_decides(seed: u64, size: usize) -> (u64, u64, u64) {
     let council: Vec<[u8; 32]> = (0..size).map(|i| world.id(i)).collect();
     let f = (size - 1) / 3;
     for agent in 0..agents {
-        world.open_memory(agent, MEMORY, options(council.clone(), f + 1));
+        world.open_memory(agent, MEMORY, memory_options(council.clone(), f + 1));
     }
     // f members are silent: crashed before anything is proposed.
     let silent: Vec<usize> = (size - f..size).collect();

@@ -120,6 +120,19 @@ pub fn room_config(relay: bool, webrtc: bool, broadcast: bool) -> RoomConfig {
     }
 }
 
+/// A hosted memory's options: founding council `members` at `threshold`, compacting every 8.
+pub fn memory_options(members: Vec<[u8; 32]>, threshold: usize) -> MemoryOptions {
+    MemoryOptions {
+        memory: chrysalis_memory::MemoryConfig {
+            members,
+            threshold,
+            ..Default::default()
+        },
+        compact_every: 8,
+        ..MemoryOptions::default()
+    }
+}
+
 impl World {
     pub fn new(seed: u64) -> Self {
         World {
