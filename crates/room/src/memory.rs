@@ -208,7 +208,7 @@ impl Room {
         memory.durable_through(memory.own_seq());
         let agreement = self.start_agreement(now, name, &memory, &options.agreement)?;
         let order_wanted = memory.council().motion_endorsements();
-        let snapshot = (!stored.journal.is_empty()).then(|| (memory.to_bytes(), memory.own_seq()));
+        let compact = !stored.journal.is_empty();
         let out = self.sync.share(now, name, Box::new(memory))?;
         self.absorb(out);
         self.memories.insert(
@@ -223,14 +223,8 @@ impl Room {
                 requested: VecDeque::new(),
             },
         );
-        if let Some((snapshot, durable)) = snapshot {
-            self.write(
-                name,
-                StorageWrite::Snapshot(snapshot),
-                durable,
-                Vec::new(),
-                Vec::new(),
-            );
+        if compact {
+            self.compact(name);
         }
         if let Some(agreement) = &mut self
             .memories
@@ -495,15 +489,15 @@ impl Room {
             return;
         }
         host.journal_len = 0;
+        self.compact(name);
+    }
+
+    /// Asks for a snapshot of memory `name` that replaces its journal.
+    fn compact(&mut self, name: &str) {
         if let Some(memory) = self.memory(name) {
             let (snapshot, durable) = (memory.to_bytes(), memory.own_seq());
-            self.write(
-                name,
-                StorageWrite::Snapshot(snapshot),
-                durable,
-                Vec::new(),
-                Vec::new(),
-            );
+            let write = StorageWrite::Snapshot(snapshot);
+            self.write(name, write, durable, Vec::new(), Vec::new());
         }
     }
 
