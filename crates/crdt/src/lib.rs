@@ -48,4 +48,13 @@ pub trait DeltaCrdt: Crdt {
 
     /// Joins a delta (from a mutator or from `delta_since`) into `self`.
     fn apply_delta(&mut self, delta: &Self::Delta);
+
+    /// [`apply_delta`](Self::apply_delta) of a delta the caller no longer needs: a CRDT may move
+    /// what it adds out of it instead of copying (a received delta, decoded for this join).
+    fn apply_owned_delta(&mut self, delta: Self::Delta)
+    where
+        Self::Delta: Sized,
+    {
+        self.apply_delta(&delta);
+    }
 }

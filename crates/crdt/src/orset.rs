@@ -2,7 +2,9 @@
 //! its dots, and the causal context (a version vector plus a small cloud) remembers that they
 //! were seen, so removes leave no per-element tombstones.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -15,10 +17,12 @@ impl<T: Ord + Clone + std::fmt::Debug + Serialize + DeserializeOwned> Element fo
 /// An add-wins observed-remove set. A concurrent add and remove of the same element keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ORSet<T: Element> {
-    /// Each present element with its live dots (usually one).
-    entries: BTreeMap<T, BTreeSet<Dot>>,
+    /// Each present element with its live dots (usually one). An element is held once, shared
+    /// with the dot index: a delta giving one element thousands of dots costs a pointer per dot,
+    /// not a copy of the element.
+    entries: BTreeMap<Arc<T>, BTreeSet<Dot>>,
     /// Live dot → element, for merges that touch only the dots they must.
-    dots: BTreeMap<Dot, T>,
+    dots: BTreeMap<Dot, Arc<T>>,
     ctx: CausalContext,
 }
 
@@ -67,8 +71,10 @@ impl<T: Element> ORSet<T> {
             self.dots.remove(&old);
             delta_ctx.insert(old);
         }
-        self.entries.insert(element.clone(), BTreeSet::from([dot]));
-        self.dots.insert(dot, element.clone());
+        let shared = Arc::new(element.clone());
+        self.entries
+            .insert(Arc::clone(&shared), BTreeSet::from([dot]));
+        self.dots.insert(dot, shared);
         ORSetDelta {
             entries: BTreeMap::from([(element, BTreeSet::from([dot]))]),
             keep: BTreeSet::new(),
@@ -115,7 +121,7 @@ impl<T: Element> ORSet<T> {
 
     /// The present elements, in order.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.entries.keys()
+        self.entries.keys().map(|e| &**e)
     }
 
     /// The number of present elements.
@@ -135,7 +141,11 @@ impl<T: Element> ORSet<T> {
 
     fn full_delta(&self) -> ORSetDelta<T> {
         ORSetDelta {
-            entries: self.entries.clone(),
+            entries: self
+                .entries
+                .iter()
+                .map(|(e, dots)| (T::clone(e), dots.clone()))
+                .collect(),
             keep: BTreeSet::new(),
             ctx: self.ctx.clone(),
         }
@@ -145,11 +155,11 @@ impl<T: Element> ORSet<T> {
         if let Some(element) = self.dots.remove(&dot) {
             let dots = self
                 .entries
-                .get_mut(&element)
+                .get_mut(&*element)
                 .expect("the index mirrors the entries");
             dots.remove(&dot);
             if dots.is_empty() {
-                self.entries.remove(&element);
+                self.entries.remove(&*element);
             }
         }
     }
@@ -158,11 +168,11 @@ impl<T: Element> ORSet<T> {
 impl<T: Element> Crdt for ORSet<T> {
     fn merge(&mut self, other: &Self) {
         // The other state's own dot index answers "does it hold this dot" without a copy.
-        self.join(
-            &other.entries,
-            |dot| other.dots.contains_key(dot),
-            &other.ctx,
-        );
+        let entries = other
+            .entries
+            .iter()
+            .map(|(e, d)| (Incoming::Shared(e), Cow::Borrowed(d)));
+        self.join(entries, |dot| other.dots.contains_key(dot), &other.ctx);
     }
 }
 
@@ -181,7 +191,46 @@ impl<T: Element> DeltaCrdt for ORSet<T> {
 
     fn apply_delta(&mut self, delta: &ORSetDelta<T>) {
         let held = delta.held();
-        self.join(&delta.entries, |dot| held.contains(dot), &delta.ctx);
+        let entries = delta
+            .entries
+            .iter()
+            .map(|(e, d)| (Incoming::Borrowed(e), Cow::Borrowed(d)));
+        self.join(entries, |dot| held.contains(dot), &delta.ctx);
+    }
+
+    fn apply_owned_delta(&mut self, delta: ORSetDelta<T>) {
+        let held = delta.held();
+        let ORSetDelta { entries, ctx, .. } = delta;
+        let entries = entries
+            .into_iter()
+            .map(|(e, d)| (Incoming::Owned(e), Cow::Owned(d)));
+        self.join(entries, |dot| held.contains(dot), &ctx);
+    }
+}
+
+/// An element as a join receives it: from a delta it may take (`Owned`) or only read
+/// (`Borrowed`), or another state's shared copy. Copied only when new here and borrowed.
+enum Incoming<'a, T> {
+    Owned(T),
+    Borrowed(&'a T),
+    Shared(&'a Arc<T>),
+}
+
+impl<T: Clone> Incoming<'_, T> {
+    fn get(&self) -> &T {
+        match self {
+            Incoming::Owned(e) => e,
+            Incoming::Borrowed(e) => e,
+            Incoming::Shared(e) => e,
+        }
+    }
+
+    fn into_shared(self) -> Arc<T> {
+        match self {
+            Incoming::Owned(e) => Arc::new(e),
+            Incoming::Borrowed(e) => Arc::new(e.clone()),
+            Incoming::Shared(e) => Arc::clone(e),
+        }
     }
 }
 
@@ -212,7 +261,7 @@ impl<T: Element> ORSet<T> {
         let mut taken: BTreeSet<&T> = BTreeSet::new();
         let mut complete = true;
         for dot in &fresh {
-            let element = &self.dots[dot];
+            let element: &T = &self.dots[dot];
             if taken.contains(element) {
                 continue;
             }
@@ -224,7 +273,7 @@ impl<T: Element> ORSet<T> {
         }
         // Per replica, the events known up to just below its first fresh event left out.
         let mut bound: BTreeMap<ReplicaId, u64> = BTreeMap::new();
-        for dot in fresh.iter().filter(|d| !taken.contains(&self.dots[d])) {
+        for dot in fresh.iter().filter(|d| !taken.contains(&*self.dots[d])) {
             bound
                 .entry(dot.replica)
                 .or_insert(since.get(dot.replica).max(dot.counter - 1));
@@ -238,10 +287,10 @@ impl<T: Element> ORSet<T> {
         };
         let mut delta = ORSetDelta::default();
         for (element, dots) in &self.entries {
-            if taken.contains(element) {
+            if taken.contains(&**element) {
                 // An element taken for one event carries all of them.
                 dots.iter().for_each(|d| ctx.insert(*d));
-                delta.entries.insert(element.clone(), dots.clone());
+                delta.entries.insert(T::clone(element), dots.clone());
             } else {
                 delta
                     .keep
@@ -265,24 +314,33 @@ impl<T: Element> ORSet<T> {
                 replica,
                 counter: 1,
             }..=Dot { replica, counter };
-            touched.extend(self.dots.range(range).map(|(_, e)| e));
+            touched.extend(self.dots.range(range).map(|(_, e)| &**e));
         }
-        touched.extend(delta.ctx.cloud().iter().filter_map(|d| self.dots.get(d)));
+        touched.extend(
+            delta
+                .ctx
+                .cloud()
+                .iter()
+                .filter_map(|d| self.dots.get(d).map(|e| &**e)),
+        );
         touched
             .into_iter()
             .filter(|e| !delta.entries.contains_key(*e))
             .filter_map(|e| self.entries.get_key_value(e))
             .filter(|(_, dots)| dots.iter().all(dropped))
+            .map(|(e, dots)| (&**e, dots))
             .collect()
     }
 
     /// Joins what a sender holds (`entries`, plus dots `holds` says it keeps) and has seen (`ctx`).
-    fn join(
+    fn join<'a>(
         &mut self,
-        entries: &BTreeMap<T, BTreeSet<Dot>>,
+        entries: impl Iterator<Item = (Incoming<'a, T>, Cow<'a, BTreeSet<Dot>>)>,
         holds: impl Fn(&Dot) -> bool,
         ctx: &CausalContext,
-    ) {
+    ) where
+        T: 'a,
+    {
         // 1. Drop live dots the sender has seen but does not hold.
         let mut dropped = Vec::new();
         for (replica, counter) in ctx.version_vector().iter() {
@@ -305,17 +363,25 @@ impl<T: Element> ORSet<T> {
         for dot in dropped {
             self.drop_dot(dot);
         }
-        // 2. Take the sender's live dots this replica has not seen.
+        // 2. Take the sender's live dots this replica has not seen: an element new here is
+        //    held once (moved in when the caller gives it up), shared by its dots.
         for (element, dots) in entries {
-            for dot in dots {
-                if !self.ctx.contains(*dot) {
-                    self.entries
-                        .entry(element.clone())
-                        .or_default()
-                        .insert(*dot);
-                    self.dots.insert(*dot, element.clone());
-                }
+            let new: Vec<Dot> = dots
+                .iter()
+                .filter(|d| !self.ctx.contains(**d))
+                .copied()
+                .collect();
+            if new.is_empty() {
+                continue;
             }
+            let element = match self.entries.get_key_value(element.get()) {
+                Some((held, _)) => Arc::clone(held),
+                None => element.into_shared(),
+            };
+            for dot in &new {
+                self.dots.insert(*dot, Arc::clone(&element));
+            }
+            self.entries.entry(element).or_default().extend(new);
         }
         // 3. Learn what the sender has seen.
         self.ctx.merge(ctx);
@@ -538,7 +604,7 @@ impl<T: Element> encoding::Encode for ORSet<T> {
     fn from_bytes(bytes: &[u8]) -> Result<Self, CrdtError> {
         let state = decode_delta(Self::TAG, Self::NAME, bytes, true)?;
         let mut set = ORSet::new();
-        set.apply_delta(&state);
+        set.apply_owned_delta(state);
         Ok(set)
     }
 }

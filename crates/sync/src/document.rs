@@ -35,7 +35,7 @@ where
     fn apply(&mut self, delta: &[u8]) -> Result<bool, String> {
         let delta = T::Delta::from_bytes(delta).map_err(|e| e.to_string())?;
         let before = self.version_vector();
-        self.apply_delta(&delta);
+        self.apply_owned_delta(delta);
         Ok(self.version_vector() != before)
     }
 }

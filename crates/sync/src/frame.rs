@@ -1,22 +1,25 @@
 //! The signed frame: `version ‖ kind ‖ sender ‖ seq ‖ payload length ‖ payload ‖ signature`.
 //!
-//! All integers are little-endian. The signature is Ed25519 over a domain string, the room's id
-//! and every byte before it, so a frame cannot be re-labelled as another kind, sender or
-//! sequence, nor replayed into another room (the room is not on the wire: a receiver checks
-//! the signature against its own room).
+//! All integers are little-endian. The signature is Ed25519 over a BLAKE3 digest (keyed by a
+//! domain string) of the room's id and every byte before it, so a frame cannot be re-labelled
+//! as another kind, sender or sequence, nor replayed into another room (the room is not on the
+//! wire: a receiver checks the signature against its own room). The digest is streamed over the
+//! frame where it lies, so checking a frame copies none of it, and a decoded frame borrows its
+//! payload from the received bytes.
 
 use chrysalis_crypto::{ED25519_SIGNATURE_LEN, SigningKey, ed25519_verify};
 
 use crate::SyncError;
 
-/// The wire version of this build (2: signatures cover the room).
-pub const FRAME_VERSION: u8 = 2;
+/// The wire version of this build (3: the signature covers a BLAKE3 digest of the room and the
+/// frame; 2 signed them concatenated).
+pub const FRAME_VERSION: u8 = 3;
 /// Default largest frame a node accepts (1 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 /// Header and signature bytes around the payload.
 pub const FRAME_OVERHEAD: usize = HEADER + ED25519_SIGNATURE_LEN;
 const HEADER: usize = 1 + 1 + 32 + 8 + 4;
-const DOMAIN: &[u8] = b"chrysalis-sync frame v2";
+const DOMAIN: &str = "chrysalis-sync frame v3";
 
 /// A peer's identity: its Ed25519 public key.
 pub type PeerId = [u8; 32];
@@ -72,9 +75,9 @@ impl FrameKind {
     }
 }
 
-/// The content of a frame, before signing or after verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+/// The content of a frame after verification, borrowing its payload from the received bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
     /// What the payload is.
     pub kind: FrameKind,
     /// The sender's public key.
@@ -84,16 +87,16 @@ pub struct Frame {
     /// refuse its frames as replays until they forget it.
     pub seq: u64,
     /// Opaque to this layer.
-    pub payload: Vec<u8>,
+    pub payload: &'a [u8],
 }
 
 /// A frame whose signature has been checked: only [`SignedFrame::decode`] makes one from bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedFrame {
-    frame: Frame,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedFrame<'a> {
+    frame: Frame<'a>,
 }
 
-impl SignedFrame {
+impl<'a> SignedFrame<'a> {
     /// Signs `kind`, `seq` and `payload` as the holder of `key` in `room`; returns the wire
     /// bytes.
     pub fn encode(
@@ -112,14 +115,14 @@ impl SignedFrame {
         let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         bytes.extend_from_slice(&len.to_le_bytes());
         bytes.extend_from_slice(payload);
-        let signature = key.sign(&signed_message(room, &bytes));
+        let signature = key.sign(&signed_digest(room, &bytes));
         bytes.extend_from_slice(&signature);
         bytes
     }
 
     /// Checks size, version, kind, lengths and the signature of `bytes` as a frame of `room`;
     /// `max` bounds the whole frame before anything is read.
-    pub fn decode(bytes: &[u8], max: usize, room: &RoomId) -> Result<Self, SyncError> {
+    pub fn decode(bytes: &'a [u8], max: usize, room: &RoomId) -> Result<Self, SyncError> {
         if bytes.len() > max {
             return Err(SyncError::Oversized {
                 size: bytes.len(),
@@ -163,7 +166,7 @@ impl SignedFrame {
             return Err(SyncError::TrailingBytes(bytes.len() - end));
         }
         let (signed, signature) = bytes.split_at(signed_end);
-        if !ed25519_verify(&sender, &signed_message(room, signed), signature) {
+        if !ed25519_verify(&sender, &signed_digest(room, signed), signature) {
             return Err(SyncError::BadSignature);
         }
         Ok(SignedFrame {
@@ -171,22 +174,32 @@ impl SignedFrame {
                 kind,
                 sender,
                 seq,
-                payload: signed[HEADER..].to_vec(),
+                payload: &signed[HEADER..],
             },
         })
     }
 
     /// The verified content.
-    pub fn frame(&self) -> &Frame {
+    pub fn frame(&self) -> &Frame<'a> {
         &self.frame
     }
 
     /// The verified content, taken.
-    pub fn into_frame(self) -> Frame {
+    pub fn into_frame(self) -> Frame<'a> {
         self.frame
     }
 }
 
-fn signed_message(room: &RoomId, header_and_payload: &[u8]) -> Vec<u8> {
-    [DOMAIN, room, header_and_payload].concat()
+/// What the signature covers: the domain string, then the domain-keyed BLAKE3 digest of the
+/// room and the signed bytes (hashed where they lie). The domain stays in the signed message
+/// itself, so a signature the same key made over some other 32 bytes (an application signing a
+/// peer's challenge with its identity) is never a frame's.
+fn signed_digest(room: &RoomId, header_and_payload: &[u8]) -> [u8; DOMAIN.len() + 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(DOMAIN);
+    hasher.update(room);
+    hasher.update(header_and_payload);
+    let mut message = [0; DOMAIN.len() + 32];
+    message[..DOMAIN.len()].copy_from_slice(DOMAIN.as_bytes());
+    message[DOMAIN.len()..].copy_from_slice(hasher.finalize().as_bytes());
+    message
 }

@@ -353,8 +353,8 @@ impl SyncNode {
             });
         }
         let payload = message::encode(&AppMessage {
-            channel: channel.to_owned(),
-            bytes,
+            channel,
+            bytes: &bytes,
         });
         let mut out = self.output();
         match to {
@@ -503,7 +503,7 @@ impl SyncNode {
     pub fn check_presence(&self, now: u64, bytes: &[u8]) -> Option<(PeerId, bool, u64)> {
         let frame = SignedFrame::decode(bytes, 64 + crate::FRAME_OVERHEAD, &self.room).ok()?;
         let frame = frame.into_frame();
-        let [PRESENCE, leaving @ (0 | 1), time @ ..] = frame.payload.as_slice() else {
+        let [PRESENCE, leaving @ (0 | 1), time @ ..] = frame.payload else {
             return None;
         };
         let at = u64::from_le_bytes(time.try_into().ok()?);
@@ -562,7 +562,7 @@ impl SyncNode {
         out: &mut Output,
         now: u64,
         from: PeerId,
-        frame: crate::Frame,
+        frame: crate::Frame<'_>,
     ) -> Result<(), SyncError> {
         if self.is_banned(now, &from) {
             return Err(SyncError::Banned);
@@ -580,7 +580,7 @@ impl SyncNode {
         peer.info.score = (peer.info.score + 1).min(MAX_SCORE);
         match frame.kind {
             FrameKind::Gossip => {
-                let gossip = Gossip::decode(&frame.payload)?;
+                let gossip = Gossip::decode(frame.payload)?;
                 let fresh = self.apply_all(out, from, gossip.deltas.docs)?;
                 if gossip.hops > 0 && !fresh.is_empty() {
                     let forward = Gossip {
@@ -597,7 +597,7 @@ impl SyncNode {
                 }
             }
             FrameKind::Digest | FrameKind::Request => {
-                let list = DocList::decode(&frame.payload)?;
+                let list = DocList::decode(frame.payload)?;
                 let (deltas, wanted) = self.compare(&list)?;
                 let deltas = self.within_reply_credit(now, from, deltas);
                 self.send_list(out, now, from, FrameKind::Deltas, frame.seq, deltas);
@@ -606,7 +606,7 @@ impl SyncNode {
                 }
             }
             FrameKind::Deltas => {
-                let list = DocList::decode(&frame.payload)?;
+                let list = DocList::decode(frame.payload)?;
                 if list.answers < self.first_seq {
                     // Computed for an earlier incarnation of this node: its "the peer has
                     // these" assumptions no longer hold here, so applying could lose data.
@@ -617,11 +617,11 @@ impl SyncNode {
             }
             FrameKind::Heartbeat => {}
             FrameKind::App => {
-                let message = AppMessage::decode(&frame.payload)?;
+                let message = AppMessage::decode(frame.payload)?;
                 out.events.push(Event::App {
-                    channel: message.channel,
+                    channel: message.channel.to_owned(),
                     from,
-                    bytes: message.bytes,
+                    bytes: message.bytes.to_vec(),
                 });
             }
         }
@@ -630,26 +630,26 @@ impl SyncNode {
 
     /// Applies each delta; returns those that made a document grow (to forward). Deltas of
     /// documents not shared here are skipped and counted; a bad delta stops the frame.
-    fn apply_all(
+    fn apply_all<'a>(
         &mut self,
         out: &mut Output,
         from: PeerId,
-        deltas: Vec<(String, Vec<u8>)>,
-    ) -> Result<Vec<(String, Vec<u8>)>, SyncError> {
+        deltas: Vec<(&'a str, &'a [u8])>,
+    ) -> Result<Vec<(&'a str, &'a [u8])>, SyncError> {
         let mut fresh = Vec::new();
         for (name, delta) in deltas {
-            let Some(doc) = self.docs.get_mut(&name) else {
+            let Some(doc) = self.docs.get_mut(name) else {
                 self.count_drop("UNKNOWN_DOCUMENT");
                 continue;
             };
-            let grew = doc.apply(&delta).map_err(|reason| SyncError::BadDelta {
-                doc: name.clone(),
+            let grew = doc.apply(delta).map_err(|reason| SyncError::BadDelta {
+                doc: name.to_owned(),
                 reason,
             })?;
             if grew {
                 self.stats.deltas_applied += 1;
                 out.events.push(Event::Changed {
-                    doc: name.clone(),
+                    doc: name.to_owned(),
                     from,
                 });
                 fresh.push((name, delta));
@@ -697,12 +697,12 @@ impl SyncNode {
     #[allow(clippy::type_complexity)]
     fn compare(
         &self,
-        list: &DocList,
+        list: &DocList<'_>,
     ) -> Result<(Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>), SyncError> {
         let mut deltas = Vec::new();
         let mut wanted = Vec::new();
         let mut named = BTreeSet::new();
-        for (name, version) in &list.docs {
+        for &(name, version) in &list.docs {
             let Some(doc) = self.docs.get(name) else {
                 continue;
             };
@@ -712,13 +712,13 @@ impl SyncNode {
             let theirs = VersionVector::from_bytes(version)
                 .map_err(|e| SyncError::BadPayload(e.to_string()))?;
             if let Some(delta) = doc.delta_since(&theirs) {
-                deltas.push((name.clone(), delta));
+                deltas.push((name.to_owned(), delta));
             }
             let Ok(mine) = doc.version() else {
                 continue;
             };
             if theirs.iter().any(|(replica, n)| n > mine.get(replica)) {
-                wanted.push((name.clone(), mine.to_bytes()));
+                wanted.push((name.to_owned(), mine.to_bytes()));
             }
         }
         Ok((deltas, wanted))
@@ -745,10 +745,7 @@ impl SyncNode {
         for chunk in self.chunks(pending) {
             let payload = message::encode(&Gossip {
                 hops,
-                deltas: DocList {
-                    answers: 0,
-                    docs: chunk,
-                },
+                deltas: DocList::of(0, &chunk),
             });
             for to in &targets {
                 self.send_to(out, now, *to, FrameKind::Gossip, &payload);
@@ -788,10 +785,7 @@ impl SyncNode {
             return;
         }
         for chunk in self.chunks(entries) {
-            let payload = message::encode(&DocList {
-                answers,
-                docs: chunk,
-            });
+            let payload = message::encode(&DocList::of(answers, &chunk));
             self.send(out, now, to, kind, &payload);
         }
     }

@@ -3,8 +3,8 @@
 
 use chrysalis_crypto::SigningKey;
 use chrysalis_sync::{
-    DEFAULT_MAX_FRAME, FRAME_OVERHEAD, FrameKind, MAX_REMEMBERED_SENDERS, REPLAY_WINDOW,
-    ReplayGuard, SignedFrame, SyncError, room_id,
+    DEFAULT_MAX_FRAME, FRAME_OVERHEAD, FRAME_VERSION, FrameKind, MAX_REMEMBERED_SENDERS,
+    REPLAY_WINDOW, ReplayGuard, SignedFrame, SyncError, room_id,
 };
 use proptest::prelude::*;
 
@@ -118,6 +118,31 @@ fn a_frame_of_one_room_is_refused_in_another() {
     assert!(SignedFrame::decode(&bytes, DEFAULT_MAX_FRAME, &room_id("room A")).is_ok());
     assert_eq!(
         SignedFrame::decode(&bytes, DEFAULT_MAX_FRAME, &room_id("room B")),
+        Err(SyncError::BadSignature)
+    );
+}
+
+/// Regression (review of version 3): the signature covered the bare 32-byte digest, so any
+/// signature the identity key made over 32 bytes (an application answering a challenge with it)
+/// was a frame of the attacker's choosing. The domain is in the signed message itself.
+#[test]
+fn a_signature_over_the_bare_digest_is_not_a_frame() {
+    let victim = key(5);
+    let room = room_id("room");
+    let payload = b"written by mallory";
+    let mut signed = vec![FRAME_VERSION, 1];
+    signed.extend_from_slice(&victim.public_key());
+    signed.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    signed.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    signed.extend_from_slice(payload);
+    let mut hasher = blake3::Hasher::new_derive_key("chrysalis-sync frame v3");
+    hasher.update(&room);
+    hasher.update(&signed);
+    // The oracle: the victim signs 32 bytes someone handed it.
+    let signature = victim.sign(hasher.finalize().as_bytes());
+    let forged = [signed, signature.to_vec()].concat();
+    assert_eq!(
+        SignedFrame::decode(&forged, DEFAULT_MAX_FRAME, &room),
         Err(SyncError::BadSignature)
     );
 }
