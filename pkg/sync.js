@@ -93,7 +93,9 @@ export class SyncNode extends Emitter {
 
   /** Replicates `crdt` (a CRDT of this package) as `name`; pass each local edit's delta to {@link SyncNode#change}. */
   share(name, crdt) {
-    this.#engine.share(Date.now(), name, crdt);
+    // A CRDT of this package hands the engine its state; any other object is called back.
+    if (typeof crdt?.__shareIn === "function") crdt.__shareIn(this.#engine, Date.now(), name);
+    else this.#engine.share(Date.now(), name, crdt);
     this.#run();
     return crdt;
   }

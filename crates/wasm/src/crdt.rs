@@ -2,10 +2,16 @@
 //! and exchanges state and deltas as versioned bytes.
 
 use chrysalis_crdt::{
-    Causality, Crdt as _, DeltaCrdt as _, Encode, GCounter as RawGCounter, LWWRegister as RawLww,
+    Causality, Crdt as _, DeltaCrdt, Encode, GCounter as RawGCounter, LWWRegister as RawLww,
     MVRegister as RawMv, ORSet as RawORSet, ORSetDelta, PNCounter as RawPNCounter, ReplicaId,
     VersionVector,
 };
+use std::{
+    cell::{Ref, RefCell, RefMut},
+    rc::Rc,
+};
+
+use chrysalis_sync::Document;
 use js_sys::{Array, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, prelude::*};
@@ -60,15 +66,69 @@ pub fn compare_version_vectors(a: &[u8], b: &[u8]) -> JsResult<String> {
     .into())
 }
 
+/// A CRDT's state, held by its JS object and by every room that replicates it, so a room joins
+/// a peer's delta into it directly (no call out to JS). Wasm runs one call at a time and no
+/// borrow outlives a call, so a borrow never meets another; a room that did meet one would get
+/// an error, not a panic.
+struct Shared<T>(Rc<RefCell<T>>);
+
+impl<T> Shared<T> {
+    fn new(state: T) -> Self {
+        Shared(Rc::new(RefCell::new(state)))
+    }
+
+    fn get(&self) -> Ref<'_, T> {
+        self.0.borrow()
+    }
+
+    fn get_mut(&self) -> RefMut<'_, T> {
+        self.0.borrow_mut()
+    }
+}
+
+const BUSY: &str = "the document is in use by another call";
+
+impl<T: Document> Document for Shared<T> {
+    fn version(&self) -> Result<VersionVector, String> {
+        self.0.try_borrow().map_err(|_| BUSY.to_owned())?.version()
+    }
+
+    fn delta_since(&self, since: &VersionVector) -> Option<Vec<u8>> {
+        self.0.try_borrow().ok()?.delta_since(since)
+    }
+
+    fn apply(&mut self, delta: &[u8]) -> Result<bool, String> {
+        self.0
+            .try_borrow_mut()
+            .map_err(|_| BUSY.to_owned())?
+            .apply(delta)
+    }
+}
+
 /// The methods every CRDT class shares: version vector, deltas, merge and bytes.
 macro_rules! crdt_class_common {
     ($class:ident, $raw:ty, $delta:ty) => {
         #[wasm_bindgen]
         impl $class {
+            /// Internal (what `SyncNode.share` calls): replicates this CRDT in `engine` as
+            /// `name`, the room holding the same state as this object.
+            ///
+            /// @throws {Error} `code: "BAD_DOCUMENT_NAME"` for an empty, over-long or taken name.
+            #[wasm_bindgen(js_name = __shareIn, skip_typescript)]
+            pub fn share_in(
+                &self,
+                engine: &mut crate::sync::RoomEngine,
+                now: f64,
+                name: &str,
+            ) -> JsResult<()> {
+                let shared = Shared(Rc::clone(&self.inner.0));
+                engine.share_document(now, name, Box::new(shared))
+            }
+
             /// This replica's version vector (encoded), to send to a peer for `deltaSince`.
             #[wasm_bindgen(js_name = versionVector)]
             pub fn version_vector(&self) -> Vec<u8> {
-                self.inner.version_vector().to_bytes()
+                self.inner.get().version_vector().to_bytes()
             }
 
             /// What a peer whose version vector is `versionVector` lacks, as delta bytes.
@@ -80,7 +140,7 @@ macro_rules! crdt_class_common {
                 #[wasm_bindgen(js_name = versionVector)] version_vector: &[u8],
             ) -> JsResult<Vec<u8>> {
                 let since = VersionVector::from_bytes(version_vector).map_err(js)?;
-                Ok(self.inner.delta_since(&since).to_bytes())
+                Ok(DeltaCrdt::delta_since(&*self.inner.get(), &since).to_bytes())
             }
 
             /// Joins delta bytes (from a mutator or `deltaSince` of a peer).
@@ -89,19 +149,19 @@ macro_rules! crdt_class_common {
             #[wasm_bindgen(js_name = applyDelta)]
             pub fn apply_delta(&mut self, delta: &[u8]) -> JsResult<()> {
                 let delta = <$delta>::from_bytes(delta).map_err(js)?;
-                self.inner.apply_delta(&delta);
+                self.inner.get_mut().apply_delta(&delta);
                 Ok(())
             }
 
             /// Joins another replica's whole state.
             pub fn merge(&mut self, other: &$class) {
-                self.inner.merge(&other.inner);
+                self.inner.get_mut().merge(&other.inner.get());
             }
 
             /// The whole state as versioned bytes.
             #[wasm_bindgen(js_name = toBytes)]
             pub fn to_bytes(&self) -> Vec<u8> {
-                self.inner.to_bytes()
+                self.inner.get().to_bytes()
             }
 
             /// A replica from `toBytes()` output; `replicaId` is who writes through it.
@@ -115,7 +175,7 @@ macro_rules! crdt_class_common {
             ) -> JsResult<$class> {
                 Ok($class {
                     replica: replica_id(&replica)?,
-                    inner: <$raw>::from_bytes(bytes).map_err(js)?,
+                    inner: Shared::new(<$raw>::from_bytes(bytes).map_err(js)?),
                 })
             }
         }
@@ -126,7 +186,7 @@ macro_rules! crdt_class_common {
 #[wasm_bindgen]
 pub struct GCounter {
     replica: ReplicaId,
-    inner: RawGCounter,
+    inner: Shared<RawGCounter>,
 }
 
 #[wasm_bindgen]
@@ -139,13 +199,14 @@ impl GCounter {
     ) -> JsResult<GCounter> {
         Ok(GCounter {
             replica: replica_id(&replica)?,
-            inner: RawGCounter::new(),
+            inner: Shared::new(RawGCounter::new()),
         })
     }
 
     /// Adds `n` (default 1); returns the delta bytes to ship.
     pub fn increment(&mut self, n: Option<u32>) -> Vec<u8> {
         self.inner
+            .get_mut()
             .increment(self.replica, u64::from(n.unwrap_or(1)))
             .to_bytes()
     }
@@ -153,7 +214,7 @@ impl GCounter {
     /// The total over every replica.
     #[wasm_bindgen(getter)]
     pub fn value(&self) -> f64 {
-        self.inner.value() as f64
+        self.inner.get().value() as f64
     }
 }
 
@@ -163,7 +224,7 @@ crdt_class_common!(GCounter, RawGCounter, RawGCounter);
 #[wasm_bindgen]
 pub struct PNCounter {
     replica: ReplicaId,
-    inner: RawPNCounter,
+    inner: Shared<RawPNCounter>,
 }
 
 #[wasm_bindgen]
@@ -176,13 +237,14 @@ impl PNCounter {
     ) -> JsResult<PNCounter> {
         Ok(PNCounter {
             replica: replica_id(&replica)?,
-            inner: RawPNCounter::new(),
+            inner: Shared::new(RawPNCounter::new()),
         })
     }
 
     /// Adds `n` (default 1); returns the delta bytes.
     pub fn increment(&mut self, n: Option<u32>) -> Vec<u8> {
         self.inner
+            .get_mut()
             .add(self.replica, i64::from(n.unwrap_or(1)))
             .to_bytes()
     }
@@ -190,6 +252,7 @@ impl PNCounter {
     /// Subtracts `n` (default 1); returns the delta bytes.
     pub fn decrement(&mut self, n: Option<u32>) -> Vec<u8> {
         self.inner
+            .get_mut()
             .add(self.replica, -i64::from(n.unwrap_or(1)))
             .to_bytes()
     }
@@ -197,7 +260,7 @@ impl PNCounter {
     /// Increments minus decrements over every replica.
     #[wasm_bindgen(getter)]
     pub fn value(&self) -> f64 {
-        self.inner.value() as f64
+        self.inner.get().value() as f64
     }
 }
 
@@ -235,7 +298,7 @@ impl Item {
 #[wasm_bindgen]
 pub struct ORSet {
     replica: ReplicaId,
-    inner: RawORSet<Item>,
+    inner: Shared<RawORSet<Item>>,
 }
 
 #[wasm_bindgen]
@@ -248,7 +311,7 @@ impl ORSet {
     ) -> JsResult<ORSet> {
         Ok(ORSet {
             replica: replica_id(&replica)?,
-            inner: RawORSet::new(),
+            inner: Shared::new(RawORSet::new()),
         })
     }
 
@@ -259,6 +322,7 @@ impl ORSet {
     ) -> JsResult<Vec<u8>> {
         Ok(self
             .inner
+            .get_mut()
             .add(self.replica, Item::from_js(&item)?)
             .to_bytes())
     }
@@ -270,6 +334,7 @@ impl ORSet {
     ) -> JsResult<Option<Vec<u8>>> {
         Ok(self
             .inner
+            .get_mut()
             .remove(self.replica, &Item::from_js(&item)?)
             .map(|delta| delta.to_bytes()))
     }
@@ -279,19 +344,19 @@ impl ORSet {
         &self,
         #[wasm_bindgen(unchecked_param_type = "SetItem")] item: JsValue,
     ) -> JsResult<bool> {
-        Ok(self.inner.contains(&Item::from_js(&item)?))
+        Ok(self.inner.get().contains(&Item::from_js(&item)?))
     }
 
     /// The items, strings first (sorted), then byte arrays (sorted).
     #[wasm_bindgen(unchecked_return_type = "SetItem[]")]
     pub fn values(&self) -> Array {
-        self.inner.iter().map(Item::to_js).collect()
+        self.inner.get().iter().map(Item::to_js).collect()
     }
 
     /// The number of items.
     #[wasm_bindgen(getter)]
     pub fn size(&self) -> usize {
-        self.inner.len()
+        self.inner.get().len()
     }
 }
 
@@ -313,7 +378,7 @@ fn value_of(json: &str) -> JsValue {
 #[wasm_bindgen]
 pub struct LWWRegister {
     replica: ReplicaId,
-    inner: RawLww<String>,
+    inner: Shared<RawLww<String>>,
 }
 
 #[wasm_bindgen]
@@ -326,7 +391,7 @@ impl LWWRegister {
     ) -> JsResult<LWWRegister> {
         Ok(LWWRegister {
             replica: replica_id(&replica)?,
-            inner: RawLww::new(),
+            inner: Shared::new(RawLww::new()),
         })
     }
 
@@ -335,6 +400,7 @@ impl LWWRegister {
         let millis = now.unwrap_or_else(js_sys::Date::now).max(0.0) as u64;
         Ok(self
             .inner
+            .get_mut()
             .set(self.replica, json_of(&value)?, millis)
             .to_bytes())
     }
@@ -342,6 +408,7 @@ impl LWWRegister {
     /// The current value (`undefined` before the first write).
     pub fn get(&self) -> JsValue {
         self.inner
+            .get()
             .get()
             .map_or(JsValue::UNDEFINED, |json| value_of(json))
     }
@@ -353,7 +420,7 @@ crdt_class_common!(LWWRegister, RawLww<String>, RawLww<String>);
 #[wasm_bindgen]
 pub struct MVRegister {
     replica: ReplicaId,
-    inner: RawMv<String>,
+    inner: Shared<RawMv<String>>,
 }
 
 #[wasm_bindgen]
@@ -366,18 +433,23 @@ impl MVRegister {
     ) -> JsResult<MVRegister> {
         Ok(MVRegister {
             replica: replica_id(&replica)?,
-            inner: RawMv::new(),
+            inner: Shared::new(RawMv::new()),
         })
     }
 
     /// Writes `value` (JSON-serialisable), replacing every value seen; returns the delta bytes.
     pub fn set(&mut self, value: JsValue) -> JsResult<Vec<u8>> {
-        Ok(self.inner.set(self.replica, json_of(&value)?).to_bytes())
+        Ok(self
+            .inner
+            .get_mut()
+            .set(self.replica, json_of(&value)?)
+            .to_bytes())
     }
 
     /// The current values: one, or several after concurrent writes.
     pub fn values(&self) -> Array {
         self.inner
+            .get()
             .values()
             .into_iter()
             .map(|json| value_of(json))
@@ -391,7 +463,7 @@ crdt_class_common!(MVRegister, RawMv<String>, RawMv<String>);
 #[wasm_bindgen]
 pub struct SkillAccumulator {
     replica: ReplicaId,
-    inner: chrysalis_crdt::SkillAccumulator,
+    inner: Shared<chrysalis_crdt::SkillAccumulator>,
 }
 
 #[wasm_bindgen]
@@ -404,7 +476,7 @@ impl SkillAccumulator {
     ) -> JsResult<SkillAccumulator> {
         Ok(SkillAccumulator {
             replica: replica_id(&replica)?,
-            inner: Default::default(),
+            inner: Shared::new(Default::default()),
         })
     }
 
@@ -414,6 +486,7 @@ impl SkillAccumulator {
     pub fn raise(&mut self, skill: &str, level: f64) -> JsResult<Vec<u8>> {
         Ok(self
             .inner
+            .get_mut()
             .raise(self.replica, skill, level)
             .map_err(js)?
             .to_bytes())
@@ -421,13 +494,14 @@ impl SkillAccumulator {
 
     /// The level of `skill` (0 when never raised).
     pub fn level(&self, skill: &str) -> f64 {
-        self.inner.level(skill)
+        self.inner.get().level(skill)
     }
 
     /// Every skill name with its level, by name.
     #[wasm_bindgen(unchecked_return_type = "Array<{ skill: string, level: number }>")]
     pub fn skills(&self) -> Array {
         self.inner
+            .get()
             .skills()
             .map(|(name, skill)| {
                 let entry = js_sys::Object::new();
@@ -449,7 +523,7 @@ crdt_class_common!(
 #[wasm_bindgen]
 pub struct EpisodeMemory {
     replica: ReplicaId,
-    inner: chrysalis_crdt::EpisodeMemory,
+    inner: Shared<chrysalis_crdt::EpisodeMemory>,
 }
 
 #[wasm_bindgen]
@@ -462,7 +536,7 @@ impl EpisodeMemory {
     ) -> JsResult<EpisodeMemory> {
         Ok(EpisodeMemory {
             replica: replica_id(&replica)?,
-            inner: Default::default(),
+            inner: Shared::new(Default::default()),
         })
     }
 
@@ -477,6 +551,7 @@ impl EpisodeMemory {
     ) -> Vec<u8> {
         let millis = now.unwrap_or_else(js_sys::Date::now).max(0.0) as u64;
         self.inner
+            .get_mut()
             .record(self.replica, id, content, links.unwrap_or_default(), millis)
             .to_bytes()
     }
@@ -486,7 +561,8 @@ impl EpisodeMemory {
         unchecked_return_type = "{ content: string, links: string[], at: number } | undefined"
     )]
     pub fn get(&self, id: &str) -> JsValue {
-        let Some(episode) = self.inner.get(id) else {
+        let episodes = self.inner.get();
+        let Some(episode) = episodes.get(id) else {
             return JsValue::UNDEFINED;
         };
         let entry = js_sys::Object::new();
@@ -504,6 +580,7 @@ impl EpisodeMemory {
     /// Every episode id, each after the episodes it links to; the same order on every replica.
     pub fn ordered(&self) -> Vec<String> {
         self.inner
+            .get()
             .ordered()
             .into_iter()
             .map(str::to_owned)
@@ -513,7 +590,7 @@ impl EpisodeMemory {
     /// The number of episodes.
     #[wasm_bindgen(getter)]
     pub fn size(&self) -> usize {
-        self.inner.len()
+        self.inner.get().len()
     }
 }
 
@@ -826,7 +903,7 @@ impl ConflictResolver {
     /// The conflict among an MV-register's concurrent values, settled; `undefined` without one.
     #[wasm_bindgen(js_name = resolveRegister, unchecked_return_type = "ConflictVerdict | undefined")]
     pub fn resolve_register(&mut self, key: &str, register: &MVRegister) -> JsValue {
-        match self.inner.detect_in_register(key, &register.inner) {
+        match self.inner.detect_in_register(key, &register.inner.get()) {
             Some(conflict) => self.verdict(conflict).into(),
             None => JsValue::UNDEFINED,
         }

@@ -217,6 +217,19 @@ fn sync_config(options: &JsValue) -> Result<SyncConfig, CodedError> {
     })
 }
 
+impl RoomEngine {
+    /// Replicates `doc` as `name` (a JS object behind `JsDocument`, or a package CRDT's shared
+    /// state).
+    pub(crate) fn share_document(
+        &mut self,
+        now: f64,
+        name: &str,
+        doc: Box<dyn Document>,
+    ) -> JsResult<()> {
+        self.room.share(now_ms(now), name, doc).map_err(js)
+    }
+}
+
 /// One agent's runtime in one room, sans-IO: feed it what happened on its links and its timer,
 /// carry out what `poll` returns. Most pages use the package's `SyncNode`, which does both.
 #[wasm_bindgen]
@@ -272,8 +285,7 @@ impl RoomEngine {
                 "a document is a CRDT object (GCounter, ORSet, LWWRegister, …)",
             )));
         }
-        let doc = Box::new(JsDocument { object: doc });
-        self.room.share(now_ms(now), name, doc).map_err(js)
+        self.share_document(now, name, Box::new(JsDocument { object: doc }))
     }
 
     /// Stops replicating `name`; returns whether it was shared.
