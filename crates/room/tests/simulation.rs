@@ -2,7 +2,8 @@
 //! their journals and council agreements) over a faulty network: frames dropped, duplicated
 //! and reordered, the relay partitioned, agents restarted with every storage write not yet
 //! completed lost, a hostile room peer. Every honest agent converges, no acknowledged local
-//! change is lost, and councils of 4, 7 and 10 among 100 agents decide with f members silent.
+//! change is lost, and councils of 4, 7 and 10 among 100 agents decide with f members silent
+//! or equivocating (Twins: two copies of one identity, each talking to part of the council).
 //!
 //! `SIM_RUNS` (memory rooms) and `COUNCIL_RUNS` (councils) set how many seeds run: the test
 //! command runs a few, `bash scripts/simulate.sh room` many; `--nocapture` prints simulated
@@ -163,11 +164,24 @@ fn rooms_with_memories_converge_and_keep_every_acknowledged_change() {
     );
 }
 
+/// How the council's f faulty members fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Crashed before anything is proposed.
+    Silent,
+    /// Twins: each faulty identity runs as two copies, each heard by its own half of the
+    /// honest members, each proposing its own motion and voting as it sees fit; as leader it
+    /// pre-prepares different values to each half.
+    Twins,
+}
+
 /// A council of `size` among 100 agents over the relay (above the sync layer's broadcast
-/// limit), f members silent: a member proposes a motion, the others endorse it when asked, and
-/// every honest member decides it. Returns (ms to decide everywhere, bytes the relay carried
-/// meanwhile for the whole room, agreement messages the honest members sent).
-fn council_decides(seed: u64, size: usize) -> (u64, u64, u64) {
+/// limit), f members faulty: an honest member proposes a motion, the honest members endorse it
+/// when asked, and every honest member decides it; no two honest members decide different
+/// values for a slot. Returns (ms to decide everywhere, bytes the relay carried meanwhile for
+/// the whole room, agreement messages the honest members sent).
+fn council_decides(seed: u64, size: usize, fault: Fault) -> (u64, u64, u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut world = World::new(seed);
     world.storage_delay = 2;
     let agents = 100;
@@ -176,13 +190,28 @@ fn council_decides(seed: u64, size: usize) -> (u64, u64, u64) {
     }
     let council: Vec<[u8; 32]> = (0..size).map(|i| world.id(i)).collect();
     let f = (size - 1) / 3;
-    for agent in 0..agents {
+    // The faulty members, anywhere in the council (the first view's leader among them at times).
+    let mut faulty = BTreeSet::new();
+    while faulty.len() < f {
+        faulty.insert((rng.next_u64() % size as u64) as usize);
+    }
+    let honest: Vec<usize> = (0..size).filter(|m| !faulty.contains(m)).collect();
+    let mut copies = Vec::new();
+    if fault == Fault::Twins {
+        for &member in &faulty {
+            copies.push(world.add_twin(member));
+        }
+        for &member in &honest {
+            world.sides[member] = 1 + (rng.next_u64() % 2) as u8;
+        }
+    }
+    for agent in 0..world.rooms.len() {
         world.open_memory(agent, MEMORY, memory_options(council.clone(), f + 1));
     }
-    // f members are silent: crashed before anything is proposed.
-    let silent: Vec<usize> = (size - f..size).collect();
-    for &agent in &silent {
-        world.crash(agent);
+    if fault == Fault::Silent {
+        for &agent in &faulty {
+            world.crash(agent);
+        }
     }
     world.run(world.now + 1_000);
     world.faults = Faults {
@@ -192,32 +221,56 @@ fn council_decides(seed: u64, size: usize) -> (u64, u64, u64) {
     };
     let relayed = world.relayed.1;
     let start = world.now;
-    let value = world.rooms[0]
+    let proposer = honest[0];
+    let value = world.rooms[proposer]
         .propose(world.now, MEMORY, &Motion::SetThreshold(f as u32 + 2))
         .unwrap();
-    world.pump(0);
-    let honest: Vec<usize> = (0..size - f).collect();
+    world.pump(proposer);
+    // Each twin copy proposes a motion of its own at the same time.
+    let twins: Vec<usize> = faulty
+        .iter()
+        .copied()
+        .chain(copies.iter().copied())
+        .collect();
+    if fault == Fault::Twins {
+        for (i, &copy) in twins.iter().enumerate() {
+            let motion = Motion::SetThreshold(1 + (i % size) as u32);
+            world.rooms[copy]
+                .propose(world.now, MEMORY, &motion)
+                .unwrap();
+            world.pump(copy);
+        }
+    }
+    let endorsers: Vec<usize> = honest.iter().chain(&twins).copied().collect();
     let mut decided_at = vec![None; size];
-    let mut seen = vec![0; size];
+    let mut slots: Vec<std::collections::BTreeMap<u64, Vec<u8>>> = vec![Default::default(); size];
+    let mut seen = vec![0; world.rooms.len()];
     while world.now < start + 60_000 {
         world.run(world.now + 20);
-        for &member in &honest {
-            let events: Vec<RoomEvent> = world.events[member][seen[member]..].to_vec();
-            seen[member] = world.events[member].len();
+        for &agent in &endorsers {
+            let events: Vec<RoomEvent> = world.events[agent][seen[agent]..].to_vec();
+            seen[agent] = world.events[agent].len();
             for event in events {
                 let RoomEvent::Council { event, .. } = event else {
                     continue;
                 };
                 match *event {
-                    CouncilEvent::Requested { value: v, .. } => {
-                        world.rooms[member].endorse(world.now, MEMORY, &v).unwrap();
-                        world.pump(member);
+                    // Only the honest motion gets endorsements: a twin's own motion has one.
+                    CouncilEvent::Requested { value: v, .. } if v == value => {
+                        world.rooms[agent].endorse(world.now, MEMORY, &v).unwrap();
+                        world.pump(agent);
                     }
                     CouncilEvent::Decided {
-                        value: v, refused, ..
-                    } if v == value => {
-                        assert_eq!(refused, None, "seed {seed}: the motion was refused");
-                        decided_at[member].get_or_insert(world.now);
+                        seq,
+                        value: v,
+                        refused,
+                        ..
+                    } if agent < size && !faulty.contains(&agent) => {
+                        slots[agent].insert(seq, v.clone());
+                        if v == value {
+                            assert_eq!(refused, None, "seed {seed}: the motion was refused");
+                            decided_at[agent].get_or_insert(world.now);
+                        }
                     }
                     _ => {}
                 }
@@ -230,10 +283,21 @@ fn council_decides(seed: u64, size: usize) -> (u64, u64, u64) {
     for &member in &honest {
         assert!(
             decided_at[member].is_some(),
-            "seed {seed}: council of {size}: member {member} did not decide"
+            "seed {seed}: council of {size}, {fault:?}: member {member} did not decide"
         );
         let council = world.rooms[member].memory(MEMORY).unwrap().council();
         assert_eq!(council.threshold(), f + 2, "seed {seed}: member {member}");
+        // Safety: every slot two honest members both decided holds the same value.
+        for &other in &honest {
+            for (seq, v) in &slots[member] {
+                if let Some(w) = slots[other].get(seq) {
+                    assert_eq!(
+                        v, w,
+                        "seed {seed}: members {member} and {other} differ at {seq}"
+                    );
+                }
+            }
+        }
     }
     let last = honest.iter().filter_map(|&m| decided_at[m]).max().unwrap();
     let messages = honest
@@ -245,17 +309,26 @@ fn council_decides(seed: u64, size: usize) -> (u64, u64, u64) {
 
 #[test]
 fn councils_of_4_7_and_10_among_100_agents_decide_with_f_members_silent() {
+    councils(Fault::Silent);
+}
+
+#[test]
+fn councils_of_4_7_and_10_among_100_agents_decide_with_f_members_equivocating() {
+    councils(Fault::Twins);
+}
+
+fn councils(fault: Fault) {
     let count = seeds("COUNCIL_RUNS", 1);
     for size in [4, 7, 10] {
         let (mut worst, mut bytes, mut messages) = (0, 0, 0);
         for seed in 0..count {
-            let (ms, b, m) = council_decides(seed, size);
+            let (ms, b, m) = council_decides(seed, size, fault);
             worst = worst.max(ms);
             bytes += b;
             messages += m;
         }
         println!(
-            "council of {size} among 100 agents, f silent: decided by every honest member within {worst} ms (worst of {count} seeds); per decision {} agreement messages, {} bytes relayed for the whole room meanwhile",
+            "council of {size} among 100 agents, f {fault:?}: decided by every honest member within {worst} ms (worst of {count} seeds); per decision {} agreement messages, {} bytes relayed for the whole room meanwhile",
             messages / count,
             bytes / count
         );

@@ -94,6 +94,12 @@ pub struct World {
     pub faults: Faults,
     /// The relay's partition: agents in different groups do not hear each other's frames.
     pub groups: Vec<u8>,
+    /// Twins: for a copy of a twin identity, which side of the room it talks to; for any other
+    /// agent, which copy it hears (0: neither). Empty when nobody is twinned.
+    pub sides: Vec<u8>,
+    twin: Vec<bool>,
+    /// Which key each agent holds (a twin's copies hold the same).
+    identity: Vec<usize>,
     /// Storage write latency (ms).
     pub storage_delay: u64,
     rng: ChaCha8Rng,
@@ -154,6 +160,9 @@ impl World {
             next_seq: 0,
             faults: Faults::default(),
             groups: Vec::new(),
+            sides: Vec::new(),
+            twin: Vec::new(),
+            identity: Vec::new(),
             storage_delay: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             relayed: (0, 0),
@@ -173,9 +182,28 @@ impl World {
     /// Adds an agent with `config` and nothing shared; returns its index.
     pub fn add(&mut self, config: RoomConfig) -> usize {
         let i = self.rooms.len();
-        let room = Room::new(key(i), config.clone(), self.now, i as u64).unwrap();
+        self.add_as(i, config)
+    }
+
+    /// Twins `agent`: a second agent with the same identity and config (returned), the two
+    /// copies each talking only to the agents on their side of `sides` (1 and 2), so the
+    /// identity says different things to different members.
+    pub fn add_twin(&mut self, agent: usize) -> usize {
+        let copy = self.add_as(self.identity[agent], self.configs[agent].clone());
+        let n = self.rooms.len();
+        self.sides.resize(n, 0);
+        self.twin.resize(n, false);
+        (self.sides[agent], self.sides[copy]) = (1, 2);
+        (self.twin[agent], self.twin[copy]) = (true, true);
+        copy
+    }
+
+    fn add_as(&mut self, identity: usize, config: RoomConfig) -> usize {
+        let i = self.rooms.len();
+        let room = Room::new(key(identity), config.clone(), self.now, i as u64).unwrap();
         self.rooms.push(room);
-        self.keys.push(key(i));
+        self.keys.push(key(identity));
+        self.identity.push(identity);
         self.configs.push(config);
         self.endpoints.push(BTreeMap::new());
         self.events.push(Vec::new());
@@ -242,8 +270,13 @@ impl World {
         }
         self.down[agent] = false;
         let seed = self.rng.next_u64();
-        self.rooms[agent] =
-            Room::new(key(agent), self.configs[agent].clone(), self.now, seed).unwrap();
+        self.rooms[agent] = Room::new(
+            key(self.identity[agent]),
+            self.configs[agent].clone(),
+            self.now,
+            seed,
+        )
+        .unwrap();
         self.pump(agent);
         let opened = self.opened[agent].clone();
         for (name, options) in opened {
@@ -255,6 +288,7 @@ impl World {
         self.rooms[agent].id()
     }
 
+    /// The first agent holding `peer`'s identity.
     pub fn agent_of(&self, peer: &PeerId) -> usize {
         self.rooms.iter().position(|r| r.id() == *peer).unwrap()
     }
@@ -288,6 +322,11 @@ impl World {
     /// A frame between two agents, through the faults.
     fn carry(&mut self, from: usize, to: usize, link: LinkId, bytes: Vec<u8>) {
         if self.groups.len() > from.max(to) && self.groups[from] != self.groups[to] {
+            return;
+        }
+        let side = |agent: usize| self.sides.get(agent).copied().unwrap_or(0);
+        let twin = |agent: usize| self.twin.get(agent).copied().unwrap_or(false);
+        if (twin(from) || twin(to)) && side(from) != side(to) {
             return;
         }
         let f = self.faults;
