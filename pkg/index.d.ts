@@ -144,7 +144,7 @@ export interface SyncNodeEvents {
   saved: { memory: string; write: number };
   /** A hosted memory's council agreement did something. */
   council: { memory: string; round: CouncilEventDetail };
-  /** A hosted memory's storage failed a write: nothing after it is acknowledged. */
+  /** A hosted memory's storage failed a write: nothing after it is acknowledged or written, and its local changes throw `STORAGE_FAILED` until it is reopened. */
   "storage-error": { memory: string; code: string; message: string };
 }
 

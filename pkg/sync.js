@@ -204,18 +204,18 @@ export class SyncNode extends Emitter {
     }
   }
 
-  /** A hosted memory's write, after the ones before it; a failed write stops that memory's writes (nothing after it is acknowledged). */
+  /** A hosted memory's write, after the ones before it, if the engine still wants it; its outcome goes back to the engine. */
   #store({ memory, id, write }) {
     const storage = this.#storages.get(memory);
     this.#writes = this.#writes.then(async () => {
-      if (!storage || storage.failed) return;
+      // After close the engine is gone: writes it asked for still reach storage.
+      if (!storage || this.#call((e) => e.writeWanted(id)) === false) return;
       try {
         await storage.write(write);
-        this.#call((e, now) => e.stored(now, id));
       } catch (error) {
-        storage.failed = true;
-        emit(this, "storage-error", { memory, code: error?.code ?? "STORAGE", message: String(error?.message ?? error) });
+        return this.#call((e, now) => e.storageFailed(now, id, String(error?.code ?? "STORAGE"), String(error?.message ?? error)));
       }
+      this.#call((e, now) => e.stored(now, id));
     });
   }
 

@@ -5,7 +5,11 @@
 // batched (Chrysalis: `flushDelayMs: 20`; Yjs: one transaction). Bytes on the wire are WebSocket
 // payload bytes counted in the pages (sent + received, all pages), until convergence.
 //
+// With an earlier build of the package in target/bench-build/before/pkg (`bash
+// scripts/bench-before.sh REV` puts one there), it runs as "chrysalis-before" in the same rounds.
+//
 //   import { runSyncBench } from "./bench-sync.mjs"; const rows = await runSyncBench(browser, url);
+import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { createRequire } from "node:module";
@@ -109,8 +113,10 @@ export async function runSyncBench(browser, baseUrl) {
   const yjs = await startYjsServer();
   const pageUrl = `${baseUrl}bench/sync.html`;
   const cases = [];
+  const before = existsSync(join(ROOT, "target/bench-build/before/pkg/index.js"));
+  const libraries = before ? ["chrysalis", "chrysalis-before", "yjs"] : ["chrysalis", "yjs"];
   for (const batched of [false, true]) {
-    for (const library of ["chrysalis", "yjs"]) cases.push({ library, batched, url: library === "yjs" ? yjs.url : relay.url, runs: [] });
+    for (const library of libraries) cases.push({ library, batched, url: library === "yjs" ? yjs.url : relay.url, runs: [] });
   }
   try {
     for (let round = 0; round < ROUNDS; round += 1) {

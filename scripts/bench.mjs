@@ -1,4 +1,5 @@
 // Runs the benchmark page (www/bench/) in headless Chromium and writes docs/benchmarks.md.
+// `node scripts/bench.mjs sync` runs only the replication benchmark and rewrites its section.
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
@@ -21,6 +22,25 @@ async function runPage(path) {
   await page.close();
   return out;
 }
+const fmt = (n, digits = 1) => n.toFixed(digits);
+if (process.argv[2] === "sync") {
+  let sync;
+  try {
+    sync = await runSyncBench(browser, url);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  const path = join(ROOT, "docs/benchmarks.md");
+  const doc = readFileSync(path, "utf8");
+  const start = doc.indexOf("## Replication (");
+  const end = doc.indexOf("\n## ", start + 1);
+  const next = doc.indexOf("Reading the numbers:", start);
+  const stop = [end, next].filter((i) => i > start).reduce((a, b) => Math.min(a, b), doc.length);
+  writeFileSync(path, doc.slice(0, start) + replicationSection(sync).join("\n") + doc.slice(stop));
+  console.log(replicationSection(sync).join("\n"));
+  process.exit(0);
+}
 let results;
 let embedding;
 let knn;
@@ -37,7 +57,62 @@ try {
 const agreement = JSON.parse(readFileSync(join(ROOT, "target/bench/agreement.json"), "utf8"));
 const ours = embedding.rows[0]; // the build Chromium loads
 const anchors = embedding.rows.filter((r) => !r.ours);
-const fmt = (n, digits = 1) => n.toFixed(digits);
+/** The replication section of docs/benchmarks.md from `runSyncBench` rows. */
+function replicationSection(sync) {
+  const row = (library, batched) => sync.find((r) => r.library === library && r.batched === batched);
+  const before = sync.some((r) => r.library === "chrysalis-before");
+  return [
+  "## Replication (8 pages, 1,000 edits; `scripts/bench-sync.mjs`)",
+    "",
+    `${SYNC_BENCH.PAGES} headless-Chromium pages join one room; each adds ${SYNC_BENCH.EDITS / SYNC_BENCH.PAGES} unique keys to a shared set`,
+    `(${SYNC_BENCH.EDITS} edits in all, every page at once) and the run ends when every page holds all ${SYNC_BENCH.EDITS}.`,
+    "Chrysalis: `SyncNode` (ORSet) over the relay of `crates/relay`, every frame Ed25519-signed. Yjs: a",
+    "Y.Map over y-websocket 2.1 and its reference server (`bin/utils`), unauthenticated. *Each edit*:",
+    "every edit is its own change (Chrysalis `flushDelayMs: 0`; Yjs one transaction per edit).",
+    "*Batched*: each page's edits go out together (Chrysalis `flushDelayMs: 20`; Yjs one transaction).",
+    "Bytes = WebSocket payload bytes sent plus received by all pages, from the first edit to",
+    `convergence; time = first edit to the last page complete. Median of ${SYNC_BENCH.ROUNDS} rounds, interleaved.`,
+    "**Ratio = Chrysalis ÷ Yjs: below 1 means Chrysalis sends less or converges sooner.**",
+    "",
+    "| Mode | Chrysalis time | Yjs time | Time ratio | Chrysalis bytes | Yjs bytes | Bytes ratio | Chrysalis messages | Yjs messages |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...[false, true].map((batched) => {
+      const [ours, theirs] = ["chrysalis", "yjs"].map((library) => sync.find((r) => r.library === library && r.batched === batched));
+      return `| ${batched ? "batched" : "each edit"} | ${ours.ms} ms | ${theirs.ms} ms | ${fmt(ours.ms / theirs.ms, 2)}× | ${ours.bytes.toLocaleString("en-US")} | ${theirs.bytes.toLocaleString("en-US")} | ${fmt(ours.bytes / theirs.bytes, 2)}× | ${ours.messages.toLocaleString("en-US")} | ${theirs.messages.toLocaleString("en-US")} |`;
+    }),
+    "",
+    "Where the bytes go: every Chrysalis frame carries 110 bytes of version, kind, sender key, sequence",
+    "number, length and Ed25519 signature, and the relay prefixes the authenticated sender (32 bytes) to",
+    "each copy it forwards; a one-key OR-Set delta is about 50 bytes. Yjs updates carry no identity or",
+    "signature: any peer of a y-websocket room can write as anyone. Batching amortises the signature",
+    "over a page's edits.",
+    "",
+    ...(before ? beforeAndAfter(row) : []),
+  ];
+}
+
+/** Today's build against an earlier one (scripts/bench-before.sh) and Yjs, from the same rounds. */
+function beforeAndAfter(row) {
+  const revision = readFileSync(join(ROOT, "target/bench-build/before/pkg/REVISION"), "utf8").trim().split(" ")[0];
+  return [
+    `Before and after: the package as built at \`${revision}\` ran in the same rounds as today's build and Yjs.`,
+    "",
+    "| Mode | Build | Time | Time ratio to Yjs | Bytes | Bytes ratio to Yjs |",
+    "|---|---|---:|---:|---:|---:|",
+    ...[false, true].flatMap((batched) => {
+      const yjs = row("yjs", batched);
+      return [
+        ["chrysalis-before", `before (${revision})`],
+        ["chrysalis", "after"],
+      ].map(([library, label]) => {
+        const r = row(library, batched);
+        return `| ${batched ? "batched" : "each edit"} | ${label} | ${r.ms} ms | ${fmt(r.ms / yjs.ms, 2)}× | ${r.bytes.toLocaleString("en-US")} | ${fmt(r.bytes / yjs.bytes, 2)}× |`;
+      });
+    }),
+    "",
+  ];
+}
+
 const embeddingRows = embedding.rows.map(
   (r) =>
     `| ${r.engine} | ${fmt(r.coldMs, 0)} | ${fmt(r.p50)} | ${fmt(r.p95)} | ${fmt(r.batchMs, 0)} | ${fmt(100_000 / r.batchMs, 0)} | ${fmt(r.memoryMiB, 0)} |`,
@@ -181,31 +256,7 @@ const lines = [
     (r) => `| ${r.n} | ${Math.floor((r.n - 1) / 3)} | ${r.decisions.toLocaleString("en-US")} | ${r.p50} | ${r.p95} | ${r.max} | ${fmt(r.messagesPerDecision, 1)} |`,
   ),
   "",
-  "## Replication (8 pages, 1,000 edits; `scripts/bench-sync.mjs`)",
-  "",
-  `${SYNC_BENCH.PAGES} headless-Chromium pages join one room; each adds ${SYNC_BENCH.EDITS / SYNC_BENCH.PAGES} unique keys to a shared set`,
-  `(${SYNC_BENCH.EDITS} edits in all, every page at once) and the run ends when every page holds all ${SYNC_BENCH.EDITS}.`,
-  "Chrysalis: `SyncNode` (ORSet) over the relay of `crates/relay`, every frame Ed25519-signed. Yjs: a",
-  "Y.Map over y-websocket 2.1 and its reference server (`bin/utils`), unauthenticated. *Each edit*:",
-  "every edit is its own change (Chrysalis `flushDelayMs: 0`; Yjs one transaction per edit).",
-  "*Batched*: each page's edits go out together (Chrysalis `flushDelayMs: 20`; Yjs one transaction).",
-  "Bytes = WebSocket payload bytes sent plus received by all pages, from the first edit to",
-  `convergence; time = first edit to the last page complete. Median of ${SYNC_BENCH.ROUNDS} rounds, interleaved.`,
-  "**Ratio = Chrysalis ÷ Yjs: below 1 means Chrysalis sends less or converges sooner.**",
-  "",
-  "| Mode | Chrysalis time | Yjs time | Time ratio | Chrysalis bytes | Yjs bytes | Bytes ratio | Chrysalis messages | Yjs messages |",
-  "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-  ...[false, true].map((batched) => {
-    const [ours, theirs] = ["chrysalis", "yjs"].map((library) => sync.find((r) => r.library === library && r.batched === batched));
-    return `| ${batched ? "batched" : "each edit"} | ${ours.ms} ms | ${theirs.ms} ms | ${fmt(ours.ms / theirs.ms, 2)}× | ${ours.bytes.toLocaleString("en-US")} | ${theirs.bytes.toLocaleString("en-US")} | ${fmt(ours.bytes / theirs.bytes, 2)}× | ${ours.messages.toLocaleString("en-US")} | ${theirs.messages.toLocaleString("en-US")} |`;
-  }),
-  "",
-  "Where the bytes go: every Chrysalis frame carries 110 bytes of version, kind, sender key, sequence",
-  "number, length and Ed25519 signature, and the relay prefixes the authenticated sender (32 bytes) to",
-  "each copy it forwards; a one-key OR-Set delta is about 50 bytes. Yjs updates carry no identity or",
-  "signature: any peer of a y-websocket room can write as anyone. Batching amortises the signature",
-  "over a page's edits.",
-  "",
+  ...replicationSection(sync),
   "Reading the numbers: WebCrypto runs AES-GCM and SHA-256 on the CPU's AES-NI / SHA instructions,",
   "which WebAssembly cannot reach; it wins on large inputs and loses on small ones, where its",
   "asynchronous call costs more than the work. Chrysalis's AES is the constant-time bitsliced",

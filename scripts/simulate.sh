@@ -13,8 +13,9 @@
 #   bash scripts/simulate.sh room [runs]       whole Rooms with hosted memories: drops, duplicates,
 #                                              delays, partitions, restarts losing unfinished
 #                                              writes, a hostile peer; councils of 4, 7 and 10
-#                                              among 100 agents (default 200 runs of the first,
-#                                              20 of the councils); prints time, bytes, latency.
+#                                              among 100 agents, f silent or Twins (default 200
+#                                              runs of the first, 20 of the councils); prints
+#                                              time, bytes, latency.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 case "${1:-}" in

@@ -5,11 +5,12 @@
 const EXPECTED = { value: Infinity };
 let replica;
 
-/** Joins the room with `library` ("chrysalis" or "yjs"). */
+/** Joins the room with `library`: "chrysalis", "chrysalis-before" (an earlier build of the
+ * package, in /bench-build/before/pkg, to compare against) or "yjs". */
 window.setup = async ({ library, url, room, name, flushDelayMs, expected }) => {
   EXPECTED.value = expected;
-  if (library === "chrysalis") {
-    const sdk = await import("/pkg/index.js");
+  if (library.startsWith("chrysalis")) {
+    const sdk = await import(library === "chrysalis-before" ? "/bench-build/before/pkg/index.js" : "/pkg/index.js");
     await sdk.initializeChrysalis();
     const node = await sdk.SyncNode.join({ room, relayUrl: url, identity: sdk.SigningKey.generate(), flushDelayMs });
     const set = node.share("set", new sdk.ORSet(name));

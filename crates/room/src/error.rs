@@ -23,6 +23,9 @@ pub enum RoomError {
     /// Not supported yet (says what).
     #[error("{0}")]
     NotSupported(&'static str),
+    /// The memory's storage failed a write: it takes no more local changes until reopened.
+    #[error("the memory's storage failed a write; reopen the memory")]
+    StorageFailed,
     /// The memory refused the call (its error's code and message).
     #[error("{message}")]
     Memory {
@@ -43,6 +46,7 @@ impl RoomError {
             RoomError::UnknownMemory => "UNKNOWN_MEMORY",
             RoomError::NotMember => "NOT_MEMBER",
             RoomError::NotSupported(_) => "NOT_SUPPORTED",
+            RoomError::StorageFailed => "STORAGE_FAILED",
             RoomError::Memory { code, .. } => code,
         }
     }

@@ -148,6 +148,8 @@ pub(crate) struct Host {
     agreement: Option<Agreement>,
     /// The council's `motion_endorsements` last given to the agreement (which clamps it).
     order_wanted: usize,
+    /// A write failed: no more writes are asked for, no local change is taken.
+    failed: bool,
     requested: VecDeque<Vec<u8>>,
 }
 
@@ -217,6 +219,7 @@ impl Room {
                 compact_every: options.compact_every.max(1),
                 journal_len: 0,
                 in_flight: VecDeque::new(),
+                failed: false,
                 log,
                 agreement,
                 order_wanted,
@@ -275,6 +278,7 @@ impl Room {
         name: &str,
         draft: BeadDraft,
     ) -> Result<(chrysalis_memory::Bead, u64), RoomError> {
+        self.check_writable(name)?;
         let bead = self
             .memory_mut(name)?
             .remember(draft, now)
@@ -286,6 +290,7 @@ impl Room {
     /// Forgets a bead this agent wrote; whether it was here, and the write (see
     /// [`Room::remember`]).
     pub fn forget(&mut self, now: u64, name: &str, id: &BeadId) -> Result<(bool, u64), RoomError> {
+        self.check_writable(name)?;
         let found = self
             .memory_mut(name)?
             .forget(id, now)
@@ -295,6 +300,7 @@ impl Room {
 
     /// Approves a bead; whether the approval is new, and the write (see [`Room::remember`]).
     pub fn approve(&mut self, now: u64, name: &str, id: &BeadId) -> Result<(bool, u64), RoomError> {
+        self.check_writable(name)?;
         let fresh = self
             .memory_mut(name)?
             .approve(id, now)
@@ -375,7 +381,56 @@ impl Room {
         Ok(())
     }
 
+    /// The pump's storage failed write `id`: that memory stops (see
+    /// [`RoomEvent::StorageFailed`]). The failure of a closed memory's write is ignored.
+    pub fn storage_failed(
+        &mut self,
+        now: u64,
+        id: u64,
+        code: &str,
+        message: &str,
+    ) -> Result<(), RoomError> {
+        if self.forgotten_writes.remove(&id) {
+            return Ok(());
+        }
+        let Some((name, host)) = self
+            .memories
+            .iter_mut()
+            .find(|(_, h)| h.in_flight.front().is_some_and(|w| w.id == id))
+        else {
+            return Err(RoomError::BadArgument(
+                "no write of this id is the next to complete",
+            ));
+        };
+        host.failed = true;
+        host.in_flight.clear();
+        self.out.push_back(Output::Event(RoomEvent::StorageFailed {
+            memory: name.clone(),
+            code: code.chars().take(64).collect(),
+            message: message.chars().take(512).collect(),
+        }));
+        self.after(now);
+        Ok(())
+    }
+
+    /// Whether the pump should still carry out write `id` (not after its memory's storage
+    /// failed: a journal must not hold an entry whose predecessor was lost).
+    pub fn write_wanted(&self, id: u64) -> bool {
+        self.forgotten_writes.contains(&id)
+            || self
+                .memories
+                .values()
+                .any(|h| h.in_flight.iter().any(|w| w.id == id))
+    }
+
     // ---- internals ----
+
+    fn check_writable(&self, name: &str) -> Result<(), RoomError> {
+        match self.memories.get(name) {
+            Some(host) if host.failed => Err(RoomError::StorageFailed),
+            _ => Ok(()),
+        }
+    }
 
     /// Fires the councils' agreement timers that are due.
     pub(crate) fn tick_agreements(&mut self, now: u64) {
@@ -512,6 +567,9 @@ impl Room {
     ) {
         let id = self.next_write;
         self.next_write += 1;
+        if self.memories.get(name).is_some_and(|h| h.failed) {
+            return;
+        }
         if let Some(host) = self.memories.get_mut(name) {
             host.in_flight.push_back(InFlight {
                 id,

@@ -187,6 +187,17 @@ pub enum RoomEvent {
         /// The write's id (what the change's call returned).
         write: u64,
     },
+    /// A hosted memory's storage failed a write: that write and every one after it are not
+    /// acknowledged, its later writes are not asked for, and it refuses local changes
+    /// (`STORAGE_FAILED`) until it is reopened from what storage holds.
+    StorageFailed {
+        /// The memory.
+        memory: String,
+        /// The storage's error code (`STORAGE` when it gave none).
+        code: String,
+        /// What the storage said.
+        message: String,
+    },
     /// A memory's council agreement did something.
     Council {
         /// The memory.

@@ -126,3 +126,65 @@ fn tabs_find_each_other_over_the_broadcast_channel_and_leave_with_a_goodbye() {
     world.run(world.now + 10_000);
     assert!(world.peers_via(a).is_empty());
 }
+
+/// A memory whose storage fails a write stops there: that write and the ones queued after it
+/// are neither acknowledged nor sent nor carried out, it refuses local changes until reopened,
+/// and the room around it goes on (the policy used to be a flag in the JS pump).
+#[test]
+fn a_failed_storage_write_stops_its_memory_and_nothing_after_it_is_acknowledged() {
+    const MEMORY: &str = "memory";
+    let mut world = World::new(3);
+    world.storage_delay = 50;
+    let (a, b) = (
+        world.add(world::room_config(true, false, false)),
+        world.add(world::room_config(true, false, false)),
+    );
+    let council = vec![world.id(a)];
+    for agent in [a, b] {
+        world.open_memory(agent, MEMORY, world::memory_options(council.clone(), 1));
+    }
+    world.run(world.now + 500);
+    world.remember(a, MEMORY, "kept");
+    world.run(world.now + 500);
+    assert_eq!(world.acknowledged[a].len(), 1);
+    // The disk fills up while three more writes wait.
+    world.failing_storage.insert(a);
+    for text in ["lost 1", "lost 2", "lost 3"] {
+        world.remember(a, MEMORY, text);
+    }
+    world.run(world.now + 1_000);
+    assert_eq!(world.acknowledged[a].len(), 1, "nothing after the failure");
+    let failures: Vec<&RoomEvent> = world.events[a]
+        .iter()
+        .filter(|e| matches!(e, RoomEvent::StorageFailed { .. }))
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let journal = &world.disks[a].stored[MEMORY].journal;
+    let draft = chrysalis_memory::BeadDraft {
+        content: "refused".into(),
+        kind: "note".into(),
+        tags: Vec::new(),
+        embedding: None,
+    };
+    let refused = world.rooms[a].remember(world.now, MEMORY, draft);
+    assert_eq!(refused.unwrap_err().code(), "STORAGE_FAILED");
+    // Peer b never heard the unsaved beads; the room still replicates b's.
+    let before = journal.len();
+    world.remember(b, MEMORY, "from b");
+    world.run(world.now + 1_000);
+    let memory = world.rooms[a].memory(MEMORY).unwrap();
+    assert!(memory.store().beads().any(|bead| bead.content == "from b"));
+    let on_b: Vec<String> = world.rooms[b]
+        .memory(MEMORY)
+        .unwrap()
+        .store()
+        .beads()
+        .map(|bead| bead.content.clone())
+        .collect();
+    assert!(!on_b.iter().any(|c| c.starts_with("lost")), "{on_b:?}");
+    assert_eq!(
+        world.disks[a].stored[MEMORY].journal.len(),
+        before,
+        "no write asked"
+    );
+}

@@ -507,6 +507,23 @@ impl RoomEngine {
         self.room.stored(now_ms(now), id as u64).map_err(js)
     }
 
+    /// The pump's storage failed write `id` with `code` and `message`: its memory stops (a
+    /// `storage-error` event; later local changes throw `STORAGE_FAILED` until it is reopened).
+    ///
+    /// @throws {Error} `code: "BAD_ARGUMENT"` when `id` is not the next write to complete.
+    #[wasm_bindgen(js_name = storageFailed)]
+    pub fn storage_failed(&mut self, now: f64, id: f64, code: &str, message: &str) -> JsResult<()> {
+        self.room
+            .storage_failed(now_ms(now), id as u64, code, message)
+            .map_err(js)
+    }
+
+    /// Whether the pump should still carry out write `id` (not once its memory's storage failed).
+    #[wasm_bindgen(js_name = writeWanted)]
+    pub fn write_wanted(&self, id: f64) -> bool {
+        self.room.write_wanted(id as u64)
+    }
+
     /// Signs and stores a bead in memory `name`: `{ bead, write }`, where `write` is the
     /// storage write whose `saved` event says it is durable (and sent).
     ///

@@ -110,6 +110,7 @@ export type RoomEventDetail =
   | { type: "peer-banned"; peer: string; reason: string }
   | { type: "memory-change"; memory: string; change: MemoryChange }
   | { type: "saved"; memory: string; write: number }
+  | { type: "storage-error"; memory: string; code: string; message: string }
   | { type: "council"; memory: string; round: CouncilEventDetail };
 /** What the pump must do, in order (`link` ids are the engine's). */
 export type RoomAction =
@@ -547,6 +548,16 @@ fn event_object(event: RoomEvent) -> JsValue {
             ("type", "saved".into()),
             ("memory", memory.into()),
             ("write", (write as f64).into()),
+        ]),
+        RoomEvent::StorageFailed {
+            memory,
+            code,
+            message,
+        } => object(&[
+            ("type", "storage-error".into()),
+            ("memory", memory.into()),
+            ("code", code.into()),
+            ("message", message.into()),
         ]),
         RoomEvent::Council { memory, event } => object(&[
             ("type", "council".into()),

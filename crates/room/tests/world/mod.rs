@@ -6,7 +6,7 @@
 //! relay partitioned, agents restarted with every write not yet completed lost.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrysalis_crdt::{Encode, GCounter, ReplicaId};
 use chrysalis_crypto::SigningKey;
@@ -100,6 +100,8 @@ pub struct World {
     twin: Vec<bool>,
     /// Which key each agent holds (a twin's copies hold the same).
     identity: Vec<usize>,
+    /// Agents whose storage fails every write from now on.
+    pub failing_storage: BTreeSet<usize>,
     /// Storage write latency (ms).
     pub storage_delay: u64,
     rng: ChaCha8Rng,
@@ -163,6 +165,7 @@ impl World {
             sides: Vec::new(),
             twin: Vec::new(),
             identity: Vec::new(),
+            failing_storage: BTreeSet::new(),
             storage_delay: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             relayed: (0, 0),
@@ -589,6 +592,18 @@ impl World {
             let disk = &mut self.disks[agent];
             let (done, name, write) = disk.pending.pop_front().expect("a pending write");
             assert_eq!(done, id, "writes complete in order");
+            // The pump carries out only the writes the room still wants.
+            if !self.rooms[agent].write_wanted(id) {
+                return;
+            }
+            if self.failing_storage.contains(&agent) {
+                self.rooms[agent]
+                    .storage_failed(now, id, "QUOTA_EXCEEDED", "the disk is full")
+                    .unwrap();
+                self.pump(agent);
+                return;
+            }
+            let disk = &mut self.disks[agent];
             let stored = disk.stored.entry(name).or_default();
             match write {
                 StorageWrite::Append(entries) => stored.journal.extend(entries),
