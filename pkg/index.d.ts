@@ -225,6 +225,8 @@ export interface MemorySystemEvents {
   accepted: { id: string; bead: MemoryBead };
   /** The council's agreement rounds. */
   agreement: CouncilRound;
+  /** The memory's storage failed a write: waiting changes and motions reject with `STORAGE_FAILED`, and so do later ones until it is reopened. */
+  "storage-error": { memory: string; code: string; message: string };
 }
 
 /** One step of the council's agreement, as {@link MemorySystem} reports it. */

@@ -12,7 +12,7 @@ export class MemorySystem extends Emitter {
   #name;
   #embedding;
   #storage;
-  /** Local writes not yet durable (write id → resolve), this agent's motions (id → `{ resolve, reject, at, motion }`). */
+  /** Local writes not yet durable (write id → `{ resolve, reject }`), this agent's motions (id → `{ resolve, reject, at, motion }`). */
   #saving = new Map();
   #motions = new Map();
   #unsubscribe = [];
@@ -42,7 +42,8 @@ export class MemorySystem extends Emitter {
     system.#storage = options.storage ?? (persist ? await indexedDbStorage(database, security) : memoryStorage());
     const on = (type, fn) => system.#unsubscribe.push(system.#sync.on(type, (detail) => detail.memory === name && fn(detail)));
     on("memory-change", ({ change }) => system.#changed(change));
-    on("saved", ({ write }) => (system.#saving.get(write)?.(), system.#saving.delete(write)));
+    on("saved", ({ write }) => (system.#saving.get(write)?.resolve(), system.#saving.delete(write)));
+    on("storage-error", (detail) => (emit(system, "storage-error", detail), system.#fail(memoryError("STORAGE_FAILED", detail.message))));
     on("council", ({ round }) => system.#round(round));
     await openMemory(system.#sync, name, { ...hnsw, ...agreement, members: council.members, threshold: council.threshold, compactEvery }, system.#storage);
     return system;
@@ -109,8 +110,12 @@ export class MemorySystem extends Emitter {
     this.#unsubscribe.forEach((off) => off());
     if (this.#own) this.#sync.close();
     else this.#call((e) => e.closeMemory(this.#name));
-    for (const { reject } of this.#motions.values()) reject(memoryError("CLOSED", "the memory was closed"));
+    this.#fail(memoryError("CLOSED", "the memory was closed"));
     this.#storage.close?.();
+  }
+  /** Rejects every local change and motion still waiting (the memory stopped). */
+  #fail(error) {
+    for (const pending of [this.#saving, this.#motions]) pending.forEach(({ reject }) => reject(error)), pending.clear();
   }
 
   #call(fn) {
@@ -118,10 +123,9 @@ export class MemorySystem extends Emitter {
   }
 
   /** A local change: resolves with what the engine returned once its write is durable (and sent). */
-  async #write(fn) {
+  #write(fn) {
     const out = this.#call(fn);
-    await new Promise((resolve) => this.#saving.set(out.write, resolve));
-    return out;
+    return new Promise((resolve, reject) => this.#saving.set(out.write, { resolve: () => resolve(out), reject }));
   }
 
   #motion(type, fn) {

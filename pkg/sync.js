@@ -15,7 +15,7 @@ export function drive(node, fn) {
 
 /** Opens memory `name` in `node`'s engine from `storage` (`{ load(), write(write) }`), which then receives its writes. */
 export async function openMemory(node, name, options, storage) {
-  const stored = await storage.load();
+  const stored = await node.flushed().then(() => storage.load()); // after writes of an earlier opening
   return drive(node, (engine, now) => {
     engine.openMemory(now, name, options, stored);
     pumps.get(node).storages.set(name, storage);
@@ -207,16 +207,13 @@ export class SyncNode extends Emitter {
   /** A hosted memory's write, after the ones before it, if the engine still wants it; its outcome goes back to the engine. */
   #store({ memory, id, write }) {
     const storage = this.#storages.get(memory);
-    this.#writes = this.#writes.then(async () => {
-      // After close the engine is gone: writes it asked for still reach storage.
-      if (!storage || this.#call((e) => e.writeWanted(id)) === false) return;
-      try {
-        await storage.write(write);
-      } catch (error) {
-        return this.#call((e, now) => e.storageFailed(now, id, String(error?.code ?? "STORAGE"), String(error?.message ?? error)));
-      }
-      this.#call((e, now) => e.stored(now, id));
-    });
+    this.#writes = this.#writes
+      .then(async () => {
+        if (!storage || !this.#call((e) => e.writeWanted(id))) return;
+        const failed = await Promise.resolve(write).then((w) => storage.write(w)).then(() => null, (error) => error ?? "storage failed");
+        this.#call((e, now) => (failed ? e.storageFailed(now, id, failed) : e.stored(now, id)));
+      })
+      .catch((error) => emit(this, "storage-error", { memory, code: error.code, message: error.message })); // the engine refused the outcome; later writes go on
   }
 
   #close(link) {

@@ -129,3 +129,28 @@ test("a Node.js agent and two pages form a council and decide a motion", { timeo
   assert.ok(round.endorsers.length >= 2, `endorsed by ${round.endorsers.length}`);
   for (const endorser of round.endorsers) assert.ok(members.includes(endorser));
 });
+
+test("a Node.js agent whose storage fails stops that memory: waiting and later changes reject, nothing after is written", async () => {
+  const writes = [];
+  let failing = false;
+  const storage = {
+    load: () => ({ journal: [] }),
+    write: async (write) => {
+      if (failing) throw Object.assign(new Error("the disk is full"), { code: "QUOTA_EXCEEDED" });
+      writes.push(write.kind);
+    },
+  };
+  const memory = await sdk.MemorySystem.open({ name: "failing", storage, persist: false });
+  const errors = [];
+  memory.on("storage-error", (detail) => errors.push(detail));
+  await memory.remember("Written before the disk filled up.");
+  const written = writes.length;
+  failing = true;
+  const outcomes = await Promise.allSettled(["one", "two", "three"].map((text) => memory.remember(`Lost ${text}.`)));
+  assert.deepEqual(outcomes.map((o) => o.reason?.code), ["STORAGE_FAILED", "STORAGE_FAILED", "STORAGE_FAILED"]);
+  assert.deepEqual(errors, [{ memory: "failing", code: "QUOTA_EXCEEDED", message: "the disk is full" }]);
+  failing = false;
+  await assert.rejects(memory.remember("Refused until reopened."), { code: "STORAGE_FAILED" });
+  await memory.close();
+  assert.equal(writes.length, written, "no write was carried out after the failure");
+});

@@ -316,6 +316,7 @@ impl Room {
     /// Proposes `motion` to memory `name`'s council: this member's signed request. Returns the
     /// agreement value (a random nonce and the motion): [`CouncilEvent::Decided`] carries it.
     pub fn propose(&mut self, now: u64, name: &str, motion: &Motion) -> Result<Vec<u8>, RoomError> {
+        self.check_writable(name)?;
         if matches!(
             motion,
             Motion::Admit(_) | Motion::Remove(_) | Motion::Rotate(_)
@@ -332,6 +333,7 @@ impl Room {
     /// Endorses another member's pending motion (the value of its [`CouncilEvent::Requested`]);
     /// returns the motion.
     pub fn endorse(&mut self, now: u64, name: &str, value: &[u8]) -> Result<Motion, RoomError> {
+        self.check_writable(name)?;
         let membership = value
             .get(MOTION_NONCE..)
             .and_then(|m| Motion::from_bytes(m).ok())
@@ -373,8 +375,11 @@ impl Room {
             memory.durable_through(done.durable);
         }
         for delta in done.send {
-            let out = self.sync.local_change(now, &name, delta)?;
-            self.absorb(out);
+            // A change the push refuses (too large for one frame, or the document unshared)
+            // is durable all the same and reaches peers through anti-entropy.
+            if let Ok(out) = self.sync.local_change(now, &name, delta) {
+                self.absorb(out);
+            }
         }
         self.out.extend(done.events.into_iter().map(Output::Event));
         self.after(now);
@@ -404,6 +409,8 @@ impl Room {
         };
         host.failed = true;
         host.in_flight.clear();
+        // Its decisions could no longer be logged: the member falls silent.
+        host.agreement = None;
         self.out.push_back(Output::Event(RoomEvent::StorageFailed {
             memory: name.clone(),
             code: code.chars().take(64).collect(),
@@ -413,14 +420,13 @@ impl Room {
         Ok(())
     }
 
-    /// Whether the pump should still carry out write `id` (not after its memory's storage
-    /// failed: a journal must not hold an entry whose predecessor was lost).
+    /// Whether the pump should still carry out write `id`: not once its memory's storage failed
+    /// (a journal must not hold an entry whose predecessor was lost), nor once its memory was
+    /// closed (nothing waits on it, and a reopened memory must not see it land after its load).
     pub fn write_wanted(&self, id: u64) -> bool {
-        self.forgotten_writes.contains(&id)
-            || self
-                .memories
-                .values()
-                .any(|h| h.in_flight.iter().any(|w| w.id == id))
+        self.memories
+            .values()
+            .any(|h| h.in_flight.iter().any(|w| w.id == id))
     }
 
     // ---- internals ----

@@ -168,7 +168,13 @@ fn a_failed_storage_write_stops_its_memory_and_nothing_after_it_is_acknowledged(
     };
     let refused = world.rooms[a].remember(world.now, MEMORY, draft);
     assert_eq!(refused.unwrap_err().code(), "STORAGE_FAILED");
-    // Peer b never heard the unsaved beads; the room still replicates b's.
+    let motion = chrysalis_memory::Motion::SetThreshold(1);
+    let refused = world.rooms[a].propose(world.now, MEMORY, &motion);
+    assert_eq!(refused.unwrap_err().code(), "STORAGE_FAILED");
+    // The disk works again, but the memory stays stopped until reopened: no write is asked
+    // (one asked would land now). Peer b never heard the unsaved beads; the room still
+    // replicates b's.
+    world.failing_storage.remove(&a);
     let before = journal.len();
     world.remember(b, MEMORY, "from b");
     world.run(world.now + 1_000);
@@ -187,4 +193,14 @@ fn a_failed_storage_write_stops_its_memory_and_nothing_after_it_is_acknowledged(
         before,
         "no write asked"
     );
+    assert_eq!(
+        world.rooms[a].journal(MEMORY).unwrap().1,
+        0,
+        "no write in flight"
+    );
+    let failures = world.events[a]
+        .iter()
+        .filter(|e| matches!(e, RoomEvent::StorageFailed { .. }))
+        .count();
+    assert_eq!(failures, 1);
 }

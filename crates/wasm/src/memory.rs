@@ -507,14 +507,24 @@ impl RoomEngine {
         self.room.stored(now_ms(now), id as u64).map_err(js)
     }
 
-    /// The pump's storage failed write `id` with `code` and `message`: its memory stops (a
-    /// `storage-error` event; later local changes throw `STORAGE_FAILED` until it is reopened).
+    /// The pump's storage failed write `id` with `error` (its `code` and `message` are read, a
+    /// string is the message): its memory stops (a `storage-error` event; later local changes
+    /// throw `STORAGE_FAILED` until it is reopened).
     ///
     /// @throws {Error} `code: "BAD_ARGUMENT"` when `id` is not the next write to complete.
     #[wasm_bindgen(js_name = storageFailed)]
-    pub fn storage_failed(&mut self, now: f64, id: f64, code: &str, message: &str) -> JsResult<()> {
+    pub fn storage_failed(&mut self, now: f64, id: f64, error: JsValue) -> JsResult<()> {
+        let field = |name: &str| {
+            js_sys::Reflect::get(&error, &name.into())
+                .ok()
+                .and_then(|v| v.as_string())
+        };
+        let code = field("code").unwrap_or_else(|| "STORAGE".into());
+        let message = field("message")
+            .or_else(|| error.as_string())
+            .unwrap_or_else(|| "the storage failed".into());
         self.room
-            .storage_failed(now_ms(now), id as u64, code, message)
+            .storage_failed(now_ms(now), id as u64, &code, &message)
             .map_err(js)
     }
 
@@ -528,7 +538,7 @@ impl RoomEngine {
     /// storage write whose `saved` event says it is durable (and sent).
     ///
     /// @throws {Error} `code: "BAD_INPUT"` for empty or over-long content, kind or tags, or a
-    /// bad vector; `"UNKNOWN_MEMORY"`.
+    /// bad vector; `"UNKNOWN_MEMORY"`; `"STORAGE_FAILED"` once the memory's storage failed.
     #[wasm_bindgen(unchecked_return_type = "{ bead: MemoryBead; write: number }")]
     pub fn remember(
         &mut self,
@@ -557,7 +567,7 @@ impl RoomEngine {
     /// Forgets a bead this agent wrote, everywhere and for good: `{ found, write }`.
     ///
     /// @throws {Error} `code: "BAD_ARGUMENT"` for an id that is not 64 hex digits;
-    /// `"NOT_AUTHOR"` for another agent's bead.
+    /// `"NOT_AUTHOR"` for another agent's bead; `"STORAGE_FAILED"`.
     #[wasm_bindgen(unchecked_return_type = "{ found: boolean; write: number }")]
     pub fn forget(&mut self, now: f64, name: &str, id: &str) -> JsResult<JsValue> {
         let (found, write) = self
@@ -572,7 +582,7 @@ impl RoomEngine {
 
     /// Signs this agent's approval of a bead: `{ fresh, write }`.
     ///
-    /// @throws {Error} `code: "BAD_INPUT"` for a bead not in memory.
+    /// @throws {Error} `code: "BAD_INPUT"` for a bead not in memory; `"STORAGE_FAILED"`.
     #[wasm_bindgen(unchecked_return_type = "{ fresh: boolean; write: number }")]
     pub fn approve(&mut self, now: f64, name: &str, id: &str) -> JsResult<JsValue> {
         let (fresh, write) = self
@@ -690,7 +700,7 @@ impl RoomEngine {
     ///
     /// @throws {Error} `code: "NOT_MEMBER"` for an agent not on the council; `"NOT_SUPPORTED"`
     /// for a membership change; `"BAD_ARGUMENT"` for a bad motion; `"BAD_INPUT"` when 16 of
-    /// this member's requests are pending.
+    /// this member's requests are pending; `"STORAGE_FAILED"`.
     pub fn propose(
         &mut self,
         now: f64,
@@ -705,7 +715,8 @@ impl RoomEngine {
     /// Endorses another member's pending motion (the `id` of its `requested` council event);
     /// returns the motion.
     ///
-    /// @throws {Error} `code: "BAD_ARGUMENT"` when no pending motion has this id.
+    /// @throws {Error} `code: "BAD_ARGUMENT"` when no pending motion has this id;
+    /// `"STORAGE_FAILED"`.
     #[wasm_bindgen(unchecked_return_type = "CouncilMotion")]
     pub fn endorse(&mut self, now: f64, name: &str, id: &str) -> JsResult<JsValue> {
         let value = motion_id(id)?;
