@@ -39,13 +39,11 @@ export class Emitter extends EventTarget {
 /** A replica of named CRDTs kept in sync with the room's other peers (`await SyncNode.join(options)`; events in `SyncNodeEvents`). */
 export class SyncNode extends Emitter {
   #engine;
-  #room;
-  #identity;
-  #relayUrl;
-  #WebSocket; // the page's, or the `ws` package's in Node.js
+  #options; // room, identity, relayUrl and WebSocket (the page's, or the `ws` package's in Node.js)
   #timer;
   #closed = false;
   #running = false;
+  #soon; // "queued": a tick waits in a microtask; "running": it runs
   /** The engine's links (id → `{ socket }`, `{ pc, channel }` or `{ broadcast }`), hosted memories' storage by name, and the chain of storage writes. */
   #links = new Map();
   #storages = new Map();
@@ -62,10 +60,7 @@ export class SyncNode extends Emitter {
     super();
     const { room, identity, relayUrl, webrtc = false, broadcastChannel = false, WebSocket = globalThis.WebSocket, ...engineOptions } = options;
     if (typeof identity?.sign !== "function" || typeof identity.publicKey !== "function") throw syncError("BAD_ARGUMENT", "identity must be a SigningKey");
-    this.#room = room;
-    this.#identity = identity;
-    this.#relayUrl = relayUrl;
-    this.#WebSocket = WebSocket;
+    this.#options = { room, identity, relayUrl, WebSocket };
     const links = { relay: !!relayUrl, webrtc, broadcast: broadcastChannel };
     this.#engine = new RoomEngine(identity, { ...engineOptions, ...links, room }, Date.now());
     pumps.set(this, {
@@ -80,7 +75,7 @@ export class SyncNode extends Emitter {
 
   /** The room this node joined. */
   get room() {
-    return this.#room;
+    return this.#options.room;
   }
   /** This node's peer id (hex of its identity's public key). */
   get id() {
@@ -88,12 +83,11 @@ export class SyncNode extends Emitter {
   }
   /** The `SigningKey` this node signs with (the agent's identity). */
   get identity() {
-    return this.#identity;
+    return this.#options.identity;
   }
 
-  /** Replicates `crdt` (a CRDT of this package) as `name`; pass each local edit's delta to {@link SyncNode#change}. */
+  /** Replicates `crdt` as `name` (a CRDT of this package hands the engine its state; any other object is called back); pass each local edit's delta to {@link SyncNode#change}. */
   share(name, crdt) {
-    // A CRDT of this package hands the engine its state; any other object is called back.
     if (typeof crdt?.__shareIn === "function") crdt.__shareIn(this.#engine, Date.now(), name);
     else this.#engine.share(Date.now(), name, crdt);
     this.#run();
@@ -161,8 +155,7 @@ export class SyncNode extends Emitter {
         for (const action of actions) {
           try {
             this.#act(action);
-          } catch {
-            // A browser refusal (too many peer connections, a full send buffer) ends that link.
+          } catch { // a browser refusal (too many peer connections, a full send buffer) ends that link
             if (action.link === undefined) continue;
             this.#close(action.link);
             queueMicrotask(() => this.#call((e, now) => e.linkClosed(now, action.link)));
@@ -171,9 +164,17 @@ export class SyncNode extends Emitter {
       }
     } finally {
       this.#running = false;
-      clearTimeout(this.#timer);
-      if (!this.#closed) this.#timer = setTimeout(() => this.#call((e, now) => e.tick(now)), Math.max(0, this.#engine.timeout - Date.now()));
+      this.#schedule();
     }
+  }
+
+  /** The engine's next tick: one due now runs once this task ends (the task's changes go out together), never twice in a row; later ones on a timer. */
+  #schedule(wait = this.#closed ? 1 : this.#engine.timeout - Date.now(), tick = () => this.#call((e, now) => e.tick(now))) {
+    clearTimeout(this.#timer);
+    if (this.#closed || this.#soon === "queued") return;
+    if (wait > 0 || this.#soon) return void (this.#timer = setTimeout(tick, Math.max(0, wait)));
+    this.#soon = "queued";
+    queueMicrotask(() => ((this.#soon = "running"), tick(), (this.#soon = undefined))); // a throw leaves ticks to the timer
   }
 
   #act(action) {
@@ -226,7 +227,7 @@ export class SyncNode extends Emitter {
   }
 
   #openRelay(link) {
-    const socket = new this.#WebSocket(this.#relayUrl);
+    const socket = new this.#options.WebSocket(this.#options.relayUrl);
     socket.binaryType = "arraybuffer";
     this.#links.set(link, { socket });
     socket.onopen = () => this.#call((e, now) => e.linkOpened(now, link));
@@ -290,7 +291,6 @@ export class SyncNode extends Emitter {
     const broadcast = new BroadcastChannel(name);
     this.#links.set(link, { broadcast });
     broadcast.onmessage = ({ data }) => data instanceof Uint8Array && this.#call((e, now) => e.receive(now, link, data));
-    // Open at once; reported after the actions being carried out.
-    queueMicrotask(() => this.#call((e, now) => e.linkOpened(now, link)));
+    queueMicrotask(() => this.#call((e, now) => e.linkOpened(now, link))); // open at once; reported after the actions being carried out
   }
 }

@@ -1,12 +1,15 @@
-// The replication benchmark: 8 headless-Chromium pages in one room, 1,000 edits (125 unique set
-// keys added per page, all pages at once), until every page holds all 1,000. Chrysalis
-// (`SyncNode` over the relay in crates/relay) side by side with Yjs (a Y.Map over y-websocket and
-// its reference server), each in two modes: every edit its own change, and each page's 125 edits
-// batched (Chrysalis: `flushDelayMs: 20`; Yjs: one transaction). Bytes on the wire are WebSocket
-// payload bytes counted in the pages (sent + received, all pages), until convergence.
+// The replication benchmark: headless-Chromium pages in one room add unique set keys (all pages
+// at once) until every page holds them all. Chrysalis (`SyncNode` over the relay in
+// crates/relay, or over WebRTC data channels with the relay for signalling) side by side with
+// Yjs (a Y.Map over y-websocket and its reference server). Cases: 8 pages and 1,000 edits with
+// every edit its own change made in one task ("each"), every edit its own change in a task of
+// its own ("tasks"), and each page's edits as one change ("batched"); 32 pages each editing in
+// one task; and 8 pages over WebRTC. Bytes on the wire are WebSocket and data channel payload
+// bytes counted in the pages (sent + received, all pages), until convergence.
 //
 // With an earlier build of the package in target/bench-build/before/pkg (`bash
-// scripts/bench-before.sh REV` puts one there), it runs as "chrysalis-before" in the same rounds.
+// scripts/bench-before.sh REV` puts one there), it runs as "chrysalis-before" in the same rounds
+// of the 8-page relay cases.
 //
 //   import { runSyncBench } from "./bench-sync.mjs"; const rows = await runSyncBench(browser, url);
 import { existsSync } from "node:fs";
@@ -21,6 +24,14 @@ import { openPage, ROOT } from "../tests/e2e/browser.mjs";
 const PAGES = 8;
 const EDITS = 1000;
 const ROUNDS = 3;
+/** The cases, in the order of the table: `pages`, edit `mode`, and whether Chrysalis uses WebRTC. */
+const CASES = [
+  { pages: PAGES, mode: "each", label: "each edit" },
+  { pages: PAGES, mode: "tasks", label: "each edit, a task each" },
+  { pages: PAGES, mode: "batched", label: "batched" },
+  { pages: 32, mode: "each", label: "each edit, 32 pages" },
+  { pages: PAGES, mode: "each", webrtc: true, label: "each edit, WebRTC" },
+];
 
 /** Bundles yjs + y-websocket for the page into target/bench-build/yjs-sync.js. */
 export async function buildYjsBundle() {
@@ -61,35 +72,28 @@ async function startYjsServer() {
 }
 
 /** One run: fresh pages and room; returns time to converge and bytes on the wire. */
-async function runOnce(browser, pageUrl, { library, url, batched, round }) {
-  const room = `bench-${library}-${batched ? "batched" : "each"}-${round}`;
+async function runOnce(browser, pageUrl, { library, url, pages: count, mode, webrtc = false, round }) {
+  const room = `bench-${library}-${count}-${mode}-${webrtc ? "webrtc" : "relay"}-${round}`;
+  const perPage = Math.round(EDITS / count);
+  const expected = perPage * count;
   const pages = [];
   try {
-    for (let i = 0; i < PAGES; i += 1) {
+    for (let i = 0; i < count; i += 1) {
       const page = await openPage(browser, pageUrl);
       await page.waitForFunction(() => window.benchReady === true);
       pages.push(page);
-      await page.evaluate((o) => window.setup(o), {
-        library,
-        url,
-        room,
-        name: `page-${i}`,
-        flushDelayMs: batched ? 20 : 0,
-        expected: EDITS,
-      });
+      await page.evaluate((o) => window.setup(o), { library, url, room, name: `page-${i}`, webrtc, expected });
     }
-    for (const page of pages) await page.waitForFunction((n) => window.peerCount() >= n, PAGES - 1, { timeout: 30_000 });
+    for (const page of pages) await page.waitForFunction((n) => window.peerCount() >= n, count - 1, { timeout: 60_000 });
     // Let joining settle, then count only the edits' traffic.
     await new Promise((r) => setTimeout(r, 500));
     const before = await Promise.all(pages.map((p) => p.evaluate(() => ({ ...window.wire }))));
-    const starts = await Promise.all(
-      pages.map((p, i) => p.evaluate((o) => window.edit(o), { count: EDITS / PAGES, prefix: `p${i}`, batched })),
-    );
+    const starts = await Promise.all(pages.map((p, i) => p.evaluate((o) => window.edit(o), { count: perPage, prefix: `p${i}`, mode })));
     for (const page of pages) await page.waitForFunction(() => window.done !== null, null, { timeout: 120_000, polling: 20 });
     const dones = await Promise.all(pages.map((p) => p.evaluate(() => window.done)));
     const after = await Promise.all(pages.map((p) => p.evaluate(() => ({ ...window.wire }))));
     const sizes = await Promise.all(pages.map((p) => p.evaluate(() => window.size())));
-    if (sizes.some((s) => s !== EDITS)) throw new Error(`${library}: sizes ${sizes}`);
+    if (sizes.some((s) => s !== expected)) throw new Error(`${library}: sizes ${sizes}`);
     const bytes = after.reduce((sum, a, i) => sum + a.sent - before[i].sent + a.received - before[i].received, 0);
     const messages = after.reduce(
       (sum, a, i) => sum + a.messagesSent - before[i].messagesSent + a.messagesReceived - before[i].messagesReceived,
@@ -98,7 +102,7 @@ async function runOnce(browser, pageUrl, { library, url, batched, round }) {
     for (const page of pages) {
       if (page.problems.length) throw new Error(`${library} page problems: ${page.problems.join("\n")}`);
     }
-    return { ms: Math.max(...dones) - Math.min(...starts), bytes, messages };
+    return { ms: Math.max(...dones) - Math.min(...starts), bytes, messages, edits: expected };
   } finally {
     for (const page of pages) await page.close();
   }
@@ -106,37 +110,39 @@ async function runOnce(browser, pageUrl, { library, url, batched, round }) {
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-/** Runs every case ROUNDS times (interleaved) and returns the median rows. */
+/** Runs every case ROUNDS times (interleaved) and returns the median rows (`label`, `library`, `ms`, `bytes`, `messages`). */
 export async function runSyncBench(browser, baseUrl) {
   await buildYjsBundle();
   const relay = await startRelay();
   const yjs = await startYjsServer();
   const pageUrl = `${baseUrl}bench/sync.html`;
-  const cases = [];
+  const runs = [];
   const before = existsSync(join(ROOT, "target/bench-build/before/pkg/index.js"));
-  const libraries = before ? ["chrysalis", "chrysalis-before", "yjs"] : ["chrysalis", "yjs"];
-  for (const batched of [false, true]) {
-    for (const library of libraries) cases.push({ library, batched, url: library === "yjs" ? yjs.url : relay.url, runs: [] });
+  for (const c of CASES) {
+    const libraries = before && c.pages === PAGES && !c.webrtc ? ["chrysalis", "chrysalis-before", "yjs"] : ["chrysalis", "yjs"];
+    for (const library of libraries) runs.push({ ...c, library, url: library === "yjs" ? yjs.url : relay.url, webrtc: library !== "yjs" && !!c.webrtc, results: [] });
   }
   try {
     for (let round = 0; round < ROUNDS; round += 1) {
-      for (const c of cases) {
-        const run = await runOnce(browser, pageUrl, { ...c, round });
-        console.log(`sync ${c.library} ${c.batched ? "batched" : "each edit"} round ${round}: ${run.ms} ms, ${run.bytes} bytes`);
-        c.runs.push(run);
+      for (const r of runs) {
+        const result = await runOnce(browser, pageUrl, { ...r, round });
+        console.log(`sync ${r.library} ${r.label} round ${round}: ${result.ms} ms, ${result.bytes} bytes`);
+        r.results.push(result);
       }
     }
   } finally {
     await relay.stop();
     await yjs.stop();
   }
-  return cases.map((c) => ({
-    library: c.library,
-    batched: c.batched,
-    ms: median(c.runs.map((r) => r.ms)),
-    bytes: median(c.runs.map((r) => r.bytes)),
-    messages: median(c.runs.map((r) => r.messages)),
+  return runs.map((r) => ({
+    label: r.label,
+    library: r.library,
+    pages: r.pages,
+    edits: r.results[0].edits,
+    ms: median(r.results.map((x) => x.ms)),
+    bytes: median(r.results.map((x) => x.bytes)),
+    messages: median(r.results.map((x) => x.messages)),
   }));
 }
 
-export const SYNC_BENCH = { PAGES, EDITS, ROUNDS };
+export const SYNC_BENCH = { PAGES, EDITS, ROUNDS, CASES };

@@ -59,33 +59,43 @@ const ours = embedding.rows[0]; // the build Chromium loads
 const anchors = embedding.rows.filter((r) => !r.ours);
 /** The replication section of docs/benchmarks.md from `runSyncBench` rows. */
 function replicationSection(sync) {
-  const row = (library, batched) => sync.find((r) => r.library === library && r.batched === batched);
+  const row = (library, label) => sync.find((r) => r.library === library && r.label === label);
   const before = sync.some((r) => r.library === "chrysalis-before");
+  const n = (x) => x.toLocaleString("en-US");
   return [
-  "## Replication (8 pages, 1,000 edits; `scripts/bench-sync.mjs`)",
+    `## Replication (${SYNC_BENCH.PAGES} pages, ${n(SYNC_BENCH.EDITS)} edits; \`scripts/bench-sync.mjs\`)`,
     "",
-    `${SYNC_BENCH.PAGES} headless-Chromium pages join one room; each adds ${SYNC_BENCH.EDITS / SYNC_BENCH.PAGES} unique keys to a shared set`,
-    `(${SYNC_BENCH.EDITS} edits in all, every page at once) and the run ends when every page holds all ${SYNC_BENCH.EDITS}.`,
-    "Chrysalis: `SyncNode` (ORSet) over the relay of `crates/relay`, every frame Ed25519-signed. Yjs: a",
-    "Y.Map over y-websocket 2.1 and its reference server (`bin/utils`), unauthenticated. *Each edit*:",
-    "every edit is its own change (Chrysalis `flushDelayMs: 0`; Yjs one transaction per edit).",
-    "*Batched*: each page's edits go out together (Chrysalis `flushDelayMs: 20`; Yjs one transaction).",
-    "Bytes = WebSocket payload bytes sent plus received by all pages, from the first edit to",
-    `convergence; time = first edit to the last page complete. Median of ${SYNC_BENCH.ROUNDS} rounds, interleaved.`,
+    `Headless-Chromium pages join one room; each adds its share of ${n(SYNC_BENCH.EDITS)} unique keys to a shared set (every`,
+    "page at once) and the run ends when every page holds them all. Chrysalis: `SyncNode` (ORSet) over",
+    "the relay of `crates/relay` (or WebRTC data channels, the relay signalling), every frame",
+    "Ed25519-signed. Yjs: a Y.Map over y-websocket 2.1 and its reference server (`bin/utils`),",
+    "unauthenticated. *Each edit*: every edit its own change (Yjs: its own transaction), all made in",
+    "one task, which Chrysalis sends as one frame (changes made in one task go out together, at its",
+    "end). *A task each*: every edit its own change in a task of its own (the page yields with a",
+    "message between edits), so every Chrysalis change is its own signed frame. *Batched*: one Yjs",
+    "transaction; for Chrysalis the same as *each edit*. Bytes = WebSocket (and data channel) payload",
+    "bytes sent plus received by all pages, from the first edit to convergence; time = first edit to",
+    `the last page complete. Median of ${SYNC_BENCH.ROUNDS} rounds, interleaved.`,
     "**Ratio = Chrysalis ÷ Yjs: below 1 means Chrysalis sends less or converges sooner.**",
     "",
-    "| Mode | Chrysalis time | Yjs time | Time ratio | Chrysalis bytes | Yjs bytes | Bytes ratio | Chrysalis messages | Yjs messages |",
+    "| Case | Chrysalis time | Yjs time | Time ratio | Chrysalis bytes | Yjs bytes | Bytes ratio | Chrysalis messages | Yjs messages |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ...[false, true].map((batched) => {
-      const [ours, theirs] = ["chrysalis", "yjs"].map((library) => sync.find((r) => r.library === library && r.batched === batched));
-      return `| ${batched ? "batched" : "each edit"} | ${ours.ms} ms | ${theirs.ms} ms | ${fmt(ours.ms / theirs.ms, 2)}× | ${ours.bytes.toLocaleString("en-US")} | ${theirs.bytes.toLocaleString("en-US")} | ${fmt(ours.bytes / theirs.bytes, 2)}× | ${ours.messages.toLocaleString("en-US")} | ${theirs.messages.toLocaleString("en-US")} |`;
+    ...SYNC_BENCH.CASES.map(({ label }) => {
+      const [ours, theirs] = [row("chrysalis", label), row("yjs", label)];
+      return `| ${label} | ${ours.ms} ms | ${theirs.ms} ms | ${fmt(ours.ms / theirs.ms, 2)}× | ${n(ours.bytes)} | ${n(theirs.bytes)} | ${fmt(ours.bytes / theirs.bytes, 2)}× | ${n(ours.messages)} | ${n(theirs.messages)} |`;
     }),
     "",
-    "Where the bytes go: every Chrysalis frame carries 110 bytes of version, kind, sender key, sequence",
-    "number, length and Ed25519 signature, and the relay prefixes the authenticated sender (32 bytes) to",
-    "each copy it forwards; a one-key OR-Set delta is about 50 bytes. Yjs updates carry no identity or",
-    "signature: any peer of a y-websocket room can write as anyone. Batching amortises the signature",
-    "over a page's edits.",
+    "Where the bytes go, per Chrysalis frame (frame version 4; sizes asserted in `crates/sync/tests/frame.rs`",
+    "and `crates/relay-protocol`): 1 byte of relay header on the way up (`0x00` to everyone) and 1 byte",
+    "of sender handle on each copy down (LEB128: the first 128 peers of a room); version 1, kind 1,",
+    "sequence number 8, Ed25519 signature 64; then the gossip payload: hops 1, reply number 1, document",
+    "count 1, document name 1 + its bytes, delta length 1–3; then the OR-Set delta: type tag and",
+    "encoding version 2, the replica table (count 1 + each replica id as a varint, up to 10), per",
+    "element its length, bytes, dot count, replica index and counter (about 4 bytes beyond the",
+    "element), and the causal context (about 3 bytes per replica). A frame goes up once and down to",
+    "each other page: 8 pages make 8 copies. *Each edit* pays the 74-byte frame once per page per task;",
+    "*a task each* pays it per edit, which is where the remaining bytes of that row go. Yjs updates",
+    "carry no identity or signature: any peer of a y-websocket room can write as anyone.",
     "",
     ...(before ? beforeAndAfter(row) : []),
   ];
@@ -94,19 +104,20 @@ function replicationSection(sync) {
 /** Today's build against an earlier one (scripts/bench-before.sh) and Yjs, from the same rounds. */
 function beforeAndAfter(row) {
   const revision = readFileSync(join(ROOT, "target/bench-build/before/pkg/REVISION"), "utf8").trim().split(" ")[0];
+  const labels = SYNC_BENCH.CASES.map((c) => c.label).filter((label) => row("chrysalis-before", label));
   return [
     `Before and after: the package as built at \`${revision}\` ran in the same rounds as today's build and Yjs.`,
     "",
-    "| Mode | Build | Time | Time ratio to Yjs | Bytes | Bytes ratio to Yjs |",
+    "| Case | Build | Time | Time ratio to Yjs | Bytes | Bytes ratio to Yjs |",
     "|---|---|---:|---:|---:|---:|",
-    ...[false, true].flatMap((batched) => {
-      const yjs = row("yjs", batched);
+    ...labels.flatMap((label) => {
+      const yjs = row("yjs", label);
       return [
         ["chrysalis-before", `before (${revision})`],
         ["chrysalis", "after"],
-      ].map(([library, label]) => {
-        const r = row(library, batched);
-        return `| ${batched ? "batched" : "each edit"} | ${label} | ${r.ms} ms | ${fmt(r.ms / yjs.ms, 2)}× | ${r.bytes.toLocaleString("en-US")} | ${fmt(r.bytes / yjs.bytes, 2)}× |`;
+      ].map(([library, build]) => {
+        const r = row(library, label);
+        return `| ${label} | ${build} | ${r.ms} ms | ${fmt(r.ms / yjs.ms, 2)}× | ${r.bytes.toLocaleString("en-US")} | ${fmt(r.bytes / yjs.bytes, 2)}× |`;
       });
     }),
     "",

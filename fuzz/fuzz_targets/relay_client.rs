@@ -1,10 +1,12 @@
 //! The peer's relay client on hostile relay output: the first byte picks the client's state
 //! (connecting or open) and how the rest is fed (control text, or a binary frame). Nothing may
-//! panic, and a frame is accepted only from a peer the relay announced.
+//! panic, and a frame is accepted only from a handle the relay announced.
 #![no_main]
 
 use chrysalis_crypto::SigningKey;
-use chrysalis_relay_protocol::{PROTOCOL_VERSION, RelayClient, RelayState, ServerMessage};
+use chrysalis_relay_protocol::{
+    take_handle, PROTOCOL_VERSION, RelayClient, RelayState, RoomPeer, ServerMessage,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,14 +25,20 @@ fuzz_target!(|data: &[u8]| {
         client.handle_text(0, &key, &challenge.to_text());
         let welcome = ServerMessage::Welcome {
             peer: String::new(),
-            peers: vec![to_hex(&peer)],
+            handle: 0,
+            peers: vec![RoomPeer {
+                peer: to_hex(&peer),
+                handle: 1,
+            }],
         };
         client.handle_text(0, &key, &welcome.to_text());
         assert_eq!(client.state(), RelayState::Open);
     }
     if mode & 2 == 2 {
-        if let Some((from, _)) = client.handle_binary(rest) {
-            assert!(client.peers().any(|p| *p == from));
+        if let Some((from, frame)) = client.handle_binary(rest) {
+            assert_eq!((from, take_handle(rest).map(|(h, _)| h)), (peer, Some(1)));
+            assert!(!frame.is_empty());
+            assert_eq!(client.to_peer(&from, frame).unwrap()[1..], rest[..]);
         }
     } else if let Ok(text) = std::str::from_utf8(rest) {
         client.handle_text(0, &key, text);

@@ -4,7 +4,7 @@
 #![no_main]
 
 use chrysalis_crypto::SigningKey;
-use chrysalis_relay_protocol::{PROTOCOL_VERSION, ServerMessage};
+use chrysalis_relay_protocol::{PROTOCOL_VERSION, RoomPeer, ServerMessage};
 use chrysalis_room::{LinkId, Output, Room, RoomConfig};
 use chrysalis_sync::SyncConfig;
 use libfuzzer_sys::fuzz_target;
@@ -42,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
         room.receive_text(1_000, relay, &challenge.to_text());
         let welcome = ServerMessage::Welcome {
             peer: String::new(),
-            peers: vec!["02".repeat(32)],
+            handle: 0,
+            peers: vec![RoomPeer {
+                peer: "02".repeat(32),
+                handle: 1,
+            }],
         };
         room.receive_text(1_000, relay, &welcome.to_text());
     }

@@ -1,5 +1,5 @@
-// Counts WebSocket payload bytes in and out of this page, for whichever library opens the
-// sockets: the replication benchmark's "bytes on the wire".
+// Counts WebSocket and WebRTC data channel payload bytes in and out of this page, for whichever
+// library opens them: the replication benchmark's "bytes on the wire".
 window.wire = { sent: 0, received: 0, messagesSent: 0, messagesReceived: 0 };
 const size = (data) => (typeof data === "string" ? new TextEncoder().encode(data).length : data.byteLength ?? data.size ?? 0);
 const send = WebSocket.prototype.send;
@@ -16,5 +16,28 @@ window.WebSocket = class extends Native {
       window.wire.received += size(event.data);
       window.wire.messagesReceived += 1;
     });
+  }
+};
+const count = (channel) => {
+  const send = channel.send;
+  channel.send = (data) => {
+    window.wire.sent += size(data);
+    window.wire.messagesSent += 1;
+    return send.call(channel, data);
+  };
+  channel.addEventListener("message", (event) => {
+    window.wire.received += size(event.data);
+    window.wire.messagesReceived += 1;
+  });
+  return channel;
+};
+const NativePeerConnection = RTCPeerConnection;
+window.RTCPeerConnection = class extends NativePeerConnection {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("datachannel", ({ channel }) => count(channel));
+  }
+  createDataChannel(...args) {
+    return count(super.createDataChannel(...args));
   }
 };

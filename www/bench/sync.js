@@ -7,17 +7,18 @@ let replica;
 
 /** Joins the room with `library`: "chrysalis", "chrysalis-before" (an earlier build of the
  * package, in /bench-build/before/pkg, to compare against) or "yjs". */
-window.setup = async ({ library, url, room, name, flushDelayMs, expected }) => {
+window.setup = async ({ library, url, room, name, webrtc, expected }) => {
   EXPECTED.value = expected;
   if (library.startsWith("chrysalis")) {
     const sdk = await import(library === "chrysalis-before" ? "/bench-build/before/pkg/index.js" : "/pkg/index.js");
     await sdk.initializeChrysalis();
-    const node = await sdk.SyncNode.join({ room, relayUrl: url, identity: sdk.SigningKey.generate(), flushDelayMs });
+    const node = await sdk.SyncNode.join({ room, relayUrl: url, identity: sdk.SigningKey.generate(), webrtc });
     const set = node.share("set", new sdk.ORSet(name));
     replica = {
       add: (key) => node.change("set", set.add(key)),
       size: () => set.size,
-      peers: () => node.peers().length,
+      // With WebRTC, a peer counts once its data channel is open.
+      peers: () => node.peers().filter((p) => !webrtc || p.via.includes("webrtc")).length,
       batch: (fn) => fn(),
       onChange: (fn) => node.on("change", fn),
     };
@@ -41,14 +42,32 @@ window.setup = async ({ library, url, room, name, flushDelayMs, expected }) => {
   });
 };
 
-/** Adds `count` unique keys, each its own change (or, with `batched`, one change). */
-window.edit = ({ count, prefix, batched }) => {
+/** The next task: a message to itself (timers are throttled in background pages, messages are not). */
+const nextTask = () =>
+  new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = resolve;
+    channel.port2.postMessage(0);
+  });
+
+/**
+ * Adds `count` unique keys: `mode` "each", each its own change in one task; "tasks", each its
+ * own change in a task of its own; "batched", one change (a Yjs transaction). Resolves with the
+ * time of the first edit.
+ */
+window.edit = async ({ count, prefix, mode }) => {
   const started = Date.now();
   const run = () => {
     for (let i = 0; i < count; i += 1) replica.add(`${prefix}-${i}`);
   };
-  if (batched) replica.batch(run);
-  else run();
+  if (mode === "batched") replica.batch(run);
+  else if (mode === "each") run();
+  else {
+    for (let i = 0; i < count; i += 1) {
+      replica.add(`${prefix}-${i}`);
+      await nextTask();
+    }
+  }
   if (window.done === null && replica.size() >= EXPECTED.value) window.done = Date.now();
   return started;
 };

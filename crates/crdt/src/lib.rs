@@ -28,6 +28,20 @@ pub use resolver::{
     Claim, Conflict, ConflictResolver, ConflictType, Resolution, ResolutionStrategy,
 };
 
+/// A delta two of which join into one: applying the join has the effect of applying both, in
+/// either order (a node sends the changes of one task as one delta).
+pub trait DeltaJoin {
+    /// Joins `other` into `self`.
+    fn join_delta(&mut self, other: Self);
+}
+
+/// A state is its own delta for every type but the OR-Set: the join is the merge.
+impl<T: Crdt> DeltaJoin for T {
+    fn join_delta(&mut self, other: Self) {
+        self.merge(&other);
+    }
+}
+
 /// A state-based CRDT: `merge` is a join (commutative, associative, idempotent).
 pub trait Crdt: Clone + PartialEq + std::fmt::Debug {
     /// Joins `other` into `self`.

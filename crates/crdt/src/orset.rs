@@ -388,6 +388,36 @@ impl<T: Element> ORSet<T> {
     }
 }
 
+/// The dot-kernel join: a dot stays live when both deltas hold it, or one holds it and the other
+/// has not seen it; the contexts unite. So a delta that removes an element joined after the one
+/// that added it leaves neither the element nor its dot, only the context that removes it.
+impl<T: Element> crate::DeltaJoin for ORSetDelta<T> {
+    fn join_delta(&mut self, other: Self) {
+        let mine = self.held();
+        let theirs = other.held();
+        let (my_ctx, their_ctx) = (&self.ctx, &other.ctx);
+        let keep_mine = |d: &Dot| theirs.contains(d) || !their_ctx.contains(*d);
+        let keep_theirs = |d: &Dot| mine.contains(d) || !my_ctx.contains(*d);
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.values_mut().for_each(|dots| dots.retain(keep_mine));
+        for (element, dots) in other.entries {
+            entries
+                .entry(element)
+                .or_default()
+                .extend(dots.into_iter().filter(keep_theirs));
+        }
+        entries.retain(|_, dots| !dots.is_empty());
+        let in_entries: BTreeSet<Dot> = entries.values().flatten().copied().collect();
+        let mut keep = std::mem::take(&mut self.keep);
+        keep.retain(keep_mine);
+        keep.extend(other.keep.into_iter().filter(keep_theirs));
+        keep.retain(|d| !in_entries.contains(d));
+        self.entries = entries;
+        self.keep = keep;
+        self.ctx.merge(&other.ctx);
+    }
+}
+
 impl<T: Element> ORSetDelta<T> {
     /// Whether merging this delta changes nothing.
     pub fn is_empty(&self) -> bool {

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrysalis_crdt::{
-    Crdt, DeltaCrdt, Encode, EpisodeMemory, GCounter, LWWRegister, MVRegister, ORSet, PNCounter,
-    ReplicaId, SkillAccumulator,
+    Crdt, DeltaCrdt, DeltaJoin, Encode, EpisodeMemory, GCounter, LWWRegister, MVRegister, ORSet,
+    PNCounter, ReplicaId, SkillAccumulator,
 };
 use proptest::prelude::*;
 
@@ -29,7 +29,7 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
 }
 
 /// A CRDT under test: how a random byte becomes an operation.
-trait Subject: DeltaCrdt + Default + Encode {
+trait Subject: DeltaCrdt<Delta: DeltaJoin + Clone> + Default + Encode {
     fn op(&mut self, replica: ReplicaId, arg: u8, clock: &mut u64) -> Self::Delta;
 }
 
@@ -145,6 +145,19 @@ fn laws<T: Subject>(steps: &[Step], order: &[usize]) -> Result<(), TestCaseError
         let mut caught_up = y.clone();
         caught_up.apply_delta(&x.delta_since(&y.version_vector()));
         prop_assert_eq!(&caught_up, &merged(y, x));
+    }
+    // Deltas joined into one apply as each in turn, to any replica (one a delta_since).
+    for (x, y) in [(a, b), (b, c), (c, a)] {
+        let mut batch = deltas.clone();
+        let at = order.first().map_or(0, |i| i % (batch.len() + 1));
+        batch.insert(at, x.delta_since(&y.version_vector()));
+        let mut each = y.clone();
+        batch.iter().for_each(|d| each.apply_delta(d));
+        let mut joined = batch[0].clone();
+        batch[1..].iter().for_each(|d| joined.join_delta(d.clone()));
+        let mut once = y.clone();
+        once.apply_delta(&joined);
+        prop_assert_eq!(&once, &each);
     }
     // Nothing new: an empty delta.
     let mut same = full.clone();

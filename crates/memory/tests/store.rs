@@ -50,8 +50,8 @@ impl Agent {
             .store()
             .remember(&me, draft(text, vector), now)
             .unwrap();
-        let out = self.node.local_change(now, DOC, delta).unwrap();
-        (bead, out)
+        self.node.local_change(now, DOC, delta).unwrap();
+        (bead, self.node.flush_changes(now))
     }
 }
 
@@ -105,7 +105,8 @@ fn beads_replicate_through_sync_nodes_and_forgetting_replicates_too() {
     assert_eq!(b.store().take_changes(), vec![StoreChange::Added(bead.id)]);
 
     let forget = a.store().forget(&identity(1), &bead.id, 11).unwrap();
-    let out = a.node.local_change(11, DOC, forget).unwrap();
+    a.node.local_change(11, DOC, forget).unwrap();
+    let out = a.node.flush_changes(11);
     exchange(11, out, &mut a, &mut b);
     assert!(b.store().bead(&bead.id).is_none());
     assert_eq!(
@@ -216,10 +217,10 @@ fn a_hostile_sync_peer_is_scored_down_for_forged_beads() {
     let mut edited = Bead::create(&mallory, draft("x", [1.0, 1.0, 0.0]), Hlc::default()).unwrap();
     edited.content = "y".into();
     // Agent A's node signs the frame: a peer in good standing relays a forgery.
-    let out = a
-        .node
+    a.node
         .local_change(5, DOC, hostile_delta(&mallory, Record::Bead(edited)))
         .unwrap();
+    let out = a.node.flush_changes(5);
     exchange(5, out, &mut a, &mut b);
     assert!(b.store().is_empty());
     assert_eq!(b.store().rejected().get("ID_MISMATCH"), Some(&1));

@@ -4,16 +4,17 @@
 //! sent, and schedules the reconnection (exponential backoff with full jitter).
 //!
 //! The relay is untrusted: a control message longer than [`MAX_CONTROL_MESSAGE`], malformed,
-//! out of turn, or naming an invalid peer is ignored; a frame is accepted only from a peer the
-//! relay announced in this session.
+//! out of turn, or naming an invalid peer is ignored; a frame is accepted only from a handle the
+//! relay announced in this session (and counts only if its signature verifies under that
+//! handle's key, which the sync node checks).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use chrysalis_crypto::SigningKey;
 
 use crate::{
-    ClientMessage, MAX_ROOM_NAME, PROTOCOL_VERSION, PeerId, ServerMessage, TO_EVERYONE, TO_PEER,
-    auth_message, parse_peer,
+    ClientMessage, Handle, MAX_ROOM_NAME, PROTOCOL_VERSION, PeerId, ServerMessage, TO_EVERYONE,
+    TO_PEER, auth_message, parse_peer, put_handle, take_handle,
 };
 
 /// The first reconnection delay's ceiling (ms).
@@ -76,7 +77,9 @@ pub struct RelayClient {
     me: PeerId,
     state: RelayState,
     attempt: u32,
-    peers: BTreeSet<PeerId>,
+    /// The room's peers by id and by handle (the same pairs).
+    peers: BTreeMap<PeerId, Handle>,
+    handles: BTreeMap<Handle, PeerId>,
     ignored: u64,
     /// When the current session was welcomed.
     opened_at: Option<u64>,
@@ -90,7 +93,8 @@ impl RelayClient {
             me,
             state: RelayState::Waiting { retry_at: 0 },
             attempt: 0,
-            peers: BTreeSet::new(),
+            peers: BTreeMap::new(),
+            handles: BTreeMap::new(),
             ignored: 0,
             opened_at: None,
         })
@@ -103,7 +107,7 @@ impl RelayClient {
 
     /// The peers reachable through the relay now.
     pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
-        self.peers.iter()
+        self.peers.keys()
     }
 
     /// Control messages ignored so far (oversized, malformed, out of turn, bad ids).
@@ -130,18 +134,21 @@ impl RelayClient {
                 self.state = RelayState::Open;
                 self.opened_at = Some(now);
                 let mut events = vec![RelayEvent::Opened];
-                events.extend(peers.iter().filter_map(|p| self.join(p)));
+                events.extend(peers.iter().filter_map(|p| self.join(&p.peer, p.handle)));
                 Some(events)
             }
-            (Some(ServerMessage::PeerJoined { peer }), RelayState::Open) => {
-                Some(self.join(&peer).into_iter().collect())
+            (Some(ServerMessage::PeerJoined { peer, handle }), RelayState::Open) => {
+                Some(self.join(&peer, handle).into_iter().collect())
             }
             (Some(ServerMessage::PeerLeft { peer }), RelayState::Open) => {
-                let peer = parse_peer(&peer).filter(|p| self.peers.remove(p));
+                let peer = parse_peer(&peer).filter(|p| match self.peers.remove(p) {
+                    Some(handle) => self.handles.remove(&handle).is_some(),
+                    None => false,
+                });
                 Some(peer.map(RelayEvent::PeerLeft).into_iter().collect())
             }
             (Some(ServerMessage::Signal { from, data }), RelayState::Open) => {
-                let from = parse_peer(&from).filter(|p| self.peers.contains(p));
+                let from = parse_peer(&from).filter(|p| self.peers.contains_key(p));
                 from.map(|from| vec![RelayEvent::Signal { from, data }])
             }
             (Some(ServerMessage::Error { code, message }), _) => {
@@ -167,6 +174,7 @@ impl RelayClient {
         }
         let nonce: [u8; 32] = hex::decode(nonce).ok()?.try_into().ok()?;
         let auth = ClientMessage::Auth {
+            version: PROTOCOL_VERSION,
             room: self.room.clone(),
             peer: hex::encode(self.me),
             signature: hex::encode(key.sign(&auth_message(&nonce, &self.room))),
@@ -176,21 +184,29 @@ impl RelayClient {
         )])
     }
 
-    fn join(&mut self, peer: &str) -> Option<RelayEvent> {
+    /// A peer the relay announced with its handle (a second peer on a taken handle, or a peer
+    /// announced twice, is ignored).
+    fn join(&mut self, peer: &str, handle: Handle) -> Option<RelayEvent> {
         let peer = parse_peer(peer).filter(|p| *p != self.me)?;
-        (self.peers.len() < MAX_ROOM_PEERS && self.peers.insert(peer))
-            .then_some(RelayEvent::PeerJoined(peer))
+        let fresh = self.peers.len() < MAX_ROOM_PEERS
+            && !self.peers.contains_key(&peer)
+            && !self.handles.contains_key(&handle);
+        fresh.then(|| {
+            self.peers.insert(peer, handle);
+            self.handles.insert(handle, peer);
+            RelayEvent::PeerJoined(peer)
+        })
     }
 
-    /// A binary message from the relay (`from ‖ frame`): the sender and the frame, if the
-    /// session is open and the sender a peer the relay announced.
+    /// A binary message from the relay (`handle ‖ frame`): the peer the relay says sent it
+    /// and the frame, if the session is open and the handle one the relay announced.
     pub fn handle_binary<'a>(&self, bytes: &'a [u8]) -> Option<(PeerId, &'a [u8])> {
-        if self.state != RelayState::Open || bytes.len() <= 32 {
+        if self.state != RelayState::Open {
             return None;
         }
-        let (from, frame) = bytes.split_at(32);
-        let from: PeerId = from.try_into().ok()?;
-        self.peers.contains(&from).then_some((from, frame))
+        let (handle, frame) = take_handle(bytes)?;
+        let peer = self.handles.get(&handle)?;
+        (!frame.is_empty()).then_some((*peer, frame))
     }
 
     /// The socket closed (or failed to open) at `now` (ms): every relay peer is lost, and the
@@ -212,8 +228,9 @@ impl RelayClient {
         self.state = RelayState::Waiting {
             retry_at: now + random % ceiling,
         };
+        self.handles.clear();
         std::mem::take(&mut self.peers)
-            .into_iter()
+            .into_keys()
             .map(RelayEvent::PeerLeft)
             .collect()
     }
@@ -223,9 +240,14 @@ impl RelayClient {
         [&[TO_EVERYONE][..], frame].concat()
     }
 
-    /// A frame for one peer.
-    pub fn to_peer(peer: &PeerId, frame: &[u8]) -> Vec<u8> {
-        [&[TO_PEER][..], peer, frame].concat()
+    /// A frame for one peer, if the relay announced it in this session.
+    pub fn to_peer(&self, peer: &PeerId, frame: &[u8]) -> Option<Vec<u8>> {
+        let handle = *self.peers.get(peer)?;
+        let mut bytes = Vec::with_capacity(6 + frame.len());
+        bytes.push(TO_PEER);
+        put_handle(&mut bytes, handle);
+        bytes.extend_from_slice(frame);
+        Some(bytes)
     }
 
     /// WebRTC signalling for `to`, as the text to send (nothing unless the session is open).
@@ -243,6 +265,14 @@ impl RelayClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RoomPeer;
+
+    fn room_peer(peer: impl AsRef<[u8]>, handle: Handle) -> RoomPeer {
+        RoomPeer {
+            peer: hex::encode(peer),
+            handle,
+        }
+    }
 
     fn key(n: u8) -> SigningKey {
         SigningKey::from_seed(&[n; 32]).unwrap()
@@ -262,6 +292,7 @@ mod tests {
             panic!("{events:?}");
         };
         let Ok(ClientMessage::Auth {
+            version: PROTOCOL_VERSION,
             room,
             peer,
             signature,
@@ -280,10 +311,15 @@ mod tests {
         ));
         let welcome = ServerMessage::Welcome {
             peer: hex::encode(me.public_key()),
+            handle: 0,
             peers: vec![
-                hex::encode(key(2).public_key()),
-                hex::encode(me.public_key()),
-                "not hex".into(),
+                room_peer(key(2).public_key(), 2),
+                room_peer(me.public_key(), 0),
+                RoomPeer {
+                    peer: "not hex".into(),
+                    handle: 7,
+                },
+                room_peer(key(6).public_key(), 2),
             ],
         };
         let events = client.handle_text(0, &me, &welcome.to_text());
@@ -293,7 +329,7 @@ mod tests {
                 RelayEvent::Opened,
                 RelayEvent::PeerJoined(key(2).public_key())
             ],
-            "itself and bad ids are not peers"
+            "itself, bad ids and a taken handle are not peers"
         );
         (client, me)
     }
@@ -305,6 +341,7 @@ mod tests {
         let (two, three) = (key(2).public_key(), key(3).public_key());
         let joined = ServerMessage::PeerJoined {
             peer: hex::encode(three).to_uppercase(),
+            handle: 300,
         };
         assert_eq!(
             client.handle_text(0, &me, &joined.to_text()),
@@ -315,16 +352,28 @@ mod tests {
             vec![],
             "once"
         );
-        let from_two = [&two[..], b"frame"].concat();
-        assert_eq!(client.handle_binary(&from_two), Some((two, &b"frame"[..])));
-        let from_stranger = [&key(4).public_key()[..], b"frame"].concat();
-        assert_eq!(client.handle_binary(&from_stranger), None);
-        assert_eq!(client.handle_binary(&two), None, "no frame");
+        assert_eq!(
+            client.handle_binary(b"\x02frame"),
+            Some((two, &b"frame"[..]))
+        );
+        assert_eq!(
+            client.handle_binary(b"\xac\x02frame"),
+            Some((three, &b"frame"[..])),
+            "handle 300 in two bytes"
+        );
+        assert_eq!(client.handle_binary(b"\x04frame"), None, "unannounced");
+        assert_eq!(
+            client.handle_binary(b"\x82\x00frame"),
+            None,
+            "not canonical"
+        );
+        assert_eq!(client.handle_binary(b"\x02"), None, "no frame");
         assert_eq!(RelayClient::to_everyone(b"f"), [TO_EVERYONE, b'f']);
         assert_eq!(
-            RelayClient::to_peer(&two, b"f")[..33],
-            [&[TO_PEER][..], &two].concat()
+            client.to_peer(&three, b"f"),
+            Some(vec![TO_PEER, 0xac, 2, b'f'])
         );
+        assert_eq!(client.to_peer(&key(4).public_key(), b"f"), None);
         let left = ServerMessage::PeerLeft {
             peer: hex::encode(two),
         };
@@ -358,7 +407,8 @@ mod tests {
             .to_text(), // out of turn: the session is open
             ServerMessage::Welcome {
                 peer: String::new(),
-                peers: vec![hex::encode(key(5).public_key())],
+                handle: 0,
+                peers: vec![room_peer(key(5).public_key(), 5)],
             }
             .to_text(),
         ] {
@@ -402,6 +452,7 @@ mod tests {
             client.handle_text(now, &me, &challenge.to_text());
             let welcome = ServerMessage::Welcome {
                 peer: String::new(),
+                handle: 0,
                 peers: vec![],
             };
             client.handle_text(now, &me, &welcome.to_text());

@@ -1,16 +1,20 @@
 //! The relay's wire format, one WebSocket per peer.
 //!
 //! Control messages are JSON text frames (`type` names them); data are binary frames that the
-//! relay never parses beyond a one-byte header:
+//! relay never parses beyond a header:
 //!
-//! - relay → peer on connect: `{"type":"challenge","version":1,"nonce":"<64 hex>"}`;
-//! - peer → relay: `{"type":"auth","room":"…","peer":"<64 hex public key>","signature":"<128 hex>"}`,
-//!   an Ed25519 signature over [`auth_message`], in one WebSocket frame of at most
-//!   [`MAX_AUTH_MESSAGE`] bytes;
-//! - relay → peer: `{"type":"welcome","peer":"…","peers":["…"]}`, then `peer-joined` / `peer-left`
-//!   (`{"type":"peer-joined","peer":"…"}`) as the room changes;
-//! - peer → relay, binary: `0x00 ‖ frame` (to everyone in the room) or `0x01 ‖ peer(32) ‖ frame`
-//!   (to one peer); relay → peer, binary: `from(32) ‖ frame`;
+//! - relay → peer on connect: `{"type":"challenge","version":2,"nonce":"<64 hex>"}`;
+//! - peer → relay: `{"type":"auth","version":2,"room":"…","peer":"<64 hex public key>",
+//!   "signature":"<128 hex>"}`, an Ed25519 signature over [`auth_message`], in one WebSocket
+//!   frame of at most [`MAX_AUTH_MESSAGE`] bytes; an answer of another version is refused with
+//!   the code `VERSION`;
+//! - relay → peer: `{"type":"welcome","peer":"…","handle":n,"peers":[{"peer":"…","handle":n}]}`,
+//!   then `peer-joined` (`{"type":"peer-joined","peer":"…","handle":n}`) / `peer-left`
+//!   (`{"type":"peer-left","peer":"…"}`) as the room changes. A handle is a small number the
+//!   relay gives a peer in a room while it stays there, so frames name peers in a byte or two;
+//! - peer → relay, binary: `0x00 ‖ frame` (to everyone in the room) or
+//!   `0x01 ‖ handle ‖ frame` (to one peer); relay → peer, binary: `handle ‖ frame`, the handle
+//!   of the authenticated sender. A handle is an unsigned LEB128 number of at most 5 bytes;
 //! - WebRTC signalling, text: `{"type":"signal","to":"…","data":…}` arrives as
 //!   `{"type":"signal","from":"…","data":…}`;
 //! - relay → peer: `{"type":"error","code":"…","message":"…"}` before refusing or closing.
@@ -34,8 +38,9 @@ use serde::{Deserialize, Serialize};
 /// A peer's id: its Ed25519 public key.
 pub type PeerId = [u8; 32];
 
-/// The protocol version in the challenge.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version in the challenge and the auth answer (2: peers named by handles in
+/// binary frames; 1 named them by their 32-byte keys).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Domain string of the auth signature.
 pub const AUTH_DOMAIN: &[u8] = b"chrysalis-relay auth v1";
 /// The longest room name, in bytes.
@@ -45,8 +50,44 @@ pub const MAX_ROOM_NAME: usize = 128;
 pub const MAX_AUTH_MESSAGE: usize = 4096;
 /// Binary header: to every peer of the room.
 pub const TO_EVERYONE: u8 = 0;
-/// Binary header: to one peer, whose 32-byte id follows.
+/// Binary header: to one peer, whose handle follows.
 pub const TO_PEER: u8 = 1;
+
+/// A peer's number in a room, given by the relay (see the module docs).
+pub type Handle = u32;
+
+/// Appends `handle` as unsigned LEB128.
+pub fn put_handle(out: &mut Vec<u8>, mut handle: Handle) {
+    while handle >= 0x80 {
+        out.push((handle as u8 & 0x7f) | 0x80);
+        handle >>= 7;
+    }
+    out.push(handle as u8);
+}
+
+/// Reads a handle off the front of `bytes`: the handle and the rest, or `None` for anything
+/// but the shortest encoding of a number that fits 32 bits.
+pub fn take_handle(bytes: &[u8]) -> Option<(Handle, &[u8])> {
+    let mut handle: u64 = 0;
+    for (i, &byte) in bytes.iter().enumerate().take(5) {
+        handle |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let canonical = i == 0 || byte != 0;
+            return (canonical && handle <= u64::from(Handle::MAX))
+                .then(|| (handle as Handle, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
+/// A peer of the room as the relay announces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPeer {
+    /// Its id (hex).
+    pub peer: String,
+    /// Its handle in the room.
+    pub handle: Handle,
+}
 
 /// What a peer signs to prove it holds the key of the id it claims: the domain, the relay's
 /// nonce and the room, so a signature cannot be replayed to another relay session or room.
@@ -69,13 +110,17 @@ pub enum ServerMessage {
     Welcome {
         /// The peer's own id, as the relay saw it.
         peer: String,
+        /// The peer's own handle.
+        handle: Handle,
         /// The others.
-        peers: Vec<String>,
+        peers: Vec<RoomPeer>,
     },
     /// A peer entered the room.
     PeerJoined {
         /// Its id.
         peer: String,
+        /// Its handle while it stays.
+        handle: Handle,
     },
     /// A peer's last connection to the room closed.
     PeerLeft {
@@ -104,6 +149,9 @@ pub enum ServerMessage {
 pub enum ClientMessage {
     /// The answer to the challenge.
     Auth {
+        /// [`PROTOCOL_VERSION`] (1 when absent: the first clients sent none).
+        #[serde(default = "first_version")]
+        version: u32,
         /// The room to join.
         room: String,
         /// The peer's Ed25519 public key, hex.
@@ -133,6 +181,10 @@ impl ServerMessage {
     pub fn to_text(&self) -> String {
         serde_json::to_string(self).expect("control messages serialise")
     }
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 /// A peer id from its hex form.

@@ -29,7 +29,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use admission::{Ticket, Usage};
-use protocol::{ClientMessage, MAX_ROOM_NAME, ServerMessage, TO_EVERYONE, TO_PEER};
+use protocol::{
+    ClientMessage, Handle, MAX_ROOM_NAME, PROTOCOL_VERSION, RoomPeer, ServerMessage, TO_EVERYONE,
+    TO_PEER,
+};
 use socket::Outbox;
 
 /// A peer's identity: its Ed25519 public key.
@@ -129,11 +132,33 @@ impl RelayStats {
     }
 }
 
-/// One room: its peers' connections, and how many come from each address.
+/// One room: its peers' connections and handles, and how many connections come from each
+/// address.
 #[derive(Default)]
 struct Room {
     peers: HashMap<PeerId, Vec<Outbox>>,
     per_address: HashMap<IpAddr, usize>,
+    /// Each peer's handle while it has a connection here, and the peer of each handle.
+    handles: HashMap<PeerId, Handle>,
+    by_handle: HashMap<Handle, PeerId>,
+    next_handle: Handle,
+}
+
+impl Room {
+    /// `peer`'s handle, given at its first connection (the next number no peer holds).
+    fn handle_of(&mut self, peer: PeerId) -> Handle {
+        if let Some(handle) = self.handles.get(&peer) {
+            return *handle;
+        }
+        while self.by_handle.contains_key(&self.next_handle) {
+            self.next_handle = self.next_handle.wrapping_add(1);
+        }
+        let handle = self.next_handle;
+        self.next_handle = self.next_handle.wrapping_add(1);
+        self.handles.insert(peer, handle);
+        self.by_handle.insert(handle, peer);
+        handle
+    }
 }
 
 #[derive(Default)]
@@ -240,6 +265,8 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// Who an authenticated connection is.
 struct Session {
     peer: PeerId,
+    /// The peer's handle in the room.
+    handle: Handle,
     room: String,
     address: IpAddr,
     outbox: Outbox,
@@ -291,6 +318,7 @@ impl Relay {
         ticket: &mut Ticket,
     ) -> Result<(Session, mpsc::UnboundedReceiver<Message>), Closing> {
         let Ok(ClientMessage::Auth {
+            version,
             room,
             peer,
             signature,
@@ -301,6 +329,15 @@ impl Relay {
                 "expected {\"type\":\"auth\",…}",
             ));
         };
+        if version != PROTOCOL_VERSION {
+            return Err(Closing::policy(
+                "VERSION",
+                format!(
+                    "this relay speaks protocol version {PROTOCOL_VERSION}, the client {version}: \
+                     upgrade the client"
+                ),
+            ));
+        }
         if room.is_empty() || room.len() > MAX_ROOM_NAME {
             return Err(Closing::policy(
                 "BAD_ROOM",
@@ -371,23 +408,36 @@ impl Relay {
         let members = hub.rooms.entry(room.clone()).or_default();
         *members.per_address.entry(ticket.address).or_default() += 1;
         let id = hex::encode(peer);
-        let peers = members
+        let handle = members.handle_of(peer);
+        let mut peers: Vec<RoomPeer> = members
             .peers
             .keys()
             .filter(|p| **p != peer)
-            .map(hex::encode)
+            .map(|p| RoomPeer {
+                peer: hex::encode(p),
+                handle: members.handles[p],
+            })
             .collect();
+        peers.sort_by_key(|p| p.handle);
         if first {
-            let joined = text(&ServerMessage::PeerJoined { peer: id.clone() });
+            let joined = text(&ServerMessage::PeerJoined {
+                peer: id.clone(),
+                handle,
+            });
             for other in members.peers.values().flatten() {
                 other.push(joined.clone());
             }
         }
-        outbox.push(text(&ServerMessage::Welcome { peer: id, peers }));
+        outbox.push(text(&ServerMessage::Welcome {
+            peer: id,
+            handle,
+            peers,
+        }));
         members.peers.entry(peer).or_default().push(outbox.clone());
         self.stats.connections_total.fetch_add(1, Ordering::Relaxed);
         let session = Session {
             peer,
+            handle,
             room,
             address: ticket.address,
             outbox,
@@ -409,20 +459,17 @@ impl Relay {
         match message {
             Message::Binary(bytes) => {
                 let (to, frame) = match bytes.split_first() {
-                    Some((&TO_EVERYONE, frame)) => (None, frame),
-                    Some((&TO_PEER, rest)) if rest.len() >= 32 => {
-                        let (to, frame) = rest.split_at(32);
-                        (Some(<PeerId>::try_from(to).expect("32 bytes")), frame)
-                    }
-                    _ => {
-                        return Err(Refusal::Drop(
-                            "BAD_FRAME",
-                            "binary frames start with 0x00 or 0x01 ‖ peer id".into(),
-                        ));
-                    }
+                    Some((&TO_EVERYONE, frame)) => (To::Everyone, frame),
+                    Some((&TO_PEER, rest)) => match protocol::take_handle(rest) {
+                        Some((to, frame)) => (To::Handle(to), frame),
+                        None => return Err(bad_frame()),
+                    },
+                    _ => return Err(bad_frame()),
                 };
-                let forwarded = Message::Binary([&session.peer[..], frame].concat().into());
-                self.forward(session, to, forwarded);
+                let mut forwarded = Vec::with_capacity(5 + frame.len());
+                protocol::put_handle(&mut forwarded, session.handle);
+                forwarded.extend_from_slice(frame);
+                self.forward(session, to, Message::Binary(forwarded.into()));
                 Ok(())
             }
             Message::Text(body) => match serde_json::from_str(body.as_str()) {
@@ -435,7 +482,7 @@ impl Relay {
                         from: hex::encode(session.peer),
                         data,
                     });
-                    self.forward(session, Some(to), signal);
+                    self.forward(session, To::Peer(to), signal);
                     Ok(())
                 }
                 _ => Err(Refusal::Drop(
@@ -472,12 +519,20 @@ impl Relay {
         }
     }
 
-    /// Queues `message` for one peer of the session's room (all its connections) or for all
-    /// but the sender. A receiver whose queue would pass its bound is closed instead.
-    fn forward(&self, session: &Session, to: Option<PeerId>, message: Message) {
+    /// Queues `message` for a peer of the session's room (all its connections) or for all but
+    /// the sender. A receiver whose queue would pass its bound is closed instead.
+    fn forward(&self, session: &Session, to: To, message: Message) {
         let hub = self.hub.lock().expect("hub lock");
         let Some(members) = hub.rooms.get(&session.room) else {
             return;
+        };
+        let to = match to {
+            To::Everyone => None,
+            To::Peer(peer) => Some(peer),
+            To::Handle(handle) => match members.by_handle.get(&handle) {
+                Some(peer) => Some(*peer),
+                None => return,
+            },
         };
         let len = match &message {
             Message::Binary(b) => b.len() as u64,
@@ -521,6 +576,9 @@ impl Relay {
             boxes.retain(|b| b.id != session.outbox.id);
             if boxes.is_empty() {
                 members.peers.remove(&session.peer);
+                if let Some(handle) = members.handles.remove(&session.peer) {
+                    members.by_handle.remove(&handle);
+                }
                 let left = text(&ServerMessage::PeerLeft {
                     peer: hex::encode(session.peer),
                 });
@@ -533,6 +591,23 @@ impl Relay {
             hub.rooms.remove(&session.room);
         }
     }
+}
+
+/// Whom a forwarded message is for.
+enum To {
+    /// Every peer of the room but the sender.
+    Everyone,
+    /// The peer of this key.
+    Peer(PeerId),
+    /// The peer of this handle (nobody, if nobody holds it).
+    Handle(Handle),
+}
+
+fn bad_frame() -> Refusal {
+    Refusal::Drop(
+        "BAD_FRAME",
+        "binary frames start with 0x00, or 0x01 ‖ a peer's handle".into(),
+    )
 }
 
 /// Refusals are counted over windows of this length; refilling tokens does not clear them, so

@@ -11,10 +11,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use chrysalis_relay::RelayConfig;
-use chrysalis_relay::protocol::{ServerMessage, TO_EVERYONE, TO_PEER, auth_message};
+use chrysalis_relay::protocol::{RoomPeer, ServerMessage, TO_EVERYONE, auth_message};
 use common::{
     UPGRADE, address, challenge, count_open, http_get, join, join_from, key, next_control,
-    pair_still_works, raise_file_limit, refused, relay, tcp_from,
+    pair_still_works, raise_file_limit, refused, relay, tcp_from, to_peer,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -46,8 +46,8 @@ async fn half_open_handshakes_are_capped_per_address_and_in_all_and_time_out() {
     })
     .await;
     let (ka, kb) = (key(1), key(2));
-    let (mut a, _) = join(&relay, &ka, "room").await;
-    let (mut b, _) = join(&relay, &kb, "room").await;
+    let (mut a, joined_a) = join(&relay, &ka, "room").await;
+    let (mut b, joined_b) = join(&relay, &kb, "room").await;
     next_control(&mut a).await;
 
     let mut one = stalled(address(1), 60, relay.addr, UPGRADE).await;
@@ -61,13 +61,13 @@ async fn half_open_handshakes_are_capped_per_address_and_in_all_and_time_out() {
     let held = count_open(&mut many).await + count_open(&mut one).await;
     assert!(held <= 1024, "{held} half-open handshakes held in all");
     // Honest peers are served: the pair, and a newcomer despite the full cap.
-    pair_still_works(&mut a, &mut b, &kb).await;
+    pair_still_works(&mut a, &mut b, joined_b.handle).await;
     let (_c, _) = join(&relay, &key(3), "room").await;
 
     tokio::time::sleep(timeout).await;
     let held = count_open(&mut many).await + count_open(&mut one).await;
     assert_eq!(held, 0, "half-open handshakes outlived the auth timeout");
-    pair_still_works(&mut b, &mut a, &ka).await;
+    pair_still_works(&mut b, &mut a, joined_a.handle).await;
 }
 
 /// Attack 2: a first message far larger than an auth answer. It is refused as soon as its
@@ -91,7 +91,7 @@ async fn a_large_first_message_is_refused_at_once() {
     let (mut ws, nonce) = challenge(&relay).await;
     let k = key(1);
     let padded = serde_json::json!({
-        "type": "auth", "room": "room", "peer": hex::encode(k.public_key()),
+        "type": "auth", "version": 2, "room": "room", "peer": hex::encode(k.public_key()),
         "signature": hex::encode(k.sign(&auth_message(&nonce, "room"))), "pad": "x".repeat(5000),
     });
     ws.send(Message::text(padded.to_string())).await.unwrap();
@@ -109,14 +109,12 @@ async fn a_receiver_that_never_reads_is_closed_instead_of_buffered() {
     const FRAMES: usize = 1024;
     let relay = relay(RelayConfig::default()).await;
     let (ka, kb, ks, kr) = (key(1), key(2), key(3), key(4));
-    let (mut a, _) = join(&relay, &ka, "room").await;
-    let (mut b, _) = join(&relay, &kb, "room").await;
+    let (mut a, joined_a) = join(&relay, &ka, "room").await;
+    let (mut b, joined_b) = join(&relay, &kb, "room").await;
     let (mut sender, _) = join(&relay, &ks, "room").await;
-    let (mut receiver, _) = join(&relay, &kr, "room").await;
+    let (mut receiver, joined_r) = join(&relay, &kr, "room").await;
     // 32 MiB for the receiver, which does not read: far more than socket buffers and its queue.
-    let mut frame = vec![TO_PEER];
-    frame.extend_from_slice(&kr.public_key());
-    frame.extend_from_slice(&[0; 32 * 1024]);
+    let frame = to_peer(joined_r.handle, &[0; 32 * 1024]);
     for _ in 0..FRAMES {
         sender.send(Message::binary(frame.clone())).await.unwrap();
     }
@@ -145,8 +143,8 @@ async fn a_receiver_that_never_reads_is_closed_instead_of_buffered() {
         }
     }
     assert!(received < FRAMES, "{received} frames reached the receiver");
-    pair_still_works(&mut a, &mut b, &kb).await;
-    pair_still_works(&mut sender, &mut a, &ka).await;
+    pair_still_works(&mut a, &mut b, joined_b.handle).await;
+    pair_still_works(&mut sender, &mut a, joined_a.handle).await;
 }
 
 /// Attack 3 with many identities: receivers from one address that never read share one
@@ -162,17 +160,17 @@ async fn receivers_from_one_address_that_never_read_share_one_budget() {
     .await;
     let (mut sender, _) = join(&relay, &key(1), "room").await;
     let mut receivers = Vec::new();
+    let mut handles = Vec::new();
     for n in 0..4 {
-        let (ws, _) = join_from(relay.addr, address(1), &key(10 + n), "room")
+        let (ws, joined) = join_from(relay.addr, address(1), &key(10 + n), "room")
             .await
             .unwrap();
         receivers.push(ws);
+        handles.push(joined.handle);
     }
     // 16 MiB for each: within its own bound, past the address's budget.
-    for n in 0..4 {
-        let mut frame = vec![TO_PEER];
-        frame.extend_from_slice(&key(10 + n).public_key());
-        frame.extend_from_slice(&[0; 256 * 1024]);
+    for handle in handles {
+        let frame = to_peer(handle, &[0; 256 * 1024]);
         for _ in 0..64 {
             sender.send(Message::binary(frame.clone())).await.unwrap();
         }
@@ -194,10 +192,10 @@ async fn receivers_from_one_address_that_never_read_share_one_budget() {
     drop(receivers);
     // The budget came back: a receiver from that address that reads gets its frames.
     let fresh = key(20);
-    let (mut reader, _) = join_from(relay.addr, address(1), &fresh, "room")
+    let (mut reader, joined) = join_from(relay.addr, address(1), &fresh, "room")
         .await
         .unwrap();
-    pair_still_works(&mut sender, &mut reader, &fresh).await;
+    pair_still_works(&mut sender, &mut reader, joined.handle).await;
 }
 
 /// Attack 4: HTTP requests whose headers never end. One address holds at most its share of
@@ -235,8 +233,8 @@ async fn floods_of_every_frame_type_are_closed_even_when_paced() {
     })
     .await;
     let (ka, kb) = (key(1), key(2));
-    let (mut a, _) = join(&relay, &ka, "room").await;
-    let (mut b, _) = join(&relay, &kb, "room").await;
+    let (mut a, joined_a) = join(&relay, &ka, "room").await;
+    let (mut b, joined_b) = join(&relay, &kb, "room").await;
     let signal = serde_json::json!({ "type": "signal", "to": hex::encode(ka.public_key()),
         "data": "x" });
     let floods = [
@@ -280,8 +278,8 @@ async fn floods_of_every_frame_type_are_closed_even_when_paced() {
         let codes = heard.unwrap_or_else(|_| panic!("a paced {kind} flood was not closed"));
         assert!(codes.contains("RATE_LIMITED"), "{kind}: {codes:?}");
     }
-    pair_still_works(&mut a, &mut b, &kb).await;
-    pair_still_works(&mut b, &mut a, &ka).await;
+    pair_still_works(&mut a, &mut b, joined_b.handle).await;
+    pair_still_works(&mut b, &mut a, joined_a.handle).await;
 }
 
 /// Attack 6: free identities from one address. They get a share of a room (16 connections),
@@ -295,7 +293,7 @@ async fn throwaway_identities_from_one_address_cannot_fill_a_room_or_the_relay()
     .await;
     let (ka, kb) = (key(1), key(2));
     let (mut a, _) = join(&relay, &ka, "room").await;
-    let (mut b, _) = join(&relay, &kb, "room").await;
+    let (mut b, joined_b) = join(&relay, &kb, "room").await;
     let mut admitted = Vec::new();
     let mut codes = BTreeSet::new();
     for n in 0..40 {
@@ -319,7 +317,7 @@ async fn throwaway_identities_from_one_address_cannot_fill_a_room_or_the_relay()
         }
     }
     assert_eq!(elsewhere.len(), 64, "connections from one address");
-    pair_still_works(&mut a, &mut b, &kb).await;
+    pair_still_works(&mut a, &mut b, joined_b.handle).await;
 }
 
 /// Attack 7: one identity spelled in upper case. Every peer id the relay shows is lower-case
@@ -332,7 +330,7 @@ async fn peer_ids_are_shown_in_one_canonical_spelling() {
     let (mut a, _) = join(&relay, &ka, "room").await;
     let (mut b, nonce) = challenge(&relay).await;
     let answer = serde_json::json!({
-        "type": "auth", "room": "room", "peer": b_hex.to_uppercase(),
+        "type": "auth", "version": 2, "room": "room", "peer": b_hex.to_uppercase(),
         "signature": hex::encode(kb.sign(&auth_message(&nonce, "room"))),
     });
     b.send(Message::text(answer.to_string())).await.unwrap();
@@ -340,13 +338,18 @@ async fn peer_ids_are_shown_in_one_canonical_spelling() {
         next_control(&mut b).await,
         ServerMessage::Welcome {
             peer: b_hex.clone(),
-            peers: vec![a_hex.clone()]
+            handle: 1,
+            peers: vec![RoomPeer {
+                peer: a_hex.clone(),
+                handle: 0
+            }]
         }
     );
     assert_eq!(
         next_control(&mut a).await,
         ServerMessage::PeerJoined {
-            peer: b_hex.clone()
+            peer: b_hex.clone(),
+            handle: 1
         }
     );
     let signal = serde_json::json!({ "type": "signal", "to": a_hex.to_uppercase(), "data": 1 });

@@ -14,10 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chrysalis_relay::protocol::TO_PEER;
 use common::{
-    HONEST, UPGRADE, Ws, address, http_get, join_from, key, next_binary, raise_file_limit,
-    tcp_from, ws_from,
+    HONEST, UPGRADE, Ws, address, from_peer, http_get, join_from, key, next_binary,
+    raise_file_limit, tcp_from, to_peer, ws_from,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -142,11 +141,11 @@ async fn large_first_messages(to: SocketAddr, first: u32, addresses: u32, each: 
 /// at 400 a second (under the rate limit) until the test ends.
 async fn non_reader(to: SocketAddr, from: u32) -> (Ws, tokio::task::JoinHandle<()>) {
     let (kr, ks) = (key(20), key(21));
-    let (receiver, _) = join_from(to, address(from), &kr, "honest").await.unwrap();
+    let (receiver, joined) = join_from(to, address(from), &kr, "honest").await.unwrap();
     let (mut sender, _) = join_from(to, address(from + 1), &ks, "honest")
         .await
         .unwrap();
-    let frame = [&[TO_PEER][..], &kr.public_key(), &[0; 32 * 1024]].concat();
+    let frame = to_peer(joined.handle, &[0; 32 * 1024]);
     let flood = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(5));
         loop {
@@ -165,30 +164,35 @@ async fn non_reader(to: SocketAddr, from: u32) -> (Ws, tokio::task::JoinHandle<(
 /// the round trip, every 10 ms until `stop`. A round trip over 10 s fails the test.
 async fn honest_pair(to: SocketAddr, stop: Arc<AtomicBool>) -> Vec<Duration> {
     let (ka, kb) = (key(1), key(2));
-    let (mut a, _) = join_from(to, HONEST, &ka, "honest").await.unwrap();
-    let (b, _) = join_from(to, HONEST, &kb, "honest").await.unwrap();
-    let back = [&[TO_PEER][..], &ka.public_key()].concat();
+    let (mut a, joined_a) = join_from(to, HONEST, &ka, "honest").await.unwrap();
+    let (b, joined_b) = join_from(to, HONEST, &kb, "honest").await.unwrap();
+    let (a_handle, b_handle) = (joined_a.handle, joined_b.handle);
     tokio::spawn(async move {
         let (mut tx, mut rx) = b.split();
         while let Some(Ok(message)) = rx.next().await {
             if let Message::Binary(frame) = message {
-                let echo = Message::binary([&back[..], &frame[32..]].concat());
-                if tx.send(echo).await.is_err() {
+                let (from, frame) = from_peer(&frame);
+                assert_eq!(from, a_handle, "only a sends b frames");
+                if tx
+                    .send(Message::binary(to_peer(a_handle, frame)))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
         }
     });
-    let to_b = [&[TO_PEER][..], &kb.public_key()].concat();
     let mut round_trips = Vec::new();
     for n in 0u64.. {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         let sent = Instant::now();
-        let frame = [&to_b[..], &n.to_le_bytes()].concat();
-        a.send(Message::binary(frame)).await.unwrap();
-        while next_binary(&mut a).await[32..] != n.to_le_bytes() {}
+        a.send(Message::binary(to_peer(b_handle, &n.to_le_bytes())))
+            .await
+            .unwrap();
+        while from_peer(&next_binary(&mut a).await) != (b_handle, &n.to_le_bytes()[..]) {}
         round_trips.push(sent.elapsed());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -8,10 +8,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrysalis_relay::RelayConfig;
-use chrysalis_relay::protocol::{ServerMessage, TO_EVERYONE};
+use chrysalis_relay::protocol::{RoomPeer, ServerMessage, TO_EVERYONE, TO_PEER, auth_message};
 use common::{
-    address, auth, challenge, http_get, join, join_from, key, next_binary, next_control,
-    pair_still_works, refused, relay,
+    address, auth, challenge, from_peer, http_get, join, join_from, key, next_binary, next_control,
+    pair_still_works, refused, relay, to_peer,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -21,27 +21,41 @@ use tokio_tungstenite::tungstenite::Message;
 async fn peers_authenticate_see_each_other_and_exchange_frames_and_signals() {
     let relay = relay(RelayConfig::default()).await;
     let (ka, kb, kc) = (key(1), key(2), key(3));
-    let (mut a, peers) = join(&relay, &ka, "room").await;
-    assert!(peers.is_empty());
-    let (mut b, peers) = join(&relay, &kb, "room").await;
-    assert_eq!(peers, [hex::encode(ka.public_key())]);
+    // Handles follow join order: the first peer of a room is 0, the next 1.
+    let (mut a, joined) = join(&relay, &ka, "room").await;
+    assert_eq!(joined.handle, 0);
+    assert!(joined.peers.is_empty());
+    let (mut b, joined) = join(&relay, &kb, "room").await;
+    assert_eq!(joined.handle, 1);
+    assert_eq!(
+        joined.peers,
+        [RoomPeer {
+            peer: hex::encode(ka.public_key()),
+            handle: 0
+        }]
+    );
     assert_eq!(
         next_control(&mut a).await,
         ServerMessage::PeerJoined {
-            peer: hex::encode(kb.public_key())
+            peer: hex::encode(kb.public_key()),
+            handle: 1
         }
     );
-    // Another room sees nothing of this one.
-    let (mut c, peers) = join(&relay, &kc, "elsewhere").await;
-    assert!(peers.is_empty());
+    // Another room sees nothing of this one, and numbers its peers itself.
+    let (mut c, joined) = join(&relay, &kc, "elsewhere").await;
+    assert_eq!(joined.handle, 0);
+    assert!(joined.peers.is_empty());
 
     a.send(Message::binary([&[TO_EVERYONE][..], b"hello all"].concat()))
         .await
         .unwrap();
     let got = next_binary(&mut b).await;
-    assert_eq!(&got[..32], ka.public_key());
-    assert_eq!(&got[32..], b"hello all");
-    pair_still_works(&mut b, &mut a, &ka).await;
+    assert_eq!(
+        from_peer(&got),
+        (0, &b"hello all"[..]),
+        "a's handle, a's frame"
+    );
+    pair_still_works(&mut b, &mut a, 0).await;
 
     let signal = serde_json::json!({ "type": "signal", "to": hex::encode(kb.public_key()),
         "data": { "sdp": "offer" } });
@@ -63,7 +77,9 @@ async fn peers_authenticate_see_each_other_and_exchange_frames_and_signals() {
     c.send(Message::binary([&[TO_EVERYONE][..], b"x"].concat()))
         .await
         .unwrap();
-    // b is in another room: c's frame must not arrive; a signal from c does not cross rooms.
+    // b's handle in its room means nobody in c's.
+    c.send(Message::binary(to_peer(1, b"x"))).await.unwrap();
+    // b is in another room: c's frames must not arrive; a signal from c does not cross rooms.
     let quiet = tokio::time::timeout(Duration::from_millis(300), b.next()).await;
     assert!(quiet.is_err(), "a frame crossed rooms: {quiet:?}");
 }
@@ -81,9 +97,13 @@ async fn a_frame_right_behind_the_auth_answer_is_not_lost() {
         .await
         .unwrap();
     b.flush().await.unwrap();
+    // a hears of b, with its handle, before b's frame.
+    let ServerMessage::PeerJoined { peer, handle } = next_control(&mut a).await else {
+        panic!("expected b to join");
+    };
+    assert_eq!((peer, handle), (hex::encode(kb.public_key()), 1));
     let got = next_binary(&mut a).await;
-    assert_eq!(&got[..32], kb.public_key());
-    assert_eq!(got[32..], [7; 1000]);
+    assert_eq!(from_peer(&got), (handle, &[7; 1000][..]));
 }
 
 #[tokio::test]
@@ -91,7 +111,7 @@ async fn unauthenticated_and_forged_peers_are_refused_without_affecting_others()
     let relay = relay(RelayConfig::default()).await;
     let (ka, kb) = (key(1), key(2));
     let (mut a, _) = join(&relay, &ka, "room").await;
-    let (mut b, _) = join(&relay, &kb, "room").await;
+    let (mut b, joined_b) = join(&relay, &kb, "room").await;
     next_control(&mut a).await; // b joined
 
     // Data before authenticating.
@@ -136,10 +156,151 @@ async fn unauthenticated_and_forged_peers_are_refused_without_affecting_others()
         ("UNAUTHENTICATED".into(), Some(1008))
     );
 
-    pair_still_works(&mut a, &mut b, &kb).await;
+    pair_still_works(&mut a, &mut b, joined_b.handle).await;
     let refusals = relay.stats().refused.lock().unwrap().clone();
     assert_eq!(refusals.get("AUTH_FAILED"), Some(&3));
     assert_eq!(refusals.get("UNAUTHENTICATED"), Some(&2));
+}
+
+/// A version-1 client (its answer names no version) is told to upgrade instead of admitted,
+/// as is a client of a version this relay does not know. The answers are otherwise valid; the
+/// refusals take no handle, and the peer already in the room hears nothing of them.
+#[tokio::test]
+async fn clients_of_another_protocol_version_are_refused_without_affecting_others() {
+    let relay = relay(RelayConfig::default()).await;
+    let (ka, kb) = (key(1), key(2));
+    let (mut a, _) = join(&relay, &ka, "room").await;
+    for version in [None, Some(1), Some(3)] {
+        let (mut ws, nonce) = challenge(&relay).await;
+        let mut answer = serde_json::json!({
+            "type": "auth", "room": "room", "peer": hex::encode(kb.public_key()),
+            "signature": hex::encode(kb.sign(&auth_message(&nonce, "room"))),
+        });
+        if let Some(version) = version {
+            answer["version"] = version.into();
+        }
+        ws.send(Message::text(answer.to_string())).await.unwrap();
+        assert_eq!(
+            refused(&mut ws).await,
+            ("VERSION".into(), Some(1008)),
+            "version {version:?}"
+        );
+    }
+    // The same key in version 2 gets in, with the next handle; a heard of no one before it.
+    let (mut b, joined_b) = join(&relay, &kb, "room").await;
+    assert_eq!(joined_b.handle, 1, "a refused connection takes no handle");
+    assert_eq!(
+        next_control(&mut a).await,
+        ServerMessage::PeerJoined {
+            peer: hex::encode(kb.public_key()),
+            handle: 1
+        }
+    );
+    pair_still_works(&mut a, &mut b, 1).await;
+    pair_still_works(&mut b, &mut a, 0).await;
+    let refusals = relay.stats().refused.lock().unwrap().clone();
+    assert_eq!(refusals.get("VERSION"), Some(&3));
+}
+
+/// A frame to a handle nobody holds (never given, or given to a peer that left) reaches nobody,
+/// and its sender is neither told nor closed; a malformed handle is a `BAD_FRAME`. A peer keeps
+/// its handle while it has a connection in the room; one that left frees nothing else: its
+/// handle goes to no one while the room exists, the others keep theirs, and the next joiner
+/// (even the same key again) gets a new number.
+#[tokio::test]
+async fn frames_to_unheld_handles_reach_nobody_and_handles_are_not_reused() {
+    let relay = relay(RelayConfig::default()).await;
+    let (ka, kb, kc, kd) = (key(1), key(2), key(3), key(4));
+    let (mut a, _) = join(&relay, &ka, "room").await;
+    let (mut b, _) = join(&relay, &kb, "room").await;
+    let (mut c, _) = join(&relay, &kc, "room").await;
+    next_control(&mut a).await; // b joined (1)
+    next_control(&mut a).await; // c joined (2)
+
+    for handle in [3, 7, 300, u32::MAX] {
+        a.send(Message::binary(to_peer(handle, b"lost")))
+            .await
+            .unwrap();
+    }
+    a.send(Message::binary([&[TO_EVERYONE][..], b"after"].concat()))
+        .await
+        .unwrap();
+    for ws in [&mut b, &mut c] {
+        assert_eq!(from_peer(&next_binary(ws).await), (0, &b"after"[..]));
+    }
+    // The very next message a gets is b's frame: no error came before it.
+    b.send(Message::binary(to_peer(0, b"back"))).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), a.next()).await {
+        Ok(Some(Ok(Message::Binary(got)))) => assert_eq!(from_peer(&got), (1, &b"back"[..])),
+        other => panic!("expected b's frame, got {other:?}"),
+    }
+
+    // No handle, a cut one, one spelled long (1, b's, with a zero byte: not the shortest
+    // form), one past 32 bits, and an unknown header.
+    let malformed: [&[u8]; 5] = [
+        &[TO_PEER],
+        &[TO_PEER, 0x81],
+        &[TO_PEER, 0x81, 0x00, b'x'],
+        &[TO_PEER, 0xff, 0xff, 0xff, 0xff, 0x1f, b'x'],
+        &[2, 0, b'x'],
+    ];
+    for message in malformed {
+        a.send(Message::binary(message.to_vec())).await.unwrap();
+        let ServerMessage::Error { code, .. } = next_control(&mut a).await else {
+            panic!("expected an error for {message:?}");
+        };
+        assert_eq!(code, "BAD_FRAME", "{message:?}");
+    }
+    pair_still_works(&mut a, &mut b, 1).await;
+
+    // A second connection of c: the same handle, and nobody hears of it coming or going.
+    let (mut c2, joined) = join(&relay, &kc, "room").await;
+    assert_eq!(joined.handle, 2);
+    c2.close(None).await.unwrap();
+    let closed = async { while let Some(Ok(_)) = c2.next().await {} };
+    tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("c's second connection closes");
+
+    b.close(None).await.unwrap();
+    assert_eq!(
+        next_control(&mut a).await,
+        ServerMessage::PeerLeft {
+            peer: hex::encode(kb.public_key())
+        }
+    );
+    let (mut d, joined) = join(&relay, &kd, "room").await;
+    assert_eq!(joined.handle, 3, "b's handle is not given again");
+    let held: Vec<_> = joined.peers.iter().map(|p| p.handle).collect();
+    assert_eq!(held, [0, 2], "a and c keep theirs");
+    assert_eq!(
+        next_control(&mut a).await,
+        ServerMessage::PeerJoined {
+            peer: hex::encode(kd.public_key()),
+            handle: 3
+        }
+    );
+    // b's old handle reaches nobody; c is still 2.
+    a.send(Message::binary(to_peer(1, b"stale"))).await.unwrap();
+    a.send(Message::binary([&[TO_EVERYONE][..], b"after"].concat()))
+        .await
+        .unwrap();
+    for ws in [&mut c, &mut d] {
+        assert_eq!(from_peer(&next_binary(ws).await), (0, &b"after"[..]));
+    }
+    pair_still_works(&mut d, &mut c, 2).await;
+    pair_still_works(&mut c, &mut a, 0).await;
+    // b again: a new number, and the first event a hears since d (c's second connection
+    // came and went unannounced).
+    let (_b, joined) = join(&relay, &kb, "room").await;
+    assert_eq!(joined.handle, 4);
+    assert_eq!(
+        next_control(&mut a).await,
+        ServerMessage::PeerJoined {
+            peer: hex::encode(kb.public_key()),
+            handle: 4
+        }
+    );
 }
 
 #[tokio::test]
@@ -153,8 +314,8 @@ async fn oversized_frames_floods_and_extra_connections_are_refused_without_affec
     };
     let relay = relay(config).await;
     let (ka, kb, km) = (key(1), key(2), key(9));
-    let (mut a, _) = join(&relay, &ka, "room").await;
-    let (mut b, _) = join(&relay, &kb, "room").await;
+    let (mut a, joined_a) = join(&relay, &ka, "room").await;
+    let (mut b, joined_b) = join(&relay, &kb, "room").await;
     next_control(&mut a).await;
 
     let (mut big, _) = join(&relay, &km, "room").await;
@@ -183,7 +344,7 @@ async fn oversized_frames_floods_and_extra_connections_are_refused_without_affec
     assert_eq!(code, "RATE_LIMITED");
     assert!(relay.stats().refused.lock().unwrap()["RATE_LIMITED"] >= 800);
     // What the relay let through before the bucket emptied: at most the burst plus the rate.
-    let flood_frames = pair_still_works(&mut a, &mut b, &kb).await;
+    let flood_frames = pair_still_works(&mut a, &mut b, joined_b.handle).await;
     assert!(flood_frames <= 300, "{flood_frames} flood frames passed");
 
     // Connections per peer: a third one for a is refused.
@@ -194,8 +355,8 @@ async fn oversized_frames_floods_and_extra_connections_are_refused_without_affec
         refused(&mut ws).await,
         ("TOO_MANY_CONNECTIONS".into(), Some(1008))
     );
-    pair_still_works(&mut a, &mut b, &kb).await;
-    pair_still_works(&mut b, &mut a, &ka).await;
+    pair_still_works(&mut a, &mut b, joined_b.handle).await;
+    pair_still_works(&mut b, &mut a, joined_a.handle).await;
 }
 
 #[tokio::test]

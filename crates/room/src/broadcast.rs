@@ -2,11 +2,13 @@
 //!
 //! Any script of the origin can post on the channel, so nothing in a message is believed
 //! unchecked: a hello or goodbye is a signed, dated presence frame that the sync node checks
-//! ([`chrysalis_sync::SyncNode::check_presence`]), and a frame counts only as its signer's
-//! ([`chrysalis_sync::SyncNode::handle_unattributed`]), whatever the envelope says.
+//! ([`chrysalis_sync::SyncNode::check_presence`]), and a frame counts only if it verifies under
+//! the key the envelope names ([`chrysalis_sync::SyncNode::handle_claimed`]).
 //!
-//! A message is `kind ‖ body`: `HELLO ‖ presence`, `BYE ‖ presence`, `FRAME ‖ frame` (for every
-//! tab) or `FRAME_TO ‖ peer(32) ‖ frame` (for one tab; the others drop it unread).
+//! A message is `kind ‖ from(32) ‖ body`: `HELLO ‖ from ‖ presence`, `BYE ‖ from ‖ presence`,
+//! `FRAME ‖ from ‖ frame` (for every tab) or `FRAME_TO ‖ from ‖ peer(32) ‖ frame` (for one tab;
+//! the others drop it unread). The channel's name carries the frame version
+//! ([`channel_name`]), so tabs of another version never read these messages.
 
 use std::collections::BTreeMap;
 
@@ -27,9 +29,23 @@ const BYE: u8 = 1;
 const FRAME: u8 = 2;
 const FRAME_TO: u8 = 3;
 
+/// The BroadcastChannel of room `room`.
+pub fn channel_name(room: &str) -> String {
+    format!("chrysalis-sync/v{}:{room}", chrysalis_sync::FRAME_VERSION)
+}
+
 /// A BroadcastChannel message, decoded (nothing in it is checked yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Envelope<'a> {
+pub struct Envelope<'a> {
+    /// The tab that claims to have signed the body.
+    pub from: PeerId,
+    /// What it carries.
+    pub body: Body<'a>,
+}
+
+/// What an [`Envelope`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body<'a> {
     /// A presence frame: hello (`leaving` false) or goodbye.
     Presence {
         /// Whether it says goodbye.
@@ -49,40 +65,50 @@ pub enum Envelope<'a> {
 impl<'a> Envelope<'a> {
     /// Decodes a message; `None` for anything that is not one.
     pub fn decode(bytes: &'a [u8]) -> Option<Self> {
-        let (&kind, body) = bytes.split_first()?;
-        match kind {
-            HELLO | BYE => Some(Envelope::Presence {
+        let (&kind, rest) = bytes.split_first()?;
+        let (from, body) = split_key(rest)?;
+        let body = match kind {
+            HELLO | BYE => Body::Presence {
                 leaving: kind == BYE,
                 frame: body,
-            }),
-            FRAME => Some(Envelope::Frame {
+            },
+            FRAME => Body::Frame {
                 to: None,
                 frame: body,
-            }),
-            FRAME_TO if body.len() > 32 => {
-                let (to, frame) = body.split_at(32);
-                Some(Envelope::Frame {
-                    to: Some(to.try_into().ok()?),
+            },
+            FRAME_TO => {
+                let (to, frame) = split_key(body)?;
+                Body::Frame {
+                    to: Some(to),
                     frame,
-                })
+                }
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        Some(Envelope { from, body })
     }
 
     /// The message's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        match self {
-            Envelope::Presence { leaving, frame } => {
-                [&[if *leaving { BYE } else { HELLO }][..], frame].concat()
-            }
-            Envelope::Frame { to: None, frame } => [&[FRAME][..], frame].concat(),
-            Envelope::Frame {
-                to: Some(to),
-                frame,
-            } => [&[FRAME_TO][..], to, frame].concat(),
+        let (kind, to, frame) = match self.body {
+            Body::Presence { leaving, frame } => (if leaving { BYE } else { HELLO }, None, frame),
+            Body::Frame { to, frame } => (if to.is_some() { FRAME_TO } else { FRAME }, to, frame),
+        };
+        let mut bytes = Vec::with_capacity(1 + 64 + frame.len());
+        bytes.push(kind);
+        bytes.extend_from_slice(&self.from);
+        if let Some(to) = to {
+            bytes.extend_from_slice(&to);
         }
+        bytes.extend_from_slice(frame);
+        bytes
     }
+}
+
+/// A 32-byte key off the front of `bytes`, and the rest.
+fn split_key(bytes: &[u8]) -> Option<(PeerId, &[u8])> {
+    let (key, rest) = bytes.split_first_chunk::<32>()?;
+    Some((*key, rest))
 }
 
 /// The tabs heard on the channel: when each was last heard here, and the signed time of its
@@ -166,33 +192,35 @@ mod tests {
 
     #[test]
     fn envelopes_round_trip_and_junk_is_refused() {
-        let to = [7u8; 32];
-        for envelope in [
-            Envelope::Presence {
+        let (from, to) = ([3u8; 32], [7u8; 32]);
+        for body in [
+            Body::Presence {
                 leaving: false,
                 frame: b"hello",
             },
-            Envelope::Presence {
+            Body::Presence {
                 leaving: true,
                 frame: b"bye",
             },
-            Envelope::Frame {
+            Body::Frame {
                 to: None,
                 frame: b"frame",
             },
-            Envelope::Frame {
+            Body::Frame {
                 to: Some(to),
                 frame: b"frame",
             },
         ] {
+            let envelope = Envelope { from, body };
             assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
         }
         assert_eq!(Envelope::decode(&[]), None);
-        assert_eq!(Envelope::decode(&[9, 1, 2]), None);
+        assert_eq!(Envelope::decode(&[9; 40]), None, "an unknown kind");
+        assert_eq!(Envelope::decode(&[FRAME; 32]), None, "no sender");
         assert_eq!(
-            Envelope::decode(&[FRAME_TO; 33]),
+            Envelope::decode(&[FRAME_TO; 60]),
             None,
-            "no frame after the peer"
+            "no whole recipient"
         );
     }
 

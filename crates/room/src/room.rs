@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::RoomError;
-use crate::broadcast::{Envelope, HELLO_INTERVAL_MS, Presence};
+use crate::broadcast::{Body, Envelope, HELLO_INTERVAL_MS, Presence, channel_name};
 use crate::memory::{CouncilEvent, Host, StorageWrite};
 use chrysalis_memory::MemoryChange;
 
@@ -315,7 +315,7 @@ impl Room {
         if config.broadcast {
             let link = room.new_link(now, LinkKind::Broadcast, None);
             room.broadcast = Some(link);
-            let name = format!("chrysalis-sync:{}", room.name);
+            let name = channel_name(&room.name);
             room.out.push_back(Output::OpenBroadcast { link, name });
         }
         Ok(room)
@@ -476,27 +476,30 @@ impl Room {
             return;
         }
         self.count_received(state.kind, bytes.len());
-        self.receive_on(now, state.kind, bytes);
+        self.receive_on(now, state, bytes);
         self.after(now);
     }
 
-    fn receive_on(&mut self, now: u64, kind: LinkKind, bytes: &[u8]) {
-        match kind {
+    fn receive_on(&mut self, now: u64, link: Link, bytes: &[u8]) {
+        match link.kind {
             LinkKind::Relay => {
                 let Some((client, _)) = &self.relay else {
                     return;
                 };
-                // The relay names the sender, but it may lie: a frame counts only as its
-                // signer's, and a bad one is scored against nobody (an honest peer cannot be
-                // banned by frames the relay made up or relabelled).
-                if let Some((_, frame)) = client.handle_binary(bytes) {
-                    let out = self.sync.handle_unattributed(now, frame);
+                // The relay names the sender, but it may lie: a frame counts only if it verifies
+                // under that peer's key, and one that does not is scored against nobody (an
+                // honest peer cannot be banned by frames the relay made up or relabelled).
+                if let Some((peer, frame)) = client.handle_binary(bytes) {
+                    let out = self.sync.handle_claimed(now, peer, frame);
                     self.absorb(out);
                 }
             }
             LinkKind::WebRtc => {
                 // Its signalling went through the relay, unsigned: the same rule.
-                let out = self.sync.handle_unattributed(now, bytes);
+                let Some(peer) = link.peer else {
+                    return;
+                };
+                let out = self.sync.handle_claimed(now, peer, bytes);
                 self.absorb(out);
             }
             LinkKind::Broadcast => self.receive_broadcast(now, bytes),
@@ -504,10 +507,13 @@ impl Room {
     }
 
     fn receive_broadcast(&mut self, now: u64, bytes: &[u8]) {
-        match Envelope::decode(bytes) {
-            Some(Envelope::Presence { frame, .. }) => {
+        let Some(Envelope { from, body }) = Envelope::decode(bytes) else {
+            return;
+        };
+        match body {
+            Body::Presence { frame, .. } => {
                 // The signed flag, not the envelope's kind, says whether it is a goodbye.
-                let Some((peer, leaving, at)) = self.sync.check_presence(now, frame) else {
+                let Some((peer, leaving, at)) = self.sync.check_presence(now, &from, frame) else {
                     return;
                 };
                 if leaving {
@@ -519,11 +525,11 @@ impl Room {
                     self.hello(now, false);
                 }
             }
-            Some(Envelope::Frame { to, frame }) if to.is_none_or(|to| to == self.id) => {
-                let out = self.sync.handle_unattributed(now, frame);
+            Body::Frame { to, frame } if to.is_none_or(|to| to == self.id) => {
+                let out = self.sync.handle_claimed(now, from, frame);
                 self.absorb(out);
             }
-            _ => {}
+            Body::Frame { .. } => {}
         }
     }
 
@@ -655,6 +661,9 @@ impl Room {
         if self.closed {
             return;
         }
+        // Changes queued in this task still go out.
+        let out = self.sync.flush_changes(now);
+        self.absorb(out);
         if self.broadcast.is_some_and(|link| self.links[&link].open) {
             self.hello(now, true);
         }
@@ -744,9 +753,12 @@ impl Room {
             return;
         };
         let frame = self.sync.presence(now, leaving);
-        let bytes = Envelope::Presence {
-            leaving,
-            frame: &frame,
+        let bytes = Envelope {
+            from: self.id,
+            body: Body::Presence {
+                leaving,
+                frame: &frame,
+            },
         }
         .encode();
         self.send(LinkKind::Broadcast, link, bytes);
@@ -830,6 +842,10 @@ impl Room {
         }
     }
 
+    fn relay_client(&self) -> Option<&RelayClient> {
+        self.relay.as_ref().map(|(client, _)| client)
+    }
+
     /// Sends over `peer`'s open data channel if the frame fits one.
     fn send_direct(&mut self, peer: &PeerId, bytes: &[u8]) -> bool {
         let Some(&link) = self.data_channels.get(peer) else {
@@ -855,16 +871,20 @@ impl Room {
             .broadcast
             .filter(|_| kinds.contains(&LinkKind::Broadcast))
         {
-            let envelope = Envelope::Frame {
-                to: Some(peer),
-                frame: &bytes,
+            let envelope = Envelope {
+                from: self.id,
+                body: Body::Frame {
+                    to: Some(peer),
+                    frame: &bytes,
+                },
             };
             self.send(LinkKind::Broadcast, link, envelope.encode());
-        } else if let Some(relay) = self
+        } else if let Some((relay, bytes)) = self
             .relay_link()
             .filter(|_| kinds.contains(&LinkKind::Relay))
+            .and_then(|relay| Some((relay, self.relay_client()?.to_peer(&peer, &bytes)?)))
         {
-            self.send(LinkKind::Relay, relay, RelayClient::to_peer(&peer, &bytes));
+            self.send(LinkKind::Relay, relay, bytes);
         }
     }
 
@@ -895,14 +915,20 @@ impl Room {
                 self.send(LinkKind::Relay, relay, RelayClient::to_everyone(&bytes));
             } else {
                 for peer in via_relay {
-                    self.send(LinkKind::Relay, relay, RelayClient::to_peer(&peer, &bytes));
+                    if let Some(bytes) = self.relay_client().and_then(|c| c.to_peer(&peer, &bytes))
+                    {
+                        self.send(LinkKind::Relay, relay, bytes);
+                    }
                 }
             }
         }
         if let Some(link) = self.broadcast.filter(|_| via_broadcast) {
-            let envelope = Envelope::Frame {
-                to: None,
-                frame: &bytes,
+            let envelope = Envelope {
+                from: self.id,
+                body: Body::Frame {
+                    to: None,
+                    frame: &bytes,
+                },
             };
             self.send(LinkKind::Broadcast, link, envelope.encode());
         }

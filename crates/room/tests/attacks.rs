@@ -4,8 +4,8 @@
 //! BroadcastChannel for tabs, and reset the relay backoff only after a lasting session.
 
 use chrysalis_crypto::SigningKey;
-use chrysalis_relay_protocol::{PROTOCOL_VERSION, RelayState, ServerMessage};
-use chrysalis_room::broadcast::Envelope;
+use chrysalis_relay_protocol::{PROTOCOL_VERSION, RelayState, RoomPeer, ServerMessage};
+use chrysalis_room::broadcast::{Body, Envelope};
 use chrysalis_room::{LinkId, LinkKind, Output, Room, RoomEvent};
 use chrysalis_sync::{MAX_PEERS, PeerId, SyncNode};
 use world::room_config;
@@ -20,6 +20,37 @@ fn key(seed: u32) -> SigningKey {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The relay's welcome of `me` to a room holding `peers`, each with its place in the list plus 1
+/// as its handle.
+fn welcome(me: &PeerId, peers: &[PeerId]) -> String {
+    let peers = peers.iter().enumerate();
+    ServerMessage::Welcome {
+        peer: hex(me),
+        handle: 0,
+        peers: peers
+            .map(|(i, p)| RoomPeer {
+                peer: hex(p),
+                handle: i as u32 + 1,
+            })
+            .collect(),
+    }
+    .to_text()
+}
+
+fn joined(peer: &PeerId, handle: u32) -> String {
+    ServerMessage::PeerJoined {
+        peer: hex(peer),
+        handle,
+    }
+    .to_text()
+}
+
+/// A hello (or goodbye) `frame` posted on the BroadcastChannel as `from`'s.
+fn presence(from: PeerId, leaving: bool, frame: &[u8]) -> Vec<u8> {
+    let body = Body::Presence { leaving, frame };
+    Envelope { from, body }.encode()
 }
 
 fn drain(room: &mut Room) -> Vec<Output> {
@@ -62,11 +93,7 @@ fn victim(
         nonce: hex(&[3u8; 32]),
     };
     room.receive_text(now, relay, &challenge.to_text());
-    let welcome = ServerMessage::Welcome {
-        peer: hex(&room.id()),
-        peers: peers.iter().map(|p| hex(p)).collect(),
-    };
-    room.receive_text(now, relay, &welcome.to_text());
+    room.receive_text(now, relay, &welcome(&room.id(), peers));
     assert_eq!(room.relay_state(), Some(RelayState::Open));
     let out = drain(&mut room);
     (room, relay, bc, out)
@@ -77,7 +104,7 @@ fn banned(out: &[Output], peer: &PeerId) -> bool {
         .any(|o| matches!(o, Output::Event(RoomEvent::PeerBanned { peer: p, .. }) if p == peer))
 }
 
-/// The relay writes an honest peer's id in front of junk: the honest peer is banned.
+/// The relay writes an honest peer's handle in front of junk: the honest peer is banned.
 #[test]
 fn the_relay_cannot_get_an_honest_peer_banned() {
     let honest = key(2);
@@ -85,7 +112,7 @@ fn the_relay_cannot_get_an_honest_peer_banned() {
     let (mut room, relay, _, _) = victim(false, false, &[b]);
     let mut out = Vec::new();
     for _ in 0..4 {
-        room.receive(1_000, relay, &[&b[..], b"not a frame at all"].concat());
+        room.receive(1_000, relay, &[&[1u8][..], b"not a frame at all"].concat());
         out.extend(drain(&mut room));
     }
     let stats = room.sync().stats().drops.clone();
@@ -96,7 +123,7 @@ fn the_relay_cannot_get_an_honest_peer_banned() {
     );
 }
 
-/// Same, with B's own genuine frame relayed under C's id: C is scored SENDER_MISMATCH (50).
+/// Same, with B's own genuine frame relayed under C's handle: C was scored SENDER_MISMATCH (50).
 #[test]
 fn the_relay_cannot_misattribute_a_genuine_frame() {
     let (kb, kc) = (key(2), key(3));
@@ -106,7 +133,7 @@ fn the_relay_cannot_misattribute_a_genuine_frame() {
     let mut out = Vec::new();
     for _ in 0..2 {
         let frame = node_b.add_peer(1_000, room.id()).transmits.remove(0).bytes;
-        room.receive(1_000, relay, &[&c[..], &frame].concat());
+        room.receive(1_000, relay, &[&[2u8][..], &frame].concat());
         out.extend(drain(&mut room));
     }
     assert!(
@@ -125,11 +152,7 @@ fn pending_data_channels_are_bounded() {
         peer[..4].copy_from_slice(&i.to_be_bytes());
         peer[0] = 0xff;
         let p = hex(&peer);
-        room.receive_text(
-            1_000,
-            relay,
-            &ServerMessage::PeerJoined { peer: p.clone() }.to_text(),
-        );
+        room.receive_text(1_000, relay, &joined(&peer, 1_000 + i));
         if i % 2 == 0 {
             // also through a signal (any id order): {"data": 1} makes the JS pump neither
             // answer nor fail, so the RTCPeerConnection stays in "new" forever
@@ -170,9 +193,13 @@ fn unrouted_broadcast_signers_do_not_fill_the_peer_table() {
             0,
         );
         let frame = phantom.add_peer(1_000, me).transmits.remove(0).bytes;
-        let env = Envelope::Frame {
+        let body = Body::Frame {
             to: None,
             frame: &frame,
+        };
+        let env = Envelope {
+            from: phantom.id(),
+            body,
         }
         .encode();
         room.receive(1_000, bc, &env);
@@ -187,11 +214,7 @@ fn unrouted_broadcast_signers_do_not_fill_the_peer_table() {
     eprintln!("{unrouted} peers without a link; one tick signed {signed} frames");
     // A real peer now joins through the relay.
     let honest = key(2).public_key();
-    room.receive_text(
-        10_000,
-        relay,
-        &ServerMessage::PeerJoined { peer: hex(&honest) }.to_text(),
-    );
+    room.receive_text(10_000, relay, &joined(&honest, 5_000));
     drain(&mut room);
     assert!(
         room.sync().peers().any(|(p, _)| p == honest),
@@ -209,21 +232,9 @@ fn the_relay_cannot_divert_a_local_tab() {
     let tab = tab_key.public_key();
     let mut tab_node = SyncNode::new(tab_key, room_config(true, false, false).sync, 1_000, 0);
     let hello = tab_node.presence(1_000, false);
-    room.receive(
-        1_000,
-        bc,
-        &Envelope::Presence {
-            leaving: false,
-            frame: &hello,
-        }
-        .encode(),
-    );
+    room.receive(1_000, bc, &presence(tab, false, &hello));
     drain(&mut room);
-    room.receive_text(
-        1_000,
-        relay,
-        &ServerMessage::PeerJoined { peer: hex(&tab) }.to_text(),
-    );
+    room.receive_text(1_000, relay, &joined(&tab, 7));
     let out = drain(&mut room);
     let (to_relay, to_bc) = out.iter().fold((0, 0), |(r, b), o| match o {
         Output::Send { link, .. } if *link == relay => (r + 1, b),
@@ -235,18 +246,10 @@ fn the_relay_cannot_divert_a_local_tab() {
     for t in 1..20 {
         room.tick(1_000 + t * 1_000);
         let hello = tab_node.presence(1_000 + t * 1_000, false);
-        room.receive(
-            1_000 + t * 1_000,
-            bc,
-            &Envelope::Presence {
-                leaving: false,
-                frame: &hello,
-            }
-            .encode(),
-        );
+        room.receive(1_000 + t * 1_000, bc, &presence(tab, false, &hello));
         for o in drain(&mut room) {
             if let Output::Send { link, bytes } = o {
-                if link == relay && bytes[0] == 1 && bytes[1..33] == tab {
+                if link == relay && bytes[..2] == [1, 7] {
                     later.0 += 1
                 } else if link == bc && bytes[0] == 3 {
                     later.1 += 1
@@ -270,19 +273,12 @@ fn control_a_local_tab_is_reached_over_the_channel() {
     let (mut room, relay, bc, _) = victim(false, true, &[]);
     let bc = bc.unwrap();
     let tab_key = key(5);
+    let tab = tab_key.public_key();
     let mut tab_node = SyncNode::new(tab_key, room_config(true, false, false).sync, 1_000, 0);
     let mut later = (0, 0);
     for t in 0..20 {
         let hello = tab_node.presence(1_000 + t * 1_000, false);
-        room.receive(
-            1_000 + t * 1_000,
-            bc,
-            &Envelope::Presence {
-                leaving: false,
-                frame: &hello,
-            }
-            .encode(),
-        );
+        room.receive(1_000 + t * 1_000, bc, &presence(tab, false, &hello));
         room.tick(1_000 + t * 1_000);
         for o in drain(&mut room) {
             if let Output::Send { link, bytes } = o {
@@ -298,12 +294,12 @@ fn control_a_local_tab_is_reached_over_the_channel() {
     assert!(later.1 > 0);
 }
 
-/// A relay that welcomes with ~970 peers (under 64 KiB) and closes at once: the backoff is
+/// A relay that welcomes with 700 peers (under 64 KiB) and closes at once: the backoff is
 /// reset by each welcome, so the room reconnects within 250 ms and signs a digest per peer
 /// every time.
 #[test]
 fn a_relay_welcome_close_loop_costs_the_room_little() {
-    let peers: Vec<PeerId> = (0..970u32)
+    let peers: Vec<PeerId> = (0..700u32)
         .map(|i| {
             let mut p = [0x80u8; 32];
             p[..4].copy_from_slice(&i.to_be_bytes());
@@ -312,11 +308,7 @@ fn a_relay_welcome_close_loop_costs_the_room_little() {
         })
         .collect();
     let (mut room, mut relay, _, _) = victim(false, false, &peers);
-    let welcome = ServerMessage::Welcome {
-        peer: String::new(),
-        peers: peers.iter().map(|p| hex(p)).collect(),
-    }
-    .to_text();
+    let welcome = welcome(&[0; 32], &peers);
     assert!(welcome.len() < 64 * 1024, "{}", welcome.len());
     let mut now = 1_000u64;
     let before = room.sync().stats().frames_sent;
@@ -363,20 +355,20 @@ fn an_old_goodbye_cannot_be_replayed_after_flooding_the_replay_guard() {
     for flood in [false, true] {
         let (mut room, _, bc, _) = victim(false, true, &[]);
         let bc = bc.unwrap();
-        let post = |room: &mut Room, now: u64, leaving: bool, frame: &[u8]| {
-            room.receive(now, bc, &Envelope::Presence { leaving, frame }.encode());
+        let post = |room: &mut Room, now: u64, from: PeerId, leaving: bool, frame: &[u8]| {
+            room.receive(now, bc, &presence(from, leaving, frame));
             drain(room)
         };
         let tk = key(5);
         let t = tk.public_key();
         let mut old = SyncNode::new(key(5), room_config(true, false, false).sync, 1_000, 0);
         let h = old.presence(1_000, false);
-        post(&mut room, 1_000, false, &h);
+        post(&mut room, 1_000, t, false, &h);
         let bye = old.presence(1_500, true);
-        post(&mut room, 1_500, true, &bye);
+        post(&mut room, 1_500, t, true, &bye);
         let mut reloaded = SyncNode::new(tk, room_config(true, false, false).sync, 2_000, 0);
         let h = reloaded.presence(2_000, false);
-        post(&mut room, 2_000, false, &h);
+        post(&mut room, 2_000, t, false, &h);
         assert!(
             room.peers()
                 .any(|(p, _, via)| p == t && via == vec![LinkKind::Broadcast])
@@ -390,10 +382,10 @@ fn an_old_goodbye_cannot_be_replayed_after_flooding_the_replay_guard() {
                     0,
                 );
                 let f = n.presence(2_100, false);
-                post(&mut room, 2_100, false, &f);
+                post(&mut room, 2_100, n.id(), false, &f);
             }
         }
-        let out = post(&mut room, 2_200, true, &bye);
+        let out = post(&mut room, 2_200, t, true, &bye);
         let left = out
             .iter()
             .any(|o| matches!(o, Output::Event(RoomEvent::PeerLeft { peer, .. }) if *peer == t));

@@ -21,16 +21,20 @@ fn three_rooms_converge_through_the_relay_and_a_late_one_catches_up() {
     for &a in &agents {
         assert_eq!(world.value(a), 3, "agent {a}");
     }
-    // A change to every peer over the relay is one frame to everyone.
+    // Changes to every peer over the relay are one frame to everyone, sent at the next tick
+    // (the end of the page's task): two changes, one frame.
     let sent = world.rooms[0].traffic(LinkKind::Relay).frames_sent;
     world.increment(0);
+    world.increment(0);
+    assert_eq!(world.rooms[0].traffic(LinkKind::Relay).frames_sent, sent);
+    world.run(world.now);
     assert_eq!(
         world.rooms[0].traffic(LinkKind::Relay).frames_sent,
         sent + 1
     );
     let late = world.join(true, false, false);
     world.run(world.now + 2_000);
-    assert_eq!(world.value(late), 4, "the late room caught up");
+    assert_eq!(world.value(late), 5, "the late room caught up");
     assert!(world.events[1].iter().any(
         |e| matches!(e, RoomEvent::PeerJoined { peer, via: LinkKind::Relay } if *peer == world.id(late))
     ));

@@ -1,6 +1,6 @@
 //! What a [`SyncNode`](crate::SyncNode) replicates: any delta-state CRDT, behind one small trait.
 
-use chrysalis_crdt::{DeltaCrdt, Encode, VersionVector};
+use chrysalis_crdt::{DeltaCrdt, DeltaJoin, Encode, VersionVector};
 
 /// A replicated document as the protocol sees it: a version vector to compare, deltas out as
 /// bytes, deltas in as bytes. Every delta-state CRDT of `chrysalis-crdt` is one (blanket impl
@@ -16,12 +16,18 @@ pub trait Document: std::any::Any {
     /// Decodes and joins a delta from a peer; returns whether the version grew. A delta that
     /// does not decode is an error that names what was wrong, and leaves the state unchanged.
     fn apply(&mut self, delta: &[u8]) -> Result<bool, String>;
+
+    /// The encoded deltas of local changes made together, as fewer deltas with the same effect
+    /// (one, for every CRDT of `chrysalis-crdt`), to send in one frame. The default keeps them.
+    fn join_deltas(&self, deltas: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        deltas
+    }
 }
 
 impl<T> Document for T
 where
     T: DeltaCrdt + Encode + 'static,
-    T::Delta: Encode + Default + PartialEq,
+    T::Delta: Encode + Default + PartialEq + DeltaJoin,
 {
     fn version(&self) -> Result<VersionVector, String> {
         Ok(self.version_vector())
@@ -37,5 +43,22 @@ where
         let before = self.version_vector();
         self.apply_owned_delta(delta);
         Ok(self.version_vector() != before)
+    }
+
+    fn join_deltas(&self, deltas: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        if deltas.len() < 2 {
+            return deltas;
+        }
+        let decoded: Result<Vec<T::Delta>, _> =
+            deltas.iter().map(|d| T::Delta::from_bytes(d)).collect();
+        let Ok(decoded) = decoded else {
+            return deltas;
+        };
+        let mut joined = decoded.into_iter();
+        let Some(mut first) = joined.next() else {
+            return deltas;
+        };
+        joined.for_each(|delta| first.join_delta(delta));
+        vec![first.to_bytes()]
     }
 }

@@ -12,7 +12,7 @@ pub enum SyncError {
         /// The limit.
         limit: usize,
     },
-    /// Shorter than its header says.
+    /// Shorter than a header and a signature.
     #[error("truncated frame: {0}")]
     Truncated(&'static str),
     /// A wire version this build does not speak.
@@ -21,9 +21,6 @@ pub enum SyncError {
     /// A frame kind this build does not know.
     #[error("unknown frame kind {0}")]
     UnknownKind(u8),
-    /// Bytes after the signature.
-    #[error("{0} bytes after the end of the frame")]
-    TrailingBytes(usize),
     /// The signature does not verify under the sender's key.
     #[error("bad signature")]
     BadSignature,
@@ -38,13 +35,10 @@ pub enum SyncError {
         /// The newest sequence number accepted from the sender.
         newest: u64,
     },
-    /// A frame signed by another key than the peer it came from.
-    #[error("frame signed by another peer than the one that sent it")]
-    SenderMismatch,
-    /// A frame from a peer that was disconnected for misbehaving.
+    /// A frame claimed by a peer that was disconnected for misbehaving.
     #[error("frame from a banned peer")]
     Banned,
-    /// A verified frame from a signer that is not a connected peer.
+    /// A frame claimed by a signer that is not a connected peer.
     #[error("frame from a signer that is not a connected peer")]
     NotAPeer,
     /// A verified frame whose payload does not decode.
@@ -96,11 +90,9 @@ impl SyncError {
             SyncError::Truncated(_) => "TRUNCATED",
             SyncError::BadVersion(_) => "BAD_VERSION",
             SyncError::UnknownKind(_) => "UNKNOWN_KIND",
-            SyncError::TrailingBytes(_) => "TRAILING_BYTES",
             SyncError::BadSignature => "BAD_SIGNATURE",
             SyncError::Replayed(_) => "REPLAYED",
             SyncError::TooOld { .. } => "TOO_OLD",
-            SyncError::SenderMismatch => "SENDER_MISMATCH",
             SyncError::Banned => "BANNED",
             SyncError::NotAPeer => "NOT_A_PEER",
             SyncError::BadPayload(_) => "BAD_PAYLOAD",

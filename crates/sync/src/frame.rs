@@ -1,25 +1,29 @@
-//! The signed frame: `version ‖ kind ‖ sender ‖ seq ‖ payload length ‖ payload ‖ signature`.
+//! The signed frame: `version ‖ kind ‖ seq ‖ payload ‖ signature`.
 //!
-//! All integers are little-endian. The signature is Ed25519 over a BLAKE3 digest (keyed by a
-//! domain string) of the room's id and every byte before it, so a frame cannot be re-labelled
-//! as another kind, sender or sequence, nor replayed into another room (the room is not on the
-//! wire: a receiver checks the signature against its own room). The digest is streamed over the
-//! frame where it lies, so checking a frame copies none of it, and a decoded frame borrows its
-//! payload from the received bytes.
+//! The sequence number is little-endian; the payload runs to the signature, the last 64 bytes (a
+//! frame is one transport message). The frame does not name its signer: the link does (the
+//! relay's handle of the sending peer, a data channel's peer, a BroadcastChannel envelope), and
+//! the receiver checks the signature against that claimed key. A false claim fails the check,
+//! so a relay that relabels frames only drops them. The signature is Ed25519 over a domain
+//! string and a BLAKE3 digest (keyed by that domain) of the room's id, the signer's key and
+//! every byte before it, so a frame cannot be re-labelled as another kind, sender or sequence,
+//! nor replayed into another room (the room is not on the wire). The digest is streamed over
+//! the frame where it lies, so checking a frame copies none of it, and a decoded frame borrows
+//! its payload from the received bytes.
 
 use chrysalis_crypto::{ED25519_SIGNATURE_LEN, SigningKey, ed25519_verify};
 
 use crate::SyncError;
 
-/// The wire version of this build (3: the signature covers a BLAKE3 digest of the room and the
-/// frame; 2 signed them concatenated).
-pub const FRAME_VERSION: u8 = 3;
+/// The wire version of this build (4: the link names the signer; 3 carried its 32-byte key and
+/// a payload length in every frame).
+pub const FRAME_VERSION: u8 = 4;
 /// Default largest frame a node accepts (1 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 /// Header and signature bytes around the payload.
 pub const FRAME_OVERHEAD: usize = HEADER + ED25519_SIGNATURE_LEN;
-const HEADER: usize = 1 + 1 + 32 + 8 + 4;
-const DOMAIN: &str = "chrysalis-sync frame v3";
+const HEADER: usize = 1 + 1 + 8;
+const DOMAIN: &str = "chrysalis-sync frame v4";
 
 /// A peer's identity: its Ed25519 public key.
 pub type PeerId = [u8; 32];
@@ -80,7 +84,7 @@ impl FrameKind {
 pub struct Frame<'a> {
     /// What the payload is.
     pub kind: FrameKind,
-    /// The sender's public key.
+    /// The signer's public key (the key the signature verified under).
     pub sender: PeerId,
     /// The sender's sequence number, increasing per sender. A node that restarts without its
     /// state should start above its old numbers (e.g. from the clock in microseconds), or peers
@@ -109,70 +113,64 @@ impl<'a> SignedFrame<'a> {
         let mut bytes = Vec::with_capacity(FRAME_OVERHEAD + payload.len());
         bytes.push(FRAME_VERSION);
         bytes.push(kind.to_byte());
-        bytes.extend_from_slice(&key.public_key());
         bytes.extend_from_slice(&seq.to_le_bytes());
-        // A payload above 4 GiB cannot be framed; callers bound payloads far below that.
-        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        bytes.extend_from_slice(&len.to_le_bytes());
         bytes.extend_from_slice(payload);
-        let signature = key.sign(&signed_digest(room, &bytes));
+        let signature = key.sign(&signed_digest(room, &key.public_key(), &bytes));
         bytes.extend_from_slice(&signature);
         bytes
     }
 
-    /// Checks size, version, kind, lengths and the signature of `bytes` as a frame of `room`;
-    /// `max` bounds the whole frame before anything is read.
-    pub fn decode(bytes: &'a [u8], max: usize, room: &RoomId) -> Result<Self, SyncError> {
+    /// The sequence number of what looks like a frame of this version, before any check of its
+    /// signature: a receiver drops a replay unverified (nothing is believed from it but that
+    /// the claimed signer's window already holds it).
+    pub fn peek_seq(bytes: &[u8]) -> Option<u64> {
+        match bytes {
+            [FRAME_VERSION, _, seq @ ..] if bytes.len() >= FRAME_OVERHEAD => {
+                Some(u64::from_le_bytes(seq.get(..8)?.try_into().ok()?))
+            }
+            _ => None,
+        }
+    }
+
+    /// Checks size, version, kind and the signature of `bytes` as a frame that `sender` signed
+    /// in `room`; `max` bounds the whole frame before anything is read.
+    pub fn decode(
+        bytes: &'a [u8],
+        max: usize,
+        room: &RoomId,
+        sender: &PeerId,
+    ) -> Result<Self, SyncError> {
         if bytes.len() > max {
             return Err(SyncError::Oversized {
                 size: bytes.len(),
                 limit: max,
             });
         }
+        if let Some(&version) = bytes.first()
+            && version != FRAME_VERSION
+        {
+            return Err(SyncError::BadVersion(version));
+        }
         if bytes.len() < HEADER {
             return Err(SyncError::Truncated("header"));
         }
-        if bytes[0] != FRAME_VERSION {
-            return Err(SyncError::BadVersion(bytes[0]));
+        if bytes.len() < FRAME_OVERHEAD {
+            return Err(SyncError::Truncated("signature"));
         }
         let kind = FrameKind::from_byte(bytes[1])?;
-        let sender: PeerId = bytes[2..34]
-            .try_into()
-            .map_err(|_| SyncError::Truncated("sender"))?;
         let seq = u64::from_le_bytes(
-            bytes[34..42]
+            bytes[2..HEADER]
                 .try_into()
                 .map_err(|_| SyncError::Truncated("seq"))?,
         );
-        let len = u32::from_le_bytes(
-            bytes[42..46]
-                .try_into()
-                .map_err(|_| SyncError::Truncated("length"))?,
-        ) as usize;
-        let signed_end = HEADER
-            .checked_add(len)
-            .ok_or(SyncError::Truncated("payload"))?;
-        let end = signed_end
-            .checked_add(ED25519_SIGNATURE_LEN)
-            .ok_or(SyncError::Truncated("signature"))?;
-        if bytes.len() < end {
-            return Err(SyncError::Truncated(if bytes.len() < signed_end {
-                "payload"
-            } else {
-                "signature"
-            }));
-        }
-        if bytes.len() > end {
-            return Err(SyncError::TrailingBytes(bytes.len() - end));
-        }
-        let (signed, signature) = bytes.split_at(signed_end);
-        if !ed25519_verify(&sender, &signed_digest(room, signed), signature) {
+        let (signed, signature) = bytes.split_at(bytes.len() - ED25519_SIGNATURE_LEN);
+        if !ed25519_verify(sender, &signed_digest(room, sender, signed), signature) {
             return Err(SyncError::BadSignature);
         }
         Ok(SignedFrame {
             frame: Frame {
                 kind,
-                sender,
+                sender: *sender,
                 seq,
                 payload: &signed[HEADER..],
             },
@@ -191,12 +189,17 @@ impl<'a> SignedFrame<'a> {
 }
 
 /// What the signature covers: the domain string, then the domain-keyed BLAKE3 digest of the
-/// room and the signed bytes (hashed where they lie). The domain stays in the signed message
-/// itself, so a signature the same key made over some other 32 bytes (an application signing a
-/// peer's challenge with its identity) is never a frame's.
-fn signed_digest(room: &RoomId, header_and_payload: &[u8]) -> [u8; DOMAIN.len() + 32] {
+/// room, the signer's key and the signed bytes (hashed where they lie). The domain stays in the
+/// signed message itself, so a signature the same key made over some other 32 bytes (an
+/// application signing a peer's challenge with its identity) is never a frame's.
+fn signed_digest(
+    room: &RoomId,
+    signer: &PeerId,
+    header_and_payload: &[u8],
+) -> [u8; DOMAIN.len() + 32] {
     let mut hasher = blake3::Hasher::new_derive_key(DOMAIN);
     hasher.update(room);
+    hasher.update(signer);
     hasher.update(header_and_payload);
     let mut message = [0; DOMAIN.len() + 32];
     message[..DOMAIN.len()].copy_from_slice(DOMAIN.as_bytes());

@@ -42,8 +42,10 @@ pub struct SyncConfig {
     /// How many times a pushed delta is forwarded onwards when the sender could not reach
     /// every peer itself.
     pub gossip_hops: u8,
-    /// Local changes made within this many milliseconds go out together in one signed frame
-    /// (0: each change is pushed at once).
+    /// Local changes go out together, in one signed frame with one delta per document, at the
+    /// first tick this many milliseconds after the first of them. With 0 that tick is due at
+    /// once: the changes made before the host ticks (a page's pump ticks at the end of the
+    /// task) go out together.
     pub flush_delay_ms: u64,
     /// Milliseconds between anti-entropy rounds.
     pub anti_entropy_interval_ms: u64,
@@ -304,8 +306,8 @@ impl SyncNode {
         doc.downcast_mut()
     }
 
-    /// Pushes `delta`, the delta of a change just made to the local replica of `doc`, to
-    /// `fanout` peers (at once, or after the flush delay together with other changes).
+    /// Queues `delta`, the delta of a change just made to the local replica of `doc`, for the
+    /// next flush ([`SyncConfig::flush_delay_ms`]; [`SyncNode::wake_at`] says when).
     pub fn local_change(
         &mut self,
         now: u64,
@@ -323,14 +325,19 @@ impl SyncNode {
             });
         }
         self.pending.push((doc.to_owned(), delta));
-        let mut out = self.output();
-        if self.config.flush_delay_ms == 0 {
-            self.flush(&mut out, now);
-        } else if self.flush_at.is_none() {
+        if self.flush_at.is_none() {
             self.flush_at = Some(now + self.config.flush_delay_ms);
         }
+        Ok(self.output())
+    }
+
+    /// Sends the queued local changes now, whatever the flush delay (a host about to stop, or
+    /// one that coalesces changes itself).
+    pub fn flush_changes(&mut self, now: u64) -> Output {
+        let mut out = self.output();
+        self.flush(&mut out, now);
         out.wake_at = self.wake_at();
-        Ok(out)
+        out
     }
 
     /// Sends `bytes` on application channel `channel` (1 to [`MAX_DOC_NAME`](crate::MAX_DOC_NAME)
@@ -467,17 +474,57 @@ impl SyncNode {
         out
     }
 
-    /// A frame from `from` (the peer the transport received it from). Any failure is dropped,
-    /// counted and scored against `from`; nothing a peer sends can make this panic.
+    /// A frame from `from`, a peer its transport authenticated. Any failure is dropped,
+    /// counted and scored against `from` (but a frame of another wire version, which says
+    /// nothing bad of its sender); nothing a peer sends can make this panic.
     pub fn handle_message(&mut self, now: u64, from: PeerId, bytes: &[u8]) -> Output {
+        self.handle(now, from, bytes, true)
+    }
+
+    /// A frame whose signer only the link claims to be `claimed` (a relay's handle, a data
+    /// channel whose signalling was unsigned, a BroadcastChannel envelope any script can
+    /// write): it counts as `claimed`'s only if its signature verifies under that key, and a
+    /// frame that does not is dropped and counted without scoring anyone, since anyone could
+    /// have made the claim. A verified frame's faults are scored against its signer.
+    pub fn handle_claimed(&mut self, now: u64, claimed: PeerId, bytes: &[u8]) -> Output {
+        self.handle(now, claimed, bytes, false)
+    }
+
+    fn handle(&mut self, now: u64, from: PeerId, bytes: &[u8], scored: bool) -> Output {
         let mut out = self.output();
         self.stats.frames_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
-        if let Err(error) = self.receive(&mut out, now, from, bytes) {
-            self.punish(&mut out, now, from, &error);
+        match self.verify(now, &from, bytes) {
+            Ok(frame) => {
+                if let Err(error) = self.receive_frame(&mut out, now, from, frame) {
+                    self.punish(&mut out, now, from, &error);
+                }
+            }
+            Err(error) if scored => self.punish(&mut out, now, from, &error),
+            Err(error) => self.count_drop(error.code()),
         }
         out.wake_at = self.wake_at();
         out
+    }
+
+    /// The frame `bytes` as `sender`'s, checked cheapest first: a banned or unknown sender and
+    /// a replay (by the sequence number it claims) cost no signature check.
+    fn verify<'a>(
+        &self,
+        now: u64,
+        sender: &PeerId,
+        bytes: &'a [u8],
+    ) -> Result<crate::Frame<'a>, SyncError> {
+        if self.is_banned(now, sender) {
+            return Err(SyncError::Banned);
+        }
+        if !self.peers.get(sender).is_some_and(|p| p.active) {
+            return Err(SyncError::NotAPeer);
+        }
+        if let Some(seq) = SignedFrame::peek_seq(bytes) {
+            self.replay.check(sender, seq)?;
+        }
+        Ok(SignedFrame::decode(bytes, self.config.max_frame, &self.room, sender)?.into_frame())
     }
 
     /// A signed presence announcement (`leaving`: a goodbye) for a medium that does not
@@ -495,13 +542,19 @@ impl SyncNode {
         )
     }
 
-    /// A peer's presence announcement: `(peer, leaving, at)` when its signature verifies in
-    /// this room and it was made (`at`, the signer's clock) within [`PRESENCE_SKEW_MS`] of
-    /// `now`, so no script can say goodbye for another peer. Replays within the skew are the
+    /// A presence announcement claimed by `claimed`: `(peer, leaving, at)` when its signature
+    /// verifies under that key in this room and it was made (`at`, the signer's clock) within
+    /// [`PRESENCE_SKEW_MS`] of `now`, so no script can say goodbye for another peer. Replays within the skew are the
     /// caller's to refuse: accept only an announcement newer than the signer's last (the
     /// Room's presence table does), which no flood of other signers can make it forget.
-    pub fn check_presence(&self, now: u64, bytes: &[u8]) -> Option<(PeerId, bool, u64)> {
-        let frame = SignedFrame::decode(bytes, 64 + crate::FRAME_OVERHEAD, &self.room).ok()?;
+    pub fn check_presence(
+        &self,
+        now: u64,
+        claimed: &PeerId,
+        bytes: &[u8],
+    ) -> Option<(PeerId, bool, u64)> {
+        let frame =
+            SignedFrame::decode(bytes, 64 + crate::FRAME_OVERHEAD, &self.room, claimed).ok()?;
         let frame = frame.into_frame();
         let [PRESENCE, leaving @ (0 | 1), time @ ..] = frame.payload else {
             return None;
@@ -514,46 +567,6 @@ impl SyncNode {
             return None;
         }
         Some((frame.sender, *leaving == 1, at))
-    }
-
-    /// A frame from a medium that does not say who sent it (a BroadcastChannel any script of
-    /// the origin can post to): only a frame whose signature verifies counts, and then as its
-    /// signer's; a bad one is dropped and counted without scoring anyone, since anyone could
-    /// have written any sender into it.
-    pub fn handle_unattributed(&mut self, now: u64, bytes: &[u8]) -> Output {
-        let mut out = self.output();
-        self.stats.frames_received += 1;
-        self.stats.bytes_received += bytes.len() as u64;
-        match SignedFrame::decode(bytes, self.config.max_frame, &self.room) {
-            Ok(frame) => {
-                let frame = frame.into_frame();
-                let from = frame.sender;
-                if let Err(error) = self.receive_frame(&mut out, now, from, frame) {
-                    self.punish(&mut out, now, from, &error);
-                }
-            }
-            Err(error) => self.count_drop(error.code()),
-        }
-        out.wake_at = self.wake_at();
-        out
-    }
-
-    fn receive(
-        &mut self,
-        out: &mut Output,
-        now: u64,
-        from: PeerId,
-        bytes: &[u8],
-    ) -> Result<(), SyncError> {
-        // A banned peer's frames cost no signature check.
-        if self.is_banned(now, &from) {
-            return Err(SyncError::Banned);
-        }
-        let frame = SignedFrame::decode(bytes, self.config.max_frame, &self.room)?.into_frame();
-        if frame.sender != from {
-            return Err(SyncError::SenderMismatch);
-        }
-        self.receive_frame(out, now, from, frame)
     }
 
     /// A frame whose signature verified, from `from` (its signer).
@@ -742,6 +755,7 @@ impl SyncNode {
         } else {
             self.config.gossip_hops
         };
+        let pending = self.join_pending(pending);
         for chunk in self.chunks(pending) {
             let payload = message::encode(&Gossip {
                 hops,
@@ -751,6 +765,35 @@ impl SyncNode {
                 self.send_to(out, now, *to, FrameKind::Gossip, &payload);
             }
         }
+    }
+
+    /// The pending deltas with each document's joined (in the order documents were first
+    /// changed).
+    fn join_pending(&self, pending: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+        let mut order: Vec<String> = Vec::new();
+        let mut by_doc: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for (doc, delta) in pending {
+            let deltas = by_doc.entry(doc).or_insert_with_key(|doc| {
+                order.push(doc.clone());
+                Vec::new()
+            });
+            deltas.push(delta);
+        }
+        let mut joined = Vec::new();
+        for name in order {
+            let deltas = by_doc.remove(&name).unwrap_or_default();
+            // Deltas too big together for one frame go as they are, in several.
+            let size: usize = deltas
+                .iter()
+                .map(|d| d.len() + name.len() + ENTRY_OVERHEAD)
+                .sum();
+            let deltas = match self.docs.get(&name) {
+                Some(doc) if size <= self.max_payload() => doc.join_deltas(deltas),
+                _ => deltas,
+            };
+            joined.extend(deltas.into_iter().map(|delta| (name.clone(), delta)));
+        }
+        joined
     }
 
     /// Every document's version, for a digest (a document that cannot say is left out and
@@ -883,8 +926,9 @@ impl SyncNode {
             SyncError::Banned
             | SyncError::NotAPeer
             | SyncError::Replayed(_)
-            | SyncError::TooOld { .. } => return,
-            SyncError::SenderMismatch => 50,
+            | SyncError::TooOld { .. }
+            // Another wire version: a peer not yet (or no longer) upgraded, not a bad one.
+            | SyncError::BadVersion(_) => return,
             _ => 25,
         };
         // Only peers in the table are scored: a claimed sender outside it gains no entry.

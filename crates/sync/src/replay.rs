@@ -59,6 +59,7 @@ impl ReplayGuard {
             );
             return Ok(());
         };
+        window.check(seq)?;
         if seq > window.newest {
             let shift = seq - window.newest;
             window.seen = if shift >= REPLAY_WINDOW {
@@ -68,23 +69,17 @@ impl ReplayGuard {
             };
             window.seen |= 1;
             window.newest = seq;
-            window.heard = heard;
-            return Ok(());
+        } else {
+            window.seen |= 1u128 << (window.newest - seq);
         }
-        let age = window.newest - seq;
-        if age >= REPLAY_WINDOW {
-            return Err(SyncError::TooOld {
-                seq,
-                newest: window.newest,
-            });
-        }
-        let bit = 1u128 << age;
-        if window.seen & bit != 0 {
-            return Err(SyncError::Replayed(seq));
-        }
-        window.seen |= bit;
         window.heard = heard;
         Ok(())
+    }
+
+    /// Whether `accept` would refuse `seq` from `sender` as a replay or too old, without
+    /// changing anything: a receiver asks before it checks a signature.
+    pub fn check(&self, sender: &PeerId, seq: u64) -> Result<(), SyncError> {
+        self.senders.get(sender).map_or(Ok(()), |w| w.check(seq))
     }
 
     /// How many senders' windows are kept.
@@ -95,5 +90,25 @@ impl ReplayGuard {
     /// Whether no sender's window is kept.
     pub fn is_empty(&self) -> bool {
         self.senders.is_empty()
+    }
+}
+
+impl Window {
+    /// `Replayed` for a sequence number already accepted, `TooOld` below the window.
+    fn check(&self, seq: u64) -> Result<(), SyncError> {
+        if seq > self.newest {
+            return Ok(());
+        }
+        let age = self.newest - seq;
+        if age >= REPLAY_WINDOW {
+            return Err(SyncError::TooOld {
+                seq,
+                newest: self.newest,
+            });
+        }
+        if self.seen & (1u128 << age) != 0 {
+            return Err(SyncError::Replayed(seq));
+        }
+        Ok(())
     }
 }

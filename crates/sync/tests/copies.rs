@@ -77,7 +77,8 @@ fn a_received_change_reaches_the_crdt_with_one_copy_of_its_bytes() {
     let element = "x".repeat(200_000);
     let set: &mut ORSet<String> = a.document_mut("set").unwrap();
     let delta = set.add(ReplicaId(1), element.clone()).to_bytes();
-    let out = a.local_change(1, "set", delta).unwrap();
+    a.local_change(1, "set", delta).unwrap();
+    let out = a.flush_changes(1);
     let frame = &out.transmits[0].bytes;
 
     let (allocated, heard) = allocated_by(|| b.handle_message(1, a.id(), frame));
@@ -119,7 +120,8 @@ fn an_element_with_thousands_of_dots_is_held_once() {
         ctx,
     )
     .unwrap();
-    let out = a.local_change(1, "set", delta.to_bytes()).unwrap();
+    a.local_change(1, "set", delta.to_bytes()).unwrap();
+    let out = a.flush_changes(1);
     let frame = &out.transmits[0].bytes;
     assert!(frame.len() < 70_000, "a {} byte frame", frame.len());
 

@@ -33,14 +33,20 @@ fn settle(now: u64, a: &mut SyncNode, b: &mut SyncNode, first: Output) -> Vec<Fr
     let mut kinds = Vec::new();
     let (mut from_a, mut from_b) = (first, Output::default());
     while !from_a.transmits.is_empty() || !from_b.transmits.is_empty() {
-        for t in from_a.transmits.iter().chain(&from_b.transmits) {
-            kinds.push(
-                SignedFrame::decode(&t.bytes, usize::MAX, &room_id(""))
-                    .unwrap()
-                    .frame()
-                    .kind,
-            );
-        }
+        let signed = |out: &Output, by: &SyncNode| {
+            let id = by.id();
+            let kinds: Vec<FrameKind> = out
+                .transmits
+                .iter()
+                .map(|t| {
+                    let frame = SignedFrame::decode(&t.bytes, usize::MAX, &room_id(""), &id);
+                    frame.unwrap().frame().kind
+                })
+                .collect();
+            kinds
+        };
+        kinds.extend(signed(&from_a, a));
+        kinds.extend(signed(&from_b, b));
         let next_b = deliver(now, &from_a, a, b);
         let next_a = deliver(now, &from_b, b, a);
         (from_a, from_b) = (next_a, next_b);
@@ -52,7 +58,9 @@ fn add(node: &mut SyncNode, now: u64, element: &str) -> Output {
     let replica = ReplicaId(u64::from(node.id()[0]));
     let set: &mut ORSet<String> = node.document_mut("set").unwrap();
     let delta = set.add(replica, element.to_owned()).to_bytes();
-    node.local_change(now, "set", delta).unwrap()
+    let queued = node.local_change(now, "set", delta).unwrap();
+    assert!(queued.transmits.is_empty(), "sent at the next flush");
+    node.flush_changes(now)
 }
 
 fn elements(node: &SyncNode) -> Vec<String> {
@@ -121,11 +129,12 @@ fn forged_frames_are_dropped_scored_and_end_in_a_ban() {
     let mallory_id = mallory.public_key();
     b.add_peer(0, mallory_id);
     b.add_peer(0, a.id());
-    // Signed by a, sent by mallory: refused, nothing applied.
+    // Signed by a, sent by mallory over a link that authenticates her: refused, nothing
+    // applied.
     let out = add(&mut a, 1, "x");
     let o = b.handle_message(1, mallory_id, &out.transmits[0].bytes);
     assert!(o.events.is_empty());
-    assert_eq!(b.stats().drops.get("SENDER_MISMATCH"), Some(&1));
+    assert_eq!(b.stats().drops.get("BAD_SIGNATURE"), Some(&1));
     assert!(elements(&b).is_empty());
     // Garbage until banned.
     let mut banned = None;
@@ -263,20 +272,18 @@ fn digests_cannot_amplify_into_megabytes_of_replies() {
 
 /// Regression: over a BroadcastChannel any script of the origin posts frames naming any
 /// sender, and a forged one was scored against the peer it named (a script could get an
-/// honest peer banned). An unattributed frame counts as its signer's only when the signature
-/// verifies; a bad one costs nobody's score.
+/// honest peer banned). A claimed frame counts as the claimed signer's only when the signature
+/// verifies under that key; a bad one costs nobody's score.
 #[test]
-fn unattributed_frames_are_their_signers_or_nobodys() {
+fn claimed_frames_are_their_signers_or_nobodys() {
     let (mut a, mut b) = (node(1, 0), node(2, 0));
     let hello = a.add_peer(0, b.id());
     settle(0, &mut a, &mut b, hello);
     let victim = b.id();
+    let mallory = SigningKey::from_seed(&[9; 32]).unwrap();
     for seq in 1..=50u64 {
-        let mallory = SigningKey::from_seed(&[9; 32]).unwrap();
-        let mut forged =
-            SignedFrame::encode(&mallory, &room_id(""), FrameKind::Heartbeat, seq, b"");
-        forged[2..34].copy_from_slice(&victim);
-        a.handle_unattributed(1, &forged);
+        let forged = SignedFrame::encode(&mallory, &room_id(""), FrameKind::Heartbeat, seq, b"");
+        a.handle_claimed(1, victim, &forged);
     }
     let (_, peer) = a.peers().find(|(id, _)| *id == victim).unwrap();
     assert!(
@@ -285,12 +292,15 @@ fn unattributed_frames_are_their_signers_or_nobodys() {
         peer.score
     );
     assert_eq!(a.stats().drops.get("BAD_SIGNATURE"), Some(&50));
-    // B's own frame, unattributed, counts as B's.
+    // B's own frame, claimed as B's, counts as B's; claimed again, it is a replay dropped
+    // before its signature is checked.
     let out = add(&mut b, 2, "from b");
     for t in &out.transmits {
-        a.handle_unattributed(2, &t.bytes);
+        a.handle_claimed(2, victim, &t.bytes);
+        a.handle_claimed(2, victim, &t.bytes);
     }
     assert_eq!(elements(&a), vec!["from b".to_string()]);
+    assert_eq!(a.stats().drops.get("REPLAYED"), Some(&1));
 }
 
 /// Regression: over a BroadcastChannel any script could post `bye` for another peer or replay
@@ -300,24 +310,39 @@ fn unattributed_frames_are_their_signers_or_nobodys() {
 #[test]
 fn presence_is_signed_and_fresh() {
     let (a, mut b) = (node(1, 0), node(2, 0));
+    let id = b.id();
     let hello = b.presence(10_000, false);
     assert_eq!(
-        a.check_presence(10_500, &hello),
-        Some((b.id(), false, 10_000))
+        a.check_presence(10_500, &id, &hello),
+        Some((id, false, 10_000))
     );
     let bye = b.presence(11_000, true);
-    let mut forged = bye.clone();
-    forged[2..34].copy_from_slice(&SigningKey::from_seed(&[7; 32]).unwrap().public_key());
+    let other = SigningKey::from_seed(&[7; 32]).unwrap().public_key();
     assert_eq!(
-        a.check_presence(11_000, &forged),
+        a.check_presence(11_000, &other, &bye),
         None,
-        "a bye in another's name"
+        "b's bye claimed as another's"
+    );
+    let mallory = SyncNode::new(
+        SigningKey::from_seed(&[7; 32]).unwrap(),
+        SyncConfig::default(),
+        0,
+        7,
+    )
+    .presence(11_000, true);
+    assert_eq!(
+        a.check_presence(11_000, &id, &mallory),
+        None,
+        "a bye in b's name"
     );
     assert_eq!(
-        a.check_presence(11_000 + 2 * chrysalis_sync::PRESENCE_SKEW_MS, &bye),
+        a.check_presence(11_000 + 2 * chrysalis_sync::PRESENCE_SKEW_MS, &id, &bye),
         None
     );
-    assert_eq!(a.check_presence(11_100, &bye), Some((b.id(), true, 11_000)));
+    assert_eq!(
+        a.check_presence(11_100, &id, &bye),
+        Some((id, true, 11_000))
+    );
     let elsewhere = {
         let key = SigningKey::from_seed(&[2; 32]).unwrap();
         let config = SyncConfig {
@@ -327,7 +352,7 @@ fn presence_is_signed_and_fresh() {
         SyncNode::new(key, config, 0, 2).presence(12_000, false)
     };
     assert_eq!(
-        a.check_presence(12_000, &elsewhere),
+        a.check_presence(12_000, &id, &elsewhere),
         None,
         "another room's hello"
     );
@@ -345,11 +370,11 @@ fn frames_of_signers_that_are_not_peers_take_no_place() {
         seed[..4].copy_from_slice(&i.to_le_bytes());
         let key = SigningKey::from_seed(&seed).unwrap();
         let frame = SignedFrame::encode(&key, &room_id(""), FrameKind::Heartbeat, 1, b"");
-        a.handle_unattributed(1, &frame);
+        a.handle_claimed(1, key.public_key(), &frame);
         a.handle_message(1, key.public_key(), b"junk claimed by anyone");
     }
     assert_eq!(a.peers().count(), 0);
-    assert_eq!(a.stats().drops.get("NOT_A_PEER"), Some(&1_100));
+    assert_eq!(a.stats().drops.get("NOT_A_PEER"), Some(&2_200));
     let real = node(2, 0);
     let out = a.add_peer(2, real.id());
     assert_eq!(out.transmits.len(), 1, "a real peer still gets its digest");

@@ -103,6 +103,13 @@ impl<T: Document> Document for Shared<T> {
             .map_err(|_| BUSY.to_owned())?
             .apply(delta)
     }
+
+    fn join_deltas(&self, deltas: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        match self.0.try_borrow() {
+            Ok(doc) => doc.join_deltas(deltas),
+            Err(_) => deltas,
+        }
+    }
 }
 
 /// The methods every CRDT class shares: version vector, deltas, merge and bytes.

@@ -82,7 +82,7 @@ export interface RoomStats {
   deltasApplied: number;
   /** Frames dropped, whatever the reason. */
   dropped: number;
-  /** Drops by reason: `BAD_SIGNATURE`, `REPLAYED`, `SENDER_MISMATCH`, `OVERSIZED`, `BANNED`, … */
+  /** Drops by reason: `BAD_SIGNATURE`, `REPLAYED`, `NOT_A_PEER`, `OVERSIZED`, `BANNED`, … */
   drops: Record<string, number>;
   /** Frames and bytes per transport. */
   transports: Record<RoomTransport, { framesSent: number; bytesSent: number; framesReceived: number; bytesReceived: number }>;

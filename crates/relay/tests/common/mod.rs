@@ -7,7 +7,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use chrysalis_crypto::SigningKey;
-use chrysalis_relay::protocol::{ServerMessage, TO_PEER, auth_message};
+use chrysalis_relay::protocol::{
+    Handle, RoomPeer, ServerMessage, TO_PEER, auth_message, put_handle, take_handle,
+};
 use chrysalis_relay::{RelayConfig, RelayHandle, start};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -96,7 +98,7 @@ pub async fn challenge_from(to: SocketAddr, source: Ipv4Addr) -> (Ws, Vec<u8>) {
     let ServerMessage::Challenge { version, nonce } = next_control(&mut ws).await else {
         panic!("expected a challenge");
     };
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     (ws, hex::decode(nonce).unwrap())
 }
 
@@ -110,27 +112,41 @@ pub fn auth(key: &SigningKey, room: &str, signed_room: &str, nonce: &[u8]) -> Me
     let signature = key.sign(&auth_message(nonce, signed_room));
     Message::text(
         serde_json::json!({
-            "type": "auth", "room": room,
+            "type": "auth", "version": 2, "room": room,
             "peer": hex::encode(key.public_key()), "signature": hex::encode(signature),
         })
         .to_string(),
     )
 }
 
-/// Connects from `source` to the relay at `to` and authenticates: the socket and the peers
-/// already in the room, or the refusal's code.
+/// What the welcome told an admitted peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// Its own handle in the room.
+    pub handle: Handle,
+    /// The peers already in the room, by handle (that is, in join order).
+    pub peers: Vec<RoomPeer>,
+}
+
+/// Connects from `source` to the relay at `to` and authenticates: the socket and what the
+/// welcome said, or the refusal's code.
 pub async fn join_from(
     to: SocketAddr,
     source: Ipv4Addr,
     key: &SigningKey,
     room: &str,
-) -> Result<(Ws, Vec<String>), String> {
+) -> Result<(Ws, Admitted), String> {
     let (mut ws, nonce) = challenge_from(to, source).await;
     ws.send(auth(key, room, room, &nonce)).await.unwrap();
     match next_control(&mut ws).await {
-        ServerMessage::Welcome { peer, peers } => {
+        ServerMessage::Welcome {
+            peer,
+            handle,
+            mut peers,
+        } => {
             assert_eq!(peer, hex::encode(key.public_key()));
-            Ok((ws, peers))
+            peers.sort_by_key(|p| p.handle);
+            Ok((ws, Admitted { handle, peers }))
         }
         ServerMessage::Error { code, .. } => Err(code),
         other => panic!("expected welcome, got {other:?}"),
@@ -138,7 +154,7 @@ pub async fn join_from(
 }
 
 /// Connects from 127.0.0.1 and authenticates.
-pub async fn join(relay: &RelayHandle, key: &SigningKey, room: &str) -> (Ws, Vec<String>) {
+pub async fn join(relay: &RelayHandle, key: &SigningKey, room: &str) -> (Ws, Admitted) {
     join_from(relay.addr, HONEST, key, room)
         .await
         .unwrap_or_else(|code| panic!("refused: {code}"))
@@ -163,15 +179,27 @@ pub async fn refused(ws: &mut Ws) -> (String, Option<u16>) {
     (code, None)
 }
 
+/// `TO_PEER ‖ handle ‖ frame`: `frame` for the peer whose handle is `handle`.
+pub fn to_peer(handle: Handle, frame: &[u8]) -> Vec<u8> {
+    let mut message = vec![TO_PEER];
+    put_handle(&mut message, handle);
+    message.extend_from_slice(frame);
+    message
+}
+
+/// A binary message from the relay, `handle ‖ frame`: the sender's handle and the frame.
+pub fn from_peer(message: &[u8]) -> (Handle, &[u8]) {
+    take_handle(message).unwrap_or_else(|| panic!("no sender handle in {message:?}"))
+}
+
 /// A pair in a room still exchanging frames: proof that a refusal elsewhere affected no one.
-/// Returns how many other frames `b` had to skip first.
-pub async fn pair_still_works(a: &mut Ws, b: &mut Ws, b_key: &SigningKey) -> usize {
-    let mut frame = vec![TO_PEER];
-    frame.extend_from_slice(&b_key.public_key());
-    frame.extend_from_slice(b"still here");
-    a.send(Message::binary(frame)).await.unwrap();
+/// `a` sends to `b`'s handle. Returns how many other frames `b` had to skip first.
+pub async fn pair_still_works(a: &mut Ws, b: &mut Ws, b_handle: Handle) -> usize {
+    a.send(Message::binary(to_peer(b_handle, b"still here")))
+        .await
+        .unwrap();
     let mut skipped = 0;
-    while !next_binary(b).await.ends_with(b"still here") {
+    while from_peer(&next_binary(b).await).1 != b"still here" {
         skipped += 1;
     }
     skipped

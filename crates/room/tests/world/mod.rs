@@ -12,7 +12,8 @@ use chrysalis_crdt::{Encode, GCounter, ReplicaId};
 use chrysalis_crypto::SigningKey;
 use chrysalis_memory::BeadId;
 use chrysalis_relay_protocol::{
-    ClientMessage, PROTOCOL_VERSION, ServerMessage, TO_EVERYONE, TO_PEER, auth_message, parse_peer,
+    ClientMessage, PROTOCOL_VERSION, RoomPeer, ServerMessage, TO_EVERYONE, TO_PEER, auth_message,
+    parse_peer, put_handle, take_handle,
 };
 use chrysalis_room::{
     LinkId, LinkKind, MemoryOptions, Output, Room, RoomConfig, RoomEvent, StorageWrite, Stored,
@@ -481,10 +482,12 @@ impl World {
         };
         match serde_json::from_str::<ClientMessage>(text).unwrap() {
             ClientMessage::Auth {
+                version,
                 room,
                 peer,
                 signature,
             } => {
+                assert_eq!(version, PROTOCOL_VERSION);
                 let peer = parse_peer(&peer).unwrap();
                 let signature = hex_decode(&signature);
                 assert!(chrysalis_crypto::ed25519_verify(
@@ -493,20 +496,27 @@ impl World {
                     &signature
                 ));
                 let others: Vec<usize> = self.open_conns().filter(|&c| c != conn).collect();
+                // A connection's index is its peer's handle.
                 let peers = others
                     .iter()
-                    .map(|&c| hex(&self.conns[c].peer.unwrap()))
+                    .map(|&c| RoomPeer {
+                        peer: hex(&self.conns[c].peer.unwrap()),
+                        handle: c as u32,
+                    })
                     .collect();
                 self.conns[conn].peer = Some(peer);
+                let handle = conn as u32;
                 self.tell(
                     conn,
                     &ServerMessage::Welcome {
                         peer: hex(&peer),
+                        handle,
                         peers,
                     },
                 );
                 for c in others {
-                    self.tell(c, &ServerMessage::PeerJoined { peer: hex(&peer) });
+                    let peer = hex(&peer);
+                    self.tell(c, &ServerMessage::PeerJoined { peer, handle });
                 }
             }
             ClientMessage::Signal { to, data } => {
@@ -521,21 +531,19 @@ impl World {
     }
 
     fn relay_binary(&mut self, conn: usize, bytes: &[u8]) {
-        let Some(from) = self.conns[conn].peer else {
+        if self.conns[conn].peer.is_none() {
             return;
-        };
+        }
         let (targets, frame): (Vec<usize>, &[u8]) = match bytes[0] {
             TO_EVERYONE => (
                 self.open_conns().filter(|&c| c != conn).collect(),
                 &bytes[1..],
             ),
             TO_PEER => {
-                let to: PeerId = bytes[1..33].try_into().unwrap();
+                let (to, frame) = take_handle(&bytes[1..]).expect("a handle");
                 (
-                    self.open_conns()
-                        .filter(|&c| self.conns[c].peer == Some(to))
-                        .collect(),
-                    &bytes[33..],
+                    self.open_conns().filter(|&c| c == to as usize).collect(),
+                    frame,
                 )
             }
             _ => panic!("bad header"),
@@ -543,7 +551,9 @@ impl World {
         let sender = self.conns[conn].agent;
         for c in targets {
             let (agent, link) = (self.conns[c].agent, self.conns[c].link);
-            let message = [&from[..], frame].concat();
+            let mut message = Vec::with_capacity(5 + frame.len());
+            put_handle(&mut message, conn as u32);
+            message.extend_from_slice(frame);
             self.relayed.0 += 1;
             self.relayed.1 += message.len() as u64;
             self.carry(sender, agent, link, message);
@@ -676,6 +686,13 @@ impl World {
             for agent in 0..self.rooms.len() {
                 if !self.down[agent] && self.rooms[agent].timeout() <= self.now {
                     self.rooms[agent].tick(self.now);
+                    // A page's pump runs a tick that is due at once in a microtask: a Room that
+                    // wanted another at once after its tick would hold the page's task forever.
+                    assert!(
+                        self.rooms[agent].timeout() > self.now,
+                        "agent {agent} wants a tick again at {}",
+                        self.now
+                    );
                     self.pump(agent);
                 }
             }
