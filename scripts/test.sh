@@ -32,7 +32,9 @@ clippy_wasm() {
     cargo clippy -p chrysalis-wasm --target "$WASM_TARGET" --no-default-features --features "$feature" -- -D warnings || return 1
   done
 }
-native_tests() { cargo test --workspace --no-fail-fast -- --show-output 2>&1 | tee "$LOGS/native.log"; }
+native_tests() {
+  CHRYSALIS_SKIP_SETUP=1 bash "$ROOT/scripts/test-native.sh" -- --show-output 2>&1 | tee "$LOGS/native.log"
+}
 # The core module's suites (the embedding module is tested through the package in tests/e2e/).
 browser_tests() {
   cargo test -p chrysalis-wasm --target "$WASM_TARGET" --no-default-features --features crypto --tests 2>&1 |
@@ -44,7 +46,7 @@ e2e_tests() { node --test --test-timeout=600000 --test-reporter=spec "$ROOT/test
 check "cargo fmt --check" cargo fmt --all -- --check
 check "cargo clippy (host)" cargo clippy --workspace --all-targets -- -D warnings
 check "cargo clippy (wasm32, and each shipped module's feature alone)" clippy_wasm
-check "cargo test (host)" native_tests
+check "cargo test (host; scripts/test-native.sh)" native_tests
 check "wasm-bindgen-test in headless Chromium" browser_tests
 check "fuzzing every decoder for 20 s (scripts/fuzz.sh)" fuzz_all
 check "build the npm package (scripts/build-pkg.sh)" env CHRYSALIS_SKIP_SETUP=1 bash "$ROOT/scripts/build-pkg.sh"
@@ -64,7 +66,7 @@ failed=$(( $(count '^test result:' '[0-9]+ failed' "$LOGS/native.log" "$LOGS/bro
 # A failed step whose own tests reported no failure (a build, a lint, a crash) counts as one.
 for name in "${FAILED_STEPS[@]}"; do
   case "$name" in
-    "cargo test (host)") reported=$(count '^test result:' '[0-9]+ failed' "$LOGS/native.log") ;;
+    "cargo test (host"*) reported=$(count '^test result:' '[0-9]+ failed' "$LOGS/native.log") ;;
     "wasm-bindgen-test"*) reported=$(count '^test result:' '[0-9]+ failed' "$LOGS/browser.log") ;;
     "end-to-end tests"*) reported=$(count '^ℹ fail [0-9]+$' '[0-9]+' "$LOGS/e2e.log") ;;
     *) reported=0 ;;

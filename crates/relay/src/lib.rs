@@ -531,7 +531,11 @@ impl Relay {
             To::Peer(peer) => Some(peer),
             To::Handle(handle) => match members.by_handle.get(&handle) {
                 Some(peer) => Some(*peer),
-                None => return,
+                None => {
+                    // Its peer left (or never was): the frame reaches nobody, counted.
+                    self.stats.refuse("UNKNOWN_HANDLE");
+                    return;
+                }
             },
         };
         let len = match &message {

@@ -301,6 +301,11 @@ async fn frames_to_unheld_handles_reach_nobody_and_handles_are_not_reused() {
             handle: 4
         }
     );
+    // The four lost frames and the stale one are counted.
+    let response = http_get(relay.addr, "/health").await;
+    let body: serde_json::Value =
+        serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["refused"]["UNKNOWN_HANDLE"], 5, "{body}");
 }
 
 #[tokio::test]

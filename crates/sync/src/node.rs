@@ -577,14 +577,8 @@ impl SyncNode {
         from: PeerId,
         frame: crate::Frame<'_>,
     ) -> Result<(), SyncError> {
-        if self.is_banned(now, &from) {
-            return Err(SyncError::Banned);
-        }
-        // Only a connected peer's frames count: a signer nobody linked (keys are free) must not
-        // take a place in the peer table, nor cost a replay window.
-        if !self.peers.get(&from).is_some_and(|p| p.active) {
-            return Err(SyncError::NotAPeer);
-        }
+        // `verify` refused a banned sender and one not linked (keys are free: a signer nobody
+        // linked must not take a place in the peer table, nor cost a replay window).
         self.replay.accept(&frame.sender, frame.seq)?;
         let Some(peer) = self.peers.get_mut(&from) else {
             return Err(SyncError::NotAPeer);
@@ -770,25 +764,26 @@ impl SyncNode {
     /// The pending deltas with each document's joined (in the order documents were first
     /// changed).
     fn join_pending(&self, pending: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
-        let mut order: Vec<String> = Vec::new();
-        let mut by_doc: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        for (doc, delta) in pending {
-            let deltas = by_doc.entry(doc).or_insert_with_key(|doc| {
-                order.push(doc.clone());
-                Vec::new()
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_doc: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+        for (name, delta) in pending {
+            let at = *index.entry(name.clone()).or_insert_with(|| {
+                by_doc.push((name, Vec::new()));
+                by_doc.len() - 1
             });
-            deltas.push(delta);
+            by_doc[at].1.push(delta);
         }
         let mut joined = Vec::new();
-        for name in order {
-            let deltas = by_doc.remove(&name).unwrap_or_default();
+        for (name, deltas) in by_doc {
             // Deltas too big together for one frame go as they are, in several.
             let size: usize = deltas
                 .iter()
                 .map(|d| d.len() + name.len() + ENTRY_OVERHEAD)
                 .sum();
             let deltas = match self.docs.get(&name) {
-                Some(doc) if size <= self.max_payload() => doc.join_deltas(deltas),
+                Some(doc) if deltas.len() > 1 && size <= self.max_payload() => {
+                    doc.join_deltas(deltas)
+                }
                 _ => deltas,
             };
             joined.extend(deltas.into_iter().map(|delta| (name.clone(), delta)));
