@@ -7,7 +7,11 @@
 //! so a relay that relabels frames only drops them. The signature is Ed25519 over a domain
 //! string and a BLAKE3 digest (keyed by that domain) of the room's id, the signer's key and
 //! every byte before it, so a frame cannot be re-labelled as another kind, sender or sequence,
-//! nor replayed into another room (the room is not on the wire). The digest is streamed over
+//! nor replayed into another room (the room is not on the wire). A frame sent to one peer is
+//! *addressed* (the kind byte's high bit): its digest covers the recipient's key too, so a relay
+//! cannot hand it to anyone else (a `Deltas` answer is computed against its recipient's digest:
+//! applied by another peer it would erase what that peer holds and the sender did not send).
+//! The digest is streamed over
 //! the frame where it lies, so checking a frame copies none of it, and a decoded frame borrows
 //! its payload from the received bytes.
 
@@ -15,15 +19,17 @@ use chrysalis_crypto::{ED25519_SIGNATURE_LEN, SigningKey, ed25519_verify};
 
 use crate::SyncError;
 
-/// The wire version of this build (4: the link names the signer; 3 carried its 32-byte key and
-/// a payload length in every frame).
-pub const FRAME_VERSION: u8 = 4;
+/// The wire version of this build (5: frames to one peer are bound to it; 4 let a relay hand
+/// them to another; 3 carried the signer's 32-byte key and a payload length in every frame).
+pub const FRAME_VERSION: u8 = 5;
 /// Default largest frame a node accepts (1 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 /// Header and signature bytes around the payload.
 pub const FRAME_OVERHEAD: usize = HEADER + ED25519_SIGNATURE_LEN;
 const HEADER: usize = 1 + 1 + 8;
-const DOMAIN: &str = "chrysalis-sync frame v4";
+const DOMAIN: &str = "chrysalis-sync frame v5";
+/// The kind byte's flag for a frame addressed to one peer.
+const ADDRESSED: u8 = 0x80;
 
 /// A peer's identity: its Ed25519 public key.
 pub type PeerId = [u8; 32];
@@ -86,6 +92,8 @@ pub struct Frame<'a> {
     pub kind: FrameKind,
     /// The signer's public key (the key the signature verified under).
     pub sender: PeerId,
+    /// Whether the frame was addressed to the receiver alone (see [`SignedFrame::encode_to`]).
+    pub addressed: bool,
     /// The sender's sequence number, increasing per sender. A node that restarts without its
     /// state should start above its old numbers (e.g. from the clock in microseconds), or peers
     /// refuse its frames as replays until they forget it.
@@ -101,8 +109,8 @@ pub struct SignedFrame<'a> {
 }
 
 impl<'a> SignedFrame<'a> {
-    /// Signs `kind`, `seq` and `payload` as the holder of `key` in `room`; returns the wire
-    /// bytes.
+    /// Signs `kind`, `seq` and `payload` as the holder of `key` in `room`, for whoever
+    /// receives it; returns the wire bytes.
     pub fn encode(
         key: &SigningKey,
         room: &RoomId,
@@ -110,12 +118,35 @@ impl<'a> SignedFrame<'a> {
         seq: u64,
         payload: &[u8],
     ) -> Vec<u8> {
+        Self::sign(key, room, None, kind, seq, payload)
+    }
+
+    /// As [`SignedFrame::encode`], for peer `to` alone: it verifies nowhere else.
+    pub fn encode_to(
+        key: &SigningKey,
+        room: &RoomId,
+        to: &PeerId,
+        kind: FrameKind,
+        seq: u64,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        Self::sign(key, room, Some(to), kind, seq, payload)
+    }
+
+    fn sign(
+        key: &SigningKey,
+        room: &RoomId,
+        to: Option<&PeerId>,
+        kind: FrameKind,
+        seq: u64,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(FRAME_OVERHEAD + payload.len());
         bytes.push(FRAME_VERSION);
-        bytes.push(kind.to_byte());
+        bytes.push(kind.to_byte() | if to.is_some() { ADDRESSED } else { 0 });
         bytes.extend_from_slice(&seq.to_le_bytes());
         bytes.extend_from_slice(payload);
-        let signature = key.sign(&signed_digest(room, &key.public_key(), &bytes));
+        let signature = key.sign(&signed_digest(room, &key.public_key(), to, &bytes));
         bytes.extend_from_slice(&signature);
         bytes
     }
@@ -133,12 +164,25 @@ impl<'a> SignedFrame<'a> {
     }
 
     /// Checks size, version, kind and the signature of `bytes` as a frame that `sender` signed
-    /// in `room`; `max` bounds the whole frame before anything is read.
+    /// in `room` for everyone; `max` bounds the whole frame before anything is read. An
+    /// addressed frame fails here: see [`SignedFrame::decode_at`].
     pub fn decode(
         bytes: &'a [u8],
         max: usize,
         room: &RoomId,
         sender: &PeerId,
+    ) -> Result<Self, SyncError> {
+        Self::decode_at(bytes, max, room, sender, None)
+    }
+
+    /// As [`SignedFrame::decode`] at peer `receiver` (when given), which also accepts a frame
+    /// `sender` addressed to `receiver`.
+    pub fn decode_at(
+        bytes: &'a [u8],
+        max: usize,
+        room: &RoomId,
+        sender: &PeerId,
+        receiver: Option<&PeerId>,
     ) -> Result<Self, SyncError> {
         if bytes.len() > max {
             return Err(SyncError::Oversized {
@@ -157,20 +201,27 @@ impl<'a> SignedFrame<'a> {
         if bytes.len() < FRAME_OVERHEAD {
             return Err(SyncError::Truncated("signature"));
         }
-        let kind = FrameKind::from_byte(bytes[1])?;
+        let addressed = bytes[1] & ADDRESSED != 0;
+        let kind = FrameKind::from_byte(bytes[1] & !ADDRESSED)?;
+        let to = match (addressed, receiver) {
+            (false, _) => None,
+            (true, Some(receiver)) => Some(receiver),
+            (true, None) => return Err(SyncError::BadSignature),
+        };
         let seq = u64::from_le_bytes(
             bytes[2..HEADER]
                 .try_into()
                 .map_err(|_| SyncError::Truncated("seq"))?,
         );
         let (signed, signature) = bytes.split_at(bytes.len() - ED25519_SIGNATURE_LEN);
-        if !ed25519_verify(sender, &signed_digest(room, sender, signed), signature) {
+        if !ed25519_verify(sender, &signed_digest(room, sender, to, signed), signature) {
             return Err(SyncError::BadSignature);
         }
         Ok(SignedFrame {
             frame: Frame {
                 kind,
                 sender: *sender,
+                addressed,
                 seq,
                 payload: &signed[HEADER..],
             },
@@ -189,17 +240,22 @@ impl<'a> SignedFrame<'a> {
 }
 
 /// What the signature covers: the domain string, then the domain-keyed BLAKE3 digest of the
-/// room, the signer's key and the signed bytes (hashed where they lie). The domain stays in the
+/// room, the signer's key, the recipient's key if the frame is addressed, and the signed bytes
+/// (hashed where they lie). The domain stays in the
 /// signed message itself, so a signature the same key made over some other 32 bytes (an
 /// application signing a peer's challenge with its identity) is never a frame's.
 fn signed_digest(
     room: &RoomId,
     signer: &PeerId,
+    to: Option<&PeerId>,
     header_and_payload: &[u8],
 ) -> [u8; DOMAIN.len() + 32] {
     let mut hasher = blake3::Hasher::new_derive_key(DOMAIN);
     hasher.update(room);
     hasher.update(signer);
+    if let Some(to) = to {
+        hasher.update(to);
+    }
     hasher.update(header_and_payload);
     let mut message = [0; DOMAIN.len() + 32];
     message[..DOMAIN.len()].copy_from_slice(DOMAIN.as_bytes());

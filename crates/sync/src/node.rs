@@ -368,20 +368,15 @@ impl SyncNode {
             None => self.send_to(&mut out, now, Recipient::Everyone, FrameKind::App, &payload),
             Some(peers) => {
                 let peers: Vec<PeerId> = peers.iter().filter(|p| **p != self.id).copied().collect();
-                if let Some((first, rest)) = peers.split_first() {
-                    // One signature for every recipient: the same frame goes to each.
-                    self.send(&mut out, now, *first, FrameKind::App, &payload);
-                    let bytes = out.transmits.last().expect("just sent").bytes.clone();
-                    for peer in rest {
-                        self.stats.frames_sent += 1;
-                        self.stats.bytes_sent += bytes.len() as u64;
-                        if let Some(p) = self.peers.get_mut(peer) {
-                            p.last_sent = now;
-                        }
-                        out.transmits.push(Transmit {
-                            to: Recipient::Peer(*peer),
-                            bytes: bytes.clone(),
-                        });
+                if !peers.is_empty() {
+                    // One signature for every recipient: the same frame, addressed to none of
+                    // them, goes to each.
+                    self.seq += 1;
+                    let kind = FrameKind::App;
+                    let bytes =
+                        SignedFrame::encode(&self.key, &self.room, kind, self.seq, &payload);
+                    for peer in peers {
+                        self.transmit(&mut out, now, Recipient::Peer(peer), bytes.clone());
                     }
                 }
             }
@@ -524,7 +519,9 @@ impl SyncNode {
         if let Some(seq) = SignedFrame::peek_seq(bytes) {
             self.replay.check(sender, seq)?;
         }
-        Ok(SignedFrame::decode(bytes, self.config.max_frame, &self.room, sender)?.into_frame())
+        let me = Some(&self.id);
+        let frame = SignedFrame::decode_at(bytes, self.config.max_frame, &self.room, sender, me)?;
+        Ok(frame.into_frame())
     }
 
     /// A signed presence announcement (`leaving`: a goodbye) for a medium that does not
@@ -866,7 +863,20 @@ impl SyncNode {
         payload: &[u8],
     ) {
         self.seq += 1;
-        let bytes = SignedFrame::encode(&self.key, &self.room, kind, self.seq, payload);
+        // A frame for one peer is bound to it (a relay cannot hand it to another).
+        let bytes = match to {
+            Recipient::Everyone => {
+                SignedFrame::encode(&self.key, &self.room, kind, self.seq, payload)
+            }
+            Recipient::Peer(peer) => {
+                SignedFrame::encode_to(&self.key, &self.room, &peer, kind, self.seq, payload)
+            }
+        };
+        self.transmit(out, now, to, bytes);
+    }
+
+    /// Hands signed `bytes` to the transports for `to`.
+    fn transmit(&mut self, out: &mut Output, now: u64, to: Recipient, bytes: Vec<u8>) {
         self.stats.frames_sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
         for (id, peer) in self.peers.iter_mut() {

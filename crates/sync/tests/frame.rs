@@ -185,3 +185,57 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_addressed_frame_verifies_only_at_its_recipient() {
+    let (alice, bob, carol) = (key(1), key(2), key(3));
+    let room = room_id("");
+    let (b, c) = (bob.public_key(), carol.public_key());
+    let bytes = SignedFrame::encode_to(&alice, &room, &b, FrameKind::Deltas, 9, b"for bob");
+    assert_eq!(
+        bytes.len(),
+        FRAME_OVERHEAD + 7,
+        "the recipient is not on the wire"
+    );
+    fn at<'a>(
+        bytes: &'a [u8],
+        signer: &SigningKey,
+        receiver: Option<&[u8; 32]>,
+    ) -> Result<SignedFrame<'a>, SyncError> {
+        let room = room_id("");
+        SignedFrame::decode_at(
+            bytes,
+            DEFAULT_MAX_FRAME,
+            &room,
+            &signer.public_key(),
+            receiver,
+        )
+    }
+    let frame = at(&bytes, &alice, Some(&b)).unwrap().into_frame();
+    assert!(frame.addressed);
+    assert_eq!(
+        (frame.kind, frame.seq, frame.payload),
+        (FrameKind::Deltas, 9, &b"for bob"[..])
+    );
+    // Handed to Carol, or read as a frame for everyone, or with its flag cleared: refused.
+    assert_eq!(
+        at(&bytes, &alice, Some(&c)).unwrap_err().code(),
+        "BAD_SIGNATURE"
+    );
+    assert_eq!(decode(&bytes, &alice).unwrap_err().code(), "BAD_SIGNATURE");
+    let mut unflagged = bytes.clone();
+    unflagged[1] &= 0x7f;
+    assert_eq!(
+        at(&unflagged, &alice, Some(&b)).unwrap_err().code(),
+        "BAD_SIGNATURE"
+    );
+    // A frame for everyone verifies at any receiver, and says it was not addressed.
+    let everyone = SignedFrame::encode(&alice, &room, FrameKind::Gossip, 10, b"all");
+    assert!(!at(&everyone, &alice, Some(&c)).unwrap().frame().addressed);
+    let mut flagged = everyone.clone();
+    flagged[1] |= 0x80;
+    assert_eq!(
+        at(&flagged, &alice, Some(&c)).unwrap_err().code(),
+        "BAD_SIGNATURE"
+    );
+}

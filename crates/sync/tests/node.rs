@@ -33,20 +33,21 @@ fn settle(now: u64, a: &mut SyncNode, b: &mut SyncNode, first: Output) -> Vec<Fr
     let mut kinds = Vec::new();
     let (mut from_a, mut from_b) = (first, Output::default());
     while !from_a.transmits.is_empty() || !from_b.transmits.is_empty() {
-        let signed = |out: &Output, by: &SyncNode| {
-            let id = by.id();
+        let signed = |out: &Output, by: &SyncNode, to: &SyncNode| {
+            let (id, to) = (by.id(), to.id());
             let kinds: Vec<FrameKind> = out
                 .transmits
                 .iter()
                 .map(|t| {
-                    let frame = SignedFrame::decode(&t.bytes, usize::MAX, &room_id(""), &id);
+                    let frame =
+                        SignedFrame::decode_at(&t.bytes, usize::MAX, &room_id(""), &id, Some(&to));
                     frame.unwrap().frame().kind
                 })
                 .collect();
             kinds
         };
-        kinds.extend(signed(&from_a, a));
-        kinds.extend(signed(&from_b, b));
+        kinds.extend(signed(&from_a, a, b));
+        kinds.extend(signed(&from_b, b, a));
         let next_b = deliver(now, &from_a, a, b);
         let next_a = deliver(now, &from_b, b, a);
         (from_a, from_b) = (next_a, next_b);
@@ -179,6 +180,40 @@ fn a_duplicated_frame_is_refused_as_a_replay_at_no_cost_to_its_signer() {
     assert_eq!(b.stats().drops.get("REPLAYED"), Some(&200));
     let score = b.peers().find(|(p, _)| *p == a.id()).unwrap().1.score;
     assert_eq!(score, 1, "+1 for the frame, nothing for the replays");
+}
+
+#[test]
+fn a_reply_handed_to_another_peer_is_dropped() {
+    // a's answer to b's digest leaves out what b holds ("old") but its context covers it:
+    // applied by c, which lacks "old", it marked "old" seen, and c never took it, not even
+    // from a later sync with a (frame version 4). Addressed to b, it is dropped at c, counted
+    // against nobody.
+    let (mut a, mut b, mut c) = (node(1, 0), node(2, 0), node(3, 0));
+    add(&mut a, 1, "old");
+    let hello = a.add_peer(2, b.id());
+    b.add_peer(2, a.id());
+    settle(2, &mut a, &mut b, hello);
+    add(&mut a, 3, "new");
+    let digest = b.handle_tick(10_000);
+    let reply = deliver(10_000, &digest, &b, &mut a);
+    let deltas: Vec<&[u8]> = reply
+        .transmits
+        .iter()
+        .filter(|t| t.to == Recipient::Peer(b.id()))
+        .map(|t| t.bytes.as_slice())
+        .collect();
+    assert!(!deltas.is_empty());
+    c.add_peer(10_000, a.id());
+    a.add_peer(10_000, c.id());
+    for bytes in deltas {
+        c.handle_claimed(10_000, a.id(), bytes);
+    }
+    assert!(elements(&c).is_empty());
+    assert_eq!(c.stats().drops.get("BAD_SIGNATURE"), Some(&1));
+    assert!(c.peers().all(|(_, info)| info.score >= 0));
+    let hello = c.handle_tick(20_000);
+    settle(20_000, &mut c, &mut a, hello);
+    assert_eq!(elements(&c), ["new", "old"]);
 }
 
 #[test]

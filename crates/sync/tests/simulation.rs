@@ -2,14 +2,19 @@
 //! that drops, duplicates, delays (so reorders) and partitions frames, with nodes restarting from
 //! scratch and a hostile node sending forged, replayed, oversized and malformed frames. After the
 //! network heals, every honest node must hold the same state, and every edit of a node that did
-//! not restart must be in it. Each run prints nothing; the summary gives rounds and bytes to
-//! convergence by network size.
+//! not restart must be in it. In a third of the runs the frames go through a hostile relay: the
+//! links only claim who sent a frame (as a relay's handle does), and before the heal the relay
+//! flips bits, names the wrong sender, strips signatures, replays frames it carried earlier (to
+//! other nodes, in other sessions) and passes off its senders' frames signed for another room;
+//! no node may ever apply a frame its claimed sender did not sign for this room (checked on
+//! every delivery that applied a delta). Each run prints nothing; the summary gives rounds and
+//! bytes to convergence by network size.
 //!
 //! `cargo test -p chrysalis-sync --test simulation` runs `SIM_RUNS` seeds (the test command);
 //! `bash scripts/simulate.sh sync [runs]` runs many more (the `many_seeds` test, ignored by default).
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 
 use chrysalis_crdt::{Encode, LWWRegister, ORSet, PNCounter, ReplicaId};
 use chrysalis_crypto::SigningKey;
@@ -41,6 +46,8 @@ struct Scenario {
     heal: u64,
     restarts: Vec<(u64, usize)>,
     hostile: bool,
+    /// Frames go through a hostile relay (see the module's doc) and links only claim senders.
+    relay: bool,
 }
 
 impl Scenario {
@@ -76,6 +83,7 @@ impl Scenario {
             heal,
             restarts,
             hostile: r(&mut rng, 4) != 0,
+            relay: r(&mut rng, 3) == 0,
         }
     }
 }
@@ -131,6 +139,8 @@ struct Outcome {
     frames: u64,
     hostile_drops: u64,
     hostile_banned_by: usize,
+    /// Frames the hostile relay altered, misattributed or replayed.
+    tampered: u64,
 }
 
 struct Sim {
@@ -142,6 +152,22 @@ struct Sim {
     queue: BinaryHeap<Delivery>,
     order: u64,
     hostile: Option<Hostile>,
+    /// In relay runs: BLAKE3 of sender ‖ frame for every frame an honest node sent.
+    signed: HashSet<[u8; 32]>,
+    /// In relay runs: frames the relay carried, with their claimed senders, to replay.
+    carried: Vec<(PeerId, Vec<u8>)>,
+    tampered: u64,
+}
+
+/// Frames the hostile relay keeps to replay.
+const CARRIED: usize = 512;
+
+fn signed_by(sender: &PeerId, frame: &[u8]) -> [u8; 32] {
+    *blake3::Hasher::new()
+        .update(sender)
+        .update(frame)
+        .finalize()
+        .as_bytes()
 }
 
 /// A node that holds a valid identity but sends only trouble.
@@ -190,6 +216,9 @@ impl Sim {
             queue: BinaryHeap::new(),
             order: 0,
             hostile,
+            signed: HashSet::new(),
+            carried: Vec::new(),
+            tampered: 0,
         }
     }
 
@@ -220,6 +249,10 @@ impl Sim {
             }
         }
         for transmit in out.transmits {
+            if self.scenario.relay {
+                self.signed
+                    .insert(signed_by(&self.ids[from], &transmit.bytes));
+            }
             if let Some(hostile) = &mut self.hostile
                 && hostile.captured.len() < 64
             {
@@ -255,14 +288,75 @@ impl Sim {
                 1
             };
             for _ in 0..copies {
+                let (claimed, bytes) = if self.scenario.relay && faulty && self.chance(0.1) {
+                    self.tamper(from, to, bytes)
+                } else {
+                    (self.ids[from], bytes.to_vec())
+                };
                 let delay = self.rng.next_u64() % (self.scenario.max_delay + 1);
                 self.order += 1;
                 self.queue.push(Delivery {
                     at: std::cmp::Reverse((now + delay, self.order)),
                     to,
-                    from: self.ids[from],
-                    bytes: bytes.to_vec(),
+                    from: claimed,
+                    bytes,
                 });
+            }
+        }
+        if self.scenario.relay {
+            let carried = (self.ids[from], bytes.to_vec());
+            if self.carried.len() < CARRIED {
+                self.carried.push(carried);
+            } else {
+                let at = (self.rng.next_u64() % CARRIED as u64) as usize;
+                self.carried[at] = carried;
+            }
+        }
+    }
+
+    /// What the hostile relay delivers to `to` instead of `from`'s frame `bytes`: (claimed
+    /// sender, bytes).
+    fn tamper(&mut self, from: usize, to: usize, bytes: &[u8]) -> (PeerId, Vec<u8>) {
+        self.tampered += 1;
+        let sender = self.ids[from];
+        let mut bytes = bytes.to_vec();
+        match self.rng.next_u64() % 5 {
+            // A flipped bit anywhere.
+            0 => {
+                let bit = (self.rng.next_u64() % (bytes.len() as u64 * 8)) as usize;
+                bytes[bit / 8] ^= 1 << (bit % 8);
+                (sender, bytes)
+            }
+            // Another room peer named as its sender.
+            1 => {
+                let other = self.ids[(self.rng.next_u64() % self.ids.len() as u64) as usize];
+                (other, bytes)
+            }
+            // Its signature withheld.
+            2 => {
+                bytes.truncate(bytes.len().saturating_sub(64));
+                (sender, bytes)
+            }
+            // The same frame as its sender signed it in another room (a replay across rooms).
+            3 => {
+                let key = SigningKey::from_seed(&self.agents[from].key_seed).unwrap();
+                let (max, receiver) = (self.config.max_frame, self.ids[to]);
+                let frame =
+                    SignedFrame::decode_at(&bytes, max, &room_id(""), &sender, Some(&receiver))
+                        .expect("an honest node's frame")
+                        .into_frame();
+                let (elsewhere, kind, seq) = (room_id("elsewhere"), frame.kind, frame.seq);
+                let bytes = if frame.addressed {
+                    SignedFrame::encode_to(&key, &elsewhere, &receiver, kind, seq, frame.payload)
+                } else {
+                    SignedFrame::encode(&key, &elsewhere, kind, seq, frame.payload)
+                };
+                (sender, bytes)
+            }
+            // A frame it carried earlier: to another node, or before a restart.
+            _ => {
+                let at = (self.rng.next_u64() % self.carried.len().max(1) as u64) as usize;
+                self.carried.get(at).cloned().unwrap_or((sender, bytes))
             }
         }
     }
@@ -432,7 +526,22 @@ impl Sim {
                     break;
                 }
                 let d = self.queue.pop().unwrap();
-                let out = self.agents[d.to].node.handle_message(now, d.from, &d.bytes);
+                let node = &mut self.agents[d.to].node;
+                let applied = node.stats().deltas_applied;
+                let out = if s.relay {
+                    node.handle_claimed(now, d.from, &d.bytes)
+                } else {
+                    node.handle_message(now, d.from, &d.bytes)
+                };
+                if node.stats().deltas_applied > applied {
+                    assert!(
+                        !s.relay || self.signed.contains(&signed_by(&d.from, &d.bytes)),
+                        "seed {}: node {} applied a frame {} did not sign for this room",
+                        s.seed,
+                        d.to,
+                        short_id(&d.from)
+                    );
+                }
                 self.post(now, d.to, out);
             }
             for i in 0..self.agents.len() {
@@ -478,6 +587,7 @@ impl Sim {
                 .iter()
                 .filter(|a| hostile_id.is_some_and(|h| a.node.banned(now).any(|(p, _)| p == h)))
                 .count(),
+            tampered: self.tampered,
         }
     }
 
@@ -507,10 +617,18 @@ impl Sim {
 fn run_seeds(seeds: std::ops::Range<u64>) {
     let mut by_size: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();
     let mut hostile_runs = 0;
+    let mut relay_runs = 0;
     for seed in seeds.clone() {
         let scenario = Scenario::from_seed(seed);
-        let hostile = scenario.hostile;
+        let (hostile, relay) = (scenario.hostile, scenario.relay);
         let outcome = Sim::new(scenario).run();
+        if relay {
+            relay_runs += 1;
+            assert!(
+                outcome.tampered > 0,
+                "seed {seed}: the relay tampered with nothing"
+            );
+        }
         if hostile {
             hostile_runs += 1;
             assert!(
@@ -527,7 +645,8 @@ fn run_seeds(seeds: std::ops::Range<u64>) {
         by_size.entry(bucket).or_default().push(outcome);
     }
     println!(
-        "simulation: seeds {}..{}, {} runs ({hostile_runs} with a hostile node), all converged",
+        "simulation: seeds {}..{}, {} runs ({hostile_runs} with a hostile node, {relay_runs} through a \
+         hostile relay), all converged",
         seeds.start,
         seeds.end,
         seeds.end - seeds.start
@@ -583,7 +702,29 @@ fn a_hostile_node_is_banned_and_honest_peers_are_not() {
         heal: 3000,
         restarts: vec![],
         hostile: true,
+        relay: false,
     };
     let outcome = Sim::new(scenario).run();
     assert_eq!(outcome.hostile_banned_by, 4, "{outcome:?}");
+}
+
+#[test]
+fn a_hostile_relay_gets_nothing_applied_and_bans_nobody() {
+    let scenario = Scenario {
+        seed: 11,
+        nodes: 6,
+        drop: 0.1,
+        duplicate: 0.2,
+        max_delay: 100,
+        partition: None,
+        heal: 4000,
+        restarts: vec![(1000, 2), (2500, 4)],
+        hostile: false,
+        relay: true,
+    };
+    let outcome = Sim::new(scenario).run();
+    assert!(outcome.tampered > 20, "{outcome:?}");
+    // Frames the relay spoiled are dropped without scoring their claimed senders: no honest
+    // peer is banned (asserted as the run goes).
+    assert!(outcome.hostile_drops > 0, "{outcome:?}");
 }
