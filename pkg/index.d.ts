@@ -63,14 +63,7 @@ export function validateCertChain(
   options?: CertChainOptions,
 ): Promise<CertChainInfo>;
 
-/**
- * Which build of the embedding module this engine runs: `"relaxed-simd"`
- * (`chrysalis_embedding_relaxed_bg.wasm`: fused multiply-add, Chromium 114+ and Firefox) or
- * `"simd128"` (`chrysalis_embedding_bg.wasm`: Safari, Node.js 20, …).
- */
-export function embeddingVariant(): "relaxed-simd" | "simd128";
-
-/** Loads the embedding module (tract and the tokenizer; the build `embeddingVariant()` names) once and resolves to its bindings. In Node.js pass that build's wasm bytes. */
+/** Loads the embedding module (`chrysalis_embedding_bg.wasm`: tract and the tokenizer) once and resolves to its bindings. In Node.js pass the module's wasm bytes. */
 export function loadEmbedding(moduleOrPath?: InitInput | Promise<InitInput>): Promise<typeof import("./chrysalis_embedding.js")>;
 
 /** An embedding service (see `EmbeddingServiceClass` in `chrysalis_embedding.d.ts`). */

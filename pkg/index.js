@@ -59,31 +59,12 @@ function onDemand(importModule) {
  */
 export const loadX509 = onDemand(() => import("./chrysalis_x509.js"));
 
-// The smallest module that uses a relaxed-SIMD instruction (f32x4.relaxed_madd).
-const RELAXED_SIMD_PROBE = new Uint8Array([
-  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 61, 1, 59, 0,
-  ...[0, 1, 2].flatMap(() => [253, 12, ...new Array(16).fill(0)]), 253, 133, 2, 11,
-]);
-
 /**
- * Which build of the embedding module this engine runs: `"relaxed-simd"` (fused multiply-add;
- * Chromium 114+, Firefox) or `"simd128"` (everywhere else, e.g. Safari and Node.js 20). In
- * Node.js, pass `loadEmbedding` the bytes of `chrysalis_embedding_relaxed_bg.wasm` or
- * `chrysalis_embedding_bg.wasm` accordingly.
- * @returns {"relaxed-simd" | "simd128"}
+ * Loads the embedding module (`chrysalis_embedding`: tract and the tokenizer, wasm SIMD) once;
+ * resolves to its bindings.
+ * @param {any} [moduleOrPath] where to load `chrysalis_embedding_bg.wasm` from (bytes in Node.js)
  */
-export function embeddingVariant() {
-  return WebAssembly.validate(RELAXED_SIMD_PROBE) ? "relaxed-simd" : "simd128";
-}
-
-/**
- * Loads the embedding module (tract and the tokenizer) once, in the build this engine runs
- * fastest (see `embeddingVariant`); resolves to its bindings.
- * @param {any} [moduleOrPath] where to load the module's wasm from (bytes in Node.js)
- */
-export const loadEmbedding = onDemand(() =>
-  embeddingVariant() === "relaxed-simd" ? import("./chrysalis_embedding_relaxed.js") : import("./chrysalis_embedding.js"),
-);
+export const loadEmbedding = onDemand(() => import("./chrysalis_embedding.js"));
 
 /**
  * Sentence embeddings: `await EmbeddingService.create(options, { onProgress, signal })` loads the

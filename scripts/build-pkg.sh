@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 [ "${CHRYSALIS_SKIP_SETUP:-}" = 1 ] || setup
 cd "$ROOT"
 
-WASM_OPT_FEATURES=(--enable-simd --enable-relaxed-simd --enable-bulk-memory --enable-nontrapping-float-to-int
+WASM_OPT_FEATURES=(--enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int
   --enable-sign-ext --enable-mutable-globals --enable-multivalue --enable-reference-types)
 
 build_module() { # feature out-name [target-dir suffix] [extra RUSTFLAGS] [wasm-opt level or "none"]
@@ -32,21 +32,20 @@ build_module() { # feature out-name [target-dir suffix] [extra RUSTFLAGS] [wasm-
   echo "pkg/${name}_bg.wasm: $raw bytes, $gz bytes gzip -9"
 }
 
-# Two lanes of two modules at once: each build ends in a long single-threaded stretch (LTO with
-# one codegen unit), which the other lane's build overlaps. Each lane's output goes to a log,
-# printed when the lane ends.
-# The embedding module twice: simd128 makes tract pick its wasm SIMD kernels (every current
-# engine); relaxed SIMD adds fused multiply-add (Chromium 114+, Firefox; not Safari or Node 20).
-# pkg/index.js loads the relaxed build where WebAssembly.validate accepts relaxed SIMD.
+# Two lanes at once: the embedding module (about 900 s of CPU, most of it in two single-threaded
+# stretches: tract-core, then LTO with one codegen unit) beside the core and certificate modules.
+# Each lane's output goes to a log, printed when the lane ends.
+# simd128 makes tract pick its wasm SIMD kernels (every current engine). Not relaxed SIMD: its fused
+# multiply-add was ~5% faster in Chromium but gives different bits on different machines, and a
+# second build doubled this script's time (docs/architecture.md).
 # No wasm-opt here: -Oz and -O2 both made inference ~30% slower in Chromium (23.6 → 30.9 ms per
 # short sentence) for 9% less gzip, and take minutes on a 15 MB module.
 lane_logs="$ROOT/target/module-logs"
 mkdir -p "$lane_logs"
-(build_module crypto chrysalis_wasm
-  build_module embedding chrysalis_embedding "" "-C target-feature=+simd128" none) >"$lane_logs/lane-1.log" 2>&1 &
+(build_module embedding chrysalis_embedding "" "-C target-feature=+simd128" none) >"$lane_logs/lane-1.log" 2>&1 &
 lane1=$!
-(build_module x509 chrysalis_x509
-  build_module embedding chrysalis_embedding_relaxed "-relaxed" "-C target-feature=+simd128,+relaxed-simd" none) >"$lane_logs/lane-2.log" 2>&1 &
+(build_module crypto chrysalis_wasm
+  build_module x509 chrysalis_x509) >"$lane_logs/lane-2.log" 2>&1 &
 lane2=$!
 status=0
 for lane in 1 2; do

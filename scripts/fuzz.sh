@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target in fuzz/ for SECONDS each (default 600), two at a time.
 #   bash scripts/fuzz.sh [SECONDS]
-# The test command runs it with 60. cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 lets the
+# The test command runs it with 10. cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 lets the
 # stable toolchain (the only one these machines have) build them. A crash fails the run and leaves
 # its input in fuzz/artifacts/<target>/: copy it to fuzz/regressions/<target>/ so the native
 # tests replay it forever.

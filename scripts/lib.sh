@@ -46,10 +46,11 @@ ensure_chromium() {
     as_root apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
   fi
-  export CHROMEDRIVER=/usr/bin/chromedriver
-  export CHROMIUM=/usr/bin/chromium
-  export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$ROOT/tests/wasm/webdriver.json"
 }
+# Where the browser tests find Chromium (installed by ensure_chromium).
+export CHROMEDRIVER=/usr/bin/chromedriver
+export CHROMIUM=/usr/bin/chromium
+export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$ROOT/tests/wasm/webdriver.json"
 
 # cargo-fuzz, for scripts/fuzz.sh (built from crates.io, once).
 ensure_cargo_fuzz() {
@@ -152,11 +153,16 @@ ensure_embedding_reference() {
 }
 
 # Everything the demo, the tests and the benchmarks need; fast when already done.
+# The downloads (Debian, npm, PyPI) go on in the background while cargo builds the wasm-bindgen CLI
+# (minutes on a fresh machine); their output is printed after it.
 setup() {
   ensure_wasm_target
-  ensure_wasm_bindgen_cli
-  ensure_chromium
-  ensure_node_modules
-  ensure_model
-  ensure_hf_layout
+  local downloads_log
+  downloads_log="$(mktemp)"
+  (ensure_chromium && ensure_node_modules && ensure_model && ensure_hf_layout) >"$downloads_log" 2>&1 &
+  local downloads=$! status=0
+  ensure_wasm_bindgen_cli || status=$?
+  wait "$downloads" || status=$?
+  cat "$downloads_log" && rm -f "$downloads_log"
+  return "$status"
 }

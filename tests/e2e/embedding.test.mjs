@@ -29,6 +29,7 @@ let server;
 let page;
 let provider; // the mock OpenAI + Nomic server
 let providerUrl;
+let chromiumVectors; // the local model's vectors in Chromium, compared with Node.js's
 
 /** A deterministic vector for `text` (the mock's "model"), the same in Node and in the answers. */
 function fakeVector(text, dims) {
@@ -154,7 +155,6 @@ test("the local model in Chromium matches onnxruntime on every reference text (c
     const { cosineSimilarity } = window.sdk;
     const [food, bread, horse] = await window.local.embedBatch(texts.slice(2, 6).filter((_, i) => i !== 2));
     return {
-      variant: window.sdk.embeddingVariant(),
       loadMs,
       progress,
       embedProgress,
@@ -174,7 +174,6 @@ test("the local model in Chromium matches onnxruntime on every reference text (c
   });
   console.log(`local model: loaded in ${out.loadMs.toFixed(0)} ms; worst cosine vs onnxruntime over ${texts.length} texts: ${worst.toFixed(6)}`);
   assert.deepEqual(out.tags, ["all-MiniLM-L6-v2", 384, true]);
-  assert.equal(out.variant, "relaxed-simd", "Chromium runs the relaxed-SIMD build");
   assert.ok(out.singleEqualsBatch > 0.99999);
   assert.ok(out.related > out.unrelated + 0.2, `related ${out.related} vs unrelated ${out.unrelated}`);
   for (const file of ["model", "tokenizer"]) {
@@ -187,6 +186,23 @@ test("the local model in Chromium matches onnxruntime on every reference text (c
   // The single text and the three comparison texts were embedded before: cache hits.
   assert.deepEqual([out.telemetry[0].texts, out.telemetry[0].cacheHits], [texts.length, 4]);
   assert.ok(out.telemetry[0].latencyP50Ms > 0);
+  chromiumVectors = { texts, vectors: out.vectors };
+});
+
+test("every text embeds to the same bits in Node.js as in Chromium (simd128 wasm is deterministic)", async () => {
+  assert.ok(chromiumVectors, "the Chromium test ran first");
+  const sdk = await import("chrysalis-sdk");
+  const bytes = (file) => readFileSync(new URL(import.meta.resolve(`chrysalis-sdk/${file}`)));
+  await sdk.initializeChrysalis({ moduleOrPath: bytes("chrysalis_wasm_bg.wasm") });
+  await sdk.loadEmbedding(bytes("chrysalis_embedding_bg.wasm"));
+  const dir = process.env.CHRYSALIS_MODEL_DIR;
+  assert.ok(dir, "CHRYSALIS_MODEL_DIR is set (scripts/test.sh fetches the model)");
+  const service = await sdk.EmbeddingService.create({
+    providers: [{ kind: "local", modelBytes: readFileSync(join(dir, "model.onnx")), tokenizerBytes: readFileSync(join(dir, "tokenizer.json")) }],
+    cache: 0,
+  });
+  const vectors = await service.embedBatch(chromiumVectors.texts);
+  vectors.forEach((v, i) => assert.deepEqual(Array.from(v), chromiumVectors.vectors[i], `text ${i}`));
 });
 
 test("model files come from Cache Storage the second time; a wrong pin is INTEGRITY_MISMATCH", async () => {

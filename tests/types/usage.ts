@@ -2,7 +2,6 @@
 import init, {
   cosineSimilarity,
   EmbeddingService,
-  embeddingVariant,
   type EmbeddingProgress,
   type EmbeddingVector,
   AesGcm,
@@ -155,8 +154,6 @@ export async function embeddingUsage(security: SecurityContext): Promise<number>
   void model;
   const calls: number = service.telemetry()[0].calls;
   const usd: number = service.estimateCost(["x"])[0].usd;
-  const variant: "relaxed-simd" | "simd128" = embeddingVariant();
-  void variant;
   // @ts-expect-error: providers are local, openai or nomic.
   await EmbeddingService.create({ providers: [{ kind: "llama" }] });
   return cosineSimilarity(a, b) + calls + usd + service.cachedVectors;

@@ -63,10 +63,10 @@ async function measure(engine, load) {
   return { engine, coldMs, p50: pct(short, 0.5), p95: pct(short, 0.95), batchMs, memoryMiB: wasmMiB(engine), sample: Array.from(vectors[0].slice(0, 8)) };
 }
 
-/** One build of the embedding module (`chrysalis_embedding_relaxed.js` or `chrysalis_embedding.js`). */
-const chrysalis = (build) => async () => {
+/** The embedding module (`chrysalis_embedding.js`). */
+async function chrysalis() {
   await initializeChrysalis();
-  const module = await import(`/pkg/${build}.js`);
+  const module = await import("/pkg/chrysalis_embedding.js");
   await module.default();
   const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
   const service = await module.EmbeddingService.create({
@@ -74,7 +74,7 @@ const chrysalis = (build) => async () => {
     cache: 0, // every text is really embedded
   });
   return (texts) => service.embedBatch(texts);
-};
+}
 
 function meanPool(hidden, mask, dims) {
   const [batch, seq, width] = dims;
@@ -133,8 +133,7 @@ async function run() {
   env.backends.onnx.wasm.wasmPaths = "/node_modules/@huggingface/transformers/node_modules/onnxruntime-web/dist/";
   const rows = [];
   const engines = [
-    ["Chrysalis (tract, relaxed SIMD)", chrysalis("chrysalis_embedding_relaxed"), true],
-    ["Chrysalis (tract, simd128 only)", chrysalis("chrysalis_embedding"), true],
+    ["Chrysalis (tract)", chrysalis, true],
     ["onnxruntime-web", onnxruntimeWeb, false],
     ["@huggingface/transformers", transformersJs, false],
   ];
