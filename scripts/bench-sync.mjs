@@ -113,7 +113,9 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 /** Runs every case ROUNDS times (interleaved) and returns the median rows (`label`, `library`, `ms`, `bytes`, `messages`). */
 export async function runSyncBench(browser, baseUrl) {
   await buildYjsBundle();
-  const relay = await startRelay();
+  // Every page connects from 127.0.0.1: the per-address room limit (16 by default) would turn
+  // away the 32-page case.
+  const relay = await startRelay({ args: ["--max-room-connections-per-address", "64"] });
   const yjs = await startYjsServer();
   const pageUrl = `${baseUrl}bench/sync.html`;
   const runs = [];

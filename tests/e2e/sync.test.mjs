@@ -225,7 +225,7 @@ test("a hostile script of the origin cannot say goodbye for a tab, replay its he
       async ({ victim }) => {
         // Messages are `kind ‖ from(32) ‖ body`: 0 hello, 1 goodbye (signed presence frames),
         // 2 a frame for every tab, 3 a frame for one tab (`peer(32) ‖ frame`).
-        const channel = new BroadcastChannel("chrysalis-sync/v5:tabs-hostile");
+        const channel = new BroadcastChannel("chrysalis-sync/v6:tabs-hostile");
         const heard = [];
         channel.onmessage = ({ data }) => data instanceof Uint8Array && heard.push(data);
         await new Promise((r) => setTimeout(r, 2500));
@@ -243,7 +243,7 @@ test("a hostile script of the origin cannot say goodbye for a tab, replay its he
         for (const m of heard.filter((m) => m[0] === 2 || m[0] === 3)) channel.postMessage(m);
         for (let i = 0; i < 200; i++) {
           const forged = new Uint8Array(10 + 64); // version ‖ kind ‖ seq(8) ‖ signature
-          forged[0] = 5; // the frame version
+          forged[0] = 6; // the frame version
           forged[1] = 5;
           forged[2] = i;
           forged[9] = 0x7f; // a sequence number far above the victim's

@@ -19,15 +19,16 @@ use chrysalis_crypto::{ED25519_SIGNATURE_LEN, SigningKey, ed25519_verify};
 
 use crate::SyncError;
 
-/// The wire version of this build (5: frames to one peer are bound to it; 4 let a relay hand
-/// them to another; 3 carried the signer's 32-byte key and a payload length in every frame).
-pub const FRAME_VERSION: u8 = 5;
+/// The wire version of this build (6: digests and requests name a random ask that answers
+/// echo; 5 matched answers by sequence number; 4 let a relay hand frames to one peer to another;
+/// 3 carried the signer's 32-byte key and a payload length in every frame).
+pub const FRAME_VERSION: u8 = 6;
 /// Default largest frame a node accepts (1 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 /// Header and signature bytes around the payload.
 pub const FRAME_OVERHEAD: usize = HEADER + ED25519_SIGNATURE_LEN;
 const HEADER: usize = 1 + 1 + 8;
-const DOMAIN: &str = "chrysalis-sync frame v5";
+const DOMAIN: &str = "chrysalis-sync frame v6";
 /// The kind byte's flag for a frame addressed to one peer.
 const ADDRESSED: u8 = 0x80;
 

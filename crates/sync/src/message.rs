@@ -39,9 +39,10 @@ impl<'a> AppMessage<'a> {
 /// a deltas frame.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DocList<'a> {
-    /// In a reply, the sequence number of the digest or request it answers (else 0): deltas
-    /// computed against a version vector are safe to apply only to the replica that sent it,
-    /// not to a later incarnation of the same identity that restarted without its state.
+    /// In a digest or request, a random id of this ask; in a reply, the id of the ask it
+    /// answers: deltas computed against a version vector are safe to apply only to the
+    /// replica that sent it, not to a later incarnation of the same identity, another instance
+    /// of it, or a document shared again under the same name.
     pub answers: u64,
     #[serde(borrow)]
     pub docs: Vec<(&'a str, &'a [u8])>,

@@ -182,7 +182,13 @@ struct Peer {
     /// refilled: what one digest can make this node send is bounded.
     reply_credit: u64,
     refilled_at: u64,
+    /// The latest asks (digests and requests) sent to this peer: only their answers apply.
+    asks: [u64; ASKS_KEPT],
+    next_ask: usize,
 }
+
+/// How many asks per peer are remembered: a node asks a peer about once per anti-entropy round.
+const ASKS_KEPT: usize = 32;
 
 /// The first payload byte of a presence announcement.
 const PRESENCE: u8 = 0x50;
@@ -201,8 +207,6 @@ pub struct SyncNode {
     config: SyncConfig,
     rng: ChaCha8Rng,
     seq: u64,
-    /// The first sequence number of this incarnation: replies to older digests are refused.
-    first_seq: u64,
     docs: BTreeMap<String, Box<dyn Document>>,
     /// Local deltas waiting for the flush delay to pass.
     pending: Vec<(String, Vec<u8>)>,
@@ -227,7 +231,6 @@ impl SyncNode {
             config,
             rng: ChaCha8Rng::seed_from_u64(seed),
             seq: now.saturating_mul(1000),
-            first_seq: now.saturating_mul(1000),
             docs: BTreeMap::new(),
             pending: Vec::new(),
             flush_at: None,
@@ -277,7 +280,7 @@ impl SyncNode {
         let mut out = self.output();
         let list = vec![(name.to_owned(), version)];
         for peer in self.active_peers() {
-            self.send_list(&mut out, now, peer, FrameKind::Digest, 0, list.clone());
+            self.send_list(&mut out, now, peer, FrameKind::Digest, list.clone());
         }
         out.wake_at = self.wake_at();
         Ok(out)
@@ -286,6 +289,11 @@ impl SyncNode {
     /// Stops replicating `name`; returns the document.
     pub fn unshare(&mut self, name: &str) -> Option<Box<dyn Document>> {
         self.pending.retain(|(doc, _)| doc != name);
+        // Answers to earlier asks were computed against this document's version: a document
+        // shared again under the name must not take them.
+        for peer in self.peers.values_mut() {
+            peer.asks = [0; ASKS_KEPT];
+        }
         self.docs.remove(name)
     }
 
@@ -399,7 +407,7 @@ impl SyncNode {
             .or_insert_with(|| new_peer(true))
             .active = true;
         let digest = self.digest();
-        self.send_list(&mut out, now, peer, FrameKind::Digest, 0, digest);
+        self.send_list(&mut out, now, peer, FrameKind::Digest, digest);
         out.wake_at = self.wake_at();
         out
     }
@@ -451,7 +459,7 @@ impl SyncNode {
             self.next_anti_entropy = now + self.config.anti_entropy_interval_ms;
             let digest = self.digest();
             for peer in self.choose_peers(None, self.config.anti_entropy_peers) {
-                self.send_list(&mut out, now, peer, FrameKind::Digest, 0, digest.clone());
+                self.send_list(&mut out, now, peer, FrameKind::Digest, digest.clone());
             }
             let quiet = self.config.heartbeat_interval_ms;
             let idle: Vec<PeerId> = self
@@ -600,21 +608,34 @@ impl SyncNode {
                     }
                 }
             }
+            FrameKind::Digest | FrameKind::Request | FrameKind::Deltas if !frame.addressed => {
+                // Honest nodes address these to one peer: an answer is computed against its
+                // asker's version, and only the asker may apply it.
+                return Err(SyncError::BadPayload(
+                    "a digest, request or reply for everyone".into(),
+                ));
+            }
             FrameKind::Digest | FrameKind::Request => {
                 let list = DocList::decode(frame.payload)?;
                 let (deltas, wanted) = self.compare(&list)?;
                 let deltas = self.within_reply_credit(now, from, deltas);
-                self.send_list(out, now, from, FrameKind::Deltas, frame.seq, deltas);
+                self.send_reply(out, now, from, list.answers, deltas);
                 if frame.kind == FrameKind::Digest {
-                    self.send_list(out, now, from, FrameKind::Request, 0, wanted);
+                    self.send_list(out, now, from, FrameKind::Request, wanted);
                 }
             }
             FrameKind::Deltas => {
                 let list = DocList::decode(frame.payload)?;
-                if list.answers < self.first_seq {
-                    // Computed for an earlier incarnation of this node: its "the peer has
-                    // these" assumptions no longer hold here, so applying could lose data.
-                    self.count_drop("STALE_REPLY");
+                let asked = self
+                    .peers
+                    .get(&from)
+                    .is_some_and(|peer| list.answers != 0 && peer.asks.contains(&list.answers));
+                if !asked {
+                    // Not an answer to an ask of this instance (an earlier incarnation's, one
+                    // before the document was shared again, another instance's of this key):
+                    // its "the asker has these" assumptions may not hold here, so applying it
+                    // could lose data. Said of nobody: a relay can redirect answers.
+                    self.count_drop("UNASKED_REPLY");
                     return Ok(());
                 }
                 self.apply_all(out, from, list.docs)?;
@@ -805,22 +826,53 @@ impl SyncNode {
         list
     }
 
-    /// Sends `entries` as one or more frames of `kind` (answering frame `answers`, or 0), each
-    /// under the frame limit.
+    /// Sends `entries` as a digest or request to `to`: one or more frames, each under the frame
+    /// limit, naming a fresh random ask that `to`'s answers must echo.
     fn send_list(
         &mut self,
         out: &mut Output,
         now: u64,
         to: PeerId,
         kind: FrameKind,
-        answers: u64,
         entries: Vec<(String, Vec<u8>)>,
     ) {
         if entries.is_empty() && kind != FrameKind::Digest {
             return;
         }
+        let ask = self.rng.next_u64() | 1;
+        if let Some(peer) = self.peers.get_mut(&to) {
+            peer.asks[peer.next_ask % ASKS_KEPT] = ask;
+            peer.next_ask = peer.next_ask.wrapping_add(1);
+        }
+        self.send_chunks(out, now, to, kind, ask, entries);
+    }
+
+    /// Sends `deltas` to `to` as the answer to its ask `ask`.
+    fn send_reply(
+        &mut self,
+        out: &mut Output,
+        now: u64,
+        to: PeerId,
+        ask: u64,
+        deltas: Vec<(String, Vec<u8>)>,
+    ) {
+        if !deltas.is_empty() {
+            self.send_chunks(out, now, to, FrameKind::Deltas, ask, deltas);
+        }
+    }
+
+    /// `entries` as frames of `kind` naming `ask`, each under the frame limit.
+    fn send_chunks(
+        &mut self,
+        out: &mut Output,
+        now: u64,
+        to: PeerId,
+        kind: FrameKind,
+        ask: u64,
+        entries: Vec<(String, Vec<u8>)>,
+    ) {
         for chunk in self.chunks(entries) {
-            let payload = message::encode(&DocList::of(answers, &chunk));
+            let payload = message::encode(&DocList::of(ask, &chunk));
             self.send(out, now, to, kind, &payload);
         }
     }
@@ -973,6 +1025,8 @@ fn new_peer(active: bool) -> Peer {
         last_sent: 0,
         reply_credit: u64::MAX,
         refilled_at: 0,
+        asks: [0; ASKS_KEPT],
+        next_ask: 0,
     }
 }
 

@@ -8,8 +8,13 @@ use chrysalis_sync::{
 };
 
 fn node(seed: u8, now: u64) -> SyncNode {
+    instance(seed, now, seed.into())
+}
+
+/// A node with key `seed` and its own random choices (`rng`): another instance of that key.
+fn instance(seed: u8, now: u64, rng: u64) -> SyncNode {
     let key = SigningKey::from_seed(&[seed; 32]).unwrap();
-    let mut node = SyncNode::new(key, SyncConfig::default(), now, seed.into());
+    let mut node = SyncNode::new(key, SyncConfig::default(), now, rng);
     node.share(now, "set", Box::new(ORSet::<String>::new()))
         .unwrap();
     node
@@ -224,14 +229,82 @@ fn replies_to_a_previous_incarnation_are_not_applied() {
     let digest = b.add_peer(1, a.id());
     a.add_peer(1, b.id());
     let reply = deliver(1, &digest, &b, &mut a);
-    let mut reborn = node(2, 5);
+    let mut reborn = instance(2, 5, 1002);
     reborn.add_peer(5, a.id());
     deliver(5, &reply, &a, &mut reborn);
-    assert_eq!(reborn.stats().drops.get("STALE_REPLY"), Some(&1));
+    assert_eq!(reborn.stats().drops.get("UNASKED_REPLY"), Some(&1));
     // Its own digest brings everything.
     let hello = reborn.add_peer(6, a.id());
     settle(6, &mut reborn, &mut a, hello);
     assert_eq!(elements(&reborn), ["kept"]);
+}
+
+#[test]
+fn a_reply_is_applied_only_by_the_instance_that_asked() {
+    // b and its twin hold one key (two tabs of one identity). a's answer to b's digest leaves
+    // out what b holds ("old"); the twin lacks "old", so applying it would lose "old" there
+    // (frame version 5 let it). The answer names b's random ask, which the twin never made.
+    let (mut a, mut b, mut twin) = (node(1, 0), node(2, 0), instance(2, 0, 1002));
+    add(&mut a, 1, "old");
+    let hello = a.add_peer(2, b.id());
+    b.add_peer(2, a.id());
+    settle(2, &mut a, &mut b, hello);
+    add(&mut a, 3, "new");
+    let digest = b.handle_tick(10_000);
+    let reply = deliver(10_000, &digest, &b, &mut a);
+    twin.add_peer(10_000, a.id());
+    let before = twin
+        .stats()
+        .drops
+        .get("UNASKED_REPLY")
+        .copied()
+        .unwrap_or(0);
+    deliver(10_000, &reply, &a, &mut twin);
+    assert!(elements(&twin).is_empty());
+    assert!(twin.stats().drops["UNASKED_REPLY"] > before);
+    assert!(twin.peers().all(|(_, info)| info.score >= 0));
+    // b, which asked, takes it.
+    deliver(10_000, &reply, &a, &mut b);
+    assert_eq!(elements(&b), ["new", "old"]);
+}
+
+#[test]
+fn a_reply_to_a_document_shared_again_is_not_applied() {
+    let (mut a, mut b) = (node(1, 0), node(2, 0));
+    add(&mut a, 1, "kept");
+    b.add_peer(1, a.id());
+    a.add_peer(1, b.id());
+    let digest = b.handle_tick(10_000);
+    let reply = deliver(10_000, &digest, &b, &mut a);
+    // b stops sharing "set" and shares a fresh one before the answer arrives.
+    b.unshare("set");
+    b.share(10_001, "set", Box::new(ORSet::<String>::new()))
+        .unwrap();
+    deliver(10_001, &reply, &a, &mut b);
+    assert!(elements(&b).is_empty());
+    assert!(b.stats().drops.contains_key("UNASKED_REPLY"));
+    let hello = b.handle_tick(20_000);
+    settle(20_000, &mut b, &mut a, hello);
+    assert_eq!(elements(&b), ["kept"]);
+}
+
+#[test]
+fn digests_requests_and_replies_must_be_addressed() {
+    // Only an asker may apply an answer: one signed for everyone is refused and scored.
+    let (a, mut b) = (node(1, 0), node(2, 0));
+    b.add_peer(0, a.id());
+    let key = SigningKey::from_seed(&[1; 32]).unwrap();
+    for (seq, kind) in [FrameKind::Digest, FrameKind::Request, FrameKind::Deltas]
+        .into_iter()
+        .enumerate()
+    {
+        let payload = [1, 0]; // answers 1, no documents
+        let frame = SignedFrame::encode(&key, &room_id(""), kind, 100 + seq as u64, &payload);
+        let out = b.handle_message(1, a.id(), &frame);
+        assert!(out.transmits.is_empty(), "{kind:?} answered");
+    }
+    assert_eq!(b.stats().drops.get("BAD_PAYLOAD"), Some(&3));
+    assert!(b.peers().any(|(p, info)| p == a.id() && info.score < 0));
 }
 
 #[test]
@@ -281,7 +354,14 @@ fn digests_cannot_amplify_into_megabytes_of_replies() {
     assert!(payload.len() < 8 * 1024);
     let mut sent = 0;
     for seq in 1..=200 {
-        let frame = SignedFrame::encode(&mallory, &room_id(""), FrameKind::Digest, seq, &payload);
+        let frame = SignedFrame::encode_to(
+            &mallory,
+            &room_id(""),
+            &a.id(),
+            FrameKind::Digest,
+            seq,
+            &payload,
+        );
         let out = a.handle_message(1, mallory.public_key(), &frame);
         sent += out.transmits.iter().map(|t| t.bytes.len()).sum::<usize>();
     }
