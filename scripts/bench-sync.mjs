@@ -72,8 +72,10 @@ async function startYjsServer() {
 }
 
 /** One run: fresh pages and room; returns time to converge and bytes on the wire. */
-async function runOnce(browser, pageUrl, { library, url, pages: count, mode, webrtc = false, round }) {
-  const room = `bench-${library}-${count}-${mode}-${webrtc ? "webrtc" : "relay"}-${round}`;
+async function runOnce(browser, pageUrl, { library, url, pages: count, mode, webrtc = false, label, round }) {
+  // Named by case, not by how the library runs it: Yjs runs the WebRTC case like "each edit",
+  // and its server keeps a room's document, so a shared name made that run start converged.
+  const room = `bench-${library}-${label.replace(/[^a-z0-9]+/gi, "-")}-${round}`;
   const perPage = Math.round(EDITS / count);
   const expected = perPage * count;
   const pages = [];

@@ -85,7 +85,7 @@ function replicationSection(sync) {
       return `| ${label} | ${ours.ms} ms | ${theirs.ms} ms | ${fmt(ours.ms / theirs.ms, 2)}× | ${n(ours.bytes)} | ${n(theirs.bytes)} | ${fmt(ours.bytes / theirs.bytes, 2)}× | ${n(ours.messages)} | ${n(theirs.messages)} |`;
     }),
     "",
-    "Where the bytes go, per Chrysalis frame (frame version 5; sizes asserted in `crates/sync/tests/frame.rs`",
+    "Where the bytes go, per Chrysalis frame (frame version 6; sizes asserted in `crates/sync/tests/frame.rs`",
     "and `crates/relay-protocol`): 1 byte of relay header on the way up (`0x00` to everyone) and 1 byte",
     "of sender handle on each copy down (LEB128: the first 128 peers of a room); version 1, kind 1,",
     "sequence number 8, Ed25519 signature 64; then the gossip payload: hops 1, reply number 1, document",
