@@ -187,6 +187,18 @@ fn a_duplicated_frame_is_refused_as_a_replay_at_no_cost_to_its_signer() {
     assert_eq!(score, 1, "+1 for the frame, nothing for the replays");
 }
 
+/// a holds "old", which b took; a adds "new" and answers b's next digest at 10 s: the answer
+/// (returned) carries "new" and leaves "old" out, its context covering it.
+fn answer_without_old(a: &mut SyncNode, b: &mut SyncNode) -> Output {
+    add(a, 1, "old");
+    let hello = a.add_peer(2, b.id());
+    b.add_peer(2, a.id());
+    settle(2, a, b, hello);
+    add(a, 3, "new");
+    let digest = b.handle_tick(10_000);
+    deliver(10_000, &digest, b, a)
+}
+
 #[test]
 fn a_reply_handed_to_another_peer_is_dropped() {
     // a's answer to b's digest leaves out what b holds ("old") but its context covers it:
@@ -194,13 +206,7 @@ fn a_reply_handed_to_another_peer_is_dropped() {
     // from a later sync with a (frame version 4). Addressed to b, it is dropped at c, counted
     // against nobody.
     let (mut a, mut b, mut c) = (node(1, 0), node(2, 0), node(3, 0));
-    add(&mut a, 1, "old");
-    let hello = a.add_peer(2, b.id());
-    b.add_peer(2, a.id());
-    settle(2, &mut a, &mut b, hello);
-    add(&mut a, 3, "new");
-    let digest = b.handle_tick(10_000);
-    let reply = deliver(10_000, &digest, &b, &mut a);
+    let reply = answer_without_old(&mut a, &mut b);
     let deltas: Vec<&[u8]> = reply
         .transmits
         .iter()
@@ -245,13 +251,7 @@ fn a_reply_is_applied_only_by_the_instance_that_asked() {
     // out what b holds ("old"); the twin lacks "old", so applying it would lose "old" there
     // (frame version 5 let it). The answer names b's random ask, which the twin never made.
     let (mut a, mut b, mut twin) = (node(1, 0), node(2, 0), instance(2, 0, 1002));
-    add(&mut a, 1, "old");
-    let hello = a.add_peer(2, b.id());
-    b.add_peer(2, a.id());
-    settle(2, &mut a, &mut b, hello);
-    add(&mut a, 3, "new");
-    let digest = b.handle_tick(10_000);
-    let reply = deliver(10_000, &digest, &b, &mut a);
+    let reply = answer_without_old(&mut a, &mut b);
     twin.add_peer(10_000, a.id());
     let before = twin
         .stats()
