@@ -11,10 +11,10 @@ cd "$ROOT"
 WASM_OPT_FEATURES=(--enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int
   --enable-sign-ext --enable-mutable-globals --enable-multivalue --enable-reference-types)
 
-build_module() { # feature out-name [target-dir suffix] [extra RUSTFLAGS] [wasm-opt level or "none"]
-  local feature=$1 name=$2 suffix=${3:-} rustflags=${4:-} opt=${5:--Oz}
-  # A target dir per module (and flags), so switching features does not rebuild another module.
-  local target_dir="$ROOT/target/module-$feature$suffix"
+build_module() { # feature out-name [extra RUSTFLAGS] [wasm-opt level or "none"]
+  local feature=$1 name=$2 rustflags=${3:-} opt=${4:--Oz}
+  # A target dir per module, so switching features does not rebuild another module.
+  local target_dir="$ROOT/target/module-$feature"
   step "module $name (feature $feature${rustflags:+, $rustflags})"
   RUSTFLAGS="$rustflags" cargo rustc -p chrysalis-wasm --release --target "$WASM_TARGET" --crate-type cdylib \
     --no-default-features --features "$feature" --target-dir "$target_dir"
@@ -42,7 +42,7 @@ build_module() { # feature out-name [target-dir suffix] [extra RUSTFLAGS] [wasm-
 # short sentence) for 9% less gzip, and take minutes on a 15 MB module.
 lane_logs="$ROOT/target/module-logs"
 mkdir -p "$lane_logs"
-(build_module embedding chrysalis_embedding "" "-C target-feature=+simd128" none) >"$lane_logs/lane-1.log" 2>&1 &
+(build_module embedding chrysalis_embedding "-C target-feature=+simd128" none) >"$lane_logs/lane-1.log" 2>&1 &
 lane1=$!
 (build_module crypto chrysalis_wasm
   build_module x509 chrysalis_x509) >"$lane_logs/lane-2.log" 2>&1 &
