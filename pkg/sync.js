@@ -172,7 +172,8 @@ export class SyncNode extends Emitter {
   #schedule(wait = this.#closed ? 1 : this.#engine.timeout - Date.now(), tick = () => this.#call((e, now) => e.tick(now))) {
     clearTimeout(this.#timer);
     if (this.#closed || this.#soon === "queued") return;
-    if (wait > 0 || this.#soon) return void (this.#timer = setTimeout(tick, Math.max(0, wait)));
+    // Capped: a wait beyond setTimeout's 32-bit range (an engine with nothing to wake for) would fire at once.
+    if (wait > 0 || this.#soon) return void (this.#timer = setTimeout(tick, Math.min(Math.max(0, wait), 2 ** 31 - 1)));
     this.#soon = "queued";
     queueMicrotask(() => ((this.#soon = "running"), tick(), (this.#soon = undefined))); // a throw leaves ticks to the timer
   }

@@ -178,6 +178,52 @@ impl CausalContext {
         self.compact_cloud();
     }
 
+    /// The union of `contexts`, compacted once (merging them one by one compacts each time).
+    pub(crate) fn union<'a>(
+        contexts: impl IntoIterator<Item = &'a CausalContext>,
+    ) -> CausalContext {
+        let mut union = CausalContext::default();
+        for ctx in contexts {
+            union.compact.merge(&ctx.compact);
+            union.cloud.extend(ctx.cloud.iter().copied());
+        }
+        union.compact_cloud();
+        union
+    }
+
+    /// For each of `dots`, how many of `contexts` contain it (dots none contains are left out).
+    pub(crate) fn count_seen<'a>(
+        contexts: impl IntoIterator<Item = &'a CausalContext>,
+        dots: impl IntoIterator<Item = &'a Dot>,
+    ) -> BTreeMap<Dot, usize> {
+        // Each replica's compact counters, sorted: the contexts whose vector covers a dot are
+        // those at or above its counter. Cloud dots a vector covers are not counted twice.
+        let mut compacts: BTreeMap<ReplicaId, Vec<u64>> = BTreeMap::new();
+        let mut clouds: BTreeMap<Dot, usize> = BTreeMap::new();
+        for ctx in contexts {
+            for (replica, counter) in ctx.compact.iter() {
+                compacts.entry(replica).or_default().push(counter);
+            }
+            for dot in ctx.cloud.iter().filter(|d| !ctx.compact.contains(**d)) {
+                *clouds.entry(*dot).or_default() += 1;
+            }
+        }
+        compacts
+            .values_mut()
+            .for_each(|counters| counters.sort_unstable());
+        let mut seen = BTreeMap::new();
+        for dot in dots {
+            let by_vector = compacts.get(&dot.replica).map_or(0, |counters| {
+                counters.len() - counters.partition_point(|c| *c < dot.counter)
+            });
+            let count = by_vector + clouds.get(dot).copied().unwrap_or(0);
+            if count > 0 {
+                seen.insert(*dot, count);
+            }
+        }
+        seen
+    }
+
     /// Moves cloud dots that extend the compact vector into it, and drops covered ones.
     fn compact_cloud(&mut self) {
         let cloud = std::mem::take(&mut self.cloud);

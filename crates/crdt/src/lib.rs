@@ -30,9 +30,19 @@ pub use resolver::{
 
 /// A delta two of which join into one: applying the join has the effect of applying both, in
 /// either order (a node sends the changes of one task as one delta).
-pub trait DeltaJoin {
+pub trait DeltaJoin: Sized {
     /// Joins `other` into `self`.
     fn join_delta(&mut self, other: Self);
+
+    /// Joins all of `deltas` into one (`None` for none): the same as joining them one by one,
+    /// which a type may do in one pass (the OR-Set's pairwise join costs the size of what it
+    /// joined so far, so a fold over n deltas costs n²).
+    fn join_all(deltas: Vec<Self>) -> Option<Self> {
+        let mut deltas = deltas.into_iter();
+        let mut joined = deltas.next()?;
+        deltas.for_each(|delta| joined.join_delta(delta));
+        Some(joined)
+    }
 }
 
 /// A state is its own delta for every type but the OR-Set: the join is the merge.

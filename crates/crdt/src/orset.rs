@@ -416,6 +416,38 @@ impl<T: Element> crate::DeltaJoin for ORSetDelta<T> {
         self.keep = keep;
         self.ctx.merge(&other.ctx);
     }
+
+    /// The pairwise rule over all of them at once: a dot stays when every delta that has seen
+    /// it holds it (a delta holds only dots it has seen, so: as many hold it as have seen it).
+    fn join_all(deltas: Vec<Self>) -> Option<Self> {
+        if deltas.len() < 2 {
+            return deltas.into_iter().next();
+        }
+        let mut holders: BTreeMap<Dot, usize> = BTreeMap::new();
+        for delta in &deltas {
+            for dot in delta.entries.values().flatten().chain(&delta.keep) {
+                *holders.entry(*dot).or_default() += 1;
+            }
+        }
+        let ctx = CausalContext::union(deltas.iter().map(|d| &d.ctx));
+        let seen = CausalContext::count_seen(deltas.iter().map(|d| &d.ctx), holders.keys());
+        let live = |dot: &Dot| seen.get(dot) == holders.get(dot);
+        let mut entries: BTreeMap<T, BTreeSet<Dot>> = BTreeMap::new();
+        let mut keep = BTreeSet::new();
+        for delta in deltas {
+            for (element, dots) in delta.entries {
+                let dots: Vec<Dot> = dots.into_iter().filter(live).collect();
+                if !dots.is_empty() {
+                    entries.entry(element).or_default().extend(dots);
+                }
+            }
+            keep.extend(delta.keep.into_iter().filter(live));
+        }
+        for dot in entries.values().flatten() {
+            keep.remove(dot);
+        }
+        Some(ORSetDelta { entries, keep, ctx })
+    }
 }
 
 impl<T: Element> ORSetDelta<T> {

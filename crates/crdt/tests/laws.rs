@@ -29,7 +29,9 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
 }
 
 /// A CRDT under test: how a random byte becomes an operation.
-trait Subject: DeltaCrdt<Delta: DeltaJoin + Clone> + Default + Encode {
+trait Subject:
+    DeltaCrdt<Delta: DeltaJoin + Clone + PartialEq + std::fmt::Debug> + Default + Encode
+{
     fn op(&mut self, replica: ReplicaId, arg: u8, clock: &mut u64) -> Self::Delta;
 }
 
@@ -158,6 +160,9 @@ fn laws<T: Subject>(steps: &[Step], order: &[usize]) -> Result<(), TestCaseError
         let mut once = y.clone();
         once.apply_delta(&joined);
         prop_assert_eq!(&once, &each);
+        // And in one pass, the same delta.
+        let all = T::Delta::join_all(batch);
+        prop_assert_eq!(all.as_ref(), Some(&joined));
     }
     // Nothing new: an empty delta.
     let mut same = full.clone();

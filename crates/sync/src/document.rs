@@ -51,14 +51,9 @@ where
         }
         let decoded: Result<Vec<T::Delta>, _> =
             deltas.iter().map(|d| T::Delta::from_bytes(d)).collect();
-        let Ok(decoded) = decoded else {
-            return deltas;
-        };
-        let mut joined = decoded.into_iter();
-        let Some(mut first) = joined.next() else {
-            return deltas;
-        };
-        joined.for_each(|delta| first.join_delta(delta));
-        vec![first.to_bytes()]
+        match decoded.map(T::Delta::join_all) {
+            Ok(Some(joined)) => vec![joined.to_bytes()],
+            _ => deltas,
+        }
     }
 }

@@ -128,6 +128,35 @@ fn a_peer_that_was_away_catches_up_with_only_what_it_lacks() {
     assert!(kinds.iter().all(|k| *k == FrameKind::Digest), "{kinds:?}");
 }
 
+/// Whether `out` holds a digest (the frames `by` addressed to `to`, decoded).
+fn sends_digest(out: &Output, by: &SyncNode, to: &SyncNode) -> bool {
+    out.transmits.iter().any(|t| {
+        SignedFrame::decode_at(&t.bytes, usize::MAX, &room_id(""), &by.id(), Some(&to.id()))
+            .is_ok_and(|f| f.frame().kind == FrameKind::Digest)
+    })
+}
+
+#[test]
+fn anti_entropy_waits_while_pushes_arrive_but_not_forever() {
+    let (mut a, mut b) = (node(1, 0), node(2, 0));
+    let hello = a.add_peer(0, b.id());
+    b.add_peer(0, a.id());
+    settle(0, &mut a, &mut b, hello);
+    assert!(sends_digest(&b.handle_tick(0), &b, &a), "the first round");
+    // A push grows b's state at 900: the round due at 1000 waits for a quiet 250 ms.
+    deliver(900, &add(&mut a, 900, "milk"), &a, &mut b);
+    assert!(!sends_digest(&b.handle_tick(1000), &b, &a));
+    assert_eq!(b.wake_at(), 1150);
+    assert!(sends_digest(&b.handle_tick(1150), &b, &a));
+    // A push every 100 ms from then on: the round due at 2150 runs at 3150 anyway.
+    for t in (1200..3150).step_by(100) {
+        deliver(t, &add(&mut a, t, &format!("egg {t}")), &a, &mut b);
+        assert!(!sends_digest(&b.handle_tick(t), &b, &a), "at {t}");
+    }
+    assert_eq!(b.wake_at(), 3150);
+    assert!(sends_digest(&b.handle_tick(3150), &b, &a));
+}
+
 #[test]
 fn forged_frames_are_dropped_scored_and_end_in_a_ban() {
     let (mut a, mut b) = (node(1, 0), node(2, 0));
