@@ -91,8 +91,9 @@ async function runOnce(browser, pageUrl, { library, url, pages: count, mode, web
     await new Promise((r) => setTimeout(r, 500));
     const before = await Promise.all(pages.map((p) => p.evaluate(() => ({ ...window.wire }))));
     const starts = await Promise.all(pages.map((p, i) => p.evaluate((o) => window.edit(o), { count: perPage, prefix: `p${i}`, mode })));
-    for (const page of pages) await page.waitForFunction(() => window.done !== null, null, { timeout: 120_000, polling: 20 });
-    const dones = await Promise.all(pages.map((p) => p.evaluate(() => window.done)));
+    let timer;
+    const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${library} ${label}: no convergence in 120 s`)), 120_000)));
+    const dones = await Promise.race([Promise.all(pages.map((p) => p.evaluate(() => window.finished))), timeout]).finally(() => clearTimeout(timer));
     const after = await Promise.all(pages.map((p) => p.evaluate(() => ({ ...window.wire }))));
     const sizes = await Promise.all(pages.map((p) => p.evaluate(() => window.size())));
     if (sizes.some((s) => s !== expected)) throw new Error(`${library}: sizes ${sizes}`);
@@ -112,7 +113,7 @@ async function runOnce(browser, pageUrl, { library, url, pages: count, mode, web
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-/** Runs every case ROUNDS times (interleaved) and returns the median rows (`label`, `library`, `ms`, `bytes`, `messages`). */
+/** Runs every case ROUNDS times (interleaved) and returns the median rows (`label`, `library`, `ms`, `bytes`, `messages`) with each round's time (`rounds`). */
 export async function runSyncBench(browser, baseUrl) {
   await buildYjsBundle();
   // Every page connects from 127.0.0.1: the per-address room limit (16 by default) would turn
@@ -146,6 +147,7 @@ export async function runSyncBench(browser, baseUrl) {
     ms: median(r.results.map((x) => x.ms)),
     bytes: median(r.results.map((x) => x.bytes)),
     messages: median(r.results.map((x) => x.messages)),
+    rounds: r.results.map((x) => x.ms),
   }));
 }
 
