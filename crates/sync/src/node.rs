@@ -612,10 +612,11 @@ impl SyncNode {
             FrameKind::Gossip => {
                 let gossip = Gossip::decode(frame.payload)?;
                 let fresh = self.apply_all(out, from, gossip.deltas.docs)?;
-                if !fresh.is_empty() {
-                    self.push_grew_at = Some(now);
+                if fresh.is_empty() {
+                    return Ok(());
                 }
-                if gossip.hops > 0 && !fresh.is_empty() {
+                self.push_grew_at = Some(now);
+                if gossip.hops > 0 {
                     let forward = Gossip {
                         hops: gossip.hops - 1,
                         deltas: DocList {
