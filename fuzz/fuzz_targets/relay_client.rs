@@ -28,9 +28,7 @@ fuzz_target!(|data: &[u8]| {
             handle: 0,
             peers: vec![RoomPeer {
                 peer: to_hex(&peer),
-                handle: 1,
-            }],
-        };
+                handle: 1, write: true }], write: true };
         client.handle_text(0, &key, &welcome.to_text());
         assert_eq!(client.state(), RelayState::Open);
     }

@@ -45,9 +45,7 @@ fuzz_target!(|data: &[u8]| {
             handle: 0,
             peers: vec![RoomPeer {
                 peer: "02".repeat(32),
-                handle: 1,
-            }],
-        };
+                handle: 1, write: true }], write: true };
         room.receive_text(1_000, relay, &welcome.to_text());
     }
     match mode & 3 {

@@ -8,7 +8,7 @@
 //! relay announced in this session (and counts only if its signature verifies under that
 //! handle's key, which the sync node checks).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrysalis_crypto::SigningKey;
 
@@ -80,6 +80,12 @@ pub struct RelayClient {
     /// The room's peers by id and by handle (the same pairs).
     peers: BTreeMap<PeerId, Handle>,
     handles: BTreeMap<Handle, PeerId>,
+    /// The room's peers the relay announced as read-only.
+    readers: BTreeSet<PeerId>,
+    /// Whether this session may write (false when welcomed with a read-only capability).
+    write: bool,
+    /// The capability presented at each authentication, hex.
+    capability: Option<String>,
     ignored: u64,
     /// When the current session was welcomed.
     opened_at: Option<u64>,
@@ -95,6 +101,9 @@ impl RelayClient {
             attempt: 0,
             peers: BTreeMap::new(),
             handles: BTreeMap::new(),
+            readers: BTreeSet::new(),
+            write: true,
+            capability: None,
             ignored: 0,
             opened_at: None,
         })
@@ -108,6 +117,23 @@ impl RelayClient {
     /// The peers reachable through the relay now.
     pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
         self.peers.keys()
+    }
+
+    /// Whether the relay lets this peer write (false after a welcome with a read-only
+    /// capability: only digests, requests and heartbeats pass).
+    pub fn may_write(&self) -> bool {
+        self.write
+    }
+
+    /// Whether the relay announced `peer` as able to write (read-only peers are not signalled).
+    pub fn peer_may_write(&self, peer: &PeerId) -> bool {
+        !self.readers.contains(peer)
+    }
+
+    /// The capability (hex, see [`crate::Capability`]) to present from the next authentication
+    /// on, or none.
+    pub fn set_capability(&mut self, capability: Option<String>) {
+        self.capability = capability;
     }
 
     /// Control messages ignored so far (oversized, malformed, out of turn, bad ids).
@@ -130,19 +156,32 @@ impl RelayClient {
             (Some(ServerMessage::Challenge { version, nonce }), RelayState::Connecting) => {
                 self.answer(key, version, &nonce)
             }
-            (Some(ServerMessage::Welcome { peers, .. }), RelayState::Connecting) => {
+            (Some(ServerMessage::Welcome { peers, write, .. }), RelayState::Connecting) => {
                 self.state = RelayState::Open;
                 self.opened_at = Some(now);
+                self.write = write;
                 let mut events = vec![RelayEvent::Opened];
-                events.extend(peers.iter().filter_map(|p| self.join(&p.peer, p.handle)));
+                events.extend(
+                    peers
+                        .iter()
+                        .filter_map(|p| self.join(&p.peer, p.handle, p.write)),
+                );
                 Some(events)
             }
-            (Some(ServerMessage::PeerJoined { peer, handle }), RelayState::Open) => {
-                Some(self.join(&peer, handle).into_iter().collect())
-            }
+            (
+                Some(ServerMessage::PeerJoined {
+                    peer,
+                    handle,
+                    write,
+                }),
+                RelayState::Open,
+            ) => Some(self.join(&peer, handle, write).into_iter().collect()),
             (Some(ServerMessage::PeerLeft { peer }), RelayState::Open) => {
                 let peer = parse_peer(&peer).filter(|p| match self.peers.remove(p) {
-                    Some(handle) => self.handles.remove(&handle).is_some(),
+                    Some(handle) => {
+                        self.readers.remove(p);
+                        self.handles.remove(&handle).is_some()
+                    }
                     None => false,
                 });
                 Some(peer.map(RelayEvent::PeerLeft).into_iter().collect())
@@ -178,15 +217,16 @@ impl RelayClient {
             room: self.room.clone(),
             peer: hex::encode(self.me),
             signature: hex::encode(key.sign(&auth_message(&nonce, &self.room))),
+            capability: self.capability.clone(),
         };
         Some(vec![RelayEvent::SendText(
             serde_json::to_string(&auth).expect("control messages serialise"),
         )])
     }
 
-    /// A peer the relay announced with its handle (a second peer on a taken handle, or a peer
-    /// announced twice, is ignored).
-    fn join(&mut self, peer: &str, handle: Handle) -> Option<RelayEvent> {
+    /// A peer the relay announced with its handle and access (a second peer on a taken
+    /// handle, or a peer announced twice, is ignored).
+    fn join(&mut self, peer: &str, handle: Handle, write: bool) -> Option<RelayEvent> {
         let peer = parse_peer(peer).filter(|p| *p != self.me)?;
         let fresh = self.peers.len() < MAX_ROOM_PEERS
             && !self.peers.contains_key(&peer)
@@ -194,6 +234,9 @@ impl RelayClient {
         fresh.then(|| {
             self.peers.insert(peer, handle);
             self.handles.insert(handle, peer);
+            if !write {
+                self.readers.insert(peer);
+            }
             RelayEvent::PeerJoined(peer)
         })
     }
@@ -229,6 +272,8 @@ impl RelayClient {
             retry_at: now + random % ceiling,
         };
         self.handles.clear();
+        self.readers.clear();
+        self.write = true;
         std::mem::take(&mut self.peers)
             .into_keys()
             .map(RelayEvent::PeerLeft)
@@ -271,6 +316,7 @@ mod tests {
         RoomPeer {
             peer: hex::encode(peer),
             handle,
+            write: true,
         }
     }
 
@@ -296,6 +342,7 @@ mod tests {
             room,
             peer,
             signature,
+            capability: None,
         }) = serde_json::from_str(auth)
         else {
             panic!("{auth}");
@@ -318,9 +365,11 @@ mod tests {
                 RoomPeer {
                     peer: "not hex".into(),
                     handle: 7,
+                    write: true,
                 },
                 room_peer(key(6).public_key(), 2),
             ],
+            write: true,
         };
         let events = client.handle_text(0, &me, &welcome.to_text());
         assert_eq!(
@@ -342,6 +391,7 @@ mod tests {
         let joined = ServerMessage::PeerJoined {
             peer: hex::encode(three).to_uppercase(),
             handle: 300,
+            write: true,
         };
         assert_eq!(
             client.handle_text(0, &me, &joined.to_text()),
@@ -394,6 +444,50 @@ mod tests {
     }
 
     #[test]
+    fn the_capability_is_presented_and_read_only_access_is_tracked() {
+        let me = key(1);
+        let mut client = RelayClient::new("room", me.public_key()).unwrap();
+        client.set_capability(Some("c0ffee".into()));
+        client.opening();
+        let challenge = ServerMessage::Challenge {
+            version: PROTOCOL_VERSION,
+            nonce: hex::encode([9u8; 32]),
+        };
+        let [RelayEvent::SendText(auth)] = &client.handle_text(0, &me, &challenge.to_text())[..]
+        else {
+            panic!("expected the answer");
+        };
+        let Ok(ClientMessage::Auth { capability, .. }) = serde_json::from_str(auth) else {
+            panic!("{auth}");
+        };
+        assert_eq!(capability.as_deref(), Some("c0ffee"));
+        let reader = RoomPeer {
+            write: false,
+            ..room_peer(key(2).public_key(), 2)
+        };
+        let welcome = ServerMessage::Welcome {
+            peer: String::new(),
+            handle: 0,
+            peers: vec![reader, room_peer(key(3).public_key(), 3)],
+            write: false,
+        };
+        client.handle_text(0, &me, &welcome.to_text());
+        assert!(!client.may_write());
+        assert!(!client.peer_may_write(&key(2).public_key()));
+        assert!(client.peer_may_write(&key(3).public_key()));
+        let joined = ServerMessage::PeerJoined {
+            peer: hex::encode(key(4).public_key()),
+            handle: 4,
+            write: false,
+        };
+        client.handle_text(0, &me, &joined.to_text());
+        assert!(!client.peer_may_write(&key(4).public_key()));
+        client.closed(0, 0);
+        assert!(client.may_write(), "until the next welcome says otherwise");
+        assert!(client.peer_may_write(&key(2).public_key()));
+    }
+
+    #[test]
     fn hostile_control_messages_are_ignored() {
         let (mut client, me) = open_client();
         let before: Vec<PeerId> = client.peers().copied().collect();
@@ -409,6 +503,7 @@ mod tests {
                 peer: String::new(),
                 handle: 0,
                 peers: vec![room_peer(key(5).public_key(), 5)],
+                write: true,
             }
             .to_text(),
         ] {
@@ -454,6 +549,7 @@ mod tests {
                 peer: String::new(),
                 handle: 0,
                 peers: vec![],
+                write: true,
             };
             client.handle_text(now, &me, &welcome.to_text());
             assert_eq!(client.state(), RelayState::Open);

@@ -19,6 +19,11 @@
 //!   `{"type":"signal","from":"…","data":…}`;
 //! - relay → peer: `{"type":"error","code":"…","message":"…"}` before refusing or closing.
 //!
+//! Rooms may require a [`Capability`]: the auth answer then carries `"capability":"<hex>"`, and
+//! a peer whose capability is read-only is announced with `"write":false` (in the welcome, the
+//! `peers` list and `peer-joined`); the relay lets it send only what catching up needs
+//! ([`read_only_may_send`]) and no signalling.
+//!
 //! Peers may spell ids in either hex case; the relay always shows them in lower case, so one key
 //! is one peer.
 //!
@@ -26,8 +31,13 @@
 //! peers' [`RelayClient`] (sans-IO: the pump opens the socket and hands over what arrives) both
 //! use it.
 
+mod capability;
 mod client;
 
+pub use capability::{
+    Access, CAPABILITY_DOMAIN, CAPABILITY_VERSION, Capability, CapabilityRefusal, MAX_CAPABILITY,
+    MIN_CAPABILITY,
+};
 pub use client::{
     BACKOFF_MAX_MS, BACKOFF_MIN_MS, MAX_CONTROL_MESSAGE, RelayClient, RelayEvent, RelayState,
     STABLE_SESSION_MS,
@@ -55,6 +65,18 @@ pub const TO_PEER: u8 = 1;
 
 /// A peer's number in a room, given by the relay (see the module docs).
 pub type Handle = u32;
+
+/// The signed frame version ([`read_only_may_send`] reads): chrysalis-sync's `FRAME_VERSION`.
+pub const SYNC_FRAME_VERSION: u8 = 6;
+
+/// Whether a peer with read-only access may send `frame`: a signed sync frame of
+/// [`SYNC_FRAME_VERSION`] whose kind only asks or announces, addressed or not: a digest (2), a
+/// request (3) or a heartbeat (5). Pushes, answers with deltas, application messages and
+/// frames of other versions are writes. The kind byte is signed and receivers dispatch on it,
+/// so a frame labelled a digest cannot carry deltas.
+pub fn read_only_may_send(frame: &[u8]) -> bool {
+    matches!(frame, [SYNC_FRAME_VERSION, kind, ..] if matches!(kind & 0x7f, 2 | 3 | 5))
+}
 
 /// Appends `handle` as unsigned LEB128.
 pub fn put_handle(out: &mut Vec<u8>, mut handle: Handle) {
@@ -87,6 +109,18 @@ pub struct RoomPeer {
     pub peer: String,
     /// Its handle in the room.
     pub handle: Handle,
+    /// Whether it may write (false: its capability is read-only; relays before capabilities
+    /// sent nothing, which means true).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub write: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// What a peer signs to prove it holds the key of the id it claims: the domain, the relay's
@@ -114,6 +148,9 @@ pub enum ServerMessage {
         handle: Handle,
         /// The others.
         peers: Vec<RoomPeer>,
+        /// Whether this session may write (see [`RoomPeer::write`]).
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        write: bool,
     },
     /// A peer entered the room.
     PeerJoined {
@@ -121,6 +158,9 @@ pub enum ServerMessage {
         peer: String,
         /// Its handle while it stays.
         handle: Handle,
+        /// Whether it may write (see [`RoomPeer::write`]).
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        write: bool,
     },
     /// A peer's last connection to the room closed.
     PeerLeft {
@@ -158,6 +198,9 @@ pub enum ClientMessage {
         peer: String,
         /// Signature over [`auth_message`], hex.
         signature: String,
+        /// A [`Capability`] for this room and peer, hex, where the room requires one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capability: Option<String>,
     },
     /// Signalling for one peer.
     Signal {

@@ -30,8 +30,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use admission::{Ticket, Usage};
 use protocol::{
-    ClientMessage, Handle, MAX_ROOM_NAME, PROTOCOL_VERSION, RoomPeer, ServerMessage, TO_EVERYONE,
-    TO_PEER,
+    Access, Capability, ClientMessage, Handle, MAX_ROOM_NAME, PROTOCOL_VERSION, RoomPeer,
+    ServerMessage, TO_EVERYONE, TO_PEER,
 };
 use socket::Outbox;
 
@@ -42,6 +42,10 @@ pub type PeerId = [u8; 32];
 /// address or an IPv6 /64 (what one host or customer is given).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
+    /// Issuers whose [`protocol::Capability`] tokens this relay accepts.
+    pub trusted_issuers: Vec<PeerId>,
+    /// Rooms whose names start with one of these need a capability (`""`: every room).
+    pub capability_rooms: Vec<String>,
     /// The largest message a peer may send once authenticated, header included (bytes).
     pub max_frame: usize,
     /// Sustained messages per second per connection (binary, text and ping alike).
@@ -73,6 +77,8 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
+            trusted_issuers: Vec::new(),
+            capability_rooms: Vec::new(),
             max_frame: (1 << 20) + 64,
             rate_per_second: 500,
             burst: 2000,
@@ -142,6 +148,9 @@ struct Room {
     handles: HashMap<PeerId, Handle>,
     by_handle: HashMap<Handle, PeerId>,
     next_handle: Handle,
+    /// Read-only connections per peer (a peer with any is not signalled: a data channel would
+    /// pass the relay's check).
+    readers: HashMap<PeerId, usize>,
 }
 
 impl Room {
@@ -257,6 +266,13 @@ const POLICY: u16 = 1008;
 const TOO_BIG: u16 = 1009;
 const TRY_AGAIN_LATER: u16 = 1013;
 
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Resolves when the relay is shutting down.
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
@@ -270,6 +286,10 @@ struct Session {
     room: String,
     address: IpAddr,
     outbox: Outbox,
+    /// False for a read-only capability.
+    write: bool,
+    /// When its capability expires (Unix seconds), if it presented one.
+    expires_at: Option<u64>,
 }
 
 /// The end of a connection: what the peer is told, and the close code.
@@ -322,6 +342,7 @@ impl Relay {
             room,
             peer,
             signature,
+            capability,
         }) = serde_json::from_str(answer)
         else {
             return Err(Closing::policy(
@@ -358,6 +379,22 @@ impl Relay {
             ));
         }
         let config = &self.config;
+        let capability = match capability {
+            Some(token) => Some(
+                Capability::check(&token, &config.trusted_issuers, &room, &peer, unix_now())
+                    .map_err(|refusal| Closing::policy(refusal.code, refusal.message))?,
+            ),
+            None if config.capability_rooms.iter().any(|p| room.starts_with(p)) => {
+                return Err(Closing::policy(
+                    "CAPABILITY_REQUIRED",
+                    "this room requires a capability from an issuer the relay trusts",
+                ));
+            }
+            None => None,
+        };
+        let write = capability
+            .as_ref()
+            .is_none_or(|c| c.access == Access::ReadWrite);
         let mut hub = self.hub.lock().expect("hub lock");
         let members = hub.rooms.get(&room);
         let first = members.is_none_or(|m| !m.peers.contains_key(&peer));
@@ -407,6 +444,9 @@ impl Relay {
         *hub.per_peer.entry(peer).or_default() += 1;
         let members = hub.rooms.entry(room.clone()).or_default();
         *members.per_address.entry(ticket.address).or_default() += 1;
+        if !write {
+            *members.readers.entry(peer).or_default() += 1;
+        }
         let id = hex::encode(peer);
         let handle = members.handle_of(peer);
         let mut peers: Vec<RoomPeer> = members
@@ -416,6 +456,7 @@ impl Relay {
             .map(|p| RoomPeer {
                 peer: hex::encode(p),
                 handle: members.handles[p],
+                write: !members.readers.contains_key(p),
             })
             .collect();
         peers.sort_by_key(|p| p.handle);
@@ -423,6 +464,7 @@ impl Relay {
             let joined = text(&ServerMessage::PeerJoined {
                 peer: id.clone(),
                 handle,
+                write,
             });
             for other in members.peers.values().flatten() {
                 other.push(joined.clone());
@@ -432,6 +474,7 @@ impl Relay {
             peer: id,
             handle,
             peers,
+            write,
         }));
         members.peers.entry(peer).or_default().push(outbox.clone());
         self.stats.connections_total.fetch_add(1, Ordering::Relaxed);
@@ -441,6 +484,8 @@ impl Relay {
             room,
             address: ticket.address,
             outbox,
+            write,
+            expires_at: capability.map(|c| c.expires_at),
         };
         Ok((session, rx))
     }
@@ -466,6 +511,12 @@ impl Relay {
                     },
                     _ => return Err(bad_frame()),
                 };
+                if !session.write && !protocol::read_only_may_send(frame) {
+                    return Err(Refusal::Drop(
+                        "READ_ONLY",
+                        "a read-only capability sends digests, requests and heartbeats only".into(),
+                    ));
+                }
                 let mut forwarded = Vec::with_capacity(5 + frame.len());
                 protocol::put_handle(&mut forwarded, session.handle);
                 forwarded.extend_from_slice(frame);
@@ -478,6 +529,13 @@ impl Relay {
                         "BAD_SIGNAL",
                         "`to` must be 64 hex digits".into(),
                     ))?;
+                    if !session.write || self.reads_only(&session.room, &to) {
+                        // A data channel would carry what the relay refuses.
+                        return Err(Refusal::Drop(
+                            "READ_ONLY",
+                            "no signalling to or from a read-only peer".into(),
+                        ));
+                    }
                     let signal = text(&ServerMessage::Signal {
                         from: hex::encode(session.peer),
                         data,
@@ -558,6 +616,14 @@ impl Relay {
         }
     }
 
+    /// Whether `peer` holds a read-only connection to `room`.
+    fn reads_only(&self, room: &str, peer: &PeerId) -> bool {
+        let hub = self.hub.lock().expect("hub lock");
+        hub.rooms
+            .get(room)
+            .is_some_and(|m| m.readers.contains_key(peer))
+    }
+
     /// Removes a closing connection from its room and tells the others if its peer left.
     fn leave(&self, session: &Session) {
         let mut hub = self.hub.lock().expect("hub lock");
@@ -574,6 +640,14 @@ impl Relay {
             *count -= 1;
             if *count == 0 {
                 members.per_address.remove(&session.address);
+            }
+        }
+        if !session.write
+            && let Some(count) = members.readers.get_mut(&session.peer)
+        {
+            *count -= 1;
+            if *count == 0 {
+                members.readers.remove(&session.peer);
             }
         }
         if let Some(boxes) = members.peers.get_mut(&session.peer) {

@@ -2,7 +2,15 @@
 //! [--max-connections-per-peer N] [--max-room-peers N] [--max-connections N]
 //! [--max-connections-per-address N] [--max-room-connections-per-address N] [--max-pending N]
 //! [--max-pending-per-address N] [--auth-timeout-ms MS] [--max-queue-bytes BYTES]
-//! [--max-queue-bytes-per-address BYTES]`
+//! [--max-queue-bytes-per-address BYTES] [--trust-issuer HEX,…] [--capability-rooms PREFIX,…]`
+//!
+//! `--trust-issuer` lists the issuer public keys whose capabilities the relay accepts;
+//! `--capability-rooms` the room-name prefixes that require one (an empty prefix: every room).
+//!
+//! `chrysalis-relay capability keygen --out FILE` writes a new issuer seed (hex, mode 0600) to
+//! FILE and prints its public key, for `--trust-issuer`.
+//! `chrysalis-relay capability issue --issuer-seed-file FILE --room ROOM --peer HEX
+//! --access read|write --ttl SECONDS` prints a capability for one peer in one room and its id.
 //!
 //! Each flag can also come from the environment: `CHRYSALIS_RELAY_LISTEN`,
 //! `CHRYSALIS_RELAY_MAX_FRAME`, … (upper-case, `_` for `-`). The defaults are
@@ -13,7 +21,9 @@
 
 use std::time::Duration;
 
+use chrysalis_crypto::SigningKey;
 use chrysalis_relay::RelayConfig;
+use chrysalis_relay::protocol::{Access, Capability, parse_peer};
 
 /// File handles kept free beyond the connection limits: the listener, the runtime, and sockets
 /// accepted only to be closed.
@@ -47,8 +57,80 @@ fn number<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Resu
     }
 }
 
+/// The value of `--name` as a comma-separated list (empty without the flag).
+fn list(args: &[String], name: &str) -> Vec<String> {
+    setting(args, name).map_or_else(Vec::new, |v| v.split(',').map(str::to_owned).collect())
+}
+
+/// The issuer keys of `--trust-issuer`.
+fn trusted_issuers(args: &[String]) -> Result<Vec<[u8; 32]>, String> {
+    list(args, "trust-issuer")
+        .iter()
+        .map(|hex| parse_peer(hex.trim()).ok_or(format!("--trust-issuer {hex:?}: 64 hex digits")))
+        .collect()
+}
+
+fn required(args: &[String], name: &str) -> Result<String, String> {
+    setting(args, name).ok_or(format!("--{name} is required"))
+}
+
+/// `capability keygen` and `capability issue`.
+fn capability(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("keygen") => {
+            let out = required(args, "out")?;
+            let seed: [u8; 32] = chrysalis_crypto::random_array().map_err(|e| e.to_string())?;
+            let key = SigningKey::from_seed(&seed).map_err(|e| e.to_string())?;
+            let mut file = std::fs::OpenOptions::new();
+            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+            std::io::Write::write_all(
+                &mut file
+                    .write(true)
+                    .create_new(true)
+                    .open(&out)
+                    .map_err(|e| format!("cannot create {out}: {e}"))?,
+                hex::encode(seed).as_bytes(),
+            )
+            .map_err(|e| format!("cannot write {out}: {e}"))?;
+            println!("{}", hex::encode(key.public_key()));
+            Ok(())
+        }
+        Some("issue") => {
+            let path = required(args, "issuer-seed-file")?;
+            let seed =
+                std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            let seed = parse_peer(seed.trim()).ok_or(format!("{path}: 64 hex digits expected"))?;
+            let issuer = SigningKey::from_seed(&seed).map_err(|e| e.to_string())?;
+            let room = required(args, "room")?;
+            let peer = required(args, "peer")?;
+            let peer = parse_peer(&peer).ok_or(format!("--peer {peer:?}: 64 hex digits"))?;
+            let access = match required(args, "access")?.as_str() {
+                "read" => Access::Read,
+                "write" => Access::ReadWrite,
+                other => return Err(format!("--access {other:?}: read or write")),
+            };
+            let ttl: u64 = number(args, "ttl", 3600)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?
+                .as_secs();
+            let id: [u8; 16] = chrysalis_crypto::random_array().map_err(|e| e.to_string())?;
+            let token =
+                Capability::issue(&issuer, &room, &peer, access, now.saturating_add(ttl), id)
+                    .ok_or("--room: 1 to 128 bytes")?;
+            println!("{token}");
+            eprintln!("id {} expires {}", hex::encode(id), now.saturating_add(ttl));
+            Ok(())
+        }
+        _ => Err("capability keygen | capability issue (see --help)".into()),
+    }
+}
+
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("capability") {
+        return capability(&args[1..]);
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "{}",
@@ -62,6 +144,8 @@ fn run() -> Result<(), String> {
     }
     let defaults = RelayConfig::default();
     let config = RelayConfig {
+        trusted_issuers: trusted_issuers(&args)?,
+        capability_rooms: list(&args, "capability-rooms"),
         max_frame: number(&args, "max-frame", defaults.max_frame)?,
         rate_per_second: number(&args, "rate", defaults.rate_per_second)?,
         burst: number(&args, "burst", defaults.burst)?,
@@ -100,6 +184,11 @@ fn run() -> Result<(), String> {
             defaults.max_queue_bytes_per_address,
         )?,
     };
+    if !config.capability_rooms.is_empty() && config.trusted_issuers.is_empty() {
+        return Err(
+            "--capability-rooms needs --trust-issuer: no peer could join those rooms".into(),
+        );
+    }
     let config = fit_file_limit(config);
     let listen = setting(&args, "listen").unwrap_or_else(|| "127.0.0.1:8787".into());
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;

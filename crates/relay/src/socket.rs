@@ -212,6 +212,8 @@ pub(crate) async fn connection(relay: Arc<Relay>, io: Io, mut ticket: Ticket) {
     let mut writer = tokio::spawn(write(sink, rx, backlog.clone()));
     let mut bucket = TokenBucket::new(relay.config.rate_per_second, relay.config.burst);
     let mut shutdown = relay.shutdown.clone();
+    let expiry = expiry(session.expires_at);
+    tokio::pin!(expiry);
     loop {
         let verdict = tokio::select! {
             message = stream.next() => match message {
@@ -227,6 +229,10 @@ pub(crate) async fn connection(relay: Arc<Relay>, io: Io, mut ticket: Ticket) {
                 session.outbox.push(close(GOING_AWAY, "relay shutting down"));
                 break;
             }
+            () = &mut expiry => Err(Refusal::Close(Closing::policy(
+                "CAPABILITY_EXPIRED",
+                "the capability expired: connection closed",
+            ))),
             () = backlog.overflow.notified() => {
                 relay.stats.refuse("SLOW_RECEIVER");
                 writer.abort();
@@ -260,6 +266,17 @@ pub(crate) async fn connection(relay: Arc<Relay>, io: Io, mut ticket: Ticket) {
     {
         writer.abort();
         let _ = writer.await;
+    }
+}
+
+/// Resolves when a capability that expires at `at` (Unix seconds) has expired; never without one.
+async fn expiry(at: Option<u64>) {
+    match at {
+        Some(at) => {
+            let left = at.saturating_sub(crate::unix_now());
+            tokio::time::sleep(Duration::from_secs(left)).await;
+        }
+        None => std::future::pending().await,
     }
 }
 

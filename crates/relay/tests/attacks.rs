@@ -341,15 +341,18 @@ async fn peer_ids_are_shown_in_one_canonical_spelling() {
             handle: 1,
             peers: vec![RoomPeer {
                 peer: a_hex.clone(),
-                handle: 0
-            }]
+                handle: 0,
+                write: true
+            }],
+            write: true
         }
     );
     assert_eq!(
         next_control(&mut a).await,
         ServerMessage::PeerJoined {
             peer: b_hex.clone(),
-            handle: 1
+            handle: 1,
+            write: true
         }
     );
     let signal = serde_json::json!({ "type": "signal", "to": a_hex.to_uppercase(), "data": 1 });

@@ -31,14 +31,16 @@ async fn peers_authenticate_see_each_other_and_exchange_frames_and_signals() {
         joined.peers,
         [RoomPeer {
             peer: hex::encode(ka.public_key()),
-            handle: 0
+            handle: 0,
+            write: true
         }]
     );
     assert_eq!(
         next_control(&mut a).await,
         ServerMessage::PeerJoined {
             peer: hex::encode(kb.public_key()),
-            handle: 1
+            handle: 1,
+            write: true
         }
     );
     // Another room sees nothing of this one, and numbers its peers itself.
@@ -98,7 +100,7 @@ async fn a_frame_right_behind_the_auth_answer_is_not_lost() {
         .unwrap();
     b.flush().await.unwrap();
     // a hears of b, with its handle, before b's frame.
-    let ServerMessage::PeerJoined { peer, handle } = next_control(&mut a).await else {
+    let ServerMessage::PeerJoined { peer, handle, .. } = next_control(&mut a).await else {
         panic!("expected b to join");
     };
     assert_eq!((peer, handle), (hex::encode(kb.public_key()), 1));
@@ -193,7 +195,8 @@ async fn clients_of_another_protocol_version_are_refused_without_affecting_other
         next_control(&mut a).await,
         ServerMessage::PeerJoined {
             peer: hex::encode(kb.public_key()),
-            handle: 1
+            handle: 1,
+            write: true
         }
     );
     pair_still_works(&mut a, &mut b, 1).await;
@@ -277,7 +280,8 @@ async fn frames_to_unheld_handles_reach_nobody_and_handles_are_not_reused() {
         next_control(&mut a).await,
         ServerMessage::PeerJoined {
             peer: hex::encode(kd.public_key()),
-            handle: 3
+            handle: 3,
+            write: true
         }
     );
     // b's old handle reaches nobody; c is still 2.
@@ -298,7 +302,8 @@ async fn frames_to_unheld_handles_reach_nobody_and_handles_are_not_reused() {
         next_control(&mut a).await,
         ServerMessage::PeerJoined {
             peer: hex::encode(kb.public_key()),
-            handle: 4
+            handle: 4,
+            write: true
         }
     );
     // The four lost frames and the stale one are counted.

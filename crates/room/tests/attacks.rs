@@ -33,8 +33,10 @@ fn welcome(me: &PeerId, peers: &[PeerId]) -> String {
             .map(|(i, p)| RoomPeer {
                 peer: hex(p),
                 handle: i as u32 + 1,
+                write: true,
             })
             .collect(),
+        write: true,
     }
     .to_text()
 }
@@ -43,6 +45,7 @@ fn joined(peer: &PeerId, handle: u32) -> String {
     ServerMessage::PeerJoined {
         peer: hex(peer),
         handle,
+        write: true,
     }
     .to_text()
 }

@@ -208,3 +208,31 @@ fn a_failed_storage_write_stops_its_memory_and_nothing_after_it_is_acknowledged(
         .count();
     assert_eq!(failures, 1);
 }
+
+/// The relay filters a read-only peer's frames by their cleartext header, without the sync
+/// crate: its allow-list must agree with the frame kinds this build signs.
+#[test]
+fn the_relays_read_only_filter_passes_exactly_what_catching_up_sends() {
+    use chrysalis_sync::{FRAME_VERSION, FrameKind, SignedFrame, room_id};
+    assert_eq!(chrysalis_relay_protocol::SYNC_FRAME_VERSION, FRAME_VERSION);
+    let key = chrysalis_crypto::SigningKey::from_seed(&[1; 32]).unwrap();
+    let (room, to) = (room_id("room"), [2; 32]);
+    for (kind, catching_up) in [
+        (FrameKind::Gossip, false),
+        (FrameKind::Digest, true),
+        (FrameKind::Request, true),
+        (FrameKind::Deltas, false),
+        (FrameKind::Heartbeat, true),
+        (FrameKind::App, false),
+    ] {
+        let everyone = SignedFrame::encode(&key, &room, kind, 1, b"payload");
+        let addressed = SignedFrame::encode_to(&key, &room, &to, kind, 1, b"payload");
+        for frame in [everyone, addressed] {
+            assert_eq!(
+                chrysalis_relay_protocol::read_only_may_send(&frame),
+                catching_up,
+                "{kind:?}"
+            );
+        }
+    }
+}

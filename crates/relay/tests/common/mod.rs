@@ -109,14 +109,26 @@ pub async fn challenge(relay: &RelayHandle) -> (Ws, Vec<u8>) {
 
 /// The auth answer of `key` for `room`, signed for `signed_room`.
 pub fn auth(key: &SigningKey, room: &str, signed_room: &str, nonce: &[u8]) -> Message {
+    auth_with(key, room, signed_room, nonce, None)
+}
+
+/// The auth answer of `key` for `room`, signed for `signed_room`, with a capability.
+pub fn auth_with(
+    key: &SigningKey,
+    room: &str,
+    signed_room: &str,
+    nonce: &[u8],
+    capability: Option<&str>,
+) -> Message {
     let signature = key.sign(&auth_message(nonce, signed_room));
-    Message::text(
-        serde_json::json!({
-            "type": "auth", "version": 2, "room": room,
-            "peer": hex::encode(key.public_key()), "signature": hex::encode(signature),
-        })
-        .to_string(),
-    )
+    let mut answer = serde_json::json!({
+        "type": "auth", "version": 2, "room": room,
+        "peer": hex::encode(key.public_key()), "signature": hex::encode(signature),
+    });
+    if let Some(capability) = capability {
+        answer["capability"] = capability.into();
+    }
+    Message::text(answer.to_string())
 }
 
 /// What the welcome told an admitted peer.
@@ -126,6 +138,8 @@ pub struct Admitted {
     pub handle: Handle,
     /// The peers already in the room, by handle (that is, in join order).
     pub peers: Vec<RoomPeer>,
+    /// Whether the relay lets it write.
+    pub write: bool,
 }
 
 /// Connects from `source` to the relay at `to` and authenticates: the socket and what the
@@ -136,17 +150,39 @@ pub async fn join_from(
     key: &SigningKey,
     room: &str,
 ) -> Result<(Ws, Admitted), String> {
+    join_with(to, source, key, room, None).await
+}
+
+/// Connects from `source` to the relay at `to` and authenticates with `capability`: the
+/// socket and what the welcome said, or the refusal's code.
+pub async fn join_with(
+    to: SocketAddr,
+    source: Ipv4Addr,
+    key: &SigningKey,
+    room: &str,
+    capability: Option<&str>,
+) -> Result<(Ws, Admitted), String> {
     let (mut ws, nonce) = challenge_from(to, source).await;
-    ws.send(auth(key, room, room, &nonce)).await.unwrap();
+    ws.send(auth_with(key, room, room, &nonce, capability))
+        .await
+        .unwrap();
     match next_control(&mut ws).await {
         ServerMessage::Welcome {
             peer,
             handle,
             mut peers,
+            write,
         } => {
             assert_eq!(peer, hex::encode(key.public_key()));
             peers.sort_by_key(|p| p.handle);
-            Ok((ws, Admitted { handle, peers }))
+            Ok((
+                ws,
+                Admitted {
+                    handle,
+                    peers,
+                    write,
+                },
+            ))
         }
         ServerMessage::Error { code, .. } => Err(code),
         other => panic!("expected welcome, got {other:?}"),

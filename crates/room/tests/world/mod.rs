@@ -486,6 +486,7 @@ impl World {
                 room,
                 peer,
                 signature,
+                ..
             } => {
                 assert_eq!(version, PROTOCOL_VERSION);
                 let peer = parse_peer(&peer).unwrap();
@@ -502,6 +503,7 @@ impl World {
                     .map(|&c| RoomPeer {
                         peer: hex(&self.conns[c].peer.unwrap()),
                         handle: c as u32,
+                        write: true,
                     })
                     .collect();
                 self.conns[conn].peer = Some(peer);
@@ -512,11 +514,19 @@ impl World {
                         peer: hex(&peer),
                         handle,
                         peers,
+                        write: true,
                     },
                 );
                 for c in others {
                     let peer = hex(&peer);
-                    self.tell(c, &ServerMessage::PeerJoined { peer, handle });
+                    self.tell(
+                        c,
+                        &ServerMessage::PeerJoined {
+                            peer,
+                            handle,
+                            write: true,
+                        },
+                    );
                 }
             }
             ClientMessage::Signal { to, data } => {
