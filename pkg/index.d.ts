@@ -106,8 +106,10 @@ export interface SyncNodeOptions extends SyncOptions {
   room: string;
   /** The Ed25519 identity that signs every frame and answers the relay's challenge. */
   identity: SigningKey;
-  /** A Chrysalis relay (`ws://…` or `wss://…`): presence, forwarding and WebRTC signalling. */
-  relayUrl?: string;
+  /** A Chrysalis relay (`ws://…` or `wss://…`): presence, forwarding and WebRTC signalling. Several relays of one deployment (at most 16): the node starts at one drawn at random and moves to the next, with the same backoff, whenever its connection closes. */
+  relayUrl?: string | string[];
+  /** A capability (hex, from `issueCapability` or `chrysalis-relay capability issue`) for rooms whose relays require one. */
+  capability?: string;
   /** Open WebRTC data channels to the relay's peers and prefer them (needs `relayUrl`). */
   webrtc?: boolean;
   /** Replicate with other tabs of this origin over a BroadcastChannel (no server needed). */
@@ -164,6 +166,8 @@ export declare class SyncNode extends EventTarget {
   unshare(name: string): boolean;
   /** Pushes the delta a mutator of the shared CRDT `name` returned. */
   change(name: string, delta: Uint8Array): void;
+  /** The capability presented from the next relay connection on (a fresh one before the current expires: the relay closes a session whose capability expired). */
+  setCapability(capability: string | null): void;
   /** The connected peers and the transports that reach them. */
   peers(): (SyncPeerInfo & { via: SyncTransport[] })[];
   /** Protocol counters plus per-transport traffic and connection states. */

@@ -39,7 +39,7 @@ export class Emitter extends EventTarget {
 /** A replica of named CRDTs kept in sync with the room's other peers (`await SyncNode.join(options)`; events in `SyncNodeEvents`). */
 export class SyncNode extends Emitter {
   #engine;
-  #options; // room, identity, relayUrl and WebSocket (the page's, or the `ws` package's in Node.js)
+  #options; // room, identity and WebSocket (the page's, or the `ws` package's in Node.js)
   #timer;
   #closed = false;
   #running = false;
@@ -60,8 +60,9 @@ export class SyncNode extends Emitter {
     super();
     const { room, identity, relayUrl, webrtc = false, broadcastChannel = false, WebSocket = globalThis.WebSocket, ...engineOptions } = options;
     if (typeof identity?.sign !== "function" || typeof identity.publicKey !== "function") throw syncError("BAD_ARGUMENT", "identity must be a SigningKey");
-    this.#options = { room, identity, relayUrl, WebSocket };
-    const links = { relay: !!relayUrl, webrtc, broadcast: broadcastChannel };
+    this.#options = { room, identity, WebSocket };
+    const relays = relayUrl === undefined ? [] : [relayUrl].flat(); // the engine checks them and chooses
+    const links = { relays, webrtc, broadcast: broadcastChannel };
     this.#engine = new RoomEngine(identity, { ...engineOptions, ...links, room }, Date.now());
     pumps.set(this, {
       storages: this.#storages,
@@ -103,6 +104,11 @@ export class SyncNode extends Emitter {
   change(name, delta) {
     this.#engine.localChange(Date.now(), name, delta);
     this.#run();
+  }
+
+  /** The capability (hex, from `issueCapability`) presented from the next relay connection on: pass a fresh one before the current expires. */
+  setCapability(capability) {
+    this.#engine.setCapability(capability ?? undefined);
   }
 
   /** The connected peers: `[{ id, score, lastHeard, via: ["relay" | "webrtc" | "broadcast"] }]`. */
@@ -182,7 +188,7 @@ export class SyncNode extends Emitter {
     const { link } = action;
     switch (action.type) {
       case "open-relay":
-        return this.#openRelay(link);
+        return this.#openRelay(link, action.url);
       case "open-data-channel":
         return this.#openDataChannel(link, action.initiator);
       case "open-broadcast":
@@ -227,8 +233,8 @@ export class SyncNode extends Emitter {
     broadcast?.close();
   }
 
-  #openRelay(link) {
-    const socket = new this.#options.WebSocket(this.#options.relayUrl);
+  #openRelay(link, url) {
+    const socket = new this.#options.WebSocket(url);
     socket.binaryType = "arraybuffer";
     this.#links.set(link, { socket });
     socket.onopen = () => this.#call((e, now) => e.linkOpened(now, link));

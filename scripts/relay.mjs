@@ -3,22 +3,18 @@
 //
 //   const relay = await startRelay(); relay.url; await relay.stop();
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
-/** The relay binary: $CHRYSALIS_RELAY_BIN, else the release build, else the debug build. */
+/** The relay binary: $CHRYSALIS_RELAY_BIN, else the newer of the release and debug builds (a stale release build would test old code). */
 export function relayBinary() {
-  const candidates = [
-    process.env.CHRYSALIS_RELAY_BIN,
-    join(ROOT, "target/release/chrysalis-relay"),
-    join(ROOT, "target/debug/chrysalis-relay"),
-  ].filter(Boolean);
-  const found = candidates.find((path) => existsSync(path));
-  if (!found) throw new Error("no chrysalis-relay binary: run `cargo build -p chrysalis-relay` first");
-  return found;
+  if (process.env.CHRYSALIS_RELAY_BIN) return process.env.CHRYSALIS_RELAY_BIN;
+  const built = ["release", "debug"].map((profile) => join(ROOT, "target", profile, "chrysalis-relay")).filter((path) => existsSync(path));
+  if (!built.length) throw new Error("no chrysalis-relay binary: run `cargo build -p chrysalis-relay` first");
+  return built.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
 }
 
 /**

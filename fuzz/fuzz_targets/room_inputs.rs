@@ -19,7 +19,8 @@ fuzz_target!(|data: &[u8]| {
             room: "room".into(),
             ..SyncConfig::default()
         },
-        relay: true,
+        relays: vec!["ws://relay".into()],
+        capability: None,
         webrtc: true,
         broadcast: true,
     };
@@ -27,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let (mut relay, mut broadcast) = (LinkId(u32::MAX), LinkId(u32::MAX));
     while let Some(output) = room.poll_output() {
         match output {
-            Output::OpenRelay { link } => relay = link,
+            Output::OpenRelay { link, .. } => relay = link,
             Output::OpenBroadcast { link, .. } => broadcast = link,
             _ => {}
         }

@@ -20,5 +20,6 @@ mod room;
 pub use error::RoomError;
 pub use memory::{CouncilEvent, MAX_REQUESTED, MOTION_NONCE, MemoryOptions, StorageWrite, Stored};
 pub use room::{
-    LinkId, LinkKind, MAX_DATA_CHANNEL_MESSAGE, Output, Room, RoomConfig, RoomEvent, Traffic,
+    LinkId, LinkKind, MAX_DATA_CHANNEL_MESSAGE, MAX_RELAY_URL, MAX_RELAYS, Output, Room,
+    RoomConfig, RoomEvent, Traffic,
 };

@@ -23,6 +23,10 @@ pub const MAX_DATA_CHANNELS: usize = 64;
 pub const MAX_OPENING_DATA_CHANNELS: usize = 8;
 /// A data channel not open after this long is closed (ms).
 pub const DATA_CHANNEL_OPEN_TIMEOUT_MS: u64 = 30_000;
+/// The most relay URLs a room takes.
+pub const MAX_RELAYS: usize = 16;
+/// The longest relay URL, in bytes.
+pub const MAX_RELAY_URL: usize = 2048;
 
 /// A link the room asked its pump to open (ids are never reused within a room).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,8 +59,13 @@ impl LinkKind {
 pub struct RoomConfig {
     /// The replication node's settings; `room` names the room (1 to 128 bytes).
     pub sync: SyncConfig,
-    /// Connect to the relay.
-    pub relay: bool,
+    /// The relays' WebSocket URLs (`ws://` or `wss://`, at most [`MAX_RELAYS`]); none: no
+    /// relay. The room starts at one drawn at random and moves to the next whenever its socket
+    /// closes, so peers spread over the relays and leave one that goes away.
+    pub relays: Vec<String>,
+    /// A capability (hex, from the room's issuer) presented to the relays, where the room
+    /// requires one.
+    pub capability: Option<String>,
     /// Open WebRTC data channels to relay peers (needs the relay for signalling).
     pub webrtc: bool,
     /// Use the BroadcastChannel between tabs.
@@ -66,11 +75,13 @@ pub struct RoomConfig {
 /// What the pump must do, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    /// Open a WebSocket to the relay as `link`; report [`Room::link_opened`] or
+    /// Open a WebSocket to the relay at `url` as `link`; report [`Room::link_opened`] or
     /// [`Room::link_closed`].
     OpenRelay {
         /// The link.
         link: LinkId,
+        /// One of [`RoomConfig::relays`].
+        url: String,
     },
     /// Open a peer connection with a data channel to `peer` as `link` (`initiator`: this side
     /// creates the channel and the offer); pass its local signalling to
@@ -242,6 +253,9 @@ pub struct Room {
     links: BTreeMap<LinkId, Link>,
     /// The relay client and the link of its current socket, if any.
     relay: Option<(RelayClient, Option<LinkId>)>,
+    /// The relays' URLs, and the index of the one the next socket opens to.
+    relay_urls: Vec<String>,
+    next_relay: usize,
     data_channels: BTreeMap<PeerId, LinkId>,
     broadcast: Option<LinkId>,
     presence: Presence,
@@ -274,18 +288,29 @@ impl Room {
         if name.is_empty() || name.len() > chrysalis_relay_protocol::MAX_ROOM_NAME {
             return Err(RoomError::BadArgument("a room name is 1 to 128 bytes"));
         }
-        if config.webrtc && !config.relay {
+        if config.webrtc && config.relays.is_empty() {
             return Err(RoomError::BadArgument(
                 "WebRTC needs the relay for signalling",
+            ));
+        }
+        let url_ok = |url: &String| {
+            url.len() <= MAX_RELAY_URL && (url.starts_with("ws://") || url.starts_with("wss://"))
+        };
+        if config.relays.len() > MAX_RELAYS || !config.relays.iter().all(url_ok) {
+            return Err(RoomError::BadArgument(
+                "relays are at most 16 ws:// or wss:// URLs of at most 2,048 bytes",
             ));
         }
         let id = key.public_key();
         let sync_key = SigningKey::from_seed(&*key.seed()).expect("a key's own seed");
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let sync = SyncNode::new(sync_key, config.sync, now, rng.next_u64());
-        let relay = config
-            .relay
-            .then(|| (RelayClient::new(&name, id).expect("checked above"), None));
+        let relay = (!config.relays.is_empty()).then(|| {
+            let mut client = RelayClient::new(&name, id).expect("checked above");
+            client.set_capability(config.capability);
+            (client, None)
+        });
+        let next_relay = (rng.next_u64() % config.relays.len().max(1) as u64) as usize;
         let mut room = Room {
             sync,
             key,
@@ -296,6 +321,8 @@ impl Room {
             next_link: 0,
             links: BTreeMap::new(),
             relay,
+            relay_urls: config.relays,
+            next_relay,
             data_channels: BTreeMap::new(),
             broadcast: None,
             presence: Presence::default(),
@@ -435,6 +462,8 @@ impl Room {
                     return;
                 }
                 *current = None;
+                // The next socket tries the next relay: this one may be gone.
+                self.next_relay = (self.next_relay + 1) % self.relay_urls.len();
                 let random = self.rng.next_u64();
                 let lost = client.closed(now, random);
                 for event in lost {
@@ -548,8 +577,16 @@ impl Room {
                 RelayEvent::Opened => self.event_state(LinkKind::Relay, "open", None),
                 RelayEvent::PeerJoined(peer) => {
                     self.link(now, peer, LinkKind::Relay);
-                    // One side offers: the smaller id, so two peers never both do.
-                    if self.webrtc && self.id < peer && !self.data_channels.contains_key(&peer) {
+                    // One side offers: the smaller id, so two peers never both do; a read-only
+                    // side has no signalling (a channel would bypass the relay's check).
+                    let writers = self
+                        .relay_client()
+                        .is_some_and(|c| c.may_write() && c.peer_may_write(&peer));
+                    if self.webrtc
+                        && writers
+                        && self.id < peer
+                        && !self.data_channels.contains_key(&peer)
+                    {
                         self.open_data_channel(now, peer, true);
                     }
                 }
@@ -705,7 +742,8 @@ impl Room {
         if let Some((_, current)) = &mut self.relay {
             *current = Some(link);
         }
-        self.out.push_back(Output::OpenRelay { link });
+        let url = self.relay_urls[self.next_relay].clone();
+        self.out.push_back(Output::OpenRelay { link, url });
         self.event_state(LinkKind::Relay, "connecting", None);
     }
 
@@ -846,6 +884,35 @@ impl Room {
         self.relay.as_ref().map(|(client, _)| client)
     }
 
+    /// The open relay link, if the relay lets this agent send `frame` there (a read-only
+    /// capability passes only what catching up needs; the rest would be refused).
+    fn relay_link_for(&self, frame: &[u8]) -> Option<LinkId> {
+        let may =
+            |c: &RelayClient| c.may_write() || chrysalis_relay_protocol::read_only_may_send(frame);
+        self.relay_link()
+            .filter(|_| self.relay_client().is_some_and(may))
+    }
+
+    /// The relay URL the next socket opens to (`None` without a relay).
+    pub fn relay_url(&self) -> Option<&str> {
+        self.relay
+            .as_ref()
+            .map(|_| self.relay_urls[self.next_relay].as_str())
+    }
+
+    /// Whether the relay lets this agent write (false while its capability is read-only).
+    pub fn may_write(&self) -> bool {
+        self.relay_client().is_none_or(RelayClient::may_write)
+    }
+
+    /// The capability to present from the next relay socket on (a fresh one before the
+    /// current expires), or none.
+    pub fn set_capability(&mut self, capability: Option<String>) {
+        if let Some((client, _)) = &mut self.relay {
+            client.set_capability(capability);
+        }
+    }
+
     /// Sends over `peer`'s open data channel if the frame fits one.
     fn send_direct(&mut self, peer: &PeerId, bytes: &[u8]) -> bool {
         let Some(&link) = self.data_channels.get(peer) else {
@@ -880,7 +947,7 @@ impl Room {
             };
             self.send(LinkKind::Broadcast, link, envelope.encode());
         } else if let Some((relay, bytes)) = self
-            .relay_link()
+            .relay_link_for(&bytes)
             .filter(|_| kinds.contains(&LinkKind::Relay))
             .and_then(|relay| Some((relay, self.relay_client()?.to_peer(&peer, &bytes)?)))
         {
@@ -892,7 +959,7 @@ impl Room {
     /// relay for the rest of its peers (one frame to everyone when none of them got it another
     /// way).
     fn send_to_everyone(&mut self, bytes: Vec<u8>) {
-        let relay = self.relay_link();
+        let relay = self.relay_link_for(&bytes);
         let mut via_relay = Vec::new();
         let mut via_broadcast = false;
         let mut relay_peers = 0;

@@ -81,7 +81,7 @@ fn victim(
     let mut bc = None;
     for o in drain(&mut room) {
         match o {
-            Output::OpenRelay { link } => relay = Some(link),
+            Output::OpenRelay { link, .. } => relay = Some(link),
             Output::OpenBroadcast { link, .. } => bc = Some(link),
             _ => {}
         }
@@ -323,7 +323,7 @@ fn a_relay_welcome_close_loop_costs_the_room_little() {
             now = room.timeout().max(now);
             room.tick(now);
             if let Some(l) = drain(&mut room).into_iter().find_map(|o| match o {
-                Output::OpenRelay { link } => Some(link),
+                Output::OpenRelay { link, .. } => Some(link),
                 _ => None,
             }) {
                 break l;

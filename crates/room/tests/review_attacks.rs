@@ -187,7 +187,8 @@ fn councils_of_different_rooms_and_memories_have_different_scopes() {
             room: room.into(),
             ..SyncConfig::default()
         },
-        relay: false,
+        relays: Vec::new(),
+        capability: None,
         webrtc: false,
         broadcast: false,
     };

@@ -71,6 +71,31 @@ pub(crate) fn string_option(options: &JsValue, name: &str) -> Result<Option<Stri
 }
 
 #[cfg(feature = "crypto")]
+/// An optional list of strings (absent: empty), at most `max` of them.
+pub(crate) fn strings_option(
+    options: &JsValue,
+    name: &str,
+    max: usize,
+) -> Result<Vec<String>, CodedError> {
+    let value = option(options, name)?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    let wrong = || CodedError::bad_argument(format!("option {name} must be at most {max} strings"));
+    if !js_sys::Array::is_array(&value) {
+        return Err(wrong());
+    }
+    let array = js_sys::Array::from(&value);
+    if array.length() as usize > max {
+        return Err(wrong());
+    }
+    array
+        .iter()
+        .map(|v| v.as_string().ok_or_else(wrong))
+        .collect()
+}
+
+#[cfg(feature = "crypto")]
 /// A boolean option with a default.
 pub(crate) fn bool_option(
     options: &JsValue,

@@ -14,7 +14,8 @@ use wasm_bindgen::{JsCast, prelude::*};
 use crate::SigningKey;
 use crate::error::{CodedError, JsResult, js};
 use crate::input::{
-    bool_option, counts, hex, integer_option, now_ms, object, string_option, usize_option,
+    bool_option, counts, hex, integer_option, now_ms, object, string_option, strings_option,
+    usize_option,
 };
 use crate::memory::{change_object, council_object};
 
@@ -88,14 +89,20 @@ export interface RoomStats {
   transports: Record<RoomTransport, { framesSent: number; bytesSent: number; framesReceived: number; bytesReceived: number }>;
   /** The relay connection: `off`, `connecting`, `open` or `reconnecting`. */
   relay: string;
+  /** The relay URL in use, or the one the next socket opens to (absent without a relay). */
+  relayUrl?: string;
+  /** Whether the relay lets this agent write (false with a read-only capability). */
+  mayWrite: boolean;
   /** Each data channel's peer (hex) and state (`connecting`, `connected`). */
   webrtc: Record<string, string>;
 }
 /** Which links a room uses (`RoomEngine`), with the replication options. */
 export interface RoomOptions extends SyncOptions {
-  /** Connect to the relay (the pump opens a WebSocket when asked). */
-  relay?: boolean;
-  /** Open WebRTC data channels to relay peers (needs `relay`). */
+  /** The relays' URLs (`ws://` or `wss://`, at most 16): the engine starts at one drawn at random and moves to the next whenever its socket closes. None: no relay. */
+  relays?: string[];
+  /** A capability (hex, see `issueCapability`) for rooms whose relays require one. */
+  capability?: string;
+  /** Open WebRTC data channels to relay peers (needs `relays`). */
   webrtc?: boolean;
   /** Use the BroadcastChannel between tabs of this origin. */
   broadcast?: boolean;
@@ -112,9 +119,17 @@ export type RoomEventDetail =
   | { type: "saved"; memory: string; write: number }
   | { type: "storage-error"; memory: string; code: string; message: string }
   | { type: "council"; memory: string; round: CouncilEventDetail };
+/** What `issueCapability` signs: one peer's access to one room until `expiresAt` (Unix seconds). */
+export interface CapabilityOptions {
+  room: string;
+  /** The peer's public key, hex. */
+  peer: string;
+  access: "read" | "write";
+  expiresAt: number;
+}
 /** What the pump must do, in order (`link` ids are the engine's). */
 export type RoomAction =
-  | { type: "open-relay"; link: number }
+  | { type: "open-relay"; link: number; url: string }
   | { type: "open-data-channel"; link: number; peer: string; initiator: boolean }
   | { type: "open-broadcast"; link: number; name: string }
   | { type: "close"; link: number }
@@ -241,12 +256,12 @@ pub struct RoomEngine {
 #[wasm_bindgen]
 impl RoomEngine {
     /// The room `options.room` for the agent `identity` (its seed is copied; the key object
-    /// stays usable), over the links `options` asks for (`relay`, `webrtc`, `broadcast`), with
+    /// stays usable), over the links `options` asks for (`relays`, `webrtc`, `broadcast`), with
     /// the replication options of `SyncOptions`. `now` is `Date.now()`. Its first actions open
     /// the links.
     ///
-    /// @throws {Error} `code: "BAD_ARGUMENT"` for a bad room name, no link, WebRTC without the
-    /// relay, or an option that is not a non-negative integer.
+    /// @throws {Error} `code: "BAD_ARGUMENT"` for a bad room name, bad relay URLs, WebRTC
+    /// without a relay, or an option of the wrong type.
     #[wasm_bindgen(constructor)]
     pub fn new(
         identity: &SigningKey,
@@ -255,7 +270,8 @@ impl RoomEngine {
     ) -> JsResult<RoomEngine> {
         let config = RoomConfig {
             sync: sync_config(&options).map_err(js)?,
-            relay: bool_option(&options, "relay", false).map_err(js)?,
+            relays: strings_option(&options, "relays", chrysalis_room::MAX_RELAYS).map_err(js)?,
+            capability: string_option(&options, "capability").map_err(js)?,
             webrtc: bool_option(&options, "webrtc", false).map_err(js)?,
             broadcast: bool_option(&options, "broadcast", false).map_err(js)?,
         };
@@ -382,6 +398,13 @@ impl RoomEngine {
             .collect()
     }
 
+    /// The capability (hex) to present from the next relay socket on: a fresh one before the
+    /// current expires (a live session closes when its capability does).
+    #[wasm_bindgen(js_name = setCapability)]
+    pub fn set_capability(&mut self, capability: Option<String>) {
+        self.room.set_capability(capability);
+    }
+
     /// Counters: the protocol's frames, bytes and drops by reason, per transport traffic, the
     /// relay's state and each data channel's.
     #[wasm_bindgen(unchecked_return_type = "RoomStats")]
@@ -422,6 +445,8 @@ impl RoomEngine {
             ("drops", counts(&s.drops)),
             ("transports", transports),
             ("relay", relay.into()),
+            ("relayUrl", self.room.relay_url().into()),
+            ("mayWrite", self.room.may_write().into()),
             ("webrtc", webrtc.into()),
         ])
     }
@@ -431,9 +456,11 @@ impl RoomEngine {
 fn action(output: Output) -> JsValue {
     let link = |l: LinkId| JsValue::from(l.0);
     match output {
-        Output::OpenRelay { link: l } => {
-            object(&[("type", "open-relay".into()), ("link", link(l))])
-        }
+        Output::OpenRelay { link: l, url } => object(&[
+            ("type", "open-relay".into()),
+            ("link", link(l)),
+            ("url", url.into()),
+        ]),
         Output::OpenDataChannel {
             link: l,
             peer,
@@ -565,4 +592,46 @@ fn event_object(event: RoomEvent) -> JsValue {
             ("round", council_object(&event)),
         ]),
     }
+}
+
+/// A capability for one peer in one room, signed by `issuer` (the application's issuer key,
+/// whose public key the relays trust with `--trust-issuer`), hex as `SyncNode`'s `capability`
+/// option takes it. `options`: `room`, `peer` (hex public key), `access` (`"read"` or
+/// `"write"`) and `expiresAt` (Unix seconds). Meant for the application's server.
+///
+/// @throws {Error} `code: "BAD_ARGUMENT"` for a room of more than 128 bytes, a peer that is
+/// not 64 hex digits, another access, or an expiry that is not a non-negative integer.
+#[wasm_bindgen(js_name = issueCapability)]
+pub fn issue_capability(
+    issuer: &SigningKey,
+    #[wasm_bindgen(unchecked_param_type = "CapabilityOptions")] options: JsValue,
+) -> JsResult<String> {
+    use chrysalis_relay_protocol::{Access, Capability, parse_peer};
+    let room = string_option(&options, "room")
+        .map_err(js)?
+        .unwrap_or_default();
+    let peer = string_option(&options, "peer")
+        .map_err(js)?
+        .unwrap_or_default();
+    let peer = parse_peer(&peer)
+        .ok_or_else(|| js(CodedError::bad_argument("peer must be 64 hex digits")))?;
+    let access = match string_option(&options, "access").map_err(js)?.as_deref() {
+        Some("read") => Access::Read,
+        Some("write") => Access::ReadWrite,
+        _ => {
+            return Err(js(CodedError::bad_argument(
+                "access is \"read\" or \"write\"",
+            )));
+        }
+    };
+    let expires_at = integer_option(&options, "expiresAt", u64::MAX).map_err(js)?;
+    if expires_at == u64::MAX {
+        return Err(js(CodedError::bad_argument(
+            "expiresAt (Unix seconds) is required",
+        )));
+    }
+    let key = chrysalis_crypto::SigningKey::from_seed(&issuer.seed()[..]).map_err(js)?;
+    let id = chrysalis_crypto::random_array::<16>().map_err(js)?;
+    Capability::issue(&key, &room, &peer, access, expires_at, id)
+        .ok_or_else(|| js(CodedError::bad_argument("a room name is 1 to 128 bytes")))
 }

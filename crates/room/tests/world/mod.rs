@@ -123,7 +123,12 @@ pub fn room_config(relay: bool, webrtc: bool, broadcast: bool) -> RoomConfig {
             room: "room".into(),
             ..SyncConfig::default()
         },
-        relay,
+        relays: if relay {
+            vec!["ws://relay".into()]
+        } else {
+            Vec::new()
+        },
+        capability: None,
         webrtc,
         broadcast,
     }
@@ -360,7 +365,7 @@ impl World {
     pub fn pump(&mut self, agent: usize) {
         while let Some(output) = self.rooms[agent].poll_output() {
             match output {
-                Output::OpenRelay { link } => {
+                Output::OpenRelay { link, .. } => {
                     if self.relay_up {
                         let conn = self.conns.len();
                         let mut nonce = [0u8; 32];
