@@ -40,14 +40,19 @@ ensure_wasm_bindgen_cli() {
   fi
 }
 
-ensure_chromium() {
-  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-    step "apt-get install chromium chromium-driver"
+ensure_system_packages() {
+  local missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  # The relays' scale-out tests run a Redis on a free loopback port (never the package's service).
+  [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    step "apt-get install ${missing[*]}"
     as_root apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
   fi
 }
-# Where the browser tests find Chromium (installed by ensure_chromium).
+# Where the browser tests find Chromium (installed by ensure_system_packages).
 export CHROMEDRIVER=/usr/bin/chromedriver
 export CHROMIUM=/usr/bin/chromium
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$ROOT/tests/wasm/webdriver.json"
@@ -159,7 +164,7 @@ setup() {
   ensure_wasm_target
   local downloads_log
   downloads_log="$(mktemp)"
-  (ensure_chromium && ensure_node_modules && ensure_model && ensure_hf_layout) >"$downloads_log" 2>&1 &
+  (ensure_system_packages && ensure_node_modules && ensure_model && ensure_hf_layout) >"$downloads_log" 2>&1 &
   local downloads=$! status=0
   ensure_wasm_bindgen_cli || status=$?
   wait "$downloads" || status=$?

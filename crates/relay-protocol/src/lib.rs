@@ -31,6 +31,7 @@
 //! peers' [`RelayClient`] (sans-IO: the pump opens the socket and hands over what arrives) both
 //! use it.
 
+pub mod bus;
 mod capability;
 mod client;
 

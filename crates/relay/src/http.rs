@@ -68,8 +68,11 @@ fn route(
 ) -> Response<String> {
     match request.uri().path() {
         "/health" => {
-            let rooms = relay.hub.lock().expect("hub lock").rooms.len();
-            let mut response = Response::new(relay.stats.to_json(rooms).to_string());
+            let (healthy, body) = relay.health();
+            let mut response = Response::new(body.to_string());
+            if !healthy {
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));

@@ -12,12 +12,13 @@
 //! address, per room and address, per room, and in all. `/health` reports what the relay holds. See [`protocol`] for the wire format.
 
 mod admission;
+mod cluster;
 mod http;
 /// The wire format (its own crate, shared with the agent runtime's client).
 pub use chrysalis_relay_protocol as protocol;
 mod socket;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use admission::{Ticket, Usage};
+use protocol::bus::{BusMessage, RelayId};
 use protocol::{
     Access, Capability, ClientMessage, Handle, MAX_ROOM_NAME, PROTOCOL_VERSION, RoomPeer,
     ServerMessage, TO_EVERYONE, TO_PEER,
@@ -46,6 +48,9 @@ pub struct RelayConfig {
     pub trusted_issuers: Vec<PeerId>,
     /// Rooms whose names start with one of these need a capability (`""`: every room).
     pub capability_rooms: Vec<String>,
+    /// A Redis (`redis://…`) shared with other relays: they then share rooms. None: this
+    /// relay alone holds its rooms, in memory.
+    pub redis: Option<String>,
     /// The largest message a peer may send once authenticated, header included (bytes).
     pub max_frame: usize,
     /// Sustained messages per second per connection (binary, text and ping alike).
@@ -79,6 +84,7 @@ impl Default for RelayConfig {
         RelayConfig {
             trusted_issuers: Vec::new(),
             capability_rooms: Vec::new(),
+            redis: None,
             max_frame: (1 << 20) + 64,
             rate_per_second: 500,
             burst: 2000,
@@ -96,9 +102,20 @@ impl Default for RelayConfig {
     }
 }
 
+/// The prefix of the relays' keys and channels in Redis.
+const REDIS_PREFIX: &str = "chr";
+
 /// Counters, shown at `/health`.
 #[derive(Debug, Default)]
 pub struct RelayStats {
+    /// Redis calls answered (scripts and publishing pipelines), and their time in all (µs).
+    pub redis_calls: AtomicU64,
+    /// See `redis_calls`.
+    pub redis_micros: AtomicU64,
+    /// Connections to Redis lost.
+    pub redis_reconnects: AtomicU64,
+    /// Messages read from the rooms' channels.
+    pub redis_received: AtomicU64,
     /// Open, authenticated connections.
     pub connections: AtomicU64,
     /// Open sockets not yet authenticated.
@@ -115,12 +132,22 @@ pub struct RelayStats {
 
 impl RelayStats {
     fn refuse(&self, code: &'static str) {
+        self.refuse_many(code, 1);
+    }
+
+    fn refuse_many(&self, code: &'static str, count: u64) {
         *self
             .refused
             .lock()
             .expect("stats lock")
             .entry(code)
-            .or_default() += 1;
+            .or_default() += count;
+    }
+
+    fn redis_round_trip(&self, took: Duration) {
+        self.redis_calls.fetch_add(1, Ordering::Relaxed);
+        self.redis_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// The `/health` body.
@@ -151,9 +178,119 @@ struct Room {
     /// Read-only connections per peer (a peer with any is not signalled: a data channel would
     /// pass the relay's check).
     readers: HashMap<PeerId, usize>,
+    /// In a cluster: the peers other relays hold, which relays, and whether they may write.
+    remote: HashMap<PeerId, Remote>,
+    /// In a cluster: whether the room's snapshot from Redis is applied; until then presence
+    /// events are kept in `buffered` (in order) and applied after it.
+    synced: bool,
+    buffered: Vec<(RelayId, PresenceEvent)>,
+    /// In a cluster: connections admitted or being admitted here; the room stays subscribed
+    /// while there are any.
+    interest: usize,
+    /// In a cluster: connections of each peer waiting for Redis to admit them.
+    pending: HashMap<PeerId, usize>,
+}
+
+/// A peer of the room held by other relays.
+struct Remote {
+    relays: HashSet<RelayId>,
+    write: bool,
+}
+
+/// A presence change another relay announced.
+#[derive(Clone, Copy)]
+enum PresenceEvent {
+    Joined {
+        peer: PeerId,
+        handle: Handle,
+        write: bool,
+    },
+    Left {
+        peer: PeerId,
+    },
 }
 
 impl Room {
+    /// Whether `peer` is in the room (here or, in a cluster, on another relay).
+    fn present(&self, peer: &PeerId) -> bool {
+        self.handles.contains_key(peer)
+    }
+
+    /// Whether `peer` may write (no read-only connection here or elsewhere).
+    fn may_write(&self, peer: &PeerId) -> bool {
+        !self.readers.contains_key(peer) && self.remote.get(peer).is_none_or(|r| r.write)
+    }
+
+    /// Records `peer` under the handle Redis gave it (a cluster); returns it.
+    fn hold(&mut self, peer: PeerId, handle: Handle) -> Handle {
+        if let Some(old) = self.handles.insert(peer, handle)
+            && old != handle
+        {
+            self.by_handle.remove(&old);
+        }
+        self.by_handle.insert(handle, peer);
+        handle
+    }
+
+    /// Tells this relay's peers of the room `message`.
+    fn tell(&self, message: &Message) {
+        for outbox in self.peers.values().flatten() {
+            outbox.push(message.clone());
+        }
+    }
+
+    /// Applies another relay's presence change, telling this relay's peers when a peer
+    /// arrives in the room or leaves it.
+    fn apply(&mut self, origin: RelayId, event: PresenceEvent) {
+        match event {
+            PresenceEvent::Joined {
+                peer,
+                handle,
+                write,
+            } => {
+                let first = !self.present(&peer);
+                let remote = self.remote.entry(peer).or_insert(Remote {
+                    relays: HashSet::new(),
+                    write,
+                });
+                remote.relays.insert(origin);
+                remote.write &= write;
+                if first {
+                    self.hold(peer, handle);
+                    self.tell(&text(&ServerMessage::PeerJoined {
+                        peer: hex::encode(peer),
+                        handle,
+                        write,
+                    }));
+                }
+            }
+            PresenceEvent::Left { peer } => {
+                let Some(remote) = self.remote.get_mut(&peer) else {
+                    return;
+                };
+                remote.relays.remove(&origin);
+                if remote.relays.is_empty() {
+                    self.remote.remove(&peer);
+                    self.forget(&peer);
+                }
+            }
+        }
+    }
+
+    /// Drops `peer`'s handle and tells this relay's peers it left, unless it is still held
+    /// here or elsewhere.
+    fn forget(&mut self, peer: &PeerId) {
+        if self.peers.contains_key(peer) || self.remote.contains_key(peer) {
+            return;
+        }
+        if let Some(handle) = self.handles.remove(peer) {
+            self.by_handle.remove(&handle);
+            self.tell(&text(&ServerMessage::PeerLeft {
+                peer: hex::encode(peer),
+            }));
+        }
+    }
+
     /// `peer`'s handle, given at its first connection (the next number no peer holds).
     fn handle_of(&mut self, peer: PeerId) -> Handle {
         if let Some(handle) = self.handles.get(&peer) {
@@ -179,6 +316,9 @@ struct Hub {
     per_address: HashMap<IpAddr, Usage>,
     /// Unauthenticated sockets, oldest first: dropping one's sender closes it.
     pending: BTreeMap<u64, watch::Sender<()>>,
+    /// Bumped when Redis lost the rooms and they were dropped here: a session of an older
+    /// generation touches no room.
+    generation: u64,
 }
 
 struct Relay {
@@ -189,6 +329,8 @@ struct Relay {
     shutdown: watch::Receiver<bool>,
     /// Woken whenever a socket closes, for a shutdown that waits for the last.
     closed: Notify,
+    /// Rooms shared with other relays through Redis (`RelayConfig::redis`).
+    cluster: Option<cluster::Cluster>,
 }
 
 /// A running relay: its address, counters, and the handle that stops it.
@@ -221,10 +363,17 @@ impl RelayHandle {
                 .per_address
                 .is_empty()
             {
-                return Ok(());
+                break;
             }
             closed.await;
         }
+        // The other relays hear that this one's peers left.
+        if let Some(cluster) = &self.relay.cluster {
+            let (done, flushed) = tokio::sync::oneshot::channel();
+            cluster.command(cluster::Command::Flush { done });
+            let _ = tokio::time::timeout(cluster::JOIN_TIMEOUT, flushed).await;
+        }
+        Ok(())
     }
 }
 
@@ -232,6 +381,11 @@ impl RelayHandle {
 pub fn start(listener: TcpListener, config: RelayConfig) -> std::io::Result<RelayHandle> {
     let addr = listener.local_addr()?;
     let (stop, shutdown) = watch::channel(false);
+    let cluster = match &config.redis {
+        Some(_) => Some(cluster::Cluster::new(REDIS_PREFIX)?),
+        None => None,
+    };
+    let redis = config.redis.clone();
     let relay = Arc::new(Relay {
         config,
         hub: Mutex::default(),
@@ -239,7 +393,11 @@ pub fn start(listener: TcpListener, config: RelayConfig) -> std::io::Result<Rela
         next_id: AtomicU64::new(1),
         shutdown,
         closed: Notify::new(),
+        cluster,
     });
+    if let Some(url) = redis {
+        cluster::Cluster::run(&relay, url);
+    }
     let task = tokio::spawn(http::accept(relay.clone(), listener));
     Ok(RelayHandle {
         addr,
@@ -260,11 +418,12 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-/// Close codes: going away, policy violation, message too big, try again later.
+/// Close codes: going away, policy violation, message too big, try again later, service restart.
 const GOING_AWAY: u16 = 1001;
 const POLICY: u16 = 1008;
 const TOO_BIG: u16 = 1009;
 const TRY_AGAIN_LATER: u16 = 1013;
+const SERVICE_RESTART: u16 = 1012;
 
 /// Seconds since the Unix epoch.
 fn unix_now() -> u64 {
@@ -286,6 +445,19 @@ struct Session {
     room: String,
     address: IpAddr,
     outbox: Outbox,
+    /// False for a read-only capability.
+    write: bool,
+    /// When its capability expires (Unix seconds), if it presented one.
+    expires_at: Option<u64>,
+    /// The hub's generation it joined in.
+    generation: u64,
+}
+
+/// A verified auth answer.
+#[derive(Clone)]
+struct Answer {
+    room: String,
+    peer: PeerId,
     /// False for a read-only capability.
     write: bool,
     /// When its capability expires (Unix seconds), if it presented one.
@@ -330,13 +502,81 @@ enum Refusal {
 }
 
 impl Relay {
-    /// Checks an auth answer and admits its peer to the room within the limits.
-    fn authenticate(
+    /// Checks an auth answer and admits its peer to the room within the limits (through
+    /// Redis in a cluster, which gives the handle).
+    async fn authenticate(
         &self,
         nonce: &[u8],
         answer: &str,
         ticket: &mut Ticket,
     ) -> Result<(Session, mpsc::UnboundedReceiver<Message>), Closing> {
+        let answer = self.check_answer(nonce, answer)?;
+        let Some(cluster) = &self.cluster else {
+            return self.register(answer, None, ticket, 0);
+        };
+        let (joining, generation) = {
+            let mut hub = self.hub.lock().expect("hub lock");
+            self.refusal(&hub, &answer, ticket.address)?;
+            let generation = hub.generation;
+            let members = hub.rooms.entry(answer.room.clone()).or_default();
+            members.interest += 1;
+            *members.pending.entry(answer.peer).or_default() += 1;
+            let joining = match members.peers.contains_key(&answer.peer) {
+                true => None,
+                false => {
+                    let (reply, joined) = tokio::sync::oneshot::channel();
+                    cluster.command(cluster::Command::Join {
+                        room: answer.room.clone(),
+                        peer: answer.peer,
+                        write: answer.write,
+                        reply,
+                    });
+                    Some(joined)
+                }
+            };
+            (joining, generation)
+        };
+        let joined = match joining {
+            None => Ok(None),
+            Some(joined) => match tokio::time::timeout(cluster::JOIN_TIMEOUT, joined).await {
+                Ok(Ok(Ok((handle, _)))) => Ok(Some(handle)),
+                Ok(Ok(Err(code))) => Err(code),
+                _ => Err("REDIS_UNAVAILABLE"),
+            },
+        };
+        let registered = joined
+            .map_err(|code| match code {
+                "ROOM_FULL" => Closing::policy(
+                    code,
+                    format!("at most {} peers per room", self.config.max_room_peers),
+                ),
+                _ => Closing {
+                    code,
+                    message: "the relay cannot reach its Redis: try again later".into(),
+                    close: TRY_AGAIN_LATER,
+                },
+            })
+            .and_then(|handle| self.register(answer.clone(), handle, ticket, generation));
+        let mut hub = self.hub.lock().expect("hub lock");
+        if hub.generation != generation {
+            return registered;
+        }
+        let members = hub.rooms.entry(answer.room.clone()).or_default();
+        if let Some(count) = members.pending.get_mut(&answer.peer) {
+            *count -= 1;
+            if *count == 0 {
+                members.pending.remove(&answer.peer);
+            }
+        }
+        if registered.is_err() {
+            members.interest -= 1;
+            self.release(&mut hub, &answer.room, &answer.peer);
+        }
+        registered
+    }
+
+    /// A verified auth answer: its room and peer, and what its capability allows.
+    fn check_answer(&self, nonce: &[u8], answer: &str) -> Result<Answer, Closing> {
         let Ok(ClientMessage::Auth {
             version,
             room,
@@ -395,9 +635,20 @@ impl Relay {
         let write = capability
             .as_ref()
             .is_none_or(|c| c.access == Access::ReadWrite);
-        let mut hub = self.hub.lock().expect("hub lock");
-        let members = hub.rooms.get(&room);
-        let first = members.is_none_or(|m| !m.peers.contains_key(&peer));
+        Ok(Answer {
+            room,
+            peer,
+            write,
+            expires_at: capability.map(|c| c.expires_at),
+        })
+    }
+
+    /// Why the relay's limits refuse `answer` from `address` now, if they do.
+    fn refusal(&self, hub: &Hub, answer: &Answer, address: IpAddr) -> Result<(), Closing> {
+        let config = &self.config;
+        let (room, peer) = (&answer.room, answer.peer);
+        let members = hub.rooms.get(room);
+        let first = members.is_none_or(|m| !m.present(&peer));
         let refusal = if self.stats.connections.load(Ordering::Relaxed) as usize
             >= config.max_connections
         {
@@ -410,7 +661,7 @@ impl Relay {
             ))
         } else if hub
             .per_address
-            .get(&ticket.address)
+            .get(&address)
             .is_some_and(|u| u.connections >= config.max_connections_per_address)
         {
             Some((
@@ -419,7 +670,7 @@ impl Relay {
                 "connections from one address",
             ))
         } else if members
-            .and_then(|m| m.per_address.get(&ticket.address))
+            .and_then(|m| m.per_address.get(&address))
             .is_some_and(|n| *n >= config.max_room_connections_per_address)
         {
             Some((
@@ -427,14 +678,45 @@ impl Relay {
                 config.max_room_connections_per_address,
                 "connections to one room from one address",
             ))
-        } else if first && members.map_or(0, |m| m.peers.len()) >= config.max_room_peers {
+        } else if first && members.map_or(0, |m| m.handles.len()) >= config.max_room_peers {
             Some(("ROOM_FULL", config.max_room_peers, "peers per room"))
         } else {
             None
         };
-        if let Some((code, limit, what)) = refusal {
-            return Err(Closing::policy(code, format!("at most {limit} {what}")));
+        match refusal {
+            Some((code, limit, what)) => {
+                Err(Closing::policy(code, format!("at most {limit} {what}")))
+            }
+            None => Ok(()),
         }
+    }
+
+    /// Admits a checked answer within the limits: the session and its queue. `handle` is the
+    /// one Redis gave (a cluster), else the room gives one.
+    fn register(
+        &self,
+        answer: Answer,
+        handle: Option<Handle>,
+        ticket: &mut Ticket,
+        generation: u64,
+    ) -> Result<(Session, mpsc::UnboundedReceiver<Message>), Closing> {
+        let config = &self.config;
+        let mut hub = self.hub.lock().expect("hub lock");
+        if hub.generation != generation {
+            return Err(Closing {
+                code: "REDIS_RESET",
+                message: "the relays' Redis restarted: join again".into(),
+                close: TRY_AGAIN_LATER,
+            });
+        }
+        self.refusal(&hub, &answer, ticket.address)?;
+        let Answer {
+            room,
+            peer,
+            write,
+            expires_at,
+        } = answer;
+        let first = hub.rooms.get(&room).is_none_or(|m| !m.present(&peer));
         let (outbox, rx) = Outbox::new(
             self.next_id.fetch_add(1, Ordering::Relaxed),
             config.max_queue_bytes,
@@ -448,15 +730,18 @@ impl Relay {
             *members.readers.entry(peer).or_default() += 1;
         }
         let id = hex::encode(peer);
-        let handle = members.handle_of(peer);
+        let handle = match handle {
+            Some(handle) => members.hold(peer, handle),
+            None => members.handle_of(peer),
+        };
         let mut peers: Vec<RoomPeer> = members
-            .peers
-            .keys()
-            .filter(|p| **p != peer)
-            .map(|p| RoomPeer {
+            .handles
+            .iter()
+            .filter(|(p, _)| **p != peer)
+            .map(|(p, handle)| RoomPeer {
                 peer: hex::encode(p),
-                handle: members.handles[p],
-                write: !members.readers.contains_key(p),
+                handle: *handle,
+                write: members.may_write(p),
             })
             .collect();
         peers.sort_by_key(|p| p.handle);
@@ -485,7 +770,8 @@ impl Relay {
             address: ticket.address,
             outbox,
             write,
-            expires_at: capability.map(|c| c.expires_at),
+            expires_at,
+            generation,
         };
         Ok((session, rx))
     }
@@ -520,7 +806,15 @@ impl Relay {
                 let mut forwarded = Vec::with_capacity(5 + frame.len());
                 protocol::put_handle(&mut forwarded, session.handle);
                 forwarded.extend_from_slice(frame);
-                self.forward(session, to, Message::Binary(forwarded.into()));
+                let bus = BusMessage::Frame {
+                    from: session.handle,
+                    to: match to {
+                        To::Handle(handle) => Some(handle),
+                        _ => None,
+                    },
+                    frame,
+                };
+                self.forward(session, to, Message::Binary(forwarded.into()), bus);
                 Ok(())
             }
             Message::Text(body) => match serde_json::from_str(body.as_str()) {
@@ -536,11 +830,17 @@ impl Relay {
                             "no signalling to or from a read-only peer".into(),
                         ));
                     }
+                    let bytes = serde_json::to_vec(&data).expect("JSON values serialise");
+                    let bus = BusMessage::Signal {
+                        from: session.peer,
+                        to,
+                        data: &bytes,
+                    };
                     let signal = text(&ServerMessage::Signal {
                         from: hex::encode(session.peer),
                         data,
                     });
-                    self.forward(session, To::Peer(to), signal);
+                    self.forward(session, To::Peer(to), signal, bus);
                     Ok(())
                 }
                 _ => Err(Refusal::Drop(
@@ -578,10 +878,15 @@ impl Relay {
     }
 
     /// Queues `message` for a peer of the session's room (all its connections) or for all but
-    /// the sender. A receiver whose queue would pass its bound is closed instead.
-    fn forward(&self, session: &Session, to: To, message: Message) {
+    /// the sender. A receiver whose queue would pass its bound is closed instead. In a cluster,
+    /// `bus` goes to the other relays when the recipients include peers they hold.
+    fn forward(&self, session: &Session, to: To, message: Message, bus: BusMessage<'_>) {
         let hub = self.hub.lock().expect("hub lock");
-        let Some(members) = hub.rooms.get(&session.room) else {
+        let Some(members) = hub
+            .rooms
+            .get(&session.room)
+            .filter(|_| hub.generation == session.generation)
+        else {
             return;
         };
         let to = match to {
@@ -596,10 +901,6 @@ impl Relay {
                 }
             },
         };
-        let len = match &message {
-            Message::Binary(b) => b.len() as u64,
-            _ => 0,
-        };
         let targets = members
             .peers
             .iter()
@@ -608,20 +909,20 @@ impl Relay {
                 None => **peer != session.peer,
             })
             .flat_map(|(_, boxes)| boxes);
-        for outbox in targets {
-            if outbox.push(message.clone()) && len > 0 {
-                self.stats.frames_forwarded.fetch_add(1, Ordering::Relaxed);
-                self.stats.bytes_forwarded.fetch_add(len, Ordering::Relaxed);
-            }
+        self.deliver(targets, &message);
+        let elsewhere = match to {
+            None => !members.remote.is_empty(),
+            Some(to) => !members.peers.contains_key(&to) && members.remote.contains_key(&to),
+        };
+        if elsewhere && let Some(cluster) = &self.cluster {
+            cluster.publish(&session.room, &bus);
         }
     }
 
     /// Whether `peer` holds a read-only connection to `room`.
     fn reads_only(&self, room: &str, peer: &PeerId) -> bool {
         let hub = self.hub.lock().expect("hub lock");
-        hub.rooms
-            .get(room)
-            .is_some_and(|m| m.readers.contains_key(peer))
+        hub.rooms.get(room).is_some_and(|m| !m.may_write(peer))
     }
 
     /// Removes a closing connection from its room and tells the others if its peer left.
@@ -632,6 +933,9 @@ impl Relay {
             if *count == 0 {
                 hub.per_peer.remove(&session.peer);
             }
+        }
+        if hub.generation != session.generation {
+            return;
         }
         let Some(members) = hub.rooms.get_mut(&session.room) else {
             return;
@@ -654,22 +958,237 @@ impl Relay {
             boxes.retain(|b| b.id != session.outbox.id);
             if boxes.is_empty() {
                 members.peers.remove(&session.peer);
-                if let Some(handle) = members.handles.remove(&session.peer) {
-                    members.by_handle.remove(&handle);
-                }
-                let left = text(&ServerMessage::PeerLeft {
-                    peer: hex::encode(session.peer),
-                });
-                for other in members.peers.values().flatten() {
-                    other.push(left.clone());
-                }
+                members.forget(&session.peer);
             }
         }
-        if members.peers.is_empty() {
-            hub.rooms.remove(&session.room);
+        if self.cluster.is_some() {
+            members.interest -= 1;
+        }
+        self.release(&mut hub, &session.room, &session.peer);
+    }
+
+    /// After a connection of `peer` to `room` closed or failed to open: in a cluster, Redis
+    /// hears when this relay holds the peer no more; the room goes (and its subscription) when
+    /// nobody here is in it or joining it.
+    fn release(&self, hub: &mut Hub, room: &str, peer: &PeerId) {
+        let Some(members) = hub.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(cluster) = &self.cluster else {
+            if members.peers.is_empty() {
+                hub.rooms.remove(room);
+            }
+            return;
+        };
+        if !members.peers.contains_key(peer) && !members.pending.contains_key(peer) {
+            cluster.command(cluster::Command::Leave {
+                room: room.to_owned(),
+                peer: *peer,
+            });
+        }
+        if members.interest == 0 {
+            hub.rooms.remove(room);
+            cluster.command(cluster::Command::Unsubscribe {
+                room: room.to_owned(),
+            });
+        }
+    }
+
+    /// `/health`: whether the relay can admit peers (false while its Redis is away), and the
+    /// counters.
+    fn health(&self) -> (bool, serde_json::Value) {
+        let rooms = self.hub.lock().expect("hub lock").rooms.len();
+        let mut body = self.stats.to_json(rooms);
+        let (healthy, redis) = match &self.cluster {
+            None => (true, "off"),
+            Some(cluster) if cluster.up.load(Ordering::Relaxed) => (true, "up"),
+            Some(_) => (false, "down"),
+        };
+        body["redis"] = redis.into();
+        if let Some(cluster) = &self.cluster {
+            body["relayId"] = hex::encode(cluster.id).into();
+            body["status"] = if healthy { "ok" } else { "redis-down" }.into();
+            let calls = self.stats.redis_calls.load(Ordering::Relaxed);
+            body["redisCalls"] = calls.into();
+            body["redisMicrosAverage"] =
+                (self.stats.redis_micros.load(Ordering::Relaxed) / calls.max(1)).into();
+            body["redisReconnects"] = self.stats.redis_reconnects.load(Ordering::Relaxed).into();
+            body["redisReceived"] = self.stats.redis_received.load(Ordering::Relaxed).into();
+        }
+        (healthy, body)
+    }
+
+    /// Redis lost what it held (it restarted empty): every session here closes with
+    /// `REDIS_RESET` (1012), so that its peer joins again and gets handles Redis knows.
+    fn reset_sessions(&self) {
+        let mut hub = self.hub.lock().expect("hub lock");
+        let closing = Closing {
+            code: "REDIS_RESET",
+            message: "the relays' Redis restarted: join again".into(),
+            close: SERVICE_RESTART,
+        };
+        for members in hub.rooms.values() {
+            for message in closing.messages() {
+                members.tell(&message);
+            }
+        }
+        hub.rooms.clear();
+        hub.generation += 1;
+    }
+
+    /// The clustered relay's Redis side.
+    fn cluster(&self) -> &cluster::Cluster {
+        self.cluster.as_ref().expect("a clustered relay")
+    }
+
+    /// The rooms with peers here, and those peers with their access: what registers again
+    /// after Redis comes back.
+    fn held_rooms(&self) -> Vec<(String, Vec<(PeerId, bool)>)> {
+        let hub = self.hub.lock().expect("hub lock");
+        hub.rooms
+            .iter()
+            .map(|(room, m)| {
+                let peers = m.peers.keys().map(|p| (*p, !m.readers.contains_key(p)));
+                (room.clone(), peers.collect())
+            })
+            .collect()
+    }
+
+    /// Redis was lost: every room's mirror waits for a new snapshot.
+    fn unsync_rooms(&self) {
+        let mut hub = self.hub.lock().expect("hub lock");
+        for members in hub.rooms.values_mut() {
+            members.synced = false;
+        }
+    }
+
+    /// Whether a connection here is in `room` or joining it.
+    fn room_wanted(&self, room: &str) -> bool {
+        let hub = self.hub.lock().expect("hub lock");
+        hub.rooms.get(room).is_some_and(|m| m.interest > 0)
+    }
+
+    /// Whether `room`'s mirror of other relays' peers is built (or nobody here wants it).
+    fn room_synced(&self, room: &str) -> bool {
+        let hub = self.hub.lock().expect("hub lock");
+        hub.rooms.get(room).is_none_or(|m| m.synced)
+    }
+
+    /// Builds `room`'s mirror from a snapshot of its presence in Redis, then applies what
+    /// arrived meanwhile; this relay's peers hear who arrived and who left.
+    fn apply_snapshot(&self, room: &str, rows: Vec<(String, String, Vec<String>)>) {
+        let me = self.cluster().id;
+        let mut hub = self.hub.lock().expect("hub lock");
+        let Some(members) = hub.rooms.get_mut(room) else {
+            return;
+        };
+        let mut fresh = HashMap::new();
+        let mut handles = Vec::new();
+        for (peer, handle, write, holders) in rows.iter().filter_map(cluster::snapshot_row) {
+            let relays: HashSet<RelayId> = holders.into_iter().filter(|h| *h != me).collect();
+            if !relays.is_empty() {
+                fresh.insert(peer, Remote { relays, write });
+                handles.push((peer, handle, write));
+            }
+        }
+        let old = std::mem::replace(&mut members.remote, fresh);
+        for peer in old.keys() {
+            members.forget(peer);
+        }
+        for (peer, handle, write) in handles {
+            if !members.present(&peer) {
+                members.hold(peer, handle);
+                members.tell(&text(&ServerMessage::PeerJoined {
+                    peer: hex::encode(peer),
+                    handle,
+                    write,
+                }));
+            }
+        }
+        for (origin, event) in std::mem::take(&mut members.buffered) {
+            members.apply(origin, event);
+        }
+        members.synced = true;
+    }
+
+    /// A message another relay published on `room`'s channel.
+    fn apply_bus(&self, room: &str, origin: RelayId, message: BusMessage<'_>) {
+        let mut hub = self.hub.lock().expect("hub lock");
+        let Some(members) = hub.rooms.get_mut(room) else {
+            return;
+        };
+        let event = match message {
+            BusMessage::Joined {
+                peer,
+                handle,
+                write,
+            } => PresenceEvent::Joined {
+                peer,
+                handle,
+                write,
+            },
+            BusMessage::Left { peer } => PresenceEvent::Left { peer },
+            BusMessage::Frame { from, to, frame } => {
+                let mut forwarded = Vec::with_capacity(5 + frame.len());
+                protocol::put_handle(&mut forwarded, from);
+                forwarded.extend_from_slice(frame);
+                let message = Message::Binary(forwarded.into());
+                let sender = members.by_handle.get(&from).copied();
+                let targets: Vec<&Outbox> = match to {
+                    None => members
+                        .peers
+                        .iter()
+                        .filter(|(p, _)| Some(**p) != sender)
+                        .flat_map(|(_, boxes)| boxes)
+                        .collect(),
+                    Some(to) => members
+                        .by_handle
+                        .get(&to)
+                        .and_then(|p| members.peers.get(p))
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                };
+                self.deliver(targets, &message);
+                return;
+            }
+            BusMessage::Signal { from, to, data } => {
+                if let (Some(boxes), Some(signal)) =
+                    (members.peers.get(&to), cluster::signal_text(&from, data))
+                {
+                    for outbox in boxes {
+                        outbox.push(signal.clone());
+                    }
+                }
+                return;
+            }
+        };
+        if members.synced {
+            members.apply(origin, event);
+        } else if members.buffered.len() < MAX_BUFFERED_EVENTS {
+            members.buffered.push((origin, event));
+        } else {
+            self.stats.refuse("BUS_BACKLOG");
+        }
+    }
+
+    /// Queues `message` for each of `targets`, counting binary frames.
+    fn deliver<'a>(&self, targets: impl IntoIterator<Item = &'a Outbox>, message: &Message) {
+        let len = match message {
+            Message::Binary(b) => b.len() as u64,
+            _ => 0,
+        };
+        for outbox in targets {
+            if outbox.push(message.clone()) && len > 0 {
+                self.stats.frames_forwarded.fetch_add(1, Ordering::Relaxed);
+                self.stats.bytes_forwarded.fetch_add(len, Ordering::Relaxed);
+            }
         }
     }
 }
+
+/// Presence events kept for a room while its snapshot is on its way.
+const MAX_BUFFERED_EVENTS: usize = 4096;
 
 /// Whom a forwarded message is for.
 enum To {

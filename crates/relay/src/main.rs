@@ -2,7 +2,11 @@
 //! [--max-connections-per-peer N] [--max-room-peers N] [--max-connections N]
 //! [--max-connections-per-address N] [--max-room-connections-per-address N] [--max-pending N]
 //! [--max-pending-per-address N] [--auth-timeout-ms MS] [--max-queue-bytes BYTES]
-//! [--max-queue-bytes-per-address BYTES] [--trust-issuer HEX,…] [--capability-rooms PREFIX,…]`
+//! [--max-queue-bytes-per-address BYTES] [--trust-issuer HEX,…] [--capability-rooms PREFIX,…]
+//! [--redis URL]`
+//!
+//! `--redis redis://HOST:PORT` (better `CHRYSALIS_RELAY_REDIS`, which keeps a password out of
+//! the process list): relays on one Redis share rooms; without it the relay holds its rooms alone.
 //!
 //! `--trust-issuer` lists the issuer public keys whose capabilities the relay accepts;
 //! `--capability-rooms` the room-name prefixes that require one (an empty prefix: every room).
@@ -146,6 +150,7 @@ fn run() -> Result<(), String> {
     let config = RelayConfig {
         trusted_issuers: trusted_issuers(&args)?,
         capability_rooms: list(&args, "capability-rooms"),
+        redis: setting(&args, "redis"),
         max_frame: number(&args, "max-frame", defaults.max_frame)?,
         rate_per_second: number(&args, "rate", defaults.rate_per_second)?,
         burst: number(&args, "burst", defaults.burst)?,

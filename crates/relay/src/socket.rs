@@ -339,10 +339,14 @@ async fn handshake(
         answer = answer(&mut socket, challenge) => answer,
         closing = ticket.expiry() => Err(Some(closing)),
     };
-    let admitted = answer.and_then(|(answer, taken)| {
-        let admitted = relay.authenticate(&nonce, answer.as_str(), ticket);
-        Ok((taken, admitted.map_err(Some)?))
-    });
+    let admitted = match answer {
+        Ok((answer, taken)) => relay
+            .authenticate(&nonce, answer.as_str(), ticket)
+            .await
+            .map(|admitted| (taken, admitted))
+            .map_err(Some),
+        Err(closing) => Err(closing),
+    };
     match admitted {
         Ok((taken, (session, rx))) => {
             let Recorder { io, seen } = socket.into_inner();

@@ -272,3 +272,70 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> String {
     stream.read_to_string(&mut response).await.unwrap();
     response
 }
+
+/// A `redis-server` of its own on a free loopback port, stopped when dropped.
+pub struct RedisServer {
+    /// `redis://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its port, to start it again on the same one.
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    /// Starts one on a free port (installed by scripts/lib.sh's `ensure_system_packages`).
+    pub async fn start() -> RedisServer {
+        for _ in 0..10 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if let Some(server) = Self::start_on(port).await {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on a free port");
+    }
+
+    /// Starts one on `port` (no persistence), if it comes up within 5 s.
+    pub async fn start_on(port: u16) -> Option<RedisServer> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/lib.sh installs it: ensure_system_packages)");
+        let mut server = RedisServer {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            child,
+        };
+        for _ in 0..100 {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await {
+                let _ = stream.write_all(b"PING\r\n").await;
+                let mut buf = [0u8; 7];
+                if stream.read_exact(&mut buf).await.is_ok() && &buf == b"+PONG\r\n" {
+                    return Some(server);
+                }
+            }
+            if server.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// Kills it at once (SIGKILL) and waits for the exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

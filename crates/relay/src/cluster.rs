@@ -1,0 +1,543 @@
+//! Relays that share rooms through Redis (`--redis`). Each relay holds only its own
+//! connections; Redis holds who is in each room (a hash of peers and their handles, and per peer
+//! the set of relays holding it), changed only by Lua scripts so that a handle is given once per
+//! room across relays; each room has a pub/sub channel on which relays announce their peers'
+//! arrivals and departures and pass frames and signals for peers held elsewhere.
+//!
+//! Why pub/sub and not streams: live frames need one hop and no storage (a frame nobody is
+//! subscribed for has nobody to reach), and what pub/sub may lose when a subscriber falls behind
+//! or Redis blips is repaired by the peers' anti-entropy, as on a lossy link.
+//!
+//! Order: everything a relay asks of Redis about presence (subscribe, snapshot, join, leave) goes
+//! through one task in the order the relay's own state changed, so Redis never says a peer left a
+//! relay that still holds it. A room's mirror of other relays' peers is built from a snapshot
+//! taken after subscribing; events that arrive before the snapshot is applied are buffered and
+//! applied after it (they are idempotent set operations on (peer, relay)).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubSink};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::protocol::bus::{BusMessage, RelayId};
+use crate::protocol::{Handle, PeerId};
+use crate::{Relay, text};
+
+/// How long a join may wait for Redis before it is refused.
+pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Frames queued for publishing; past it they are dropped (and counted).
+const PUBLISH_QUEUE: usize = 16_384;
+/// Messages published in one pipeline at most.
+const PUBLISH_BATCH: usize = 256;
+/// The longest wait between attempts to reach Redis.
+const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
+const JOIN: &str = r"
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if not value then
+  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {'', 0} end
+  local handle = redis.call('HINCRBY', KEYS[2], 'next', 1) - 1
+  value = handle .. ',' .. ARGV[3]
+  redis.call('HSET', KEYS[1], ARGV[1], value)
+end
+return {value, redis.call('SADD', KEYS[3], ARGV[2])}
+";
+
+const LEAVE: &str = r"
+redis.call('SREM', KEYS[3], ARGV[2])
+if redis.call('SCARD', KEYS[3]) == 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+end
+return 1
+";
+
+const EPOCH: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+";
+
+const SNAPSHOT: &str = r"
+local out = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  table.insert(out, {all[i], all[i + 1], redis.call('SMEMBERS', ARGV[1] .. all[i])})
+end
+return out
+";
+
+/// What the presence task does, in order.
+pub(crate) enum Command {
+    /// Subscribe to the room if needed, then register the peer: its handle, or a refusal code.
+    Join {
+        room: String,
+        peer: PeerId,
+        write: bool,
+        reply: oneshot::Sender<Result<(Handle, bool), &'static str>>,
+    },
+    /// The peer's last connection to the room on this relay closed.
+    Leave { room: String, peer: PeerId },
+    /// Nobody on this relay is in the room any more.
+    Unsubscribe { room: String },
+    /// Everything asked before is done (or Redis is away): for a shutdown that tells the
+    /// other relays its peers left.
+    Flush { done: oneshot::Sender<()> },
+}
+
+/// This relay's side of the cluster.
+pub(crate) struct Cluster {
+    /// This relay's id on the bus.
+    pub(crate) id: RelayId,
+    prefix: String,
+    commands: mpsc::UnboundedSender<Command>,
+    publish: mpsc::Sender<(String, Vec<u8>)>,
+    /// Whether Redis answered last time.
+    pub(crate) up: AtomicBool,
+    /// Frames dropped because the publish queue was full.
+    pub(crate) publish_dropped: AtomicU64,
+    receivers: Mutex<Option<Receivers>>,
+}
+
+type Mutex<T> = std::sync::Mutex<T>;
+
+struct Receivers {
+    commands: mpsc::UnboundedReceiver<Command>,
+    publish: mpsc::Receiver<(String, Vec<u8>)>,
+}
+
+/// A room's keys: its hash of peers, its counter, and the prefix of its peers' holder sets.
+struct Keys {
+    peers: String,
+    meta: String,
+    holders: String,
+    channel: String,
+}
+
+impl Cluster {
+    /// The cluster side of a relay whose Redis is at `url` (tasks start with [`Cluster::run`]).
+    pub(crate) fn new(prefix: &str) -> std::io::Result<Self> {
+        let id = chrysalis_crypto::random_array().map_err(std::io::Error::other)?;
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+        Ok(Cluster {
+            id,
+            prefix: prefix.to_owned(),
+            commands,
+            publish,
+            up: AtomicBool::new(false),
+            publish_dropped: AtomicU64::new(0),
+            receivers: Mutex::new(Some(Receivers {
+                commands: commands_rx,
+                publish: publish_rx,
+            })),
+        })
+    }
+
+    fn keys(&self, room: &str) -> Keys {
+        let tag = format!("{}:r:{{{}}}", self.prefix, hex::encode(room));
+        Keys {
+            peers: format!("{tag}:peers"),
+            meta: format!("{tag}:meta"),
+            holders: format!("{tag}:at:"),
+            channel: tag,
+        }
+    }
+
+    /// The room a channel is for.
+    fn room_of(&self, channel: &str) -> Option<String> {
+        let inner = channel
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(":r:{")?
+            .strip_suffix('}')?;
+        String::from_utf8(hex::decode(inner).ok()?).ok()
+    }
+
+    /// Queues a presence command (in the order of the caller's state changes).
+    pub(crate) fn command(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
+    /// Publishes `message` on `room`'s channel, or drops it if the queue is full.
+    pub(crate) fn publish(&self, room: &str, message: &BusMessage<'_>) {
+        let bytes = message.encode(&self.id);
+        if self
+            .publish
+            .try_send((self.keys(room).channel, bytes))
+            .is_err()
+        {
+            self.publish_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts the presence, publishing and receiving tasks for Redis at `url`.
+    pub(crate) fn run(relay: &Arc<Relay>, url: String) {
+        let cluster = relay.cluster.as_ref().expect("a clustered relay");
+        let Some(receivers) = cluster.receivers.lock().expect("cluster lock").take() else {
+            return;
+        };
+        let (connection_tx, connection_rx) = watch::channel(None);
+        tokio::spawn(publisher(
+            Arc::downgrade(relay),
+            receivers.publish,
+            connection_rx,
+        ));
+        tokio::spawn(presence(
+            Arc::downgrade(relay),
+            url,
+            receivers.commands,
+            connection_tx,
+        ));
+    }
+}
+
+/// Publishes queued frames in pipelines, on the connection the presence task made.
+async fn publisher(
+    relay: Weak<Relay>,
+    mut queue: mpsc::Receiver<(String, Vec<u8>)>,
+    mut connection: watch::Receiver<Option<MultiplexedConnection>>,
+) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let Some(relay) = relay.upgrade() else {
+            return;
+        };
+        let conn = connection.borrow_and_update().clone();
+        let Some(mut conn) = conn else {
+            // Redis is down: what would have been published is lost, as on a lossy link.
+            relay
+                .stats
+                .refuse_many("REDIS_UNAVAILABLE", batch.len() as u64);
+            batch.clear();
+            continue;
+        };
+        let mut pipe = redis::pipe();
+        for (channel, bytes) in batch.drain(..) {
+            pipe.publish(channel, bytes).ignore();
+        }
+        let started = std::time::Instant::now();
+        match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => relay.stats.redis_round_trip(started.elapsed()),
+            Err(_) => relay.stats.refuse("REDIS_UNAVAILABLE"),
+        }
+    }
+}
+
+/// The presence task: connects (and reconnects) to Redis, subscribes to rooms, runs the
+/// presence scripts in order, and starts the task that reads the channels.
+async fn presence(
+    relay: Weak<Relay>,
+    url: String,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    connection_tx: watch::Sender<Option<MultiplexedConnection>>,
+) {
+    let mut delay = Duration::from_millis(50);
+    let mut known_epoch: Option<String> = None;
+    loop {
+        let Some(strong) = relay.upgrade() else {
+            return;
+        };
+        let connected = connect(&url).await;
+        let Ok((conn, sink, stream)) = connected else {
+            strong.cluster().up.store(false, Ordering::Relaxed);
+            drop(strong);
+            // Refuse what waits while Redis is away.
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    command = commands.recv() => match command {
+                        Some(Command::Join { reply, .. }) => {
+                            let _ = reply.send(Err("REDIS_UNAVAILABLE"));
+                        }
+                        Some(Command::Flush { done }) => {
+                            let _ = done.send(());
+                        }
+                        Some(_) => {}
+                        None => return,
+                    },
+                }
+            }
+            delay = (delay * 2).min(RECONNECT_MAX);
+            continue;
+        };
+        delay = Duration::from_millis(50);
+        let mut conn = conn;
+        // Redis keeps an epoch while it keeps its data: another one means it lost what it held.
+        let candidate = hex::encode(chrysalis_crypto::random_array::<16>().unwrap_or_default());
+        let epoch: redis::RedisResult<String> = redis::Script::new(EPOCH)
+            .key(format!("{}:epoch", strong.cluster().prefix))
+            .arg(candidate)
+            .invoke_async(&mut conn)
+            .await;
+        let Ok(epoch) = epoch else {
+            drop(strong);
+            tokio::time::sleep(delay).await;
+            continue;
+        };
+        let reset = known_epoch.as_ref().is_some_and(|known| *known != epoch);
+        known_epoch = Some(epoch);
+        if reset {
+            strong.reset_sessions();
+        }
+        let (lost_tx, mut lost) = oneshot::channel::<()>();
+        tokio::spawn(reader(relay.clone(), stream, lost_tx));
+        let _ = connection_tx.send(Some(conn.clone()));
+        strong.cluster().up.store(true, Ordering::Relaxed);
+        let mut session = Session {
+            conn,
+            sink,
+            subscribed: HashMap::new(),
+        };
+        // After a reconnection, the rooms this relay holds subscribe and register again
+        // (unless their sessions are closing).
+        let held = if reset {
+            Vec::new()
+        } else {
+            strong.held_rooms()
+        };
+        drop(strong);
+        let mut healthy = true;
+        for (room, peers) in held {
+            for (peer, write) in peers {
+                if session.join(&relay, &room, peer, write).await.is_err() {
+                    healthy = false;
+                }
+            }
+        }
+        while healthy {
+            let command = tokio::select! {
+                command = commands.recv() => command,
+                _ = &mut lost => break,
+            };
+            let Some(command) = command else {
+                return;
+            };
+            healthy = match command {
+                Command::Join {
+                    room,
+                    peer,
+                    write,
+                    reply,
+                } => {
+                    let joined = session.join(&relay, &room, peer, write).await;
+                    let healthy = !matches!(joined, Err("REDIS_UNAVAILABLE"));
+                    let _ = reply.send(joined);
+                    healthy
+                }
+                Command::Leave { room, peer } => session.leave(&relay, &room, peer).await.is_ok(),
+                Command::Unsubscribe { room } => session.unsubscribe(&relay, &room).await.is_ok(),
+                Command::Flush { done } => {
+                    let _ = done.send(());
+                    true
+                }
+            };
+        }
+        let _ = connection_tx.send(None);
+        if let Some(strong) = relay.upgrade() {
+            strong.cluster().up.store(false, Ordering::Relaxed);
+            strong
+                .stats
+                .redis_reconnects
+                .fetch_add(1, Ordering::Relaxed);
+            strong.unsync_rooms();
+        }
+    }
+}
+
+type Connected = (MultiplexedConnection, PubSubSink, redis::aio::PubSubStream);
+
+async fn connect(url: &str) -> redis::RedisResult<Connected> {
+    let client = redis::Client::open(url)?;
+    let conn = tokio::time::timeout(JOIN_TIMEOUT, client.get_multiplexed_async_connection())
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+        })??;
+    let pubsub = tokio::time::timeout(JOIN_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+        })??;
+    let (sink, stream) = pubsub.split();
+    Ok((conn, sink, stream))
+}
+
+/// One connection to Redis and the rooms subscribed on it.
+struct Session {
+    conn: MultiplexedConnection,
+    sink: PubSubSink,
+    /// Rooms subscribed to, with their snapshot applied.
+    subscribed: HashMap<String, ()>,
+}
+
+impl Session {
+    async fn join(
+        &mut self,
+        relay: &Weak<Relay>,
+        room: &str,
+        peer: PeerId,
+        write: bool,
+    ) -> Result<(Handle, bool), &'static str> {
+        let unavailable = |_| "REDIS_UNAVAILABLE";
+        let Some(strong) = relay.upgrade() else {
+            return Err("REDIS_UNAVAILABLE");
+        };
+        let cluster = strong.cluster();
+        let keys = cluster.keys(room);
+        if !self.subscribed.contains_key(room) {
+            self.sink
+                .subscribe(&keys.channel)
+                .await
+                .map_err(unavailable)?;
+            self.subscribed.insert(room.to_owned(), ());
+        }
+        if !strong.room_synced(room) {
+            let started = std::time::Instant::now();
+            let snapshot: Vec<(String, String, Vec<String>)> = redis::Script::new(SNAPSHOT)
+                .key(&keys.peers)
+                .arg(&keys.holders)
+                .invoke_async(&mut self.conn)
+                .await
+                .map_err(unavailable)?;
+            strong.stats.redis_round_trip(started.elapsed());
+            strong.apply_snapshot(room, snapshot);
+        }
+        let started = std::time::Instant::now();
+        let (value, added): (String, i64) = redis::Script::new(JOIN)
+            .key(&keys.peers)
+            .key(&keys.meta)
+            .key(format!("{}{}", keys.holders, hex::encode(peer)))
+            .arg(hex::encode(peer))
+            .arg(hex::encode(cluster.id))
+            .arg(u8::from(write))
+            .arg(strong.config.max_room_peers)
+            .invoke_async(&mut self.conn)
+            .await
+            .map_err(unavailable)?;
+        strong.stats.redis_round_trip(started.elapsed());
+        let Some((handle, write)) = parse_value(&value) else {
+            return Err("ROOM_FULL");
+        };
+        if added == 1 {
+            let joined = BusMessage::Joined {
+                peer,
+                handle,
+                write,
+            };
+            let bytes = joined.encode(&cluster.id);
+            redis::cmd("PUBLISH")
+                .arg(&keys.channel)
+                .arg(bytes)
+                .exec_async(&mut self.conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok((handle, write))
+    }
+
+    async fn leave(
+        &mut self,
+        relay: &Weak<Relay>,
+        room: &str,
+        peer: PeerId,
+    ) -> redis::RedisResult<()> {
+        let Some(strong) = relay.upgrade() else {
+            return Ok(());
+        };
+        let cluster = strong.cluster();
+        let keys = cluster.keys(room);
+        let started = std::time::Instant::now();
+        redis::Script::new(LEAVE)
+            .key(&keys.peers)
+            .key(&keys.meta)
+            .key(format!("{}{}", keys.holders, hex::encode(peer)))
+            .arg(hex::encode(peer))
+            .arg(hex::encode(cluster.id))
+            .invoke_async::<i64>(&mut self.conn)
+            .await?;
+        strong.stats.redis_round_trip(started.elapsed());
+        let left = BusMessage::Left { peer }.encode(&cluster.id);
+        redis::cmd("PUBLISH")
+            .arg(&keys.channel)
+            .arg(left)
+            .exec_async(&mut self.conn)
+            .await
+    }
+
+    async fn unsubscribe(&mut self, relay: &Weak<Relay>, room: &str) -> redis::RedisResult<()> {
+        let Some(strong) = relay.upgrade() else {
+            return Ok(());
+        };
+        // A join may have come back to the room since it asked.
+        if !strong.room_wanted(room) && self.subscribed.remove(room).is_some() {
+            self.sink
+                .unsubscribe(strong.cluster().keys(room).channel)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `handle,write` as the join script stores it.
+fn parse_value(value: &str) -> Option<(Handle, bool)> {
+    let (handle, write) = value.split_once(',')?;
+    Some((handle.parse().ok()?, write == "1"))
+}
+
+/// Reads the subscribed channels until the connection is lost.
+async fn reader(
+    relay: Weak<Relay>,
+    mut stream: redis::aio::PubSubStream,
+    lost: oneshot::Sender<()>,
+) {
+    while let Some(message) = stream.next().await {
+        let Some(relay) = relay.upgrade() else {
+            return;
+        };
+        let cluster = relay.cluster();
+        relay.stats.redis_received.fetch_add(1, Ordering::Relaxed);
+        let Some(room) = cluster.room_of(message.get_channel_name()) else {
+            continue;
+        };
+        let max = relay.config.max_frame + 128;
+        match BusMessage::decode(message.get_payload_bytes(), max) {
+            Some((origin, message)) if origin != cluster.id => {
+                relay.apply_bus(&room, origin, message)
+            }
+            Some(_) => {}
+            None => relay.stats.refuse("BAD_BUS_MESSAGE"),
+        }
+    }
+    let _ = lost.send(());
+}
+
+/// A snapshot row's peer, handle, write flag and holders.
+pub(crate) fn snapshot_row(
+    row: &(String, String, Vec<String>),
+) -> Option<(PeerId, Handle, bool, Vec<RelayId>)> {
+    let peer = crate::protocol::parse_peer(&row.0)?;
+    let (handle, write) = parse_value(&row.1)?;
+    let holders = row
+        .2
+        .iter()
+        .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
+        .collect();
+    Some((peer, handle, write, holders))
+}
+
+/// The text a local peer gets for a signal relayed from another relay.
+pub(crate) fn signal_text(
+    from: &PeerId,
+    data: &[u8],
+) -> Option<tokio_tungstenite::tungstenite::Message> {
+    let data = serde_json::from_slice(data).ok()?;
+    Some(text(&crate::protocol::ServerMessage::Signal {
+        from: hex::encode(from),
+        data,
+    }))
+}
