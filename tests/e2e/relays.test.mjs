@@ -1,4 +1,6 @@
 // Relays in real headless-Chromium pages and Node.js, through the package's `SyncNode`:
+// - three relays on one Redis: pages and Node.js agents spread over them converge; one relay is
+//   SIGKILLed mid-run and its peers move to the others and converge;
 // - pages given several relay URLs move to another when theirs is killed, and converge;
 // - a room that requires a capability: tokens issued with `issueCapability`, a read-only page
 //   catches up but its writes reach nobody, an expired token is refused with its code.
@@ -6,8 +8,14 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startServer } from "../../scripts/serve.mjs";
+import { readFileSync } from "node:fs";
+import { WebSocket } from "ws";
+import * as sdk from "chrysalis-sdk";
 import { startRelay } from "../../scripts/relay.mjs";
+import { startRedis } from "../../scripts/redis.mjs";
 import { ROOT, launchChromium, openPage } from "./browser.mjs";
+
+await sdk.initializeChrysalis({ moduleOrPath: readFileSync(new URL(import.meta.resolve("chrysalis-sdk/chrysalis_wasm_bg.wasm"))) });
 
 let browser;
 let server;
@@ -77,6 +85,69 @@ async function converge(group, expected, timeoutMs = 20_000) {
 }
 
 const relayUrl = (page) => page.evaluate(() => window.agent.node.stats().relayUrl);
+
+/** A Node.js agent like the pages' (`agent.add`, `agent.values()`, `agent.node`). */
+async function nodeAgent(seed, options) {
+  const identity = sdk.SigningKey.fromSeed(new Uint8Array(32).fill(seed));
+  const node = await sdk.SyncNode.join({ ...options, identity, WebSocket, antiEntropyIntervalMs: 300 });
+  const set = node.share("set", new sdk.ORSet(`agent-${seed}`));
+  return { node, add: (value) => node.change("set", set.add(value)), values: () => [...set.values()].sort() };
+}
+
+/** Waits until `read()` is true (polling), or fails with `what`. */
+async function until(read, what, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await read()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(what);
+}
+
+test("pages and Node.js agents spread over three relays on one Redis converge, and again after one relay is killed", async () => {
+  const redis = await startRedis();
+  const relays = [];
+  const agents = [];
+  try {
+    for (let i = 0; i < 3; i++) relays.push(await startRelay({ args: ["--redis", redis.url] }));
+    const urls = relays.map((r) => r.url);
+    // Each agent lists the relays in another order; each starts at one drawn at random.
+    const order = (i) => [...urls.slice(i % 3), ...urls.slice(0, i % 3)];
+    const pagesIn = [await sdkPage(), await sdkPage()];
+    for (const [i, page] of pagesIn.entries()) await joinRoom(page, 31 + i, { room: "cluster", relayUrl: order(i) });
+    for (let i = 0; i < 2; i++) agents.push(await nodeAgent(41 + i, { room: "cluster", relayUrl: order(i + 2) }));
+    const readers = [...pagesIn.map((page) => () => values(page)), ...agents.map((agent) => async () => agent.values())];
+    const peersOf = [...pagesIn.map((page) => () => page.evaluate(() => window.agent.node.peers().length)), ...agents.map((agent) => async () => agent.node.peers().length)];
+    await until(async () => (await Promise.all(peersOf.map((read) => read()))).every((n) => n === 3), "every agent sees the three others");
+    const usedBefore = new Set([...(await Promise.all(pagesIn.map(relayUrl))), ...agents.map((a) => a.node.stats().relayUrl)]);
+    for (const [i, page] of pagesIn.entries()) await page.evaluate((i) => window.agent.add(`page ${i}`), i);
+    agents.forEach((agent, i) => agent.add(`node ${i}`));
+    const everything = ["node 0", "node 1", "page 0", "page 1"];
+    const converged = async (expected) => (await Promise.all(readers.map((read) => read()))).every((v) => JSON.stringify(v) === JSON.stringify(expected));
+    await until(() => converged(everything), "convergence over three relays");
+    const health = await Promise.all(relays.map(async (r) => (await fetch(`${r.httpUrl}/health`)).json()));
+    assert.ok(health.every((h) => h.redis === "up"), JSON.stringify(health));
+    assert.equal(health.reduce((n, h) => n + h.connections, 0), 4);
+
+    // Kill (SIGKILL) the relay that holds the most agents; they move to the others.
+    const where = [...(await Promise.all(pagesIn.map(relayUrl))), ...agents.map((a) => a.node.stats().relayUrl)];
+    const victim = urls.reduce((best, u) => (where.filter((w) => w === u).length > where.filter((w) => w === best).length ? u : best));
+    relays[urls.indexOf(victim)].process.kill("SIGKILL");
+    await until(async () => {
+      const now = [...(await Promise.all(pagesIn.map((p) => p.evaluate(() => window.agent.node.stats())))), ...agents.map((a) => a.node.stats())];
+      return now.every((s) => s.relay === "open" && s.relayUrl !== victim);
+    }, "every agent on a live relay");
+    for (const [i, page] of pagesIn.entries()) await page.evaluate((i) => window.agent.add(`page ${i} after`), i);
+    agents.forEach((agent, i) => agent.add(`node ${i} after`));
+    const after = [...everything, "node 0 after", "node 1 after", "page 0 after", "page 1 after"].sort();
+    await until(() => converged(after), "convergence after the kill");
+    assert.ok(usedBefore.size >= 1);
+  } finally {
+    for (const agent of agents) agent.node.close();
+    for (const relay of relays) await relay.stop();
+    await redis.stop();
+  }
+});
 
 test("pages with several relays move to another when theirs is killed, and converge", async () => {
   const relays = [await startRelay(), await startRelay()];

@@ -35,6 +35,12 @@ const PUBLISH_QUEUE: usize = 16_384;
 const PUBLISH_BATCH: usize = 256;
 /// The longest wait between attempts to reach Redis.
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
+/// How often a relay renews its heartbeat and looks for dead relays.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+/// A relay whose heartbeat is this old is dead: its peers are taken out of their rooms.
+const RELAY_DEADLINE: Duration = Duration::from_secs(10);
+/// Rooms of a dead relay cleared per heartbeat and relay at most.
+const REAP_ROOMS: usize = 64;
 
 const JOIN: &str = r"
 local value = redis.call('HGET', KEYS[1], ARGV[1])
@@ -44,7 +50,45 @@ if not value then
   value = handle .. ',' .. ARGV[3]
   redis.call('HSET', KEYS[1], ARGV[1], value)
 end
+redis.call('SADD', KEYS[4], ARGV[5])
 return {value, redis.call('SADD', KEYS[3], ARGV[2])}
+";
+
+/// Renews this relay's heartbeat (KEYS[1] the relays' deadlines, ARGV[1] its id, ARGV[2] the
+/// deadline's distance in ms), on Redis's clock.
+const HEARTBEAT: &str = r"
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1])
+return 1
+";
+
+/// Takes out of their rooms the peers of one relay whose heartbeat stopped (killed, cut off),
+/// at most ARGV[2] rooms a call, telling each room's channel they left; forgets the relay once
+/// it holds no room. KEYS[1]: the relays' deadlines; ARGV[1]: the key prefix. Returns how many
+/// rooms it cleared.
+const REAP: &str = r"
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ms, 'LIMIT', 0, 1)
+if #dead == 0 then return 0 end
+local relay = dead[1]
+local function unhex(h) return (h:gsub('..', function(c) return string.char(tonumber(c, 16)) end)) end
+local rooms_key = ARGV[1] .. ':relay:' .. relay .. ':rooms'
+local rooms = redis.call('SPOP', rooms_key, tonumber(ARGV[2]))
+for _, room in ipairs(rooms) do
+  local tag = ARGV[1] .. ':r:{' .. room .. '}'
+  for _, peer in ipairs(redis.call('HKEYS', tag .. ':peers')) do
+    local holders = tag .. ':at:' .. peer
+    if redis.call('SREM', holders, relay) == 1 then
+      if redis.call('SCARD', holders) == 0 then redis.call('HDEL', tag .. ':peers', peer) end
+      redis.call('PUBLISH', tag, string.char(1, 2) .. unhex(relay) .. unhex(peer))
+    end
+  end
+  if redis.call('HLEN', tag .. ':peers') == 0 then redis.call('DEL', tag .. ':meta') end
+end
+if redis.call('SCARD', rooms_key) == 0 then redis.call('ZREM', KEYS[1], relay) end
+return #rooms
 ";
 
 const LEAVE: &str = r"
@@ -145,6 +189,16 @@ impl Cluster {
             holders: format!("{tag}:at:"),
             channel: tag,
         }
+    }
+
+    /// The set of rooms this relay holds peers in (for the reaper, should it die).
+    fn rooms_of_relay(&self) -> String {
+        format!("{}:relay:{}:rooms", self.prefix, hex::encode(self.id))
+    }
+
+    /// The relays' heartbeat deadlines.
+    fn relays_key(&self) -> String {
+        format!("{}:relays", self.prefix)
     }
 
     /// The room a channel is for.
@@ -309,10 +363,15 @@ async fn presence(
                 }
             }
         }
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
         while healthy {
             let command = tokio::select! {
                 command = commands.recv() => command,
                 _ = &mut lost => break,
+                _ = beat.tick() => {
+                    healthy = session.heartbeat(&relay).await.is_ok();
+                    continue;
+                }
             };
             let Some(command) = command else {
                 return;
@@ -412,10 +471,12 @@ impl Session {
             .key(&keys.peers)
             .key(&keys.meta)
             .key(format!("{}{}", keys.holders, hex::encode(peer)))
+            .key(cluster.rooms_of_relay())
             .arg(hex::encode(peer))
             .arg(hex::encode(cluster.id))
             .arg(u8::from(write))
             .arg(strong.config.max_room_peers)
+            .arg(hex::encode(room))
             .invoke_async(&mut self.conn)
             .await
             .map_err(unavailable)?;
@@ -475,9 +536,42 @@ impl Session {
         };
         // A join may have come back to the room since it asked.
         if !strong.room_wanted(room) && self.subscribed.remove(room).is_some() {
-            self.sink
-                .unsubscribe(strong.cluster().keys(room).channel)
+            let cluster = strong.cluster();
+            self.sink.unsubscribe(cluster.keys(room).channel).await?;
+            redis::cmd("SREM")
+                .arg(cluster.rooms_of_relay())
+                .arg(hex::encode(room))
+                .exec_async(&mut self.conn)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Renews this relay's heartbeat, then clears what one dead relay left, if any.
+    async fn heartbeat(&mut self, relay: &Weak<Relay>) -> redis::RedisResult<()> {
+        let Some(strong) = relay.upgrade() else {
+            return Ok(());
+        };
+        let cluster = strong.cluster();
+        let started = std::time::Instant::now();
+        redis::Script::new(HEARTBEAT)
+            .key(cluster.relays_key())
+            .arg(hex::encode(cluster.id))
+            .arg(RELAY_DEADLINE.as_millis() as u64)
+            .invoke_async::<i64>(&mut self.conn)
+            .await?;
+        strong.stats.redis_round_trip(started.elapsed());
+        let cleared: i64 = redis::Script::new(REAP)
+            .key(cluster.relays_key())
+            .arg(&cluster.prefix)
+            .arg(REAP_ROOMS)
+            .invoke_async(&mut self.conn)
+            .await?;
+        if cleared > 0 {
+            strong
+                .stats
+                .reaped
+                .fetch_add(cleared as u64, Ordering::Relaxed);
         }
         Ok(())
     }

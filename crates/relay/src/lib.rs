@@ -116,6 +116,8 @@ pub struct RelayStats {
     pub redis_reconnects: AtomicU64,
     /// Messages read from the rooms' channels.
     pub redis_received: AtomicU64,
+    /// Rooms cleared of a dead relay's peers by this relay.
+    pub reaped: AtomicU64,
     /// Open, authenticated connections.
     pub connections: AtomicU64,
     /// Open sockets not yet authenticated.

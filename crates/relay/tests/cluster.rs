@@ -168,3 +168,40 @@ async fn redis_going_away_refuses_joins_clearly_and_coming_back_restores_the_roo
     let health = http_get(relays[0].addr, "/health").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_relays_peers_leave_their_rooms_and_can_join_through_another() {
+    let redis = RedisServer::start().await;
+    let mut survivor = RelayProcess::start_with(&["--redis", &redis.url]);
+    let mut victim = RelayProcess::start_with(&["--redis", &redis.url]);
+    let join = |addr, n: u32| async move {
+        for _ in 0..100 {
+            match join_from(addr, HONEST, &key(n), "room").await {
+                Ok(joined) => return joined,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        panic!("never admitted");
+    };
+    let (mut a, _) = join(survivor.addr, 1).await;
+    let (_b, joined_b) = join(victim.addr, 2).await;
+    assert_eq!(joined_b.peers[0].peer, peer_hex(1));
+    assert_eq!(joined(&mut a).await.0, peer_hex(2));
+    // SIGKILL: the victim tells nobody; its heartbeat stops, and the survivor clears its peers.
+    let killed = std::time::Instant::now();
+    victim.kill();
+    let left = next_control_within(&mut a, Duration::from_secs(20)).await;
+    assert_eq!(left, ServerMessage::PeerLeft { peer: peer_hex(2) });
+    let took = killed.elapsed();
+    assert!(
+        took >= Duration::from_secs(6),
+        "not before its deadline: {took:?}"
+    );
+    // The peer joins again through the survivor.
+    let (_b, joined_b) = join(survivor.addr, 2).await;
+    assert_eq!(joined_b.peers[0].peer, peer_hex(1));
+    assert_eq!(joined(&mut a).await.0, peer_hex(2));
+    let health = http_get(survivor.addr, "/health").await;
+    assert!(health.contains("\"redis\":\"up\""), "{health}");
+    survivor.stop();
+}

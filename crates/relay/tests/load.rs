@@ -7,15 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    HONEST, UPGRADE, Ws, address, from_peer, http_get, join_from, key, next_binary,
+    HONEST, RelayProcess, UPGRADE, Ws, address, from_peer, http_get, join_from, key, next_binary,
     raise_file_limit, tcp_from, to_peer, ws_from,
 };
 use futures_util::{SinkExt, StreamExt};
@@ -29,71 +27,6 @@ const ATTACK: Duration = Duration::from_secs(16);
 const MAX_RSS_KIB: u64 = 128 * 1024;
 /// Every honest round trip must take less than this.
 const MAX_ROUND_TRIP: Duration = Duration::from_secs(1);
-
-/// The relay binary with default limits, killed if the test ends without stopping it.
-struct RelayProcess {
-    child: Child,
-    /// Kept open, so the relay can still print when it stops.
-    _stdout: BufReader<ChildStdout>,
-    addr: SocketAddr,
-}
-
-impl RelayProcess {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chrysalis-relay"))
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line.trim().rsplit("ws://").next().unwrap().parse().unwrap();
-        RelayProcess {
-            child,
-            _stdout: stdout,
-            addr,
-        }
-    }
-
-    /// Resident memory now and at its peak, in KiB.
-    fn memory(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| -> u64 {
-            let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
-            line.trim().trim_end_matches("kB").trim().parse().unwrap()
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-
-    /// SIGTERM, then the time until the process exits (at most 10 s).
-    fn stop(&mut self) -> Duration {
-        let asked = Instant::now();
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        while asked.elapsed() < Duration::from_secs(10) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "the relay exited with {status}");
-                return asked.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the relay did not stop within 10 s of SIGTERM");
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `each` connections from each of `addresses` addresses (numbered from `first`) that send
 /// `request` and then nothing, 10 ms apart from one address to the next (faster, they would

@@ -3,8 +3,10 @@
 //! addresses), authentication, and reading what the relay answers.
 #![allow(dead_code)] // each test binary uses a part
 
+use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use chrysalis_crypto::SigningKey;
 use chrysalis_relay::protocol::{
@@ -66,10 +68,15 @@ pub async fn ws_from(source: Ipv4Addr, to: SocketAddr) -> Result<Ws, tungstenite
 
 /// The next control (text) message, within 10 s.
 pub async fn next_control(ws: &mut Ws) -> ServerMessage {
+    next_control_within(ws, Duration::from_secs(10)).await
+}
+
+/// The next control (text) message, within `limit`.
+pub async fn next_control_within(ws: &mut Ws, limit: Duration) -> ServerMessage {
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        let message = tokio::time::timeout(limit, ws.next())
             .await
-            .expect("a message within 10 s")
+            .expect("a message in time")
             .expect("open")
             .expect("no error");
         if let Message::Text(text) = message {
@@ -337,5 +344,86 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The relay binary as a child process, killed if the test ends without stopping it.
+pub struct RelayProcess {
+    child: Child,
+    /// Kept open, so the relay can still print when it stops.
+    _stdout: BufReader<ChildStdout>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl RelayProcess {
+    /// The relay with default limits.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The relay with the flags `args`.
+    pub fn start_with(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chrysalis-relay"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line.trim().rsplit("ws://").next().unwrap().parse().unwrap();
+        RelayProcess {
+            child,
+            _stdout: stdout,
+            addr,
+        }
+    }
+
+    /// Resident memory now and at its peak, in KiB.
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| -> u64 {
+            let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
+            line.trim().trim_end_matches("kB").trim().parse().unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// SIGTERM, then the time until the process exits (at most 10 s).
+    pub fn stop(&mut self) -> Duration {
+        let asked = Instant::now();
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        while asked.elapsed() < Duration::from_secs(10) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "the relay exited with {status}");
+                return asked.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the relay did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl RelayProcess {
+    /// SIGKILL: the relay dies at once, telling nobody.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
