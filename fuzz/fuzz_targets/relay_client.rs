@@ -1,6 +1,7 @@
 //! The peer's relay client on hostile relay output: the first byte picks the client's state
-//! (connecting or open) and how the rest is fed (control text, or a binary frame). Nothing may
-//! panic, and a frame is accepted only from a handle the relay announced.
+//! (connecting or open, with an archived frame announced or not) and how the rest is fed
+//! (control text, or a binary frame). Nothing may panic, and a frame is accepted only from a
+//! handle the relay announced.
 #![no_main]
 
 use chrysalis_crypto::SigningKey;
@@ -28,11 +29,25 @@ fuzz_target!(|data: &[u8]| {
             handle: 0,
             peers: vec![RoomPeer {
                 peer: to_hex(&peer),
-                handle: 1, write: true }], write: true };
+                handle: 1,
+                write: true,
+            }],
+            write: true,
+            // Mode bit 4: one archived frame comes first.
+            archive: (mode & 4 == 4).then_some(1),
+        };
         client.handle_text(0, &key, &welcome.to_text());
         assert_eq!(client.state(), RelayState::Open);
     }
-    if mode & 2 == 2 {
+    if mode & 2 == 2 && client.expects_archived() {
+        let archived = client.take_archived(rest);
+        assert_eq!(archived.is_some(), rest.len() > 32);
+        if let Some((signer, frame)) = archived {
+            assert_eq!([&signer[..], frame].concat(), rest);
+        }
+        assert!(!client.expects_archived(), "one was announced");
+        assert_eq!(client.to_archive(b"f", false), Some(vec![3, b'f']));
+    } else if mode & 2 == 2 {
         if let Some((from, frame)) = client.handle_binary(rest) {
             assert_eq!((from, take_handle(rest).map(|(h, _)| h)), (peer, Some(1)));
             assert!(!frame.is_empty());

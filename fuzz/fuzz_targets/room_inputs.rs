@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
             handle: 0,
             peers: vec![RoomPeer {
                 peer: "02".repeat(32),
-                handle: 1, write: true }], write: true };
+                handle: 1, write: true }], write: true, archive: None, };
         room.receive_text(1_000, relay, &welcome.to_text());
     }
     match mode & 3 {

@@ -149,6 +149,33 @@ test("pages and Node.js agents spread over three relays on one Redis converge, a
   }
 });
 
+test("an agent that wrote alone and left is caught up from the archive by a page that joins later", async () => {
+  const redis = await startRedis();
+  const relays = [];
+  let writer;
+  try {
+    for (let i = 0; i < 2; i++) relays.push(await startRelay({ args: ["--redis", redis.url, "--archive"] }));
+    // A Node.js agent alone in the room writes and leaves.
+    writer = await nodeAgent(51, { room: "archived", relayUrl: relays[0].url });
+    await until(async () => writer.node.stats().relay === "open", "the writer is connected");
+    writer.add("written alone");
+    writer.add("and again"); // one push: changes of one task go out together
+    await until(async () => (await (await fetch(`${relays[0].httpUrl}/health`)).json()).archived >= 1, "the push is archived");
+    writer.node.close();
+    // A page joins the empty room through the other relay: the archive catches it up.
+    const page = await sdkPage();
+    await joinRoom(page, 52, { room: "archived", relayUrl: relays[1].url });
+    await converge([page], ["and again", "written alone"]);
+    const stats = await page.evaluate(() => window.agent.node.stats());
+    assert.ok(stats.archivedApplied >= 1, JSON.stringify(stats));
+    assert.equal(await page.evaluate(() => window.agent.node.peers().length), 0, "nobody else is there");
+  } finally {
+    writer?.node.close();
+    for (const relay of relays) await relay.stop();
+    await redis.stop();
+  }
+});
+
 test("pages with several relays move to another when theirs is killed, and converge", async () => {
   const relays = [await startRelay(), await startRelay()];
   try {

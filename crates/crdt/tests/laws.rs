@@ -50,10 +50,10 @@ impl Subject for PNCounter {
 impl Subject for ORSet<u8> {
     fn op(&mut self, replica: ReplicaId, arg: u8, _: &mut u64) -> Self::Delta {
         let element = arg % 6;
-        if arg >= 128 {
-            if let Some(delta) = self.remove(replica, &element) {
-                return delta;
-            }
+        if arg >= 128
+            && let Some(delta) = self.remove(replica, &element)
+        {
+            return delta;
         }
         self.add(replica, element)
     }
@@ -84,7 +84,7 @@ impl Subject for EpisodeMemory {
     fn op(&mut self, replica: ReplicaId, arg: u8, clock: &mut u64) -> Self {
         *clock += u64::from(arg % 2);
         let id = format!("e{}", arg % 20);
-        let links = (arg % 20 > 0).then(|| format!("e{}", arg % 20 - 1));
+        let links = (!arg.is_multiple_of(20)).then(|| format!("e{}", arg % 20 - 1));
         self.record(replica, &id, &format!("episode {arg}"), links, *clock)
     }
 }

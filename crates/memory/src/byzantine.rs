@@ -1243,7 +1243,7 @@ impl Agreement {
                 });
                 self.pending.remove(&digest);
             }
-            if seq % self.config.checkpoint_interval == 0 {
+            if seq.is_multiple_of(self.config.checkpoint_interval) {
                 let state = self.chain;
                 let checkpoint = self.sign(Checkpoint { seq, state });
                 self.broadcast(&checkpoint);

@@ -231,7 +231,7 @@ impl Sim {
                 let importance = (now % 101) as u8;
                 let store = &mut self.agents[i].store;
                 store
-                    .set_meta(&me, &b.id, now % 2 == 0, importance, now)
+                    .set_meta(&me, &b.id, now.is_multiple_of(2), importance, now)
                     .unwrap()[0]
                     .clone()
             }),

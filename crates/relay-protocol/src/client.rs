@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrysalis_crypto::SigningKey;
 
 use crate::{
-    ClientMessage, Handle, MAX_ROOM_NAME, PROTOCOL_VERSION, PeerId, ServerMessage, TO_EVERYONE,
-    TO_PEER, auth_message, parse_peer, put_handle, take_handle,
+    ClientMessage, Handle, MAX_ARCHIVED, MAX_ROOM_NAME, PROTOCOL_VERSION, PeerId, ServerMessage,
+    TO_ARCHIVE, TO_EVERYONE, TO_EVERYONE_AND_ARCHIVE, TO_PEER, auth_message, parse_peer,
+    put_handle, take_handle,
 };
 
 /// The first reconnection delay's ceiling (ms).
@@ -86,6 +87,10 @@ pub struct RelayClient {
     write: bool,
     /// The capability presented at each authentication, hex.
     capability: Option<String>,
+    /// Whether the relay keeps the room's archive (said in this session's welcome).
+    archives: bool,
+    /// Archived frames still to come after the welcome.
+    archived_left: u32,
     ignored: u64,
     /// When the current session was welcomed.
     opened_at: Option<u64>,
@@ -104,6 +109,8 @@ impl RelayClient {
             readers: BTreeSet::new(),
             write: true,
             capability: None,
+            archives: false,
+            archived_left: 0,
             ignored: 0,
             opened_at: None,
         })
@@ -156,10 +163,20 @@ impl RelayClient {
             (Some(ServerMessage::Challenge { version, nonce }), RelayState::Connecting) => {
                 self.answer(key, version, &nonce)
             }
-            (Some(ServerMessage::Welcome { peers, write, .. }), RelayState::Connecting) => {
+            (
+                Some(ServerMessage::Welcome {
+                    peers,
+                    write,
+                    archive,
+                    ..
+                }),
+                RelayState::Connecting,
+            ) => {
                 self.state = RelayState::Open;
                 self.opened_at = Some(now);
                 self.write = write;
+                self.archives = archive.is_some();
+                self.archived_left = archive.unwrap_or(0).min(MAX_ARCHIVED);
                 let mut events = vec![RelayEvent::Opened];
                 events.extend(
                     peers
@@ -218,6 +235,7 @@ impl RelayClient {
             peer: hex::encode(self.me),
             signature: hex::encode(key.sign(&auth_message(&nonce, &self.room))),
             capability: self.capability.clone(),
+            archive: true,
         };
         Some(vec![RelayEvent::SendText(
             serde_json::to_string(&auth).expect("control messages serialise"),
@@ -241,10 +259,32 @@ impl RelayClient {
         })
     }
 
+    /// Whether the relay keeps the room's archive (this session's welcome said so): frames
+    /// may then go into it with [`RelayClient::to_archive`].
+    pub fn archives(&self) -> bool {
+        self.archives
+    }
+
+    /// Whether the next binary message is one of the archived frames the welcome announced.
+    pub fn expects_archived(&self) -> bool {
+        self.state == RelayState::Open && self.archived_left > 0
+    }
+
+    /// One of the archived frames after the welcome (`signer ‖ frame`): the key the relay
+    /// says signed it and the frame, whose signature the sync node checks.
+    pub fn take_archived<'a>(&mut self, bytes: &'a [u8]) -> Option<(PeerId, &'a [u8])> {
+        if !self.expects_archived() {
+            return None;
+        }
+        self.archived_left -= 1;
+        let (signer, frame) = bytes.split_first_chunk::<32>()?;
+        (!frame.is_empty()).then_some((*signer, frame))
+    }
+
     /// A binary message from the relay (`handle ‖ frame`): the peer the relay says sent it
     /// and the frame, if the session is open and the handle one the relay announced.
     pub fn handle_binary<'a>(&self, bytes: &'a [u8]) -> Option<(PeerId, &'a [u8])> {
-        if self.state != RelayState::Open {
+        if self.state != RelayState::Open || self.archived_left > 0 {
             return None;
         }
         let (handle, frame) = take_handle(bytes)?;
@@ -274,6 +314,8 @@ impl RelayClient {
         self.handles.clear();
         self.readers.clear();
         self.write = true;
+        self.archives = false;
+        self.archived_left = 0;
         std::mem::take(&mut self.peers)
             .into_keys()
             .map(RelayEvent::PeerLeft)
@@ -283,6 +325,17 @@ impl RelayClient {
     /// A frame for every peer of the room.
     pub fn to_everyone(frame: &[u8]) -> Vec<u8> {
         [&[TO_EVERYONE][..], frame].concat()
+    }
+
+    /// A frame for the room's archive (and for every peer too, if `everyone`), if the relay
+    /// keeps one.
+    pub fn to_archive(&self, frame: &[u8], everyone: bool) -> Option<Vec<u8>> {
+        let header = if everyone {
+            TO_EVERYONE_AND_ARCHIVE
+        } else {
+            TO_ARCHIVE
+        };
+        self.archives.then(|| [&[header][..], frame].concat())
     }
 
     /// A frame for one peer, if the relay announced it in this session.
@@ -343,6 +396,7 @@ mod tests {
             peer,
             signature,
             capability: None,
+            archive: true,
         }) = serde_json::from_str(auth)
         else {
             panic!("{auth}");
@@ -370,6 +424,7 @@ mod tests {
                 room_peer(key(6).public_key(), 2),
             ],
             write: true,
+            archive: None,
         };
         let events = client.handle_text(0, &me, &welcome.to_text());
         assert_eq!(
@@ -470,6 +525,7 @@ mod tests {
             handle: 0,
             peers: vec![reader, room_peer(key(3).public_key(), 3)],
             write: false,
+            archive: None,
         };
         client.handle_text(0, &me, &welcome.to_text());
         assert!(!client.may_write());
@@ -504,6 +560,7 @@ mod tests {
                 handle: 0,
                 peers: vec![room_peer(key(5).public_key(), 5)],
                 write: true,
+                archive: None,
             }
             .to_text(),
         ] {
@@ -550,6 +607,7 @@ mod tests {
                 handle: 0,
                 peers: vec![],
                 write: true,
+                archive: None,
             };
             client.handle_text(now, &me, &welcome.to_text());
             assert_eq!(client.state(), RelayState::Open);

@@ -19,6 +19,11 @@
 //!   `{"type":"signal","from":"…","data":…}`;
 //! - relay → peer: `{"type":"error","code":"…","message":"…"}` before refusing or closing.
 //!
+//! A relay on Redis may keep each room's recent pushes (`--archive`): a peer that asks for it
+//! (`"archive":true` in the auth answer) gets a welcome with `"archive":n` followed by `n`
+//! binary messages `signer's key (32) ‖ frame`, and may then send `0x02 ‖ frame` (to everyone
+//! and into the archive) or `0x03 ‖ frame` (into the archive only).
+//!
 //! Rooms may require a [`Capability`]: the auth answer then carries `"capability":"<hex>"`, and
 //! a peer whose capability is read-only is announced with `"write":false` (in the welcome, the
 //! `peers` list and `peer-joined`); the relay lets it send only what catching up needs
@@ -63,6 +68,13 @@ pub const MAX_AUTH_MESSAGE: usize = 4096;
 pub const TO_EVERYONE: u8 = 0;
 /// Binary header: to one peer, whose handle follows.
 pub const TO_PEER: u8 = 1;
+/// Binary header: to every peer of the room, and into the room's archive (only to a relay
+/// whose welcome said it keeps one).
+pub const TO_EVERYONE_AND_ARCHIVE: u8 = 2;
+/// Binary header: into the room's archive only.
+pub const TO_ARCHIVE: u8 = 3;
+/// The most archived frames a client takes after a welcome.
+pub const MAX_ARCHIVED: u32 = 65_536;
 
 /// A peer's number in a room, given by the relay (see the module docs).
 pub type Handle = u32;
@@ -101,6 +113,12 @@ pub fn take_handle(bytes: &[u8]) -> Option<(Handle, &[u8])> {
         }
     }
     None
+}
+
+/// Whether a relay that keeps the room's archive takes `frame` into it: a push (kind 1, for
+/// everyone) of [`SYNC_FRAME_VERSION`]; anything else would only cost the joiners.
+pub fn archivable(frame: &[u8]) -> bool {
+    matches!(frame, [SYNC_FRAME_VERSION, 1, ..])
 }
 
 /// A peer of the room as the relay announces it.
@@ -152,6 +170,10 @@ pub enum ServerMessage {
         /// Whether this session may write (see [`RoomPeer::write`]).
         #[serde(default = "yes", skip_serializing_if = "is_true")]
         write: bool,
+        /// Present when the relay keeps the room's archive (and the peer asked for it): how
+        /// many archived frames follow, each a binary message `signer's key (32) ‖ frame`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        archive: Option<u32>,
     },
     /// A peer entered the room.
     PeerJoined {
@@ -202,6 +224,9 @@ pub enum ClientMessage {
         /// A [`Capability`] for this room and peer, hex, where the room requires one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         capability: Option<String>,
+        /// The peer takes the room's archive after the welcome, if the relay keeps one.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        archive: bool,
     },
     /// Signalling for one peer.
     Signal {

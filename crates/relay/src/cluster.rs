@@ -105,6 +105,37 @@ redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('GET', KEYS[1])
 ";
 
+/// Appends a push to a room's archive (KEYS[1] the stream, KEYS[2] its size in bytes; ARGV:
+/// signer, frame, the age bound in ms, the byte bound), then drops the oldest entries past
+/// either bound (at most 64 a call) and lets both keys expire with the age bound.
+const ARCHIVE: &str = r"
+redis.call('XADD', KEYS[1], '*', 's', ARGV[1], 'f', ARGV[2])
+local total = redis.call('INCRBY', KEYS[2], #ARGV[1] + #ARGV[2])
+local now = redis.call('TIME')
+local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
+for i = 1, 64 do
+  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+  if #oldest == 0 then break end
+  local id = oldest[1][1]
+  local at = tonumber(string.match(id, '^(%d+)'))
+  if total <= tonumber(ARGV[4]) and at >= cutoff then break end
+  local fields = oldest[1][2]
+  redis.call('XDEL', KEYS[1], id)
+  total = redis.call('DECRBY', KEYS[2], #fields[2] + #fields[4])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return total
+";
+
+/// A room's archive younger than the age bound (KEYS[1] the stream; ARGV: the age bound in
+/// ms, the most entries), oldest first.
+const READ_ARCHIVE: &str = r"
+local now = redis.call('TIME')
+local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[1])
+return redis.call('XRANGE', KEYS[1], tostring(cutoff), '+', 'COUNT', ARGV[2])
+";
+
 const SNAPSHOT: &str = r"
 local out = {}
 local all = redis.call('HGETALL', KEYS[1])
@@ -138,7 +169,9 @@ pub(crate) struct Cluster {
     pub(crate) id: RelayId,
     prefix: String,
     commands: mpsc::UnboundedSender<Command>,
-    publish: mpsc::Sender<(String, Vec<u8>)>,
+    publish: mpsc::Sender<Outgoing>,
+    /// The current connection to Redis, if any (for reading archives).
+    connection: watch::Receiver<Option<MultiplexedConnection>>,
     /// Whether Redis answered last time.
     pub(crate) up: AtomicBool,
     /// Frames dropped because the publish queue was full.
@@ -150,7 +183,20 @@ type Mutex<T> = std::sync::Mutex<T>;
 
 struct Receivers {
     commands: mpsc::UnboundedReceiver<Command>,
-    publish: mpsc::Receiver<(String, Vec<u8>)>,
+    publish: mpsc::Receiver<Outgoing>,
+    connection: watch::Sender<Option<MultiplexedConnection>>,
+}
+
+/// What the publishing task sends.
+enum Outgoing {
+    /// A message on a room's channel.
+    Publish { channel: String, bytes: Vec<u8> },
+    /// A push into a room's archive.
+    Archive {
+        room: String,
+        signer: PeerId,
+        frame: Vec<u8>,
+    },
 }
 
 /// A room's keys: its hash of peers, its counter, and the prefix of its peers' holder sets.
@@ -167,16 +213,19 @@ impl Cluster {
         let id = chrysalis_crypto::random_array().map_err(std::io::Error::other)?;
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+        let (connection_tx, connection) = watch::channel(None);
         Ok(Cluster {
             id,
             prefix: prefix.to_owned(),
             commands,
             publish,
+            connection,
             up: AtomicBool::new(false),
             publish_dropped: AtomicU64::new(0),
             receivers: Mutex::new(Some(Receivers {
                 commands: commands_rx,
                 publish: publish_rx,
+                connection: connection_tx,
             })),
         })
     }
@@ -217,14 +266,70 @@ impl Cluster {
 
     /// Publishes `message` on `room`'s channel, or drops it if the queue is full.
     pub(crate) fn publish(&self, room: &str, message: &BusMessage<'_>) {
-        let bytes = message.encode(&self.id);
-        if self
-            .publish
-            .try_send((self.keys(room).channel, bytes))
-            .is_err()
-        {
+        let outgoing = Outgoing::Publish {
+            channel: self.keys(room).channel,
+            bytes: message.encode(&self.id),
+        };
+        if self.publish.try_send(outgoing).is_err() {
             self.publish_dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Queues `frame`, a push `signer` sent, for `room`'s archive (dropped if the queue is
+    /// full: the archive may lose, never forge).
+    pub(crate) fn archive(&self, room: &str, signer: &PeerId, frame: &[u8]) {
+        let outgoing = Outgoing::Archive {
+            room: room.to_owned(),
+            signer: *signer,
+            frame: frame.to_vec(),
+        };
+        if self.publish.try_send(outgoing).is_err() {
+            self.publish_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `room`'s archive within the age bound, newest last, as many of the newest as fit in
+    /// `budget` bytes: (signer, frame) pairs. Empty if Redis is away (the archive may lose).
+    pub(crate) async fn read_archive(
+        &self,
+        room: &str,
+        config: &crate::RelayConfig,
+        budget: usize,
+    ) -> Vec<(PeerId, Vec<u8>)> {
+        let Some(mut conn) = self.connection.borrow().clone() else {
+            return Vec::new();
+        };
+        let script = redis::Script::new(READ_ARCHIVE);
+        let mut invocation = script.key(self.archive_key(room));
+        invocation
+            .arg(config.archive_max_age.as_millis() as u64)
+            .arg(crate::protocol::MAX_ARCHIVED);
+        let read = invocation.invoke_async::<Vec<(String, Vec<Vec<u8>>)>>(&mut conn);
+        let Ok(Ok(entries)) = tokio::time::timeout(JOIN_TIMEOUT, read).await else {
+            return Vec::new();
+        };
+        let mut kept: Vec<(PeerId, Vec<u8>)> = Vec::new();
+        let mut bytes = 0;
+        for (_, mut fields) in entries.into_iter().rev() {
+            let (Some(frame), Some(signer)) = (fields.pop(), fields.get(1)) else {
+                continue;
+            };
+            let Ok(signer) = PeerId::try_from(signer.as_slice()) else {
+                continue;
+            };
+            bytes += 32 + frame.len() + 64;
+            if bytes > budget {
+                break;
+            }
+            kept.push((signer, frame));
+        }
+        kept.reverse();
+        kept
+    }
+
+    /// The stream of `room`'s archive (its size is beside it, `…:size`).
+    fn archive_key(&self, room: &str) -> String {
+        format!("{}:archive", self.keys(room).channel)
     }
 
     /// Starts the presence, publishing and receiving tasks for Redis at `url`.
@@ -233,17 +338,16 @@ impl Cluster {
         let Some(receivers) = cluster.receivers.lock().expect("cluster lock").take() else {
             return;
         };
-        let (connection_tx, connection_rx) = watch::channel(None);
         tokio::spawn(publisher(
             Arc::downgrade(relay),
             receivers.publish,
-            connection_rx,
+            cluster.connection.clone(),
         ));
         tokio::spawn(presence(
             Arc::downgrade(relay),
             url,
             receivers.commands,
-            connection_tx,
+            receivers.connection,
         ));
     }
 }
@@ -251,7 +355,7 @@ impl Cluster {
 /// Publishes queued frames in pipelines, on the connection the presence task made.
 async fn publisher(
     relay: Weak<Relay>,
-    mut queue: mpsc::Receiver<(String, Vec<u8>)>,
+    mut queue: mpsc::Receiver<Outgoing>,
     mut connection: watch::Receiver<Option<MultiplexedConnection>>,
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
@@ -269,8 +373,38 @@ async fn publisher(
             continue;
         };
         let mut pipe = redis::pipe();
-        for (channel, bytes) in batch.drain(..) {
-            pipe.publish(channel, bytes).ignore();
+        for outgoing in batch.drain(..) {
+            match outgoing {
+                Outgoing::Publish { channel, bytes } => {
+                    pipe.publish(channel, bytes).ignore();
+                }
+                Outgoing::Archive {
+                    room,
+                    signer,
+                    frame,
+                } => {
+                    let cluster = relay.cluster();
+                    let key = cluster.archive_key(&room);
+                    let appended = redis::Script::new(ARCHIVE)
+                        .key(&key)
+                        .key(format!("{key}:size"))
+                        .arg(&signer[..])
+                        .arg(frame)
+                        .arg(relay.config.archive_max_age.as_millis() as u64)
+                        .arg(relay.config.archive_max_bytes)
+                        .invoke_async::<i64>(&mut conn)
+                        .await;
+                    match appended {
+                        Ok(_) => {
+                            relay.stats.archived.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => relay.stats.refuse("REDIS_UNAVAILABLE"),
+                    }
+                }
+            }
+        }
+        if pipe.is_empty() {
+            continue;
         }
         let started = std::time::Instant::now();
         match pipe.query_async::<()>(&mut conn).await {

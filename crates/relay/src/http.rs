@@ -1,6 +1,6 @@
 //! The TCP and HTTP edge: sockets are admitted within the limits or closed at once, HTTP/1.1 is
-//! served with a small header buffer until the socket's ticket expires, `/health` answers, and
-//! `/` or `/ws` upgrades to a WebSocket that takes the ticket on.
+//! served with a small header buffer until the socket's ticket expires, `/health` and
+//! `/metrics` answer, and `/` or `/ws` upgrades to a WebSocket that takes the ticket on.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -76,6 +76,14 @@ fn route(
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            response
+        }
+        "/metrics" => {
+            let mut response = Response::new(relay.metrics());
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
             response
         }
         "/" | "/ws" => {

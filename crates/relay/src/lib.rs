@@ -14,6 +14,7 @@
 mod admission;
 mod cluster;
 mod http;
+mod metrics;
 /// The wire format (its own crate, shared with the agent runtime's client).
 pub use chrysalis_relay_protocol as protocol;
 mod socket;
@@ -33,7 +34,7 @@ use admission::{Ticket, Usage};
 use protocol::bus::{BusMessage, RelayId};
 use protocol::{
     Access, Capability, ClientMessage, Handle, MAX_ROOM_NAME, PROTOCOL_VERSION, RoomPeer,
-    ServerMessage, TO_EVERYONE, TO_PEER,
+    ServerMessage, TO_ARCHIVE, TO_EVERYONE, TO_EVERYONE_AND_ARCHIVE, TO_PEER,
 };
 use socket::Outbox;
 
@@ -51,6 +52,13 @@ pub struct RelayConfig {
     /// A Redis (`redis://…`) shared with other relays: they then share rooms. None: this
     /// relay alone holds its rooms, in memory.
     pub redis: Option<String>,
+    /// Keep each room's recent pushes in Redis and hand them to joining peers (needs `redis`).
+    pub archive: bool,
+    /// How long an archived push is kept.
+    pub archive_max_age: Duration,
+    /// The most bytes of archived pushes kept per room (at most half of `max_queue_bytes`: the
+    /// hand-off goes through the joiner's queue).
+    pub archive_max_bytes: usize,
     /// The largest message a peer may send once authenticated, header included (bytes).
     pub max_frame: usize,
     /// Sustained messages per second per connection (binary, text and ping alike).
@@ -85,6 +93,9 @@ impl Default for RelayConfig {
             trusted_issuers: Vec::new(),
             capability_rooms: Vec::new(),
             redis: None,
+            archive: false,
+            archive_max_age: Duration::from_secs(3600),
+            archive_max_bytes: 2 << 20,
             max_frame: (1 << 20) + 64,
             rate_per_second: 500,
             burst: 2000,
@@ -118,12 +129,18 @@ pub struct RelayStats {
     pub redis_received: AtomicU64,
     /// Rooms cleared of a dead relay's peers by this relay.
     pub reaped: AtomicU64,
+    /// Pushes appended to rooms' archives.
+    pub archived: AtomicU64,
     /// Open, authenticated connections.
     pub connections: AtomicU64,
     /// Open sockets not yet authenticated.
     pub pending: AtomicU64,
     /// Authenticated connections since start.
     pub connections_total: AtomicU64,
+    /// Binary frames received from peers.
+    pub frames_received: AtomicU64,
+    /// Their bytes.
+    pub bytes_received: AtomicU64,
     /// Binary frames delivered to a receiver's queue.
     pub frames_forwarded: AtomicU64,
     /// Their bytes.
@@ -464,6 +481,8 @@ struct Answer {
     write: bool,
     /// When its capability expires (Unix seconds), if it presented one.
     expires_at: Option<u64>,
+    /// It takes the room's archive (it asked, and this relay keeps one).
+    archive: bool,
 }
 
 /// The end of a connection: what the peer is told, and the close code.
@@ -514,7 +533,7 @@ impl Relay {
     ) -> Result<(Session, mpsc::UnboundedReceiver<Message>), Closing> {
         let answer = self.check_answer(nonce, answer)?;
         let Some(cluster) = &self.cluster else {
-            return self.register(answer, None, ticket, 0);
+            return self.register(answer, None, None, ticket, 0);
         };
         let (joining, generation) = {
             let mut hub = self.hub.lock().expect("hub lock");
@@ -546,6 +565,14 @@ impl Relay {
                 _ => Err("REDIS_UNAVAILABLE"),
             },
         };
+        let archived = match (&joined, answer.archive) {
+            (Ok(_), true) => Some(
+                cluster
+                    .read_archive(&answer.room, &self.config, self.config.max_queue_bytes / 2)
+                    .await,
+            ),
+            _ => None,
+        };
         let registered = joined
             .map_err(|code| match code {
                 "ROOM_FULL" => Closing::policy(
@@ -558,7 +585,7 @@ impl Relay {
                     close: TRY_AGAIN_LATER,
                 },
             })
-            .and_then(|handle| self.register(answer.clone(), handle, ticket, generation));
+            .and_then(|handle| self.register(answer.clone(), handle, archived, ticket, generation));
         let mut hub = self.hub.lock().expect("hub lock");
         if hub.generation != generation {
             return registered;
@@ -585,6 +612,7 @@ impl Relay {
             peer,
             signature,
             capability,
+            archive,
         }) = serde_json::from_str(answer)
         else {
             return Err(Closing::policy(
@@ -642,6 +670,7 @@ impl Relay {
             peer,
             write,
             expires_at: capability.map(|c| c.expires_at),
+            archive: archive && self.config.archive && self.cluster.is_some(),
         })
     }
 
@@ -699,6 +728,7 @@ impl Relay {
         &self,
         answer: Answer,
         handle: Option<Handle>,
+        archived: Option<Vec<(PeerId, Vec<u8>)>>,
         ticket: &mut Ticket,
         generation: u64,
     ) -> Result<(Session, mpsc::UnboundedReceiver<Message>), Closing> {
@@ -717,6 +747,7 @@ impl Relay {
             peer,
             write,
             expires_at,
+            archive,
         } = answer;
         let first = hub.rooms.get(&room).is_none_or(|m| !m.present(&peer));
         let (outbox, rx) = Outbox::new(
@@ -757,12 +788,18 @@ impl Relay {
                 other.push(joined.clone());
             }
         }
+        let archived = archived.filter(|_| archive);
         outbox.push(text(&ServerMessage::Welcome {
             peer: id,
             handle,
             peers,
             write,
+            archive: archived.as_ref().map(|a| a.len() as u32),
         }));
+        // The hand-off goes out before any live frame (the room's lock is held).
+        for (signer, frame) in archived.into_iter().flatten() {
+            outbox.push(Message::Binary([&signer[..], &frame].concat().into()));
+        }
         members.peers.entry(peer).or_default().push(outbox.clone());
         self.stats.connections_total.fetch_add(1, Ordering::Relaxed);
         let session = Session {
@@ -791,12 +828,21 @@ impl Relay {
         self.limit(bucket)?;
         match message {
             Message::Binary(bytes) => {
-                let (to, frame) = match bytes.split_first() {
-                    Some((&TO_EVERYONE, frame)) => (To::Everyone, frame),
+                self.stats.frames_received.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes_received
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                let archiving = self.config.archive && self.cluster.is_some();
+                let (to, frame, archive) = match bytes.split_first() {
+                    Some((&TO_EVERYONE, frame)) => (Some(To::Everyone), frame, false),
                     Some((&TO_PEER, rest)) => match protocol::take_handle(rest) {
-                        Some((to, frame)) => (To::Handle(to), frame),
+                        Some((to, frame)) => (Some(To::Handle(to)), frame, false),
                         None => return Err(bad_frame()),
                     },
+                    Some((&TO_EVERYONE_AND_ARCHIVE, frame)) if archiving => {
+                        (Some(To::Everyone), frame, true)
+                    }
+                    Some((&TO_ARCHIVE, frame)) if archiving => (None, frame, true),
                     _ => return Err(bad_frame()),
                 };
                 if !session.write && !protocol::read_only_may_send(frame) {
@@ -805,6 +851,18 @@ impl Relay {
                         "a read-only capability sends digests, requests and heartbeats only".into(),
                     ));
                 }
+                if archive {
+                    if !protocol::archivable(frame) {
+                        return Err(Refusal::Drop(
+                            "NOT_ARCHIVABLE",
+                            "the archive keeps pushes (sync frames of kind 1) only".into(),
+                        ));
+                    }
+                    self.cluster().archive(&session.room, &session.peer, frame);
+                }
+                let Some(to) = to else {
+                    return Ok(());
+                };
                 let mut forwarded = Vec::with_capacity(5 + frame.len());
                 protocol::put_handle(&mut forwarded, session.handle);
                 forwarded.extend_from_slice(frame);
@@ -1016,6 +1074,7 @@ impl Relay {
                 (self.stats.redis_micros.load(Ordering::Relaxed) / calls.max(1)).into();
             body["redisReconnects"] = self.stats.redis_reconnects.load(Ordering::Relaxed).into();
             body["redisReceived"] = self.stats.redis_received.load(Ordering::Relaxed).into();
+            body["archived"] = self.stats.archived.load(Ordering::Relaxed).into();
         }
         (healthy, body)
     }
@@ -1205,7 +1264,9 @@ enum To {
 fn bad_frame() -> Refusal {
     Refusal::Drop(
         "BAD_FRAME",
-        "binary frames start with 0x00, or 0x01 ‖ a peer's handle".into(),
+        "binary frames start with 0x00, 0x01 ‖ a peer's handle, or (to a relay that keeps an \
+         archive) 0x02 or 0x03"
+            .into(),
     )
 }
 

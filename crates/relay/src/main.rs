@@ -3,10 +3,14 @@
 //! [--max-connections-per-address N] [--max-room-connections-per-address N] [--max-pending N]
 //! [--max-pending-per-address N] [--auth-timeout-ms MS] [--max-queue-bytes BYTES]
 //! [--max-queue-bytes-per-address BYTES] [--trust-issuer HEX,…] [--capability-rooms PREFIX,…]
-//! [--redis URL]`
+//! [--redis URL] [--archive] [--archive-max-age-s S] [--archive-max-bytes BYTES]`
 //!
 //! `--redis redis://HOST:PORT` (better `CHRYSALIS_RELAY_REDIS`, which keeps a password out of
 //! the process list): relays on one Redis share rooms; without it the relay holds its rooms alone.
+//!
+//! `--archive` (with `--redis`) keeps each room's recent pushes in Redis, at most
+//! `--archive-max-age-s` seconds (3600) and `--archive-max-bytes` bytes (2 MiB) per room, and
+//! hands them to peers that join.
 //!
 //! `--trust-issuer` lists the issuer public keys whose capabilities the relay accepts;
 //! `--capability-rooms` the room-name prefixes that require one (an empty prefix: every room).
@@ -151,6 +155,14 @@ fn run() -> Result<(), String> {
         trusted_issuers: trusted_issuers(&args)?,
         capability_rooms: list(&args, "capability-rooms"),
         redis: setting(&args, "redis"),
+        archive: args.iter().any(|a| a == "--archive")
+            || std::env::var("CHRYSALIS_RELAY_ARCHIVE").is_ok_and(|v| v == "1"),
+        archive_max_age: Duration::from_secs(number(
+            &args,
+            "archive-max-age-s",
+            defaults.archive_max_age.as_secs(),
+        )?),
+        archive_max_bytes: number(&args, "archive-max-bytes", defaults.archive_max_bytes)?,
         max_frame: number(&args, "max-frame", defaults.max_frame)?,
         rate_per_second: number(&args, "rate", defaults.rate_per_second)?,
         burst: number(&args, "burst", defaults.burst)?,
@@ -189,6 +201,16 @@ fn run() -> Result<(), String> {
             defaults.max_queue_bytes_per_address,
         )?,
     };
+    if config.archive && config.redis.is_none() {
+        return Err("--archive keeps rooms' pushes in Redis: it needs --redis".into());
+    }
+    if config.archive_max_bytes > config.max_queue_bytes / 2 {
+        return Err(format!(
+            "--archive-max-bytes is at most half of --max-queue-bytes ({}): the hand-off goes \
+             through the joiner's queue",
+            config.max_queue_bytes / 2
+        ));
+    }
     if !config.capability_rooms.is_empty() && config.trusted_issuers.is_empty() {
         return Err(
             "--capability-rooms needs --trust-issuer: no peer could join those rooms".into(),

@@ -344,7 +344,8 @@ async fn peer_ids_are_shown_in_one_canonical_spelling() {
                 handle: 0,
                 write: true
             }],
-            write: true
+            write: true,
+            archive: None,
         }
     );
     assert_eq!(

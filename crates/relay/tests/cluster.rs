@@ -125,6 +125,24 @@ async fn peers_on_three_relays_see_each_other_and_exchange_frames_and_signals() 
     );
     let health = http_get(relays[0].addr, "/health").await;
     assert!(health.contains("\"redis\":\"up\""), "{health}");
+    // The same counters for Prometheus: every sample line is `name{labels} value`.
+    let metrics = http_get(relays[0].addr, "/metrics").await;
+    let (head, body) = metrics.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(name.starts_with("chrysalis_relay_"), "{line}");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+    for sample in [
+        "chrysalis_relay_connections 1\n",
+        "chrysalis_relay_redis_up 1\n",
+        "# TYPE chrysalis_relay_redis_round_trip_seconds summary",
+        "chrysalis_relay_redis_round_trip_seconds_count ",
+        "chrysalis_relay_frames_received_total 1\n",
+    ] {
+        assert!(body.contains(sample), "{sample} in {body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,4 +222,106 @@ async fn a_killed_relays_peers_leave_their_rooms_and_can_join_through_another() 
     let health = http_get(survivor.addr, "/health").await;
     assert!(health.contains("\"redis\":\"up\""), "{health}");
     survivor.stop();
+}
+
+/// Joins `room` asking for its archive: the socket, and how many archived frames follow.
+async fn join_archived(relay: &RelayHandle, n: u32, room: &str) -> (Ws, Option<u32>) {
+    for _ in 0..100 {
+        let (mut ws, nonce) = challenge(relay).await;
+        let auth = auth(&key(n), room, room, &nonce);
+        let mut answer: serde_json::Value = serde_json::from_str(auth.to_text().unwrap()).unwrap();
+        answer["archive"] = true.into();
+        ws.send(Message::text(answer.to_string())).await.unwrap();
+        match next_control(&mut ws).await {
+            ServerMessage::Welcome { archive, .. } => return (ws, archive),
+            ServerMessage::Error { code, .. } if code == "REDIS_UNAVAILABLE" => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    panic!("never admitted");
+}
+
+/// A push as the relay sees it: sync version 6, kind 1, then `body`.
+fn push(body: &[u8]) -> Vec<u8> {
+    [&[6, 1][..], body].concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_joining_an_empty_room_gets_its_archive_within_its_bounds() {
+    let redis = RedisServer::start().await;
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        relays.push(
+            relay(RelayConfig {
+                redis: Some(redis.url.clone()),
+                archive: true,
+                archive_max_bytes: 1000,
+                ..RelayConfig::default()
+            })
+            .await,
+        );
+    }
+    let (mut a, archived) = join_archived(&relays[0], 1, "room").await;
+    assert_eq!(archived, Some(0), "the relay keeps an archive; it is empty");
+    a.send(Message::binary(
+        [&[2][..], &push(b"to all and kept")].concat(),
+    ))
+    .await
+    .unwrap();
+    a.send(Message::binary([&[3][..], &push(b"kept only")].concat()))
+        .await
+        .unwrap();
+    // Only pushes are kept.
+    a.send(Message::binary(
+        [&[3][..], &[6, 2][..], b"a digest"].concat(),
+    ))
+    .await
+    .unwrap();
+    let ServerMessage::Error { code, .. } = next_control(&mut a).await else {
+        panic!("expected a refusal");
+    };
+    assert_eq!(code, "NOT_ARCHIVABLE");
+    drop(a);
+    // b joins the empty room on the other relay: it gets a's two pushes, signer first.
+    let wait_archived = || async {
+        for _ in 0..100 {
+            let health = http_get(relays[0].addr, "/health").await;
+            if health.contains("\"archived\":2") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("not archived");
+    };
+    wait_archived().await;
+    let (mut b, archived) = join_archived(&relays[1], 2, "room").await;
+    assert_eq!(archived, Some(2));
+    let signer = key(1).public_key();
+    for body in [&b"to all and kept"[..], b"kept only"] {
+        assert_eq!(
+            next_binary(&mut b).await,
+            [&signer[..], &push(body)].concat()
+        );
+    }
+    // A peer that does not ask gets no archive.
+    let (_c, joined) = join_retrying(&relays[1], 3, "room").await;
+    assert_eq!(joined.peers.len(), 1);
+    // Past the byte bound (1,000 bytes, 32 + frame each), the oldest go first.
+    for i in 0..5u8 {
+        b.send(Message::binary([&[3][..], &push(&[i; 398])].concat()))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut d, archived) = join_archived(&relays[0], 4, "room").await;
+    assert_eq!(archived, Some(2), "two of 432 bytes fit in 1,000");
+    let signer = key(2).public_key();
+    for i in [3u8, 4] {
+        assert_eq!(
+            next_binary(&mut d).await,
+            [&signer[..], &push(&[i; 398])].concat()
+        );
+    }
 }

@@ -462,6 +462,7 @@ impl Room {
                     return;
                 }
                 *current = None;
+                self.sync.set_archiving(false);
                 // The next socket tries the next relay: this one may be gone.
                 self.next_relay = (self.next_relay + 1) % self.relay_urls.len();
                 let random = self.rng.next_u64();
@@ -512,9 +513,18 @@ impl Room {
     fn receive_on(&mut self, now: u64, link: Link, bytes: &[u8]) {
         match link.kind {
             LinkKind::Relay => {
-                let Some((client, _)) = &self.relay else {
+                let Some((client, _)) = &mut self.relay else {
                     return;
                 };
+                // The archive's frames come first after the welcome: pushes of peers that may
+                // be gone, taken only if they verify under the signer the relay names.
+                if client.expects_archived() {
+                    if let Some((signer, frame)) = client.take_archived(bytes) {
+                        let out = self.sync.handle_archived(signer, frame);
+                        self.absorb(out);
+                    }
+                    return;
+                }
                 // The relay names the sender, but it may lie: a frame counts only if it verifies
                 // under that peer's key, and one that does not is scored against nobody (an
                 // honest peer cannot be banned by frames the relay made up or relabelled).
@@ -574,7 +584,11 @@ impl Room {
         for event in events {
             match event {
                 RelayEvent::SendText(text) => self.out.push_back(Output::SendText { link, text }),
-                RelayEvent::Opened => self.event_state(LinkKind::Relay, "open", None),
+                RelayEvent::Opened => {
+                    let archives = self.relay_client().is_some_and(RelayClient::archives);
+                    self.sync.set_archiving(archives);
+                    self.event_state(LinkKind::Relay, "open", None);
+                }
                 RelayEvent::PeerJoined(peer) => {
                     self.link(now, peer, LinkKind::Relay);
                     // One side offers: the smaller id, so two peers never both do; a read-only
@@ -849,7 +863,8 @@ impl Room {
         for transmit in out.transmits {
             match transmit.to {
                 Recipient::Peer(peer) => self.send_to(peer, transmit.bytes),
-                Recipient::Everyone => self.send_to_everyone(transmit.bytes),
+                Recipient::Everyone => self.send_to_everyone(transmit.bytes, transmit.archive),
+                Recipient::Archive => self.send_to_archive(&transmit.bytes),
             }
         }
         for event in out.events {
@@ -958,8 +973,9 @@ impl Room {
     /// Every peer: data channels where open; one BroadcastChannel message for the tabs; the
     /// relay for the rest of its peers (one frame to everyone when none of them got it another
     /// way).
-    fn send_to_everyone(&mut self, bytes: Vec<u8>) {
+    fn send_to_everyone(&mut self, bytes: Vec<u8>, archive: bool) {
         let relay = self.relay_link_for(&bytes);
+        let archives = archive && self.relay_client().is_some_and(RelayClient::archives);
         let mut via_relay = Vec::new();
         let mut via_broadcast = false;
         let mut relay_peers = 0;
@@ -979,8 +995,16 @@ impl Room {
         }
         if let Some(relay) = relay {
             if !via_relay.is_empty() && via_relay.len() == relay_peers {
-                self.send(LinkKind::Relay, relay, RelayClient::to_everyone(&bytes));
+                let framed = match archives {
+                    true => self.relay_client().and_then(|c| c.to_archive(&bytes, true)),
+                    false => None,
+                };
+                let framed = framed.unwrap_or_else(|| RelayClient::to_everyone(&bytes));
+                self.send(LinkKind::Relay, relay, framed);
             } else {
+                if archives {
+                    self.send_to_archive(&bytes);
+                }
                 for peer in via_relay {
                     if let Some(bytes) = self.relay_client().and_then(|c| c.to_peer(&peer, &bytes))
                     {
@@ -998,6 +1022,16 @@ impl Room {
                 },
             };
             self.send(LinkKind::Broadcast, link, envelope.encode());
+        }
+    }
+
+    /// Into the room's archive at the relay, if it keeps one (and lets this agent write).
+    fn send_to_archive(&mut self, bytes: &[u8]) {
+        let Some(relay) = self.relay_link_for(bytes) else {
+            return;
+        };
+        if let Some(framed) = self.relay_client().and_then(|c| c.to_archive(bytes, false)) {
+            self.send(LinkKind::Relay, relay, framed);
         }
     }
 

@@ -37,6 +37,7 @@ fn welcome(me: &PeerId, peers: &[PeerId]) -> String {
             })
             .collect(),
         write: true,
+        archive: None,
     }
     .to_text()
 }

@@ -95,6 +95,16 @@ fn rooms_spread_over_their_relays_and_move_on_when_theirs_goes_away() {
 /// A room whose relay session is open, welcomed with `write` access, with one peer announced
 /// with `peer_write`: the room, its relay link and the time.
 fn welcomed(write: bool, peer_write: bool, webrtc: bool) -> (Room, LinkId, u64) {
+    welcomed_with(write, Some(peer_write), webrtc, None)
+}
+
+/// As [`welcomed`], with the peer (`None`: the room is empty) and the welcome's archive count.
+fn welcomed_with(
+    write: bool,
+    peer_write: Option<bool>,
+    webrtc: bool,
+    archive: Option<u32>,
+) -> (Room, LinkId, u64) {
     let mut now = 1_000;
     // The room's id sorts below its peer's, so it would offer the peer a data channel.
     let (me, peer) = if key(1).public_key() < key(2).public_key() {
@@ -131,12 +141,16 @@ fn welcomed(write: bool, peer_write: bool, webrtc: bool) -> (Room, LinkId, u64) 
     let welcome = ServerMessage::Welcome {
         peer: hex(&key(me).public_key()),
         handle: 0,
-        peers: vec![RoomPeer {
-            peer: hex(&key(peer).public_key()),
-            handle: 1,
-            write: peer_write,
-        }],
+        peers: peer_write
+            .map(|write| RoomPeer {
+                peer: hex(&key(peer).public_key()),
+                handle: 1,
+                write,
+            })
+            .into_iter()
+            .collect(),
         write,
+        archive,
     };
     room.receive_text(now, link, &welcome.to_text());
     assert_eq!(room.relay_state(), Some(RelayState::Open));
@@ -208,4 +222,66 @@ fn a_read_only_room_sends_the_relay_only_what_catching_up_needs_and_opens_no_cha
     assert!(!sent(&drain(&mut room), link).1);
     let (mut room, link, _) = welcomed(true, true, true);
     assert!(sent(&drain(&mut room), link).1, "but does to a writer");
+}
+
+#[test]
+fn a_room_alone_archives_its_pushes_and_a_joiner_applies_the_archive_it_is_handed() {
+    // Alone in a room whose relay keeps an archive: a change goes into it (0x03 ‖ frame).
+    let (mut room, link, now) = welcomed_with(true, None, false, Some(0));
+    let outputs = drain(&mut room);
+    let counter: &mut GCounter = room.document_mut("count").unwrap();
+    let delta = counter.increment(ReplicaId(1), 5).to_bytes();
+    room.local_change(now, "count", delta).unwrap();
+    room.tick(room.timeout());
+    let archived: Vec<Vec<u8>> = outputs
+        .into_iter()
+        .chain(drain(&mut room))
+        .filter_map(|o| match o {
+            Output::Send { link: l, bytes } if l == link && bytes[0] == 3 => {
+                Some(bytes[1..].to_vec())
+            }
+            _ => None,
+        })
+        .collect();
+    let [frame] = &archived[..] else {
+        panic!("one push into the archive: {archived:?}");
+    };
+    assert_eq!(&frame[..2], &[6, 1], "a push");
+    let signer = room.id();
+
+    // A later joiner is handed it after the welcome, and applies it; what follows is live.
+    let mut joiner = Room::new(key(9), config(&RELAYS, None, false), now, 3).unwrap();
+    let mut counter = GCounter::new();
+    counter.increment(ReplicaId(9), 1);
+    joiner.share(now, "count", Box::new(counter)).unwrap();
+    let mut t = now;
+    let (link, _) = next_socket(&mut joiner, &mut t);
+    joiner.link_opened(t, link);
+    let challenge = ServerMessage::Challenge {
+        version: PROTOCOL_VERSION,
+        nonce: hex(&[3; 32]),
+    };
+    joiner.receive_text(t, link, &challenge.to_text());
+    let welcome = ServerMessage::Welcome {
+        peer: hex(&key(9).public_key()),
+        handle: 0,
+        peers: vec![],
+        write: true,
+        archive: Some(2),
+    };
+    joiner.receive_text(t, link, &welcome.to_text());
+    let forged = [&[7u8; 32][..], frame].concat();
+    joiner.receive(t, link, &forged);
+    joiner.receive(t, link, &[&signer[..], frame].concat());
+    let value = |room: &Room| {
+        let doc: &dyn std::any::Any = room.sync().document("count").unwrap();
+        doc.downcast_ref::<GCounter>().unwrap().value()
+    };
+    assert_eq!(
+        value(&joiner),
+        6,
+        "the archived push applied, the forged one not"
+    );
+    assert_eq!(joiner.sync().stats().archived_applied, 1);
+    assert_eq!(joiner.sync().stats().dropped(), 1);
 }

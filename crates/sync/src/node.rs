@@ -88,6 +88,9 @@ pub enum Recipient {
     /// Every connected peer: one signed frame that a relay or a broadcast medium fans out,
     /// instead of one frame per peer.
     Everyone,
+    /// Nobody now: the room's archive at a relay that keeps one, for peers that join later
+    /// (a push signed for everyone, made only while [`SyncNode::set_archiving`] is on).
+    Archive,
 }
 
 /// Bytes to send.
@@ -97,6 +100,10 @@ pub struct Transmit {
     pub to: Recipient,
     /// A signed frame.
     pub bytes: Vec<u8>,
+    /// Whether a relay that keeps the room's archive should keep it too: this node's own
+    /// pushes, signed for everyone (peers that join later apply them with
+    /// [`SyncNode::handle_archived`]).
+    pub archive: bool,
 }
 
 /// What the application hears about.
@@ -152,6 +159,8 @@ pub struct Stats {
     pub bytes_received: u64,
     /// Deltas that made a document grow.
     pub deltas_applied: u64,
+    /// Frames from a relay's archive whose deltas were applied.
+    pub archived_applied: u64,
     /// Dropped frames (and deltas) by [`SyncError::code`].
     pub drops: BTreeMap<&'static str, u64>,
 }
@@ -220,6 +229,8 @@ pub struct SyncNode {
     anti_entropy_due: u64,
     /// When a pushed delta last made a document grow.
     push_grew_at: Option<u64>,
+    /// Whether pushes sent to a few peers also go to the archive (see [`Recipient::Archive`]).
+    archiving: bool,
 }
 
 impl SyncNode {
@@ -243,6 +254,7 @@ impl SyncNode {
             stats: Stats::default(),
             anti_entropy_due: now,
             push_grew_at: None,
+            archiving: false,
         }
     }
 
@@ -798,7 +810,55 @@ impl SyncNode {
             for to in &targets {
                 self.send_to(out, now, *to, FrameKind::Gossip, &payload);
             }
+            if broadcast {
+                if let Some(sent) = out.transmits.last_mut() {
+                    sent.archive = true;
+                }
+            } else if self.archiving {
+                let archived = message::encode(&Gossip {
+                    hops: 0,
+                    deltas: DocList::of(0, &chunk),
+                });
+                self.send_to(out, now, Recipient::Archive, FrameKind::Gossip, &archived);
+                if let Some(sent) = out.transmits.last_mut() {
+                    sent.archive = true;
+                }
+            }
         }
+    }
+
+    /// Whether pushes this node sends to a few peers (past `broadcast_limit`) are also signed
+    /// for the archive of a relay that keeps one (pushes to everyone always are marked).
+    pub fn set_archiving(&mut self, on: bool) {
+        self.archiving = on;
+    }
+
+    /// A frame from a relay's archive of the room, signed by `signer` (who need not be
+    /// connected): its signature must verify for this room and for everyone, and only a push
+    /// is taken. Its deltas are applied (joins are idempotent, so a frame seen before changes
+    /// nothing) and nothing else: it is not forwarded, answered or scored, costs no peer
+    /// table entry and no replay window. A frame that fails is counted as a drop.
+    pub fn handle_archived(&mut self, signer: PeerId, bytes: &[u8]) -> Output {
+        let mut out = self.output();
+        self.stats.frames_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        let applied =
+            SignedFrame::decode_at(bytes, self.config.max_frame, &self.room, &signer, None)
+                .map(SignedFrame::into_frame)
+                .and_then(|frame| match frame.kind {
+                    FrameKind::Gossip if !frame.addressed && signer != self.id => {
+                        let gossip = Gossip::decode(frame.payload)?;
+                        self.apply_all(&mut out, signer, gossip.deltas.docs)
+                            .map(|_| ())
+                    }
+                    _ => Err(SyncError::BadPayload("an archived frame is a push".into())),
+                });
+        match applied {
+            Ok(()) => self.stats.archived_applied += 1,
+            Err(error) => self.count_drop(error.code()),
+        }
+        out.wake_at = self.wake_at();
+        out
     }
 
     /// The pending deltas with each document's joined (in the order documents were first
@@ -939,7 +999,7 @@ impl SyncNode {
         self.seq += 1;
         // A frame for one peer is bound to it (a relay cannot hand it to another).
         let bytes = match to {
-            Recipient::Everyone => {
+            Recipient::Everyone | Recipient::Archive => {
                 SignedFrame::encode(&self.key, &self.room, kind, self.seq, payload)
             }
             Recipient::Peer(peer) => {
@@ -958,7 +1018,11 @@ impl SyncNode {
                 peer.last_sent = now;
             }
         }
-        out.transmits.push(Transmit { to, bytes });
+        out.transmits.push(Transmit {
+            to,
+            bytes,
+            archive: false,
+        });
     }
 
     /// Up to `count` active peers, at random, never `except`.

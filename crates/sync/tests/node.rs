@@ -524,3 +524,96 @@ fn frames_of_signers_that_are_not_peers_take_no_place() {
     assert_eq!(out.transmits.len(), 1, "a real peer still gets its digest");
     assert_eq!(a.peers().count(), 1);
 }
+
+#[test]
+fn a_push_kept_in_a_relays_archive_catches_up_a_node_that_never_met_its_author() {
+    let (mut a, mut b) = (node(1, 0), node(2, 0));
+    let hello = a.add_peer(0, b.id());
+    settle(0, &mut a, &mut b, hello);
+    let out = add(&mut a, 1, "milk");
+    let [pushed] = &out.transmits[..] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(
+        (pushed.to, pushed.archive),
+        (Recipient::Everyone, true),
+        "a push to everyone is marked for the archive"
+    );
+    // c joins later, when a is gone: the relay hands it a's frame.
+    let mut c = node(3, 10);
+    let heard = c.handle_archived(a.id(), &pushed.bytes);
+    assert!(heard.transmits.is_empty(), "not forwarded, not answered");
+    assert_eq!(elements(&c), ["milk"]);
+    assert_eq!(c.stats().archived_applied, 1);
+    assert_eq!(
+        c.peers().count(),
+        0,
+        "no peer table entry for an archived signer"
+    );
+    // Again: a frame seen before changes nothing and is not refused.
+    c.handle_archived(a.id(), &pushed.bytes);
+    assert_eq!((c.stats().archived_applied, c.stats().dropped()), (2, 0));
+    // Under another signer, tampered, addressed, or not a push: dropped, counted.
+    let mut tampered = pushed.bytes.clone();
+    tampered[12] ^= 1;
+    let addressed = SignedFrame::encode_to(
+        &SigningKey::from_seed(&[1; 32]).unwrap(),
+        &room_id(""),
+        &c.id(),
+        FrameKind::Gossip,
+        99,
+        &[0, 0],
+    );
+    let digest = SignedFrame::encode(
+        &SigningKey::from_seed(&[1; 32]).unwrap(),
+        &room_id(""),
+        FrameKind::Digest,
+        100,
+        &[0, 0],
+    );
+    for (signer, bytes) in [
+        (b.id(), &pushed.bytes),
+        (a.id(), &tampered),
+        (a.id(), &addressed),
+        (a.id(), &digest),
+    ] {
+        c.handle_archived(signer, bytes);
+    }
+    assert_eq!(c.stats().dropped(), 4, "{:?}", c.stats().drops);
+    assert_eq!(elements(&c), ["milk"]);
+}
+
+#[test]
+fn pushes_to_a_few_peers_are_signed_once_more_for_the_archive_only_while_archiving() {
+    let config = SyncConfig {
+        broadcast_limit: 1,
+        ..SyncConfig::default()
+    };
+    let key = SigningKey::from_seed(&[1; 32]).unwrap();
+    let mut a = SyncNode::new(key, config, 0, 1);
+    a.share(0, "set", Box::new(ORSet::<String>::new())).unwrap();
+    let (mut b, mut c) = (node(2, 0), node(3, 0));
+    for other in [&mut b, &mut c] {
+        let hello = a.add_peer(0, other.id());
+        settle(0, &mut a, other, hello);
+    }
+    let archived = |out: &Output| {
+        out.transmits
+            .iter()
+            .filter(|t| t.to == Recipient::Archive)
+            .count()
+    };
+    assert_eq!(archived(&add(&mut a, 1, "x")), 0);
+    a.set_archiving(true);
+    let out = add(&mut a, 2, "y");
+    assert_eq!(archived(&out), 1);
+    assert!(
+        out.transmits
+            .iter()
+            .all(|t| t.archive == (t.to == Recipient::Archive))
+    );
+    let frame = &out.transmits.iter().find(|t| t.archive).unwrap().bytes;
+    let mut d = node(4, 0);
+    d.handle_archived(a.id(), frame);
+    assert_eq!(elements(&d), ["y"]);
+}

@@ -183,7 +183,11 @@ impl Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x5eed);
         let config = SyncConfig {
             anti_entropy_interval_ms: 250,
-            flush_delay_ms: if scenario.seed % 2 == 0 { 0 } else { 20 },
+            flush_delay_ms: if scenario.seed.is_multiple_of(2) {
+                0
+            } else {
+                20
+            },
             ..SyncConfig::default()
         };
         let mut agents = Vec::new();
@@ -268,6 +272,8 @@ impl Sim {
                         .filter(|i| peers.contains(&self.ids[*i]))
                         .collect()
                 }
+                // No archive in this world.
+                Recipient::Archive => Vec::new(),
             };
             for to in recipients {
                 self.deliver(now, from, to, &transmit.bytes);

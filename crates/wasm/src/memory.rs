@@ -435,7 +435,7 @@ fn motion_id(id: &str) -> Result<Vec<u8>, JsValue> {
             "a motion id is the hex of its value",
         ))
     };
-    if id.len() % 2 != 0 || !id.is_ascii() {
+    if !id.len().is_multiple_of(2) || !id.is_ascii() {
         return Err(bad());
     }
     (0..id.len() / 2)

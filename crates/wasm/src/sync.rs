@@ -81,6 +81,8 @@ export interface RoomStats {
   bytesReceived: number;
   /** Deltas that made a document grow. */
   deltasApplied: number;
+  /** Frames from a relay's archive of the room whose deltas were applied (pushes of peers that may have left). */
+  archivedApplied: number;
   /** Frames dropped, whatever the reason. */
   dropped: number;
   /** Drops by reason: `BAD_SIGNATURE`, `REPLAYED`, `NOT_A_PEER`, `OVERSIZED`, `BANNED`, … */
@@ -441,6 +443,7 @@ impl RoomEngine {
             ("framesReceived", (s.frames_received as f64).into()),
             ("bytesReceived", (s.bytes_received as f64).into()),
             ("deltasApplied", (s.deltas_applied as f64).into()),
+            ("archivedApplied", (s.archived_applied as f64).into()),
             ("dropped", (s.dropped() as f64).into()),
             ("drops", counts(&s.drops)),
             ("transports", transports),

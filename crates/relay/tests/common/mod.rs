@@ -179,6 +179,7 @@ pub async fn join_with(
             handle,
             mut peers,
             write,
+            archive: _,
         } => {
             assert_eq!(peer, hex::encode(key.public_key()));
             peers.sort_by_key(|p| p.handle);

@@ -520,6 +520,7 @@ impl World {
                         handle,
                         peers,
                         write: true,
+                        archive: None,
                     },
                 );
                 for c in others {
