@@ -31,6 +31,8 @@ use crate::{Relay, text};
 pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Frames queued for publishing; past it they are dropped (and counted).
 const PUBLISH_QUEUE: usize = 16_384;
+/// Bytes queued for publishing; past it frames are dropped (and counted).
+const PUBLISH_BYTES: usize = 64 << 20;
 /// Messages published in one pipeline at most.
 const PUBLISH_BATCH: usize = 256;
 /// The longest wait between attempts to reach Redis.
@@ -41,12 +43,16 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 const RELAY_DEADLINE: Duration = Duration::from_secs(10);
 /// Rooms of a dead relay cleared per heartbeat and relay at most.
 const REAP_ROOMS: usize = 64;
+/// How long an empty room's handle counter is kept: a handle is not given again within it, so
+/// an old peer's departure can never be taken for a new peer's.
+const HANDLES_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 const JOIN: &str = r"
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if not value then
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {'', 0} end
   local handle = redis.call('HINCRBY', KEYS[2], 'next', 1) - 1
+  redis.call('PERSIST', KEYS[2])
   value = handle .. ',' .. ARGV[3]
   redis.call('HSET', KEYS[1], ARGV[1], value)
 end
@@ -64,15 +70,18 @@ return 1
 ";
 
 /// Takes out of their rooms the peers of one relay whose heartbeat stopped (killed, cut off),
-/// at most ARGV[2] rooms a call, telling each room's channel they left; forgets the relay once
-/// it holds no room. KEYS[1]: the relays' deadlines; ARGV[1]: the key prefix. Returns how many
-/// rooms it cleared.
+/// or of relay ARGV[3] if given (itself, after a reconnection), at most ARGV[2] rooms a call,
+/// telling each room's channel they left; forgets the relay once it holds no room. KEYS[1]:
+/// the relays' deadlines; ARGV[1]: the key prefix. Returns how many rooms it cleared.
 const REAP: &str = r"
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ms, 'LIMIT', 0, 1)
-if #dead == 0 then return 0 end
-local relay = dead[1]
+local relay = ARGV[3]
+if relay == '' then
+  local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ms, 'LIMIT', 0, 1)
+  if #dead == 0 then return 0 end
+  relay = dead[1]
+end
 local function unhex(h) return (h:gsub('..', function(c) return string.char(tonumber(c, 16)) end)) end
 local rooms_key = ARGV[1] .. ':relay:' .. relay .. ':rooms'
 local rooms = redis.call('SPOP', rooms_key, tonumber(ARGV[2]))
@@ -85,7 +94,7 @@ for _, room in ipairs(rooms) do
       redis.call('PUBLISH', tag, string.char(1, 2) .. unhex(relay) .. unhex(peer))
     end
   end
-  if redis.call('HLEN', tag .. ':peers') == 0 then redis.call('DEL', tag .. ':meta') end
+  if redis.call('HLEN', tag .. ':peers') == 0 then redis.call('PEXPIRE', tag .. ':meta', ARGV[4]) end
 end
 if redis.call('SCARD', rooms_key) == 0 then redis.call('ZREM', KEYS[1], relay) end
 return #rooms
@@ -95,30 +104,29 @@ const LEAVE: &str = r"
 redis.call('SREM', KEYS[3], ARGV[2])
 if redis.call('SCARD', KEYS[3]) == 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
-  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
 end
 return 1
 ";
 
-const EPOCH: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return redis.call('GET', KEYS[1])
-";
-
 /// Appends a push to a room's archive (KEYS[1] the stream, KEYS[2] its size in bytes; ARGV:
-/// signer, frame, the age bound in ms, the byte bound), then drops the oldest entries past
-/// either bound (at most 64 a call) and lets both keys expire with the age bound.
+/// signer, frame, the age bound in ms, the byte bound), drops the oldest entries until the
+/// archive is within its byte bound (the relay archives frames of 74 bytes to a sixteenth of
+/// the bound, so one call drops a bounded number) and, past the age bound, up to 256 more; then
+/// lets both keys expire with the age bound.
 const ARCHIVE: &str = r"
 redis.call('XADD', KEYS[1], '*', 's', ARGV[1], 'f', ARGV[2])
 local total = redis.call('INCRBY', KEYS[2], #ARGV[1] + #ARGV[2])
 local now = redis.call('TIME')
 local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
-for i = 1, 64 do
+local aged = 0
+while true do
   local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
   if #oldest == 0 then break end
   local id = oldest[1][1]
-  local at = tonumber(string.match(id, '^(%d+)'))
-  if total <= tonumber(ARGV[4]) and at >= cutoff then break end
+  local old = tonumber(string.match(id, '^(%d+)')) < cutoff
+  if total <= tonumber(ARGV[4]) and (not old or aged >= 256) then break end
+  if old then aged = aged + 1 end
   local fields = oldest[1][2]
   redis.call('XDEL', KEYS[1], id)
   total = redis.call('DECRBY', KEYS[2], #fields[2] + #fields[4])
@@ -128,13 +136,8 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return total
 ";
 
-/// A room's archive younger than the age bound (KEYS[1] the stream; ARGV: the age bound in
-/// ms, the most entries), oldest first.
-const READ_ARCHIVE: &str = r"
-local now = redis.call('TIME')
-local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[1])
-return redis.call('XRANGE', KEYS[1], tostring(cutoff), '+', 'COUNT', ARGV[2])
-";
+/// Entries read from an archive per command (newest first, so that other commands interleave).
+const ARCHIVE_CHUNK: usize = 256;
 
 const SNAPSHOT: &str = r"
 local out = {}
@@ -176,6 +179,8 @@ pub(crate) struct Cluster {
     pub(crate) up: AtomicBool,
     /// Frames dropped because the publish queue was full.
     pub(crate) publish_dropped: AtomicU64,
+    /// Bytes in the publish queue.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     receivers: Mutex<Option<Receivers>>,
 }
 
@@ -185,6 +190,16 @@ struct Receivers {
     commands: mpsc::UnboundedReceiver<Command>,
     publish: mpsc::Receiver<Outgoing>,
     connection: watch::Sender<Option<MultiplexedConnection>>,
+}
+
+impl Outgoing {
+    /// What it holds, in bytes.
+    fn size(&self) -> usize {
+        match self {
+            Outgoing::Publish { channel, bytes } => channel.len() + bytes.len(),
+            Outgoing::Archive { room, frame, .. } => room.len() + 32 + frame.len(),
+        }
+    }
 }
 
 /// What the publishing task sends.
@@ -222,6 +237,7 @@ impl Cluster {
             connection,
             up: AtomicBool::new(false),
             publish_dropped: AtomicU64::new(0),
+            queued: Arc::default(),
             receivers: Mutex::new(Some(Receivers {
                 commands: commands_rx,
                 publish: publish_rx,
@@ -270,7 +286,15 @@ impl Cluster {
             channel: self.keys(room).channel,
             bytes: message.encode(&self.id),
         };
-        if self.publish.try_send(outgoing).is_err() {
+        self.queue(outgoing);
+    }
+
+    /// Queues `outgoing` within the queue's count and bytes, or drops and counts it.
+    fn queue(&self, outgoing: Outgoing) {
+        let size = outgoing.size();
+        let within = self.queued.fetch_add(size, Ordering::Relaxed) + size <= PUBLISH_BYTES;
+        if !within || self.publish.try_send(outgoing).is_err() {
+            self.queued.fetch_sub(size, Ordering::Relaxed);
             self.publish_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -283,9 +307,7 @@ impl Cluster {
             signer: *signer,
             frame: frame.to_vec(),
         };
-        if self.publish.try_send(outgoing).is_err() {
-            self.publish_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.queue(outgoing);
     }
 
     /// `room`'s archive within the age bound, newest last, as many of the newest as fit in
@@ -299,29 +321,45 @@ impl Cluster {
         let Some(mut conn) = self.connection.borrow().clone() else {
             return Vec::new();
         };
-        let script = redis::Script::new(READ_ARCHIVE);
-        let mut invocation = script.key(self.archive_key(room));
-        invocation
-            .arg(config.archive_max_age.as_millis() as u64)
-            .arg(crate::protocol::MAX_ARCHIVED);
-        let read = invocation.invoke_async::<Vec<(String, Vec<Vec<u8>>)>>(&mut conn);
-        let Ok(Ok(entries)) = tokio::time::timeout(JOIN_TIMEOUT, read).await else {
-            return Vec::new();
-        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let oldest = format!(
+            "{}-0",
+            now.saturating_sub(config.archive_max_age.as_millis() as u64)
+        );
+        let key = self.archive_key(room);
         let mut kept: Vec<(PeerId, Vec<u8>)> = Vec::new();
-        let mut bytes = 0;
-        for (_, mut fields) in entries.into_iter().rev() {
-            let (Some(frame), Some(signer)) = (fields.pop(), fields.get(1)) else {
-                continue;
+        let (mut bytes, mut before) = (0, "+".to_owned());
+        'read: while kept.len() < crate::protocol::MAX_ARCHIVED as usize {
+            let mut read = redis::cmd("XREVRANGE");
+            read.arg(&key)
+                .arg(&before)
+                .arg(&oldest)
+                .arg("COUNT")
+                .arg(ARCHIVE_CHUNK);
+            let chunk = read.query_async::<Vec<(String, Vec<Vec<u8>>)>>(&mut conn);
+            let Ok(Ok(entries)) = tokio::time::timeout(JOIN_TIMEOUT, chunk).await else {
+                break;
             };
-            let Ok(signer) = PeerId::try_from(signer.as_slice()) else {
-                continue;
-            };
-            bytes += 32 + frame.len() + 64;
-            if bytes > budget {
+            let last = entries.len() < ARCHIVE_CHUNK;
+            for (id, mut fields) in entries {
+                before = format!("({id}");
+                let (Some(frame), Some(signer)) = (fields.pop(), fields.get(1)) else {
+                    continue;
+                };
+                let Ok(signer) = PeerId::try_from(signer.as_slice()) else {
+                    continue;
+                };
+                bytes += 32 + frame.len() + 64;
+                if bytes > budget {
+                    break 'read;
+                }
+                kept.push((signer, frame));
+            }
+            if last {
                 break;
             }
-            kept.push((signer, frame));
         }
         kept.reverse();
         kept
@@ -363,6 +401,8 @@ async fn publisher(
         let Some(relay) = relay.upgrade() else {
             return;
         };
+        let size: usize = batch.iter().map(Outgoing::size).sum();
+        relay.cluster().queued.fetch_sub(size, Ordering::Relaxed);
         let conn = connection.borrow_and_update().clone();
         let Some(mut conn) = conn else {
             // Redis is down: what would have been published is lost, as on a lossy link.
@@ -423,7 +463,7 @@ async fn presence(
     connection_tx: watch::Sender<Option<MultiplexedConnection>>,
 ) {
     let mut delay = Duration::from_millis(50);
-    let mut known_epoch: Option<String> = None;
+    let mut connected_before = false;
     loop {
         let Some(strong) = relay.upgrade() else {
             return;
@@ -455,23 +495,20 @@ async fn presence(
         };
         delay = Duration::from_millis(50);
         let mut conn = conn;
-        // Redis keeps an epoch while it keeps its data: another one means it lost what it held.
-        let candidate = hex::encode(chrysalis_crypto::random_array::<16>().unwrap_or_default());
-        let epoch: redis::RedisResult<String> = redis::Script::new(EPOCH)
-            .key(format!("{}:epoch", strong.cluster().prefix))
-            .arg(candidate)
-            .invoke_async(&mut conn)
-            .await;
-        let Ok(epoch) = epoch else {
-            drop(strong);
-            tokio::time::sleep(delay).await;
-            continue;
-        };
-        let reset = known_epoch.as_ref().is_some_and(|known| *known != epoch);
-        known_epoch = Some(epoch);
-        if reset {
+        // Whatever Redis says of this relay's peers may be stale now (leaves lost while it was
+        // away, a reaper that took them out, a restart that lost or restored old data): after a
+        // reconnection the relay takes its peers out of every room itself, and closes its
+        // sessions (1012 `REDIS_RESET`) so that they join again, with handles Redis knows.
+        if connected_before {
+            let cleared = reap_self(&mut conn, strong.cluster()).await;
+            if cleared.is_err() {
+                drop(strong);
+                tokio::time::sleep(delay).await;
+                continue;
+            }
             strong.reset_sessions();
         }
+        connected_before = true;
         let (lost_tx, mut lost) = oneshot::channel::<()>();
         tokio::spawn(reader(relay.clone(), stream, lost_tx));
         let _ = connection_tx.send(Some(conn.clone()));
@@ -481,22 +518,8 @@ async fn presence(
             sink,
             subscribed: HashMap::new(),
         };
-        // After a reconnection, the rooms this relay holds subscribe and register again
-        // (unless their sessions are closing).
-        let held = if reset {
-            Vec::new()
-        } else {
-            strong.held_rooms()
-        };
         drop(strong);
         let mut healthy = true;
-        for (room, peers) in held {
-            for (peer, write) in peers {
-                if session.join(&relay, &room, peer, write).await.is_err() {
-                    healthy = false;
-                }
-            }
-        }
         let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
         while healthy {
             let command = tokio::select! {
@@ -538,6 +561,23 @@ async fn presence(
                 .redis_reconnects
                 .fetch_add(1, Ordering::Relaxed);
             strong.unsync_rooms();
+        }
+    }
+}
+
+/// Takes this relay's peers out of every room it was recorded in (after a reconnection).
+async fn reap_self(conn: &mut MultiplexedConnection, cluster: &Cluster) -> redis::RedisResult<()> {
+    loop {
+        let cleared: i64 = redis::Script::new(REAP)
+            .key(cluster.relays_key())
+            .arg(&cluster.prefix)
+            .arg(REAP_ROOMS)
+            .arg(hex::encode(cluster.id))
+            .arg(HANDLES_KEPT.as_millis() as u64)
+            .invoke_async(conn)
+            .await?;
+        if cleared == 0 {
+            return Ok(());
         }
     }
 }
@@ -653,6 +693,7 @@ impl Session {
             .key(format!("{}{}", keys.holders, hex::encode(peer)))
             .arg(hex::encode(peer))
             .arg(hex::encode(cluster.id))
+            .arg(HANDLES_KEPT.as_millis() as u64)
             .invoke_async::<i64>(&mut self.conn)
             .await?;
         strong.stats.redis_round_trip(started.elapsed());
@@ -699,6 +740,8 @@ impl Session {
             .key(cluster.relays_key())
             .arg(&cluster.prefix)
             .arg(REAP_ROOMS)
+            .arg("")
+            .arg(HANDLES_KEPT.as_millis() as u64)
             .invoke_async(&mut self.conn)
             .await?;
         if cleared > 0 {

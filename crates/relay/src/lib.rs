@@ -303,7 +303,9 @@ impl Room {
             return;
         }
         if let Some(handle) = self.handles.remove(peer) {
-            self.by_handle.remove(&handle);
+            if self.by_handle.get(&handle) == Some(peer) {
+                self.by_handle.remove(&handle);
+            }
             self.tell(&text(&ServerMessage::PeerLeft {
                 peer: hex::encode(peer),
             }));
@@ -542,28 +544,21 @@ impl Relay {
             let members = hub.rooms.entry(answer.room.clone()).or_default();
             members.interest += 1;
             *members.pending.entry(answer.peer).or_default() += 1;
-            let joining = match members.peers.contains_key(&answer.peer) {
-                true => None,
-                false => {
-                    let (reply, joined) = tokio::sync::oneshot::channel();
-                    cluster.command(cluster::Command::Join {
-                        room: answer.room.clone(),
-                        peer: answer.peer,
-                        write: answer.write,
-                        reply,
-                    });
-                    Some(joined)
-                }
-            };
-            (joining, generation)
+            // Even for a peer already here: the script is idempotent and says which handle
+            // Redis holds for it (its other connection may close meanwhile).
+            let (reply, joined) = tokio::sync::oneshot::channel();
+            cluster.command(cluster::Command::Join {
+                room: answer.room.clone(),
+                peer: answer.peer,
+                write: answer.write,
+                reply,
+            });
+            (joined, generation)
         };
-        let joined = match joining {
-            None => Ok(None),
-            Some(joined) => match tokio::time::timeout(cluster::JOIN_TIMEOUT, joined).await {
-                Ok(Ok(Ok((handle, _)))) => Ok(Some(handle)),
-                Ok(Ok(Err(code))) => Err(code),
-                _ => Err("REDIS_UNAVAILABLE"),
-            },
+        let joined = match tokio::time::timeout(cluster::JOIN_TIMEOUT, joining).await {
+            Ok(Ok(Ok((handle, _)))) => Ok(Some(handle)),
+            Ok(Ok(Err(code))) => Err(code),
+            _ => Err("REDIS_UNAVAILABLE"),
         };
         let archived = match (&joined, answer.archive) {
             (Ok(_), true) => Some(
@@ -852,10 +847,17 @@ impl Relay {
                     ));
                 }
                 if archive {
-                    if !protocol::archivable(frame) {
+                    let largest = self.config.archive_max_bytes / 16;
+                    if !protocol::archivable(frame)
+                        || frame.len() < MIN_SIGNED_FRAME
+                        || frame.len() > largest
+                    {
                         return Err(Refusal::Drop(
                             "NOT_ARCHIVABLE",
-                            "the archive keeps pushes (sync frames of kind 1) only".into(),
+                            format!(
+                                "the archive keeps pushes (sync frames of kind 1) of \
+                                 {MIN_SIGNED_FRAME} to {largest} bytes"
+                            ),
                         ));
                     }
                     self.cluster().archive(&session.room, &session.peer, frame);
@@ -1102,19 +1104,6 @@ impl Relay {
         self.cluster.as_ref().expect("a clustered relay")
     }
 
-    /// The rooms with peers here, and those peers with their access: what registers again
-    /// after Redis comes back.
-    fn held_rooms(&self) -> Vec<(String, Vec<(PeerId, bool)>)> {
-        let hub = self.hub.lock().expect("hub lock");
-        hub.rooms
-            .iter()
-            .map(|(room, m)| {
-                let peers = m.peers.keys().map(|p| (*p, !m.readers.contains_key(p)));
-                (room.clone(), peers.collect())
-            })
-            .collect()
-    }
-
     /// Redis was lost: every room's mirror waits for a new snapshot.
     fn unsync_rooms(&self) {
         let mut hub = self.hub.lock().expect("hub lock");
@@ -1174,6 +1163,14 @@ impl Relay {
 
     /// A message another relay published on `room`'s channel.
     fn apply_bus(&self, room: &str, origin: RelayId, message: BusMessage<'_>) {
+        // A signal's JSON is read before the lock is taken.
+        let signal = match &message {
+            BusMessage::Signal { from, data, .. } => match cluster::signal_text(from, data) {
+                Some(signal) => Some(signal),
+                None => return self.stats.refuse("BAD_BUS_MESSAGE"),
+            },
+            _ => None,
+        };
         let mut hub = self.hub.lock().expect("hub lock");
         let Some(members) = hub.rooms.get_mut(room) else {
             return;
@@ -1213,10 +1210,8 @@ impl Relay {
                 self.deliver(targets, &message);
                 return;
             }
-            BusMessage::Signal { from, to, data } => {
-                if let (Some(boxes), Some(signal)) =
-                    (members.peers.get(&to), cluster::signal_text(&from, data))
-                {
+            BusMessage::Signal { to, .. } => {
+                if let (Some(boxes), Some(signal)) = (members.peers.get(&to), signal) {
                     for outbox in boxes {
                         outbox.push(signal.clone());
                     }
@@ -1247,6 +1242,9 @@ impl Relay {
         }
     }
 }
+
+/// The shortest signed sync frame (header and signature): nothing shorter is archived.
+const MIN_SIGNED_FRAME: usize = 10 + 64;
 
 /// Presence events kept for a room while its snapshot is on its way.
 const MAX_BUFFERED_EVENTS: usize = 4096;

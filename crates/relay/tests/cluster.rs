@@ -243,9 +243,12 @@ async fn join_archived(relay: &RelayHandle, n: u32, room: &str) -> (Ws, Option<u
     panic!("never admitted");
 }
 
-/// A push as the relay sees it: sync version 6, kind 1, then `body`.
+/// A push as the relay sees it: sync version 6, kind 1, then `body` padded to 100 bytes at
+/// least (a signed frame is 74 at least).
 fn push(body: &[u8]) -> Vec<u8> {
-    [&[6, 1][..], body].concat()
+    let mut frame = [&[6, 1][..], body].concat();
+    frame.resize(frame.len().max(100), 0);
+    frame
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +260,7 @@ async fn a_peer_joining_an_empty_room_gets_its_archive_within_its_bounds() {
             relay(RelayConfig {
                 redis: Some(redis.url.clone()),
                 archive: true,
-                archive_max_bytes: 1000,
+                archive_max_bytes: 16_000,
                 ..RelayConfig::default()
             })
             .await,
@@ -273,16 +276,20 @@ async fn a_peer_joining_an_empty_room_gets_its_archive_within_its_bounds() {
     a.send(Message::binary([&[3][..], &push(b"kept only")].concat()))
         .await
         .unwrap();
-    // Only pushes are kept.
-    a.send(Message::binary(
-        [&[3][..], &[6, 2][..], b"a digest"].concat(),
-    ))
-    .await
-    .unwrap();
-    let ServerMessage::Error { code, .. } = next_control(&mut a).await else {
-        panic!("expected a refusal");
-    };
-    assert_eq!(code, "NOT_ARCHIVABLE");
+    // Only pushes are kept, of a signed frame's size to a sixteenth of the bound.
+    for refused in [
+        [&[6, 2][..], &[0; 98][..]].concat(),
+        vec![6, 1, 0],
+        [&[6, 1][..], &[0; 1000][..]].concat(),
+    ] {
+        a.send(Message::binary([&[3][..], &refused].concat()))
+            .await
+            .unwrap();
+        let ServerMessage::Error { code, .. } = next_control(&mut a).await else {
+            panic!("expected a refusal");
+        };
+        assert_eq!(code, "NOT_ARCHIVABLE");
+    }
     drop(a);
     // b joins the empty room on the other relay: it gets a's two pushes, signer first.
     let wait_archived = || async {
@@ -308,17 +315,17 @@ async fn a_peer_joining_an_empty_room_gets_its_archive_within_its_bounds() {
     // A peer that does not ask gets no archive.
     let (_c, joined) = join_retrying(&relays[1], 3, "room").await;
     assert_eq!(joined.peers.len(), 1);
-    // Past the byte bound (1,000 bytes, 32 + frame each), the oldest go first.
-    for i in 0..5u8 {
+    // Past the byte bound (16,000 bytes, 32 + frame each), the oldest go first.
+    for i in 0..40u8 {
         b.send(Message::binary([&[3][..], &push(&[i; 398])].concat()))
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (mut d, archived) = join_archived(&relays[0], 4, "room").await;
-    assert_eq!(archived, Some(2), "two of 432 bytes fit in 1,000");
+    assert_eq!(archived, Some(37), "37 of 432 bytes fit in 16,000");
     let signer = key(2).public_key();
-    for i in [3u8, 4] {
+    for i in 3..40u8 {
         assert_eq!(
             next_binary(&mut d).await,
             [&signer[..], &push(&[i; 398])].concat()
