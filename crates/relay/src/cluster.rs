@@ -48,6 +48,7 @@ const REAP_ROOMS: usize = 64;
 const HANDLES_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 const JOIN: &str = r"
+if ARGV[6] ~= '' and redis.call('ZSCORE', KEYS[5], ARGV[6]) then return {'revoked', 0} end
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if not value then
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {'', 0} end
@@ -61,11 +62,13 @@ return {value, redis.call('SADD', KEYS[3], ARGV[2])}
 ";
 
 /// Renews this relay's heartbeat (KEYS[1] the relays' deadlines, ARGV[1] its id, ARGV[2] the
-/// deadline's distance in ms), on Redis's clock.
+/// deadline's distance in ms), on Redis's clock, and forgets revocations of capabilities that
+/// have expired anyway (KEYS[2]).
 const HEARTBEAT: &str = r"
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(now[1]))
 return 1
 ";
 
@@ -155,6 +158,8 @@ pub(crate) enum Command {
         room: String,
         peer: PeerId,
         write: bool,
+        /// The id of the capability it presented, checked against the revoked ones.
+        token: Option<[u8; 16]>,
         reply: oneshot::Sender<Result<(Handle, bool), &'static str>>,
     },
     /// The peer's last connection to the room on this relay closed.
@@ -259,6 +264,16 @@ impl Cluster {
     /// The set of rooms this relay holds peers in (for the reaper, should it die).
     fn rooms_of_relay(&self) -> String {
         format!("{}:relay:{}:rooms", self.prefix, hex::encode(self.id))
+    }
+
+    /// Revoked capabilities: id (hex) → until when (Unix seconds).
+    fn revoked_key(&self) -> String {
+        format!("{}:revoked", self.prefix)
+    }
+
+    /// The channel on which revocations are announced (the id, 16 bytes).
+    fn revocations_channel(&self) -> String {
+        format!("{}:revocations", self.prefix)
     }
 
     /// The relays' heartbeat deadlines.
@@ -509,6 +524,16 @@ async fn presence(
             strong.reset_sessions();
         }
         connected_before = true;
+        let mut sink = sink;
+        if sink
+            .subscribe(strong.cluster().revocations_channel())
+            .await
+            .is_err()
+        {
+            drop(strong);
+            tokio::time::sleep(delay).await;
+            continue;
+        }
         let (lost_tx, mut lost) = oneshot::channel::<()>();
         tokio::spawn(reader(relay.clone(), stream, lost_tx));
         let _ = connection_tx.send(Some(conn.clone()));
@@ -538,9 +563,10 @@ async fn presence(
                     room,
                     peer,
                     write,
+                    token,
                     reply,
                 } => {
-                    let joined = session.join(&relay, &room, peer, write).await;
+                    let joined = session.join(&relay, &room, peer, write, token).await;
                     let healthy = !matches!(joined, Err("REDIS_UNAVAILABLE"));
                     let _ = reply.send(joined);
                     healthy
@@ -615,6 +641,7 @@ impl Session {
         room: &str,
         peer: PeerId,
         write: bool,
+        token: Option<[u8; 16]>,
     ) -> Result<(Handle, bool), &'static str> {
         let unavailable = |_| "REDIS_UNAVAILABLE";
         let Some(strong) = relay.upgrade() else {
@@ -646,15 +673,20 @@ impl Session {
             .key(&keys.meta)
             .key(format!("{}{}", keys.holders, hex::encode(peer)))
             .key(cluster.rooms_of_relay())
+            .key(cluster.revoked_key())
             .arg(hex::encode(peer))
             .arg(hex::encode(cluster.id))
             .arg(u8::from(write))
             .arg(strong.config.max_room_peers)
             .arg(hex::encode(room))
+            .arg(token.map(hex::encode).unwrap_or_default())
             .invoke_async(&mut self.conn)
             .await
             .map_err(unavailable)?;
         strong.stats.redis_round_trip(started.elapsed());
+        if value == "revoked" {
+            return Err("CAPABILITY_REVOKED");
+        }
         let Some((handle, write)) = parse_value(&value) else {
             return Err("ROOM_FULL");
         };
@@ -731,6 +763,7 @@ impl Session {
         let started = std::time::Instant::now();
         redis::Script::new(HEARTBEAT)
             .key(cluster.relays_key())
+            .key(cluster.revoked_key())
             .arg(hex::encode(cluster.id))
             .arg(RELAY_DEADLINE.as_millis() as u64)
             .invoke_async::<i64>(&mut self.conn)
@@ -772,6 +805,12 @@ async fn reader(
         };
         let cluster = relay.cluster();
         relay.stats.redis_received.fetch_add(1, Ordering::Relaxed);
+        if message.get_channel_name() == cluster.revocations_channel() {
+            if let Ok(id) = <[u8; 16]>::try_from(message.get_payload_bytes()) {
+                relay.revoke(&id);
+            }
+            continue;
+        }
         let Some(room) = cluster.room_of(message.get_channel_name()) else {
             continue;
         };
@@ -811,4 +850,24 @@ pub(crate) fn signal_text(
         from: hex::encode(from),
         data,
     }))
+}
+
+/// Revokes capability `id` until `until` (Unix seconds, its expiry) in the Redis at `url`:
+/// relays refuse it from then on and close the sessions that presented it.
+pub async fn revoke(url: &str, id: [u8; 16], until: u64) -> redis::RedisResult<()> {
+    let cluster = Cluster::new(crate::REDIS_PREFIX).map_err(redis::RedisError::from)?;
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    redis::pipe()
+        .cmd("ZADD")
+        .arg(cluster.revoked_key())
+        .arg(until)
+        .arg(hex::encode(id))
+        .ignore()
+        .cmd("PUBLISH")
+        .arg(cluster.revocations_channel())
+        .arg(&id[..])
+        .ignore()
+        .query_async(&mut conn)
+        .await
 }

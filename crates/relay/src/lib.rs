@@ -114,7 +114,7 @@ impl Default for RelayConfig {
 }
 
 /// The prefix of the relays' keys and channels in Redis.
-const REDIS_PREFIX: &str = "chr";
+pub(crate) const REDIS_PREFIX: &str = "chr";
 
 /// Counters, shown at `/health`.
 #[derive(Debug, Default)]
@@ -340,6 +340,8 @@ struct Hub {
     /// Bumped when Redis lost the rooms and they were dropped here: a session of an older
     /// generation touches no room.
     generation: u64,
+    /// The connections that presented each capability (by id), to close if it is revoked.
+    by_token: HashMap<[u8; 16], Vec<Outbox>>,
 }
 
 struct Relay {
@@ -396,6 +398,13 @@ impl RelayHandle {
         }
         Ok(())
     }
+}
+
+/// Revokes capability `id` until `until` (Unix seconds) in the relays' Redis at `url`.
+pub async fn revoke_capability(url: &str, id: [u8; 16], until: u64) -> Result<(), String> {
+    cluster::revoke(url, id, until)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Starts a relay on `listener` (e.g. `127.0.0.1:0` for tests).
@@ -470,6 +479,8 @@ struct Session {
     write: bool,
     /// When its capability expires (Unix seconds), if it presented one.
     expires_at: Option<u64>,
+    /// Its capability's id, if it presented one.
+    token: Option<[u8; 16]>,
     /// The hub's generation it joined in.
     generation: u64,
 }
@@ -483,6 +494,8 @@ struct Answer {
     write: bool,
     /// When its capability expires (Unix seconds), if it presented one.
     expires_at: Option<u64>,
+    /// Its capability's id, if it presented one.
+    token: Option<[u8; 16]>,
     /// It takes the room's archive (it asked, and this relay keeps one).
     archive: bool,
 }
@@ -551,6 +564,7 @@ impl Relay {
                 room: answer.room.clone(),
                 peer: answer.peer,
                 write: answer.write,
+                token: answer.token,
                 reply,
             });
             (joined, generation)
@@ -574,6 +588,7 @@ impl Relay {
                     code,
                     format!("at most {} peers per room", self.config.max_room_peers),
                 ),
+                "CAPABILITY_REVOKED" => Closing::policy(code, "the capability was revoked"),
                 _ => Closing {
                     code,
                     message: "the relay cannot reach its Redis: try again later".into(),
@@ -664,6 +679,7 @@ impl Relay {
             room,
             peer,
             write,
+            token: capability.as_ref().map(|c| c.id),
             expires_at: capability.map(|c| c.expires_at),
             archive: archive && self.config.archive && self.cluster.is_some(),
         })
@@ -742,6 +758,7 @@ impl Relay {
             peer,
             write,
             expires_at,
+            token,
             archive,
         } = answer;
         let first = hub.rooms.get(&room).is_none_or(|m| !m.present(&peer));
@@ -796,6 +813,9 @@ impl Relay {
             outbox.push(Message::Binary([&signer[..], &frame].concat().into()));
         }
         members.peers.entry(peer).or_default().push(outbox.clone());
+        if let Some(token) = token {
+            hub.by_token.entry(token).or_default().push(outbox.clone());
+        }
         self.stats.connections_total.fetch_add(1, Ordering::Relaxed);
         let session = Session {
             peer,
@@ -805,6 +825,7 @@ impl Relay {
             outbox,
             write,
             expires_at,
+            token,
             generation,
         };
         Ok((session, rx))
@@ -990,6 +1011,14 @@ impl Relay {
     /// Removes a closing connection from its room and tells the others if its peer left.
     fn leave(&self, session: &Session) {
         let mut hub = self.hub.lock().expect("hub lock");
+        if let Some(token) = session.token
+            && let Some(boxes) = hub.by_token.get_mut(&token)
+        {
+            boxes.retain(|b| b.id != session.outbox.id);
+            if boxes.is_empty() {
+                hub.by_token.remove(&token);
+            }
+        }
         if let Some(count) = hub.per_peer.get_mut(&session.peer) {
             *count -= 1;
             if *count == 0 {
@@ -1090,10 +1119,8 @@ impl Relay {
             message: "the relays' Redis restarted: join again".into(),
             close: SERVICE_RESTART,
         };
-        for members in hub.rooms.values() {
-            for message in closing.messages() {
-                members.tell(&message);
-            }
+        for outbox in hub.rooms.values().flat_map(|m| m.peers.values().flatten()) {
+            outbox.end(&closing);
         }
         hub.rooms.clear();
         hub.generation += 1;
@@ -1102,6 +1129,17 @@ impl Relay {
     /// The clustered relay's Redis side.
     fn cluster(&self) -> &cluster::Cluster {
         self.cluster.as_ref().expect("a clustered relay")
+    }
+
+    /// Capability `id` was revoked: the sessions that presented it close (1008
+    /// `CAPABILITY_REVOKED`).
+    fn revoke(&self, id: &[u8; 16]) {
+        let hub = self.hub.lock().expect("hub lock");
+        let closing = Closing::policy("CAPABILITY_REVOKED", "the capability was revoked");
+        for outbox in hub.by_token.get(id).into_iter().flatten() {
+            outbox.end(&closing);
+        }
+        self.stats.refuse("CAPABILITY_REVOKED");
     }
 
     /// Redis was lost: every room's mirror waits for a new snapshot.

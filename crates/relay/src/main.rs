@@ -19,6 +19,8 @@
 //! FILE and prints its public key, for `--trust-issuer`.
 //! `chrysalis-relay capability issue --issuer-seed-file FILE --room ROOM --peer HEX
 //! --access read|write --ttl SECONDS` prints a capability for one peer in one room and its id.
+//! `chrysalis-relay capability revoke --redis URL --id HEX --until UNIX` revokes one (relays on
+//! that Redis refuse it and close the sessions that presented it; keep it until its expiry).
 //!
 //! Each flag can also come from the environment: `CHRYSALIS_RELAY_LISTEN`,
 //! `CHRYSALIS_RELAY_MAX_FRAME`, … (upper-case, `_` for `-`). The defaults are
@@ -130,7 +132,25 @@ fn capability(args: &[String]) -> Result<(), String> {
             eprintln!("id {} expires {}", hex::encode(id), now.saturating_add(ttl));
             Ok(())
         }
-        _ => Err("capability keygen | capability issue (see --help)".into()),
+        Some("revoke") => {
+            let url = required(args, "redis")?;
+            let id = required(args, "id")?;
+            let id: [u8; 16] = hex::decode(&id)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or(format!(
+                    "--id {id:?}: 32 hex digits (the id `issue` printed)"
+                ))?;
+            let until: u64 = number(args, "until", 0)?;
+            if until == 0 {
+                return Err("--until: the capability's expiry (Unix seconds)".into());
+            }
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            runtime.block_on(chrysalis_relay::revoke_capability(&url, id, until))?;
+            println!("revoked {} until {until}", hex::encode(id));
+            Ok(())
+        }
+        _ => Err("capability keygen | capability issue | capability revoke (see --help)".into()),
     }
 }
 

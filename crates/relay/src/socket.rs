@@ -83,6 +83,8 @@ struct Backlog {
     own: Budget,
     address: Arc<Budget>,
     overflow: Notify,
+    /// The relay ends the connection (its capability was revoked, Redis was reset).
+    ended: Notify,
 }
 
 impl Backlog {
@@ -127,8 +129,18 @@ impl Outbox {
             own: Budget::new(limit),
             address,
             overflow: Notify::new(),
+            ended: Notify::new(),
         });
         (Outbox { id, tx, backlog }, rx)
+    }
+
+    /// Queues `closing`'s error and close frame and ends the connection (without waiting for
+    /// the peer to answer the close).
+    pub(crate) fn end(&self, closing: &crate::Closing) {
+        for message in closing.messages() {
+            self.push(message);
+        }
+        self.backlog.ended.notify_one();
     }
 
     /// Queues `message`. If that would take a non-empty queue, or its address's non-empty
@@ -233,6 +245,7 @@ pub(crate) async fn connection(relay: Arc<Relay>, io: Io, mut ticket: Ticket) {
                 "CAPABILITY_EXPIRED",
                 "the capability expired: connection closed",
             ))),
+            () = backlog.ended.notified() => break,
             () = backlog.overflow.notified() => {
                 relay.stats.refuse("SLOW_RECEIVER");
                 writer.abort();

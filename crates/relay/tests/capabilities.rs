@@ -267,3 +267,72 @@ fn the_relay_binary_makes_issuer_keys_and_issues_capabilities() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("read or write"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_capability_closes_its_sessions_on_every_relay_and_is_refused_after() {
+    let redis = RedisServer::start().await;
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        relays.push(
+            relay(RelayConfig {
+                trusted_issuers: vec![key(100).public_key()],
+                capability_rooms: vec!["team-".into()],
+                redis: Some(redis.url.clone()),
+                ..RelayConfig::default()
+            })
+            .await,
+        );
+    }
+    let later = now() + 3600;
+    let (one, two) = (
+        token(100, 1, "team-a", Access::ReadWrite, later),
+        token(100, 2, "team-a", Access::ReadWrite, later),
+    );
+    let join = |relay: usize, n: u32, capability: String| {
+        let addr = relays[relay].addr;
+        async move {
+            for _ in 0..100 {
+                match join_with(addr, HONEST, &key(n), "team-a", Some(&capability)).await {
+                    Err(code) if code == "REDIS_UNAVAILABLE" => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    other => return other,
+                }
+            }
+            panic!("never reached Redis");
+        }
+    };
+    let (mut a, _) = join(0, 1, one.clone()).await.unwrap();
+    let (mut b, _) = join(1, 2, two).await.unwrap();
+    assert!(matches!(
+        next_control(&mut a).await,
+        ServerMessage::PeerJoined { .. }
+    ));
+    // The application revokes peer 1's capability (its id is what `issue` printed).
+    let id = hex::encode([key(1).public_key()[0]; 16]);
+    let revoked = std::process::Command::new(env!("CARGO_BIN_EXE_chrysalis-relay"))
+        .args(["capability", "revoke", "--redis", &redis.url, "--id", &id])
+        .args(["--until", &later.to_string()])
+        .output()
+        .unwrap();
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(
+        refused(&mut a).await,
+        ("CAPABILITY_REVOKED".into(), Some(1008))
+    );
+    assert_eq!(
+        next_control(&mut b).await,
+        ServerMessage::PeerLeft {
+            peer: hex::encode(key(1).public_key())
+        }
+    );
+    // Refused from then on, on any relay; others are unaffected.
+    for relay in [0, 1] {
+        assert_eq!(
+            join(relay, 1, one.clone()).await.err().as_deref(),
+            Some("CAPABILITY_REVOKED")
+        );
+    }
+    let health = http_get(relays[1].addr, "/health").await;
+    assert!(health.contains("\"connections\":1,"), "{health}");
+}
