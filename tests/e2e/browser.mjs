@@ -52,5 +52,16 @@ export async function openPage(browser, url) {
   return page;
 }
 
+/** Opens `url` (a page that serves the package at /pkg/) and initializes the SDK in it as `window.sdk`. */
+export async function openSdkPage(context, url) {
+  const page = await openPage(context, url);
+  await page.evaluate(async () => {
+    const sdk = await import("/pkg/index.js");
+    await sdk.initializeChrysalis();
+    window.sdk = sdk;
+  });
+  return page;
+}
+
 /** Lowercase hex of bytes. */
 export const hex = (bytes) => Buffer.from(bytes).toString("hex");

@@ -13,7 +13,7 @@ import { WebSocket } from "ws";
 import * as sdk from "chrysalis-sdk";
 import { startRelay } from "../../scripts/relay.mjs";
 import { startRedis } from "../../scripts/redis.mjs";
-import { ROOT, launchChromium, openPage } from "./browser.mjs";
+import { ROOT, launchChromium, openSdkPage } from "./browser.mjs";
 
 await sdk.initializeChrysalis({ moduleOrPath: readFileSync(new URL(import.meta.resolve("chrysalis-sdk/chrysalis_wasm_bg.wasm"))) });
 
@@ -35,13 +35,8 @@ after(async () => {
 
 /** A page with the SDK loaded (`window.sdk`). */
 async function sdkPage() {
-  const page = await openPage(browser, url);
+  const page = await openSdkPage(browser, url);
   pages.push(page);
-  await page.evaluate(async () => {
-    const sdk = await import("/pkg/index.js");
-    await sdk.initializeChrysalis();
-    window.sdk = sdk;
-  });
   return page;
 }
 

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startServer } from "../../scripts/serve.mjs";
 import { startRelay } from "../../scripts/relay.mjs";
-import { ROOT, launchChromium, openPage } from "./browser.mjs";
+import { ROOT, launchChromium, openSdkPage } from "./browser.mjs";
 
 let browser;
 let server;
@@ -31,13 +31,8 @@ after(async () => {
 
 /** A page with the SDK loaded and a replica of three CRDTs: `window.agent`. */
 async function agentPage(context = browser) {
-  const page = await openPage(context, url);
+  const page = await openSdkPage(context, url);
   pages.push(page);
-  await page.evaluate(async () => {
-    const sdk = await import("/pkg/index.js");
-    await sdk.initializeChrysalis();
-    window.sdk = sdk;
-  });
   return page;
 }
 

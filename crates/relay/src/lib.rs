@@ -202,7 +202,7 @@ struct Room {
     /// In a cluster: whether the room's snapshot from Redis is applied; until then presence
     /// events are kept in `buffered` (in order) and applied after it.
     synced: bool,
-    buffered: Vec<(RelayId, PresenceEvent)>,
+    buffered: Vec<(RelayId, BusMessage<'static>)>,
     /// In a cluster: connections admitted or being admitted here; the room stays subscribed
     /// while there are any.
     interest: usize,
@@ -214,19 +214,6 @@ struct Room {
 struct Remote {
     relays: HashSet<RelayId>,
     write: bool,
-}
-
-/// A presence change another relay announced.
-#[derive(Clone, Copy)]
-enum PresenceEvent {
-    Joined {
-        peer: PeerId,
-        handle: Handle,
-        write: bool,
-    },
-    Left {
-        peer: PeerId,
-    },
 }
 
 impl Room {
@@ -258,11 +245,11 @@ impl Room {
         }
     }
 
-    /// Applies another relay's presence change, telling this relay's peers when a peer
-    /// arrives in the room or leaves it.
-    fn apply(&mut self, origin: RelayId, event: PresenceEvent) {
+    /// Applies another relay's presence change (`Joined` or `Left`), telling this relay's
+    /// peers when a peer arrives in the room or leaves it.
+    fn apply(&mut self, origin: RelayId, event: BusMessage<'static>) {
         match event {
-            PresenceEvent::Joined {
+            BusMessage::Joined {
                 peer,
                 handle,
                 write,
@@ -283,7 +270,7 @@ impl Room {
                     }));
                 }
             }
-            PresenceEvent::Left { peer } => {
+            BusMessage::Left { peer } => {
                 let Some(remote) = self.remote.get_mut(&peer) else {
                     return;
                 };
@@ -293,6 +280,8 @@ impl Room {
                     self.forget(&peer);
                 }
             }
+            // Frames and signals are delivered, not applied.
+            BusMessage::Frame { .. } | BusMessage::Signal { .. } => {}
         }
     }
 
@@ -1218,12 +1207,12 @@ impl Relay {
                 peer,
                 handle,
                 write,
-            } => PresenceEvent::Joined {
+            } => BusMessage::Joined {
                 peer,
                 handle,
                 write,
             },
-            BusMessage::Left { peer } => PresenceEvent::Left { peer },
+            BusMessage::Left { peer } => BusMessage::Left { peer },
             BusMessage::Frame { from, to, frame } => {
                 let mut forwarded = Vec::with_capacity(5 + frame.len());
                 protocol::put_handle(&mut forwarded, from);
