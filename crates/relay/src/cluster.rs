@@ -115,17 +115,21 @@ return 1
 /// Appends a push to a room's archive (KEYS[1] the stream, KEYS[2] its size in bytes; ARGV:
 /// signer, frame, the age bound in ms, the byte bound), drops the oldest entries until the
 /// archive is within its byte bound (the relay archives frames of 74 bytes to a sixteenth of
-/// the bound, so one call drops a bounded number) and, past the age bound, up to 256 more; then
-/// lets both keys expire with the age bound.
+/// the bound, so one call drops a few) and, past the age bound, up to 256 more, 4,096 at most a
+/// call whatever another relay's bound left; then lets both keys expire with the age bound. An
+/// empty stream resets the size (it may have been evicted alone).
 const ARCHIVE: &str = r"
 redis.call('XADD', KEYS[1], '*', 's', ARGV[1], 'f', ARGV[2])
 local total = redis.call('INCRBY', KEYS[2], #ARGV[1] + #ARGV[2])
 local now = redis.call('TIME')
 local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
 local aged = 0
-while true do
+for i = 1, 4096 do
   local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
-  if #oldest == 0 then break end
+  if #oldest == 0 then
+    redis.call('SET', KEYS[2], 0)
+    break
+  end
   local id = oldest[1][1]
   local old = tonumber(string.match(id, '^(%d+)')) < cutoff
   if total <= tonumber(ARGV[4]) and (not old or aged >= 256) then break end
@@ -160,6 +164,8 @@ pub(crate) enum Command {
         write: bool,
         /// The id of the capability it presented, checked against the revoked ones.
         token: Option<[u8; 16]>,
+        /// The relay's generation when it was asked: a join asked before a reset is refused.
+        generation: u64,
         reply: oneshot::Sender<Result<(Handle, bool), &'static str>>,
     },
     /// The peer's last connection to the room on this relay closed.
@@ -367,7 +373,7 @@ impl Cluster {
                     continue;
                 };
                 bytes += 32 + frame.len() + 64;
-                if bytes > budget {
+                if bytes > budget || kept.len() == crate::protocol::MAX_ARCHIVED as usize {
                     break 'read;
                 }
                 kept.push((signer, frame));
@@ -484,7 +490,7 @@ async fn presence(
             return;
         };
         let connected = connect(&url).await;
-        let Ok((conn, sink, stream)) = connected else {
+        let Ok((conn, publishing, sink, stream)) = connected else {
             strong.cluster().up.store(false, Ordering::Relaxed);
             drop(strong);
             // Refuse what waits while Redis is away.
@@ -536,7 +542,7 @@ async fn presence(
         }
         let (lost_tx, mut lost) = oneshot::channel::<()>();
         tokio::spawn(reader(relay.clone(), stream, lost_tx));
-        let _ = connection_tx.send(Some(conn.clone()));
+        let _ = connection_tx.send(Some(publishing));
         strong.cluster().up.store(true, Ordering::Relaxed);
         let mut session = Session {
             conn,
@@ -564,9 +570,14 @@ async fn presence(
                     peer,
                     write,
                     token,
+                    generation,
                     reply,
                 } => {
-                    let joined = session.join(&relay, &room, peer, write, token).await;
+                    let current = relay.upgrade().map(|r| r.generation());
+                    let joined = match current == Some(generation) {
+                        true => session.join(&relay, &room, peer, write, token).await,
+                        false => Err("REDIS_RESET"),
+                    };
                     let healthy = !matches!(joined, Err("REDIS_UNAVAILABLE"));
                     let _ = reply.send(joined);
                     healthy
@@ -608,22 +619,37 @@ async fn reap_self(conn: &mut MultiplexedConnection, cluster: &Cluster) -> redis
     }
 }
 
-type Connected = (MultiplexedConnection, PubSubSink, redis::aio::PubSubStream);
+/// Presence's connection, the publisher's (frames never wait behind presence, nor presence
+/// behind frames), and the subscription.
+type Connected = (
+    MultiplexedConnection,
+    MultiplexedConnection,
+    PubSubSink,
+    redis::aio::PubSubStream,
+);
 
 async fn connect(url: &str) -> redis::RedisResult<Connected> {
     let client = redis::Client::open(url)?;
-    let conn = tokio::time::timeout(JOIN_TIMEOUT, client.get_multiplexed_async_connection())
-        .await
-        .map_err(|_| {
-            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
-        })??;
+    // Presence waits for replies behind published frames: longer than the 500 ms default.
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(JOIN_TIMEOUT));
+    let conn = tokio::time::timeout(
+        JOIN_TIMEOUT,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
     let pubsub = tokio::time::timeout(JOIN_TIMEOUT, client.get_async_pubsub())
         .await
         .map_err(|_| {
             redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
         })??;
     let (sink, stream) = pubsub.split();
-    Ok((conn, sink, stream))
+    let publishing = tokio::time::timeout(JOIN_TIMEOUT, client.get_multiplexed_async_connection())
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+        })??;
+    Ok((conn, publishing, sink, stream))
 }
 
 /// One connection to Redis and the rooms subscribed on it.
@@ -861,6 +887,7 @@ pub async fn revoke(url: &str, id: [u8; 16], until: u64) -> redis::RedisResult<(
     redis::pipe()
         .cmd("ZADD")
         .arg(cluster.revoked_key())
+        .arg("GT")
         .arg(until)
         .arg(hex::encode(id))
         .ignore()

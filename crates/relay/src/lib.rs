@@ -554,6 +554,7 @@ impl Relay {
                 peer: answer.peer,
                 write: answer.write,
                 token: answer.token,
+                generation,
                 reply,
             });
             (joined, generation)
@@ -1129,6 +1130,11 @@ impl Relay {
             outbox.end(&closing);
         }
         self.stats.refuse("CAPABILITY_REVOKED");
+    }
+
+    /// The hub's generation (bumped by each reset).
+    fn generation(&self) -> u64 {
+        self.hub.lock().expect("hub lock").generation
     }
 
     /// Redis was lost: every room's mirror waits for a new snapshot.

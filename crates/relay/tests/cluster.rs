@@ -331,4 +331,26 @@ async fn a_peer_joining_an_empty_room_gets_its_archive_within_its_bounds() {
             [&signer[..], &push(&[i; 398])].concat()
         );
     }
+    // Regression (found reviewing the fixes): a stream evicted without its size counter left
+    // the counter above the bound, and every later push was trimmed away with the rest.
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stream = format!("chr:r:{{{}}}:archive", hex::encode("room"));
+    redis::cmd("DEL")
+        .arg(&stream)
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    for i in [1u8, 2] {
+        b.send(Message::binary([&[3][..], &push(&[i; 98])].concat()))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_e, archived) = join_archived(&relays[1], 5, "room").await;
+    assert_eq!(
+        archived,
+        Some(1),
+        "the first push after the eviction resets the count"
+    );
 }
