@@ -201,7 +201,7 @@ test("pages with several relays move to another when theirs is killed, and conve
   }
 });
 
-test("a room that requires a capability: a read-only page catches up, its writes reach nobody, an expired token is refused", async () => {
+test("a room that requires a capability, over two relays on Redis: a read-only page catches up, its writes reach nobody, an expired token is refused", async () => {
   const issuerPage = await sdkPage();
   const now = Math.floor(Date.now() / 1000);
   // The application's server side: an issuer key, and one token per peer.
@@ -222,12 +222,16 @@ test("a room that requires a capability: a read-only page catches up, its writes
     };
   }, now);
   assert.equal(tokens.badAccess, "BAD_ARGUMENT");
-  const relay = await startRelay({ args: ["--trust-issuer", issuer, "--capability-rooms", "team-"] });
+  const redis = await startRedis();
+  const relays = [];
   try {
+    // The writer on one relay, the reader on the other: the refusal holds across Redis.
+    for (let i = 0; i < 2; i++) relays.push(await startRelay({ args: ["--redis", redis.url, "--trust-issuer", issuer, "--capability-rooms", "team-"] }));
+    const [relay, other] = relays;
     const [writer, reader, expired, none] = [await sdkPage(), await sdkPage(), await sdkPage(), await sdkPage()];
     const options = { room: "team-a", relayUrl: relay.url };
     await joinRoom(writer, 21, { ...options, capability: tokens.writer });
-    await joinRoom(reader, 22, { ...options, capability: tokens.reader });
+    await joinRoom(reader, 22, { ...options, relayUrl: other.url, capability: tokens.reader });
     await joinRoom(expired, 23, { ...options, capability: tokens.expired });
     await joinRoom(none, 24, options);
     for (const [page, code] of [
@@ -249,9 +253,11 @@ test("a room that requires a capability: a read-only page catches up, its writes
     const heard = await writer.evaluate(() => window.agent.node.peers().length);
     assert.equal(heard, 1);
     const health = await (await fetch(`${relay.httpUrl}/health`)).json();
-    assert.equal(health.connections, 2, JSON.stringify(health));
+    assert.equal(health.connections, 1, JSON.stringify(health)); // the writer; the refused hold none
+    assert.equal((await (await fetch(`${other.httpUrl}/health`)).json()).connections, 1); // the reader
     assert.ok(health.refused.CAPABILITY_EXPIRED >= 1 && health.refused.CAPABILITY_REQUIRED >= 1, JSON.stringify(health.refused));
   } finally {
-    await relay.stop();
+    for (const relay of relays) await relay.stop();
+    await redis.stop();
   }
 });
