@@ -114,7 +114,6 @@ test("pages and Node.js agents spread over three relays on one Redis converge, a
     const readers = [...pagesIn.map((page) => () => values(page)), ...agents.map((agent) => async () => agent.values())];
     const peersOf = [...pagesIn.map((page) => () => page.evaluate(() => window.agent.node.peers().length)), ...agents.map((agent) => async () => agent.node.peers().length)];
     await until(async () => (await Promise.all(peersOf.map((read) => read()))).every((n) => n === 3), "every agent sees the three others");
-    const usedBefore = new Set([...(await Promise.all(pagesIn.map(relayUrl))), ...agents.map((a) => a.node.stats().relayUrl)]);
     for (const [i, page] of pagesIn.entries()) await page.evaluate((i) => window.agent.add(`page ${i}`), i);
     agents.forEach((agent, i) => agent.add(`node ${i}`));
     const everything = ["node 0", "node 1", "page 0", "page 1"];
@@ -136,7 +135,6 @@ test("pages and Node.js agents spread over three relays on one Redis converge, a
     agents.forEach((agent, i) => agent.add(`node ${i} after`));
     const after = [...everything, "node 0 after", "node 1 after", "page 0 after", "page 1 after"].sort();
     await until(() => converged(after), "convergence after the kill");
-    assert.ok(usedBefore.size >= 1);
   } finally {
     for (const agent of agents) agent.node.close();
     for (const relay of relays) await relay.stop();

@@ -14,7 +14,7 @@
 //! taken after subscribing; events that arrive before the snapshot is applied are buffered and
 //! applied after it (they are idempotent set operations on (peer, relay)).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -547,7 +547,7 @@ async fn presence(
         let mut session = Session {
             conn,
             sink,
-            subscribed: HashMap::new(),
+            subscribed: HashSet::new(),
         };
         drop(strong);
         let mut healthy = true;
@@ -656,8 +656,8 @@ async fn connect(url: &str) -> redis::RedisResult<Connected> {
 struct Session {
     conn: MultiplexedConnection,
     sink: PubSubSink,
-    /// Rooms subscribed to, with their snapshot applied.
-    subscribed: HashMap<String, ()>,
+    /// Rooms subscribed to on this connection.
+    subscribed: HashSet<String>,
 }
 
 impl Session {
@@ -675,12 +675,12 @@ impl Session {
         };
         let cluster = strong.cluster();
         let keys = cluster.keys(room);
-        if !self.subscribed.contains_key(room) {
+        if !self.subscribed.contains(room) {
             self.sink
                 .subscribe(&keys.channel)
                 .await
                 .map_err(unavailable)?;
-            self.subscribed.insert(room.to_owned(), ());
+            self.subscribed.insert(room.to_owned());
         }
         if !strong.room_synced(room) {
             let started = std::time::Instant::now();
@@ -768,7 +768,7 @@ impl Session {
             return Ok(());
         };
         // A join may have come back to the room since it asked.
-        if !strong.room_wanted(room) && self.subscribed.remove(room).is_some() {
+        if !strong.room_wanted(room) && self.subscribed.remove(room) {
             let cluster = strong.cluster();
             self.sink.unsubscribe(cluster.keys(room).channel).await?;
             redis::cmd("SREM")
