@@ -63,13 +63,16 @@ return {value, redis.call('SADD', KEYS[3], ARGV[2])}
 
 /// Renews this relay's heartbeat (KEYS[1] the relays' deadlines, ARGV[1] its id, ARGV[2] the
 /// deadline's distance in ms), on Redis's clock, and forgets revocations of capabilities that
-/// have expired anyway (KEYS[2]).
+/// have expired anyway (KEYS[2]). Returns 1 if the previous deadline still held, 0 if it had
+/// passed or was gone (a reaper may have taken this relay's peers out of their rooms).
 const HEARTBEAT: &str = r"
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local previous = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(now[1]))
-return 1
+if previous and tonumber(previous) >= ms then return 1 end
+return 0
 ";
 
 /// Takes out of their rooms the peers of one relay whose heartbeat stopped (killed, cut off),
@@ -552,12 +555,20 @@ async fn presence(
         drop(strong);
         let mut healthy = true;
         let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        // The first beat on a connection may find an old deadline passed: the reconnection
+        // above already cleared what it could have left.
+        let mut beating = false;
         while healthy {
             let command = tokio::select! {
                 command = commands.recv() => command,
                 _ = &mut lost => break,
                 _ = beat.tick() => {
-                    healthy = session.heartbeat(&relay).await.is_ok();
+                    healthy = match session.heartbeat(&relay).await {
+                        Ok(on_time) if on_time || !beating => true,
+                        Ok(_) => session.lapsed(&relay).await.is_ok(),
+                        Err(_) => false,
+                    };
+                    beating = true;
                     continue;
                 }
             };
@@ -617,6 +628,21 @@ async fn reap_self(conn: &mut MultiplexedConnection, cluster: &Cluster) -> redis
             return Ok(());
         }
     }
+}
+
+/// Renews this relay's heartbeat; says whether its previous deadline still held.
+async fn renew(conn: &mut MultiplexedConnection, relay: &Relay) -> redis::RedisResult<bool> {
+    let cluster = relay.cluster();
+    let started = std::time::Instant::now();
+    let on_time: i64 = redis::Script::new(HEARTBEAT)
+        .key(cluster.relays_key())
+        .key(cluster.revoked_key())
+        .arg(hex::encode(cluster.id))
+        .arg(RELAY_DEADLINE.as_millis() as u64)
+        .invoke_async(conn)
+        .await?;
+    relay.stats.redis_round_trip(started.elapsed());
+    Ok(on_time == 1)
 }
 
 /// Presence's connection, the publisher's (frames never wait behind presence, nor presence
@@ -780,21 +806,14 @@ impl Session {
         Ok(())
     }
 
-    /// Renews this relay's heartbeat, then clears what one dead relay left, if any.
-    async fn heartbeat(&mut self, relay: &Weak<Relay>) -> redis::RedisResult<()> {
+    /// Renews this relay's heartbeat, then clears what one dead relay left, if any. Says
+    /// whether the previous deadline still held.
+    async fn heartbeat(&mut self, relay: &Weak<Relay>) -> redis::RedisResult<bool> {
         let Some(strong) = relay.upgrade() else {
-            return Ok(());
+            return Ok(true);
         };
         let cluster = strong.cluster();
-        let started = std::time::Instant::now();
-        redis::Script::new(HEARTBEAT)
-            .key(cluster.relays_key())
-            .key(cluster.revoked_key())
-            .arg(hex::encode(cluster.id))
-            .arg(RELAY_DEADLINE.as_millis() as u64)
-            .invoke_async::<i64>(&mut self.conn)
-            .await?;
-        strong.stats.redis_round_trip(started.elapsed());
+        let on_time = renew(&mut self.conn, &strong).await?;
         let cleared: i64 = redis::Script::new(REAP)
             .key(cluster.relays_key())
             .arg(&cluster.prefix)
@@ -808,6 +827,26 @@ impl Session {
                 .stats
                 .reaped
                 .fetch_add(cleared as u64, Ordering::Relaxed);
+        }
+        Ok(on_time)
+    }
+
+    /// This relay missed its deadline while connected (paused, starved): other relays may have
+    /// taken its peers out of their rooms. As after a reconnection, it takes them out itself,
+    /// closes their sessions (1012 `REDIS_RESET`) so that they join again, and leaves the rooms'
+    /// channels until a join comes back.
+    async fn lapsed(&mut self, relay: &Weak<Relay>) -> redis::RedisResult<()> {
+        let Some(strong) = relay.upgrade() else {
+            return Ok(());
+        };
+        let cluster = strong.cluster();
+        reap_self(&mut self.conn, cluster).await?;
+        // Clearing its last room forgot its deadline: set again, the next beat is on time.
+        renew(&mut self.conn, &strong).await?;
+        strong.reset_sessions();
+        strong.stats.lapses.fetch_add(1, Ordering::Relaxed);
+        for room in std::mem::take(&mut self.subscribed) {
+            self.sink.unsubscribe(cluster.keys(&room).channel).await?;
         }
         Ok(())
     }

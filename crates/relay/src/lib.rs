@@ -19,7 +19,7 @@ mod metrics;
 pub use chrysalis_relay_protocol as protocol;
 mod socket;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -129,6 +129,8 @@ pub struct RelayStats {
     pub redis_received: AtomicU64,
     /// Rooms cleared of a dead relay's peers by this relay.
     pub reaped: AtomicU64,
+    /// Heartbeats that found this relay's deadline passed while it stayed connected.
+    pub lapses: AtomicU64,
     /// Pushes appended to rooms' archives.
     pub archived: AtomicU64,
     /// Open, authenticated connections.
@@ -331,7 +333,16 @@ struct Hub {
     generation: u64,
     /// The connections that presented each capability (by id), to close if it is revoked.
     by_token: HashMap<[u8; 16], Vec<Outbox>>,
+    /// Capabilities revoked lately, oldest first: a join that Redis admitted before the
+    /// revocation but that registers after its announcement is refused here.
+    revoked: VecDeque<(Instant, [u8; 16])>,
 }
+
+/// How long a revocation is remembered for joins under way (longer than a join and its
+/// archive read may take).
+const REVOKED_KEPT: Duration = Duration::from_secs(60);
+/// Revocations remembered at most (announced by whoever may write to Redis, not by peers).
+const REVOKED_MAX: usize = 4096;
 
 struct Relay {
     config: RelayConfig,
@@ -738,11 +749,19 @@ impl Relay {
         if hub.generation != generation {
             return Err(Closing {
                 code: "REDIS_RESET",
-                message: "the relays' Redis restarted: join again".into(),
+                message: "the relay's place in Redis was lost: join again".into(),
                 close: TRY_AGAIN_LATER,
             });
         }
         self.refusal(&hub, &answer, ticket.address)?;
+        if let Some(token) = &answer.token
+            && hub.revoked.iter().any(|(_, id)| id == token)
+        {
+            return Err(Closing::policy(
+                "CAPABILITY_REVOKED",
+                "the capability was revoked",
+            ));
+        }
         let Answer {
             room,
             peer,
@@ -1106,7 +1125,7 @@ impl Relay {
         let mut hub = self.hub.lock().expect("hub lock");
         let closing = Closing {
             code: "REDIS_RESET",
-            message: "the relays' Redis restarted: join again".into(),
+            message: "the relay's place in Redis was lost: join again".into(),
             close: SERVICE_RESTART,
         };
         for outbox in hub.rooms.values().flat_map(|m| m.peers.values().flatten()) {
@@ -1124,11 +1143,18 @@ impl Relay {
     /// Capability `id` was revoked: the sessions that presented it close (1008
     /// `CAPABILITY_REVOKED`).
     fn revoke(&self, id: &[u8; 16]) {
-        let hub = self.hub.lock().expect("hub lock");
+        let mut hub = self.hub.lock().expect("hub lock");
         let closing = Closing::policy("CAPABILITY_REVOKED", "the capability was revoked");
         for outbox in hub.by_token.get(id).into_iter().flatten() {
             outbox.end(&closing);
         }
+        let now = Instant::now();
+        while hub.revoked.front().is_some_and(|(at, _)| {
+            now.duration_since(*at) > REVOKED_KEPT || hub.revoked.len() >= REVOKED_MAX
+        }) {
+            hub.revoked.pop_front();
+        }
+        hub.revoked.push_back((now, *id));
         self.stats.refuse("CAPABILITY_REVOKED");
     }
 

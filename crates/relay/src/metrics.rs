@@ -167,6 +167,13 @@ impl Relay {
                 "Rooms cleared of a dead relay's peers.",
                 &one(load(&stats.reaped)),
             );
+            metric(
+                &mut out,
+                "heartbeat_lapses_total",
+                "counter",
+                "Heartbeats that found this relay's deadline passed (its sessions were reset).",
+                &one(load(&stats.lapses)),
+            );
         }
         out
     }

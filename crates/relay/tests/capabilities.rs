@@ -335,4 +335,33 @@ async fn a_revoked_capability_closes_its_sessions_on_every_relay_and_is_refused_
     }
     let health = http_get(relays[1].addr, "/health").await;
     assert!(health.contains("\"connections\":1,"), "{health}");
+    // A join that Redis admitted before a revocation but that registers after its announcement
+    // (its archive read under way) is refused by what each relay remembers: shown with the
+    // announcement alone, which Redis's revoked set does not hold.
+    let three = token(100, 3, "team-a", Access::ReadWrite, later);
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("PUBLISH")
+        .arg("chr:revocations")
+        .arg(&[key(3).public_key()[0]; 16][..])
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    for relay in [0, 1] {
+        let mut refused = false;
+        for _ in 0..100 {
+            match join(relay, 3, three.clone()).await {
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(code) => {
+                    assert_eq!(code, "CAPABILITY_REVOKED");
+                    refused = true;
+                    break;
+                }
+            }
+        }
+        assert!(
+            refused,
+            "relay {relay} admitted a capability announced as revoked"
+        );
+    }
 }

@@ -192,17 +192,8 @@ async fn a_killed_relays_peers_leave_their_rooms_and_can_join_through_another() 
     let redis = RedisServer::start().await;
     let mut survivor = RelayProcess::start_with(&["--redis", &redis.url]);
     let mut victim = RelayProcess::start_with(&["--redis", &redis.url]);
-    let join = |addr, n: u32| async move {
-        for _ in 0..100 {
-            match join_from(addr, HONEST, &key(n), "room").await {
-                Ok(joined) => return joined,
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-        panic!("never admitted");
-    };
-    let (mut a, _) = join(survivor.addr, 1).await;
-    let (_b, joined_b) = join(victim.addr, 2).await;
+    let (mut a, _) = join_room(survivor.addr, 1).await;
+    let (_b, joined_b) = join_room(victim.addr, 2).await;
     assert_eq!(joined_b.peers[0].peer, peer_hex(1));
     assert_eq!(joined(&mut a).await.0, peer_hex(2));
     // SIGKILL: the victim tells nobody; its heartbeat stops, and the survivor clears its peers.
@@ -216,12 +207,52 @@ async fn a_killed_relays_peers_leave_their_rooms_and_can_join_through_another() 
         "not before its deadline: {took:?}"
     );
     // The peer joins again through the survivor.
-    let (_b, joined_b) = join(survivor.addr, 2).await;
+    let (_b, joined_b) = join_room(survivor.addr, 2).await;
     assert_eq!(joined_b.peers[0].peer, peer_hex(1));
     assert_eq!(joined(&mut a).await.0, peer_hex(2));
     let health = http_get(survivor.addr, "/health").await;
     assert!(health.contains("\"redis\":\"up\""), "{health}");
     survivor.stop();
+}
+
+/// Joins "room" at a relay process, retrying while it is still reaching Redis.
+async fn join_room(addr: std::net::SocketAddr, n: u32) -> (Ws, Admitted) {
+    for _ in 0..100 {
+        match join_from(addr, HONEST, &key(n), "room").await {
+            Ok(joined) => return joined,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    panic!("never admitted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_paused_past_its_deadline_resets_its_sessions_so_its_peers_come_back() {
+    let redis = RedisServer::start().await;
+    let survivor = RelayProcess::start_with(&["--redis", &redis.url]);
+    let paused = RelayProcess::start_with(&["--redis", &redis.url]);
+    let (mut a, _) = join_room(survivor.addr, 1).await;
+    let (mut b, _) = join_room(paused.addr, 2).await;
+    assert_eq!(joined(&mut a).await.0, peer_hex(2));
+    // Stopped with its connections open: the survivor takes it for dead and clears its peers.
+    paused.signal("STOP");
+    let left = next_control_within(&mut a, Duration::from_secs(20)).await;
+    paused.signal("CONT");
+    assert_eq!(left, ServerMessage::PeerLeft { peer: peer_hex(2) });
+    // Back, it finds its deadline passed: its peers were taken out, so their sessions close
+    // (1012) and they join again, seen by the others.
+    let closed = tokio::time::timeout(Duration::from_secs(10), refused(&mut b)).await;
+    assert_eq!(closed.ok(), Some(("REDIS_RESET".into(), Some(1012))));
+    let (_b, joined_b) = join_room(paused.addr, 2).await;
+    assert_eq!(joined_b.peers[0].peer, peer_hex(1));
+    assert_eq!(joined(&mut a).await.0, peer_hex(2));
+    // Once: the next beats (every 2 s) find the deadline it set again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let metrics = http_get(paused.addr, "/metrics").await;
+    assert!(
+        metrics.contains("chrysalis_relay_heartbeat_lapses_total 1"),
+        "{metrics}"
+    );
 }
 
 /// Joins `room` asking for its archive: the socket, and how many archived frames follow.
