@@ -6,6 +6,7 @@
 // first validates a chain, and embeddings (`chrysalis_embedding`, tract + tokenizer), fetched
 // when a page first creates an `EmbeddingService`.
 import init, { Hasher, version } from "./chrysalis_wasm.js";
+import { embeddingWorkerHost } from "./embedding-workers.js";
 
 export * from "./chrysalis_wasm.js";
 export { default } from "./chrysalis_wasm.js";
@@ -68,12 +69,13 @@ export const loadEmbedding = onDemand(() => import("./chrysalis_embedding.js"));
 
 /**
  * Sentence embeddings: `await EmbeddingService.create(options, { onProgress, signal })` loads the
- * embedding module on first use, then builds the service (see `EmbeddingServiceOptions`).
+ * embedding module on first use, then builds the service (see `EmbeddingServiceOptions`); the
+ * local model runs in a pool of workers (`workers`, default one per core, at most 4; 0: here).
  */
 export const EmbeddingService = {
   async create(options, progress) {
     const module = await loadEmbedding();
-    return module.EmbeddingService.create(options, progress);
+    return module.EmbeddingService.create(options, progress, embeddingWorkerHost);
   },
 };
 

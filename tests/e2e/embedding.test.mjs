@@ -223,6 +223,85 @@ test("model files come from Cache Storage the second time; a wrong pin is INTEGR
   assert.deepEqual(out.errors, ["INTEGRITY_MISMATCH", "BAD_ARGUMENT", "BAD_ARGUMENT", "BAD_INPUT"]);
 });
 
+test("a batch of 100 texts and 20 recalls in the worker pool leave the page's main thread free (no long task)", async () => {
+  const out = await page.evaluate(async ({ LOCAL }) => {
+    const { EmbeddingService, MemorySystem } = window.sdk;
+    const texts = Array.from({ length: 100 }, (_, i) => `note ${i}: the agent filed report number ${i * 7} about the ${["harbour", "forest", "market", "archive"][i % 4]}`);
+    /** Long tasks (PerformanceObserver) while `work` runs. */
+    const longTasks = async (work) => {
+      const tasks = [];
+      const observer = new PerformanceObserver((list) => tasks.push(...list.getEntries().map((e) => Math.round(e.duration))));
+      observer.observe({ type: "longtask" });
+      const started = performance.now();
+      await work();
+      const ms = performance.now() - started;
+      await new Promise((r) => setTimeout(r, 100));
+      observer.disconnect();
+      return { tasks, ms };
+    };
+    const pooled = await EmbeddingService.create({ providers: [LOCAL], cache: 0 });
+    const memory = await MemorySystem.open({ embedding: pooled, persist: false, name: "pool" });
+    for (const text of ["the harbour report was filed", "bread rises in the oven", "the forest is quiet at night"]) await memory.remember(text);
+    const progress = [];
+    const pool = await longTasks(async () => {
+      await pooled.embedBatch(texts, { onProgress: (p) => progress.push(p.done) });
+      for (let i = 0; i < 20; i++) await memory.recall(i % 2 ? "baking bread" : "a report from the port");
+    });
+    const top = (await memory.recall("baking bread", { k: 1 }))[0].bead.content;
+    const telemetry = pooled.telemetry()[0];
+    // The same batch in this thread: the observer does see long tasks when there are some.
+    const inThread = await EmbeddingService.create({ providers: [LOCAL], cache: 0, workers: 0 });
+    const here = await longTasks(() => inThread.embedBatch(texts.slice(0, 16)));
+    inThread.free();
+    await memory.close();
+    pooled.close();
+    const closed = await pooled.embed("after close").then(() => "resolved", (e) => e.code);
+    return { pool, progress, top, telemetry, here, closed, cores: navigator.hardwareConcurrency };
+  }, { LOCAL });
+  console.log(`pool of ${out.telemetry.workers} workers: 100 texts and 20 recalls in ${out.pool.ms.toFixed(0)} ms, long tasks ${JSON.stringify(out.pool.tasks)}; in-thread long tasks ${JSON.stringify(out.here.tasks)}`);
+  assert.equal(out.telemetry.workers, Math.min(out.cores, 4));
+  assert.deepEqual(out.pool.tasks.filter((ms) => ms > 50), [], "no task over 50 ms on the main thread");
+  assert.ok(out.here.tasks.some((ms) => ms > 50), "in this thread the same work is seen as long tasks");
+  assert.ok(out.progress.length >= 100 / 8 && out.progress.at(-1) === 100, `progress ${out.progress}`);
+  assert.equal(out.top, "bread rises in the oven");
+  assert.equal(out.closed, "ABORTED");
+});
+
+test("a worker that dies mid-batch is replaced and its texts run once more; vectors keep their order", async () => {
+  const out = await page.evaluate(async ({ LOCAL }) => {
+    const texts = Array.from({ length: 40 }, (_, i) => `sentence ${i} about ${i % 3 ? "cats" : "markets"}`);
+    const reference = await window.local.embedBatch(texts); // the in-page service of the first test
+    const workers = [];
+    const post = Worker.prototype.postMessage;
+    Worker.prototype.postMessage = function (message, transfer) {
+      if (!workers.includes(this)) workers.push(this);
+      // The first chunk sent: its worker crashes (an uncaught error in the worker).
+      if (message?.type === "embed" && !window.crashed) {
+        window.crashed = true;
+        post.call(this, message, transfer);
+        return setTimeout(() => this.dispatchEvent(new ErrorEvent("error", { message: "simulated crash" })), 5);
+      }
+      return post.call(this, message, transfer);
+    };
+    try {
+      const pooled = await window.sdk.EmbeddingService.create({ providers: [LOCAL], cache: 0, workers: 2 });
+      const vectors = await pooled.embedBatch(texts);
+      const telemetry = pooled.telemetry()[0];
+      pooled.close();
+      return {
+        same: vectors.every((v, i) => v.every((x, j) => x === reference[i][j])),
+        telemetry,
+        spawned: workers.length,
+      };
+    } finally {
+      Worker.prototype.postMessage = post;
+    }
+  }, { LOCAL });
+  assert.ok(out.same, "every vector equals the in-page model's, in order");
+  assert.equal(out.telemetry.workersReplaced, 1);
+  assert.equal(out.spawned, 3, "two workers and one replacement");
+});
+
 /** Runs `body` in the page with `remote(kind, extra)` building provider options for the mock. */
 function inPage(body, args = {}) {
   return page.evaluate(

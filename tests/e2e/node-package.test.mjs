@@ -5,6 +5,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
 import * as sdk from "chrysalis-sdk";
 import { ROOT, hex } from "./browser.mjs";
 
@@ -87,6 +89,37 @@ test("the embedding module runs in Node 20 on model bytes", async () => {
   const [cat, kitten, bond] = await service.embedBatch(["A cat sits on the mat.", "A kitten rests on a rug.", "Bond yields rose sharply."]);
   assert.equal(cat.dims, 384);
   assert.ok(sdk.cosineSimilarity(cat, kitten) > sdk.cosineSimilarity(cat, bond) + 0.2);
+  // The model ran in worker_threads (idle ones do not keep the process alive: this file exits).
+  assert.equal(service.telemetry()[0].workers, Math.min(availableParallelism(), 4));
+});
+
+test("in Node.js a worker that exits mid-batch is replaced and its texts run once more", async () => {
+  const dir = process.env.CHRYSALIS_MODEL_DIR;
+  const local = { kind: "local", modelBytes: readFileSync(join(dir, "model.onnx")), tokenizerBytes: readFileSync(join(dir, "tokenizer.json")) };
+  const texts = Array.from({ length: 24 }, (_, i) => `text ${i} about ${i % 2 ? "rivers" : "engines"}`);
+  const inThread = await sdk.EmbeddingService.create({ providers: [local], cache: 0, workers: 0 });
+  const expected = await inThread.embedBatch(texts);
+  inThread.free();
+  const post = Worker.prototype.postMessage;
+  let crashed = false;
+  Worker.prototype.postMessage = function (message, transfer) {
+    const sent = post.call(this, message, transfer);
+    if (message?.type === "embed" && !crashed) {
+      crashed = true;
+      this.terminate();
+    }
+    return sent;
+  };
+  try {
+    const service = await sdk.EmbeddingService.create({ providers: [local], cache: 0, workers: 2 });
+    const vectors = await service.embedBatch(texts);
+    vectors.forEach((v, i) => assert.deepEqual(Array.from(v), Array.from(expected[i]), `text ${i}`));
+    assert.deepEqual([service.telemetry()[0].workers, service.telemetry()[0].workersReplaced], [2, 1]);
+    service.close();
+    await assert.rejects(service.embed("closed"), { code: "ABORTED" });
+  } finally {
+    Worker.prototype.postMessage = post;
+  }
 });
 
 test("Node.js agents join a room through the real relay with the ws package, converge, and reconnect", { timeout: 60_000 }, async () => {

@@ -10,6 +10,7 @@ mod cache;
 mod error;
 #[cfg(feature = "local")]
 mod local;
+mod pool;
 mod remote;
 mod retry;
 mod service;
@@ -20,6 +21,7 @@ pub use cache::EmbeddingCache;
 pub use error::{EmbeddingError, ErrorClass};
 #[cfg(feature = "local")]
 pub use local::{LocalModel, MAX_TOKENS, gather_before_dequantize};
+pub use pool::{ChunkId, MAX_RUNS, PoolAction, Readiness, WorkerId, WorkerPool};
 pub use remote::{RemoteApi, RemoteConfig, list_price_per_million, native_dims};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use service::{

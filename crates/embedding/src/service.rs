@@ -65,6 +65,18 @@ pub trait Io {
     fn aborted(&self) -> bool;
     /// `done` of `total` texts are embedded.
     fn progress(&self, done: usize, total: usize);
+    /// Runs the local model of provider `provider` (a [`Source::Workers`]) on `texts` in one of
+    /// its workers: unit vectors in order, and the tokens they took.
+    async fn encode(
+        &self,
+        provider: usize,
+        texts: &[&str],
+    ) -> Result<(Vec<Vec<f32>>, u64), EmbeddingError> {
+        let _ = (provider, texts);
+        Err(EmbeddingError::BadInput(
+            "this caller runs no worker pool".into(),
+        ))
+    }
 }
 
 /// A model that runs in the page.
@@ -81,6 +93,13 @@ pub trait Encoder {
 pub enum Source {
     /// A model in the page.
     Local(Box<dyn Encoder>),
+    /// A model in a pool of workers, run through [`Io::encode`].
+    Workers {
+        /// Dimensions of its vectors.
+        dims: usize,
+        /// Workers in the pool: chunks in flight at once.
+        workers: usize,
+    },
     /// A remote API.
     Remote(RemoteConfig),
 }
@@ -115,6 +134,22 @@ impl Provider {
         }
     }
 
+    /// A local provider whose model runs in `workers` workers, 8 texts a chunk (small chunks
+    /// keep the workers evenly busy and progress frequent).
+    pub fn workers(model: impl Into<String>, dims: usize, workers: usize) -> Self {
+        Provider {
+            name: "local".into(),
+            model: model.into(),
+            source: Source::Workers {
+                dims,
+                workers: workers.max(1),
+            },
+            batch_size: 8,
+            timeout_ms: 0,
+            price_per_million: 0.0,
+        }
+    }
+
     /// A remote provider with the API's batch limit, a 30 s timeout and the model's list price.
     pub fn remote(config: RemoteConfig) -> Self {
         Provider {
@@ -131,6 +166,7 @@ impl Provider {
     pub fn dims(&self) -> Result<usize, EmbeddingError> {
         match &self.source {
             Source::Local(encoder) => Ok(encoder.dims()),
+            Source::Workers { dims, .. } => Ok(*dims),
             Source::Remote(config) => config.dims(),
         }
     }
@@ -138,7 +174,9 @@ impl Provider {
     /// What the cache key binds: the model and every option that changes its vectors.
     fn variant(&self) -> Result<String, EmbeddingError> {
         Ok(match &self.source {
-            Source::Local(encoder) => format!("local:{}#{}", self.model, encoder.dims()),
+            Source::Local(_) | Source::Workers { .. } => {
+                format!("local:{}#{}", self.model, self.dims()?)
+            }
             Source::Remote(c) => format!(
                 "{}:{}#{}#{}",
                 c.api.name(),
@@ -149,11 +187,14 @@ impl Provider {
         })
     }
 
-    /// Tokens `text` takes: the local tokenizer's count, or about one token per 4 bytes remotely.
+    /// Tokens `text` takes: the local tokenizer's count, or about one token per 4 bytes
+    /// remotely and in workers (whose tokenizer is not at hand).
     fn count_tokens(&self, text: &str) -> Result<u64, EmbeddingError> {
         match &self.source {
             Source::Local(encoder) => encoder.count_tokens(text),
-            Source::Remote(_) => Ok((text.len() as u64).div_ceil(4).max(1)),
+            Source::Workers { .. } | Source::Remote(_) => {
+                Ok((text.len() as u64).div_ceil(4).max(1))
+            }
         }
     }
 }
@@ -310,6 +351,7 @@ impl EmbeddingService {
         });
         let concurrency = match provider.source {
             Source::Local(_) => 1,
+            Source::Workers { workers, .. } => workers,
             Source::Remote(_) => self.config.concurrency,
         };
         let mut results = stream::iter(chunks).buffered(concurrency).into_stream();
@@ -348,6 +390,7 @@ impl EmbeddingService {
             let start = io.now_ms();
             let (result, retry_after) = match &provider.source {
                 Source::Local(encoder) => (encoder.embed(texts), None),
+                Source::Workers { .. } => (io.encode(index, texts).await, None),
                 Source::Remote(config) => self.request(io, provider, config, texts).await,
             };
             let error = match result {

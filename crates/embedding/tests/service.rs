@@ -5,8 +5,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use chrysalis_embedding::{
-    EmbeddingService, HttpRequest, HttpResponse, Io, Provider, RemoteApi, RemoteConfig,
-    RetryPolicy, ServiceConfig, TransportError,
+    EmbeddingError, EmbeddingService, HttpRequest, HttpResponse, Io, Provider, RemoteApi,
+    RemoteConfig, RetryPolicy, ServiceConfig, TransportError,
 };
 use futures_executor::block_on;
 use serde_json::{Value, json};
@@ -19,6 +19,8 @@ struct ScriptedIo {
     slept: RefCell<Vec<f64>>,
     clock: Cell<f64>,
     progress: RefCell<Vec<(usize, usize)>>,
+    encoded: RefCell<Vec<(usize, usize)>>,
+    pool_broken: Cell<bool>,
 }
 
 fn status(code: u16, retry_after: Option<&str>) -> Result<HttpResponse, TransportError> {
@@ -71,6 +73,24 @@ impl Io for ScriptedIo {
     }
     fn progress(&self, done: usize, total: usize) {
         self.progress.borrow_mut().push((done, total));
+    }
+    /// A worker pool that embeds a text as `[its length, 0]`, or fails every chunk once
+    /// `pool_broken` is set.
+    async fn encode(
+        &self,
+        provider: usize,
+        texts: &[&str],
+    ) -> Result<(Vec<Vec<f32>>, u64), EmbeddingError> {
+        self.encoded.borrow_mut().push((provider, texts.len()));
+        if self.pool_broken.get() {
+            return Err(EmbeddingError::Model(
+                "a worker could not load the model".into(),
+            ));
+        }
+        Ok((
+            texts.iter().map(|t| vec![t.len() as f32, 0.0]).collect(),
+            texts.len() as u64,
+        ))
     }
 }
 
@@ -185,4 +205,30 @@ fn cost_estimates_and_configuration_errors() {
     let err = EmbeddingService::new(vec![Provider::remote(unknown)], ServiceConfig::default())
         .unwrap_err();
     assert!(err.to_string().contains("dimensions"));
+}
+
+#[test]
+fn a_pooled_model_gets_chunks_of_eight_in_order_and_falls_back_when_the_pool_fails() {
+    let service = EmbeddingService::new(
+        vec![Provider::workers("mini", 2, 2), remote(RemoteApi::OpenAi)],
+        ServiceConfig::default(),
+    )
+    .unwrap();
+    let io = ScriptedIo::default();
+    let out = block_on(service.embed_batch(&io, &texts(20))).unwrap();
+    for (i, e) in out.iter().enumerate() {
+        assert_eq!(
+            (e.vector.clone(), e.model.as_str()),
+            (vec![(i + 1) as f32, 0.0], "mini")
+        );
+    }
+    assert_eq!(*io.encoded.borrow(), [(0, 8), (0, 8), (0, 4)]);
+    assert_eq!(io.progress.borrow().last(), Some(&(20, 20)));
+    assert_eq!(service.telemetry()[0].tokens, 20);
+    // A pool that cannot run fails fast and the batch moves to the next provider.
+    io.pool_broken.set(true);
+    let out = block_on(service.embed_batch(&io, &texts(30)[25..])).unwrap();
+    assert_eq!(out[0].model, "m");
+    assert_eq!(io.requests.borrow().len(), 1);
+    assert_eq!(service.telemetry()[0].fatal_errors, 1);
 }

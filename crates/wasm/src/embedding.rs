@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use chrysalis_crypto::{HashAlgorithm, digest};
+use chrysalis_crypto::{HashAlgorithm, Hasher};
 use chrysalis_embedding::{
     self as embedding, EmbeddingError, HttpRequest, HttpResponse, LocalModel, Provider, RemoteApi,
     RemoteConfig, RetryPolicy, ServiceConfig, TransportError,
@@ -15,6 +15,7 @@ use wasm_bindgen_futures::{JsFuture, future_to_promise};
 use web_sys::{AbortSignal, Response};
 
 use crate::{
+    embedding_pool::{DEFAULT_WORKERS, MAX_WORKERS, PoolDriver, host_cores},
     error::{CodedError, JsResult, js},
     input::{hex, object, option, or_undefined, string_option, usize_option},
 };
@@ -111,6 +112,22 @@ export interface EmbeddingServiceOptions {
   /** Requests in flight at once in `embedBatch` (default 4). */
   concurrency?: number;
   retry?: RetryOptions;
+  /**
+   * Workers that run the local model off the caller's thread (Web Workers in a page,
+   * `worker_threads` in Node.js): default one per core, at most 4; 0 runs it in this thread.
+   * A batch is split across them and comes back in order; a worker that dies is replaced and
+   * its texts run once more. At most 8.
+   */
+  workers?: number;
+}
+
+/** What the package gives `EmbeddingService.create` to start workers (`embedding-workers.js`). */
+export interface EmbeddingWorkerHost {
+  cores(): number;
+  spawn(worker: number, module: WebAssembly.Module, listen: (worker: number, message: unknown) => void): unknown;
+  post(handle: unknown, message: unknown): void;
+  idle(handle: unknown): void;
+  terminate(handle: unknown): void;
 }
 
 /** Progress of model download and loading, or of embedding. */
@@ -146,6 +163,10 @@ export interface ProviderTelemetry {
   retryableErrors: number;
   fatalErrors: number;
   cacheHits: number;
+  /** Workers running its model (0: in this thread, or a remote provider). */
+  workers: number;
+  /** Workers replaced after dying. */
+  workersReplaced: number;
   /** Of the last 1024 calls; null before the first. */
   latencyP50Ms: number | null;
   latencyP99Ms: number | null;
@@ -168,6 +189,9 @@ extern "C" {
     /// The `EmbedOptions` object type declared above.
     #[wasm_bindgen(typescript_type = "EmbedOptions")]
     pub type EmbedOptions;
+    /// The `EmbeddingWorkerHost` object type declared above.
+    #[wasm_bindgen(typescript_type = "EmbeddingWorkerHost")]
+    pub type EmbeddingWorkerHost;
 }
 
 /// The default Cache Storage cache for model files.
@@ -242,10 +266,12 @@ impl Control {
     }
 }
 
-/// The browser side of one embedding call: fetch through the security context, timers, clock.
+/// The browser side of one embedding call: fetch through the security context, timers, clock,
+/// and the providers' worker pools.
 struct BrowserIo<'a> {
     security: &'a JsValue,
     control: &'a Control,
+    pools: &'a [Option<Rc<PoolDriver>>],
 }
 
 fn global_function(path: &[&str]) -> Result<(JsValue, Function), JsValue> {
@@ -369,13 +395,60 @@ impl embedding::Io for BrowserIo<'_> {
             ("total", (total as f64).into()),
         ]));
     }
+
+    async fn encode(
+        &self,
+        provider: usize,
+        texts: &[&str],
+    ) -> Result<(Vec<Vec<f32>>, u64), EmbeddingError> {
+        match self.pools.get(provider) {
+            Some(Some(pool)) => pool.encode(texts).await,
+            _ => Err(EmbeddingError::BadInput(
+                "this provider has no workers".into(),
+            )),
+        }
+    }
+}
+
+/// Resolves on the next turn of the event loop (a macrotask), so that long work in slices lets
+/// the page paint and handle input between them.
+async fn next_turn() {
+    let wait = Promise::new(&mut |resolve, _| {
+        if let Ok((this, set_timeout)) = global_function(&["setTimeout"]) {
+            let _ = set_timeout.call2(&this, &resolve, &0.into());
+        }
+    });
+    let _ = JsFuture::from(wait).await;
+}
+
+/// Bytes hashed between two turns of the event loop (about 10 ms of SHA-256 in wasm).
+const HASH_SLICE: u32 = 2 << 20;
+
+/// The SHA-256 of `bytes` (hex), hashed in slices so that a model of tens of megabytes never
+/// blocks the thread for long.
+async fn sha256_in_slices(bytes: &Uint8Array) -> String {
+    let mut hasher = Hasher::new(HashAlgorithm::Sha256);
+    let mut at = 0;
+    while at < bytes.length() {
+        let end = (at + HASH_SLICE).min(bytes.length());
+        hasher.update(&bytes.subarray(at, end).to_vec());
+        at = end;
+        if at < bytes.length() {
+            next_turn().await;
+        }
+    }
+    hex(&hasher.finalize())
 }
 
 /// One model file: given as bytes, or downloaded (and cached) and checked against its pin.
-async fn model_file(provider: &JsValue, file: &str, control: &Control) -> Result<Vec<u8>, JsValue> {
+async fn model_file(
+    provider: &JsValue,
+    file: &str,
+    control: &Control,
+) -> Result<Uint8Array, JsValue> {
     let bytes = option(provider, &format!("{file}Bytes"))?;
     if let Some(bytes) = bytes.dyn_ref::<Uint8Array>() {
-        return Ok(bytes.to_vec());
+        return Ok(bytes.clone());
     }
     let url = string_option(provider, &format!("{file}Url"))?.ok_or_else(|| {
         js(CodedError::bad_argument(format!(
@@ -402,8 +475,7 @@ async fn model_file(provider: &JsValue, file: &str, control: &Control) -> Result
     let fetched = fetch_model_file(&url, &cache, file, &progress, &control.signal_value()).await?;
     let bytes: Uint8Array = Reflect::get(&fetched, &"bytes".into())?.dyn_into()?;
     let cached = Reflect::get(&fetched, &"cached".into())?.is_truthy();
-    let data = bytes.to_vec();
-    let actual = hex(&digest(HashAlgorithm::Sha256, &data));
+    let actual = sha256_in_slices(&bytes).await;
     let cache_name = cache.as_string();
     if actual != pin {
         if let (true, Some(name)) = (cached, &cache_name) {
@@ -416,21 +488,45 @@ async fn model_file(provider: &JsValue, file: &str, control: &Control) -> Result
         }));
     }
     if let (false, Some(name)) = (cached, &cache_name) {
-        cache_model_file(&url, name, bytes).await?;
+        cache_model_file(&url, name, bytes.clone()).await?;
     }
-    Ok(data)
+    Ok(bytes)
 }
 
-async fn provider(options: &JsValue, control: &Control) -> Result<Provider, JsValue> {
+/// Where a provider's local model runs: in this thread, or in a pool of workers.
+#[derive(Clone)]
+enum Placement {
+    InThread,
+    Workers { host: JsValue, size: usize },
+}
+
+async fn provider(
+    options: &JsValue,
+    control: &Control,
+    placement: &Placement,
+) -> Result<(Provider, Option<Rc<PoolDriver>>), JsValue> {
     let kind = string_option(options, "kind")?.unwrap_or_default();
+    let mut pool = None;
     let mut provider = match kind.as_str() {
         "local" => {
             let model = model_file(options, "model", control).await?;
             let tokenizer = model_file(options, "tokenizer", control).await?;
             control.report(object(&[("phase", "load".into())]));
-            let encoder = LocalModel::load(&model, &tokenizer).map_err(js)?;
             let id = string_option(options, "model")?.unwrap_or_else(|| LOCAL_MODEL.into());
-            Provider::local(id, Box::new(encoder))
+            match placement {
+                Placement::InThread => {
+                    let encoder =
+                        LocalModel::load(&model.to_vec(), &tokenizer.to_vec()).map_err(js)?;
+                    Provider::local(id, Box::new(encoder))
+                }
+                Placement::Workers { host, size } => {
+                    let (driver, dims) = PoolDriver::start(host.clone(), *size, model, tokenizer)
+                        .await
+                        .map_err(js)?;
+                    pool = Some(driver);
+                    Provider::workers(id, dims, *size)
+                }
+            }
         }
         "openai" | "nomic" => {
             let api = if kind == "openai" {
@@ -467,7 +563,29 @@ async fn provider(options: &JsValue, control: &Control) -> Result<Provider, JsVa
     if let Some(name) = string_option(options, "name")? {
         provider.name = name;
     }
-    Ok(provider)
+    Ok((provider, pool))
+}
+
+/// Where local models run: `workers` (default one per core, at most [`DEFAULT_WORKERS`]) in
+/// the host's workers, or in this thread with `workers: 0` or no host.
+fn placement(options: &JsValue, host: JsValue) -> Result<Placement, CodedError> {
+    let default = match host.is_undefined() {
+        true => 0,
+        false => host_cores(&host).min(DEFAULT_WORKERS),
+    };
+    let size = usize_option(options, "workers", default)?;
+    if size > MAX_WORKERS {
+        return Err(CodedError::bad_argument(format!(
+            "workers must be at most {MAX_WORKERS}"
+        )));
+    }
+    match (size, host.is_undefined()) {
+        (0, _) => Ok(Placement::InThread),
+        (_, true) => Err(CodedError::bad_argument(
+            "workers need the package's worker host: import EmbeddingService from chrysalis-sdk",
+        )),
+        (size, false) => Ok(Placement::Workers { host, size }),
+    }
 }
 
 fn service_config(options: &JsValue) -> Result<ServiceConfig, CodedError> {
@@ -508,22 +626,27 @@ fn to_vector(embedding: embedding::Embedding) -> JsValue {
 pub struct EmbeddingService {
     inner: Rc<embedding::EmbeddingService>,
     security: JsValue,
+    /// Each provider's worker pool, if its model runs in one.
+    pools: Rc<Vec<Option<Rc<PoolDriver>>>>,
 }
 
 #[wasm_bindgen]
 impl EmbeddingService {
     /// Builds a service: downloads (with progress, Cache Storage and SHA-256 pins) and loads the
-    /// local model if one is configured.
+    /// local model if one is configured, in `options.workers` workers started through `host`
+    /// (the package passes its own; without one the model runs in this thread).
     ///
     /// @throws {Error} `code: "BAD_ARGUMENT"`/`"BAD_INPUT"` for bad options, `"INTEGRITY_MISMATCH"`, `"DOWNLOAD_FAILED"`, `"MODEL_ERROR"`, `"TOKENIZER_ERROR"`.
     #[wasm_bindgen(unchecked_return_type = "Promise<EmbeddingService>")]
     pub fn create(
         options: EmbeddingServiceOptions,
         progress: Option<EmbedOptions>,
+        host: Option<EmbeddingWorkerHost>,
     ) -> JsResult<Promise> {
         let options: JsValue = options.into();
         let control = Control::new(&or_undefined(progress))?;
         let config = service_config(&options)?;
+        let placement = placement(&options, or_undefined(host))?;
         let security = option(&options, "security")?;
         let list = option(&options, "providers")?;
         let list: Array = list
@@ -531,13 +654,17 @@ impl EmbeddingService {
             .map_err(|_| js(CodedError::bad_argument("providers must be an array")))?;
         Ok(future_to_promise(async move {
             let mut providers = Vec::new();
+            let mut pools = Vec::new();
             for options in list.iter() {
-                providers.push(provider(&options, &control).await?);
+                let (provider, pool) = provider(&options, &control, &placement).await?;
+                providers.push(provider);
+                pools.push(pool);
             }
             let inner = embedding::EmbeddingService::new(providers, config).map_err(js)?;
             Ok(EmbeddingService {
                 inner: Rc::new(inner),
                 security,
+                pools: Rc::new(pools),
             }
             .into())
         }))
@@ -572,10 +699,12 @@ impl EmbeddingService {
         let control = Control::new(&or_undefined(options))?;
         let inner = Rc::clone(&self.inner);
         let security = self.security.clone();
+        let pools = Rc::clone(&self.pools);
         Ok(async move {
             let io = BrowserIo {
                 security: &security,
                 control: &control,
+                pools: &pools,
             };
             let vectors = inner.embed_batch(&io, &texts).await.map_err(js)?;
             Ok(vectors.into_iter().map(to_vector).collect::<Array>())
@@ -590,7 +719,8 @@ impl EmbeddingService {
             .providers()
             .iter()
             .zip(self.inner.telemetry())
-            .map(|(p, s)| {
+            .zip(self.pools.iter())
+            .map(|((p, s), pool)| {
                 object(&[
                     ("provider", p.name.clone().into()),
                     ("model", p.model.clone().into()),
@@ -601,6 +731,14 @@ impl EmbeddingService {
                     ("retryableErrors", (s.retryable_errors as f64).into()),
                     ("fatalErrors", (s.fatal_errors as f64).into()),
                     ("cacheHits", (s.cache_hits as f64).into()),
+                    (
+                        "workers",
+                        (pool.as_ref().map_or(0, |p| p.size()) as f64).into(),
+                    ),
+                    (
+                        "workersReplaced",
+                        (pool.as_ref().map_or(0, |p| p.replaced()) as f64).into(),
+                    ),
                     ("latencyP50Ms", percentile(s.latency_quantile(0.5))),
                     ("latencyP99Ms", percentile(s.latency_quantile(0.99))),
                 ])
@@ -631,5 +769,13 @@ impl EmbeddingService {
     #[wasm_bindgen(getter, js_name = cachedVectors)]
     pub fn cached_vectors(&self) -> usize {
         self.inner.cached()
+    }
+
+    /// Stops the service's workers (calls under way fail with `ABORTED`); later calls to the
+    /// local provider fail the same way. `free()` does it too.
+    pub fn close(&self) {
+        for pool in self.pools.iter().flatten() {
+            pool.close();
+        }
     }
 }

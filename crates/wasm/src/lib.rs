@@ -23,6 +23,8 @@ mod crdt;
 mod ed25519;
 #[cfg(feature = "embedding")]
 mod embedding;
+#[cfg(feature = "embedding")]
+mod embedding_pool;
 #[cfg(feature = "crypto")]
 mod hash;
 #[cfg(feature = "crypto")]
@@ -42,6 +44,8 @@ mod x509;
 
 #[cfg(feature = "embedding")]
 pub use embedding::*;
+#[cfg(feature = "embedding")]
+pub use embedding_pool::EmbeddingWorker;
 
 #[cfg(feature = "x509")]
 pub use x509::*;
