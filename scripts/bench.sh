@@ -3,6 +3,7 @@
 # www/bench/ (primitives, CRDTs, embeddings, vector search) and the 8-page replication benchmark
 # (scripts/bench-sync.mjs, against Yjs + y-websocket) in headless Chromium, and writes docs/benchmarks.md.
 # `bash scripts/bench.sh sync` runs only the replication benchmark and rewrites its section;
+# `bash scripts/bench.sh embedding` only the embedding page (www/bench/embedding.html);
 # `bash scripts/bench.sh relay` only the relays' load test (crates/relay/tests/cluster_load.rs).
 source "$(dirname "$0")/lib.sh"
 # The relays' load test: 3,000 connections over 3 relays on Redis and over one relay alone.
@@ -22,6 +23,10 @@ if [ "${1:-}" = relay ]; then
   exec node "$ROOT/scripts/bench.mjs" relay
 fi
 bash "$ROOT/scripts/build-pkg.sh"
+if [ "${1:-}" = embedding ]; then
+  step "embedding benchmark in headless Chromium"
+  exec node "$ROOT/scripts/bench.mjs" embedding
+fi
 if [ "${1:-}" = sync ]; then
   step "cargo build --release -p chrysalis-relay (the replication benchmark's relay)"
   (cd "$ROOT" && cargo build --release -p chrysalis-relay)

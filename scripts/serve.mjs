@@ -41,6 +41,16 @@ const TYPES = {
   ".txt": "text/plain; charset=utf-8",
 };
 
+/**
+ * Cross-origin isolation for every page served: SharedArrayBuffer, and so threaded wasm (the
+ * embedding benchmark's onnxruntime-web with 2 threads), is only available to isolated pages.
+ */
+const ISOLATED = {
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-embedder-policy": "require-corp",
+  "cross-origin-resource-policy": "same-origin",
+};
+
 /** Maps a URL path to a file inside one of the mounts, or null when none matches. */
 function locate(mounts, urlPath) {
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
@@ -78,6 +88,7 @@ async function handle(mounts, routes, req, res) {
     "content-type": TYPES[extname(file)] ?? "application/octet-stream",
     "content-length": info.size,
     "cache-control": "no-store",
+    ...ISOLATED,
   });
   if (req.method === "HEAD") res.end();
   else createReadStream(file).pipe(res);

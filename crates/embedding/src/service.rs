@@ -243,6 +243,19 @@ pub struct CostEstimate {
     pub usd: f64,
 }
 
+/// The chunks `misses` go out in: at most `batch_size` each; for a pool of workers, a multiple
+/// of its size, of sizes that differ by one at most, so that no worker is left with the tail.
+fn split<'a>(misses: &'a [usize], provider: &Provider) -> Vec<&'a [usize]> {
+    let batch = provider.batch_size;
+    let Source::Workers { workers, .. } = provider.source else {
+        return misses.chunks(batch).collect();
+    };
+    let count = (workers * misses.len().div_ceil(workers * batch)).min(misses.len());
+    (0..count)
+        .map(|i| &misses[i * misses.len() / count..(i + 1) * misses.len() / count])
+        .collect()
+}
+
 /// Embeds texts with the first provider of its list that succeeds.
 pub struct EmbeddingService {
     providers: Vec<Provider>,
@@ -341,11 +354,15 @@ impl EmbeddingService {
             let mut cache = self.cache.borrow_mut();
             keys.iter().map(|k| cache.get(k)).collect()
         };
-        let misses: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
+        let mut misses: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
         let mut done = texts.len() - misses.len();
         self.stats.borrow_mut()[index].cache_hits += done as u64;
         io.progress(done, texts.len());
-        let chunks = misses.chunks(provider.batch_size).map(|chunk| {
+        if !matches!(provider.source, Source::Remote(_)) {
+            // A model pads a chunk to its longest text: chunks of like lengths waste less.
+            misses.sort_by_key(|&i| texts[i].len());
+        }
+        let chunks = split(&misses, provider).into_iter().map(|chunk| {
             let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
             async move { self.run_chunk(io, index, &batch).await.map(|v| (chunk, v)) }
         });

@@ -208,7 +208,7 @@ fn cost_estimates_and_configuration_errors() {
 }
 
 #[test]
-fn a_pooled_model_gets_chunks_of_eight_in_order_and_falls_back_when_the_pool_fails() {
+fn a_pooled_model_gets_even_chunks_in_order_and_falls_back_when_the_pool_fails() {
     let service = EmbeddingService::new(
         vec![Provider::workers("mini", 2, 2), remote(RemoteApi::OpenAi)],
         ServiceConfig::default(),
@@ -222,7 +222,7 @@ fn a_pooled_model_gets_chunks_of_eight_in_order_and_falls_back_when_the_pool_fai
             (vec![(i + 1) as f32, 0.0], "mini")
         );
     }
-    assert_eq!(*io.encoded.borrow(), [(0, 8), (0, 8), (0, 4)]);
+    assert_eq!(*io.encoded.borrow(), [(0, 5); 4]);
     assert_eq!(io.progress.borrow().last(), Some(&(20, 20)));
     assert_eq!(service.telemetry()[0].tokens, 20);
     // A pool that cannot run fails fast and the batch moves to the next provider.

@@ -167,6 +167,8 @@ export interface ProviderTelemetry {
   workers: number;
   /** Workers replaced after dying. */
   workersReplaced: number;
+  /** The workers' wasm memory in all, in bytes (as they last reported it). */
+  workersMemoryBytes: number;
   /** Of the last 1024 calls; null before the first. */
   latencyP50Ms: number | null;
   latencyP99Ms: number | null;
@@ -738,6 +740,10 @@ impl EmbeddingService {
                     (
                         "workersReplaced",
                         (pool.as_ref().map_or(0, |p| p.replaced()) as f64).into(),
+                    ),
+                    (
+                        "workersMemoryBytes",
+                        pool.as_ref().map_or(0.0, |p| p.memory_bytes()).into(),
                     ),
                     ("latencyP50Ms", percentile(s.latency_quantile(0.5))),
                     ("latencyP99Ms", percentile(s.latency_quantile(0.99))),

@@ -86,6 +86,8 @@ pub(crate) struct PoolDriver {
     model: Uint8Array,
     tokenizer: Uint8Array,
     workers: RefCell<BTreeMap<WorkerId, JsValue>>,
+    /// Each live worker's wasm memory, in bytes, as it last reported.
+    memory: RefCell<BTreeMap<WorkerId, f64>>,
     chunks: RefCell<BTreeMap<ChunkId, Shared<ChunkResult>>>,
     ready: RefCell<Vec<Shared<()>>>,
     listener: RefCell<Option<Listener>>,
@@ -120,6 +122,7 @@ impl PoolDriver {
             model,
             tokenizer,
             workers: RefCell::new(BTreeMap::new()),
+            memory: RefCell::new(BTreeMap::new()),
             chunks: RefCell::new(BTreeMap::new()),
             ready: RefCell::new(Vec::new()),
             listener: RefCell::new(None),
@@ -169,6 +172,11 @@ impl PoolDriver {
         self.pool.borrow().replaced()
     }
 
+    /// The workers' wasm memory, in bytes, as they last reported it.
+    pub(crate) fn memory_bytes(&self) -> f64 {
+        self.memory.borrow().values().sum()
+    }
+
     /// Workers in the pool.
     pub(crate) fn size(&self) -> usize {
         self.pool.borrow().size()
@@ -201,6 +209,7 @@ impl PoolDriver {
                     self.post(worker, &message);
                 }
                 PoolAction::Terminate { worker } => {
+                    self.memory.borrow_mut().remove(&worker);
                     if let Some(handle) = self.workers.borrow_mut().remove(&worker) {
                         let _ = call(&self.host, "terminate", &[&handle]);
                     }
@@ -271,6 +280,9 @@ impl PoolDriver {
         } else {
             None
         };
+        if let Some(bytes) = field("memory").as_f64() {
+            self.memory.borrow_mut().insert(worker, bytes);
+        }
         // A worker that answered is idle until it is sent more (Node.js may exit meanwhile).
         if let Some(handle) = self.workers.borrow().get(&worker) {
             let _ = call(&self.host, "idle", &[handle]);
@@ -327,6 +339,13 @@ fn worker_error(code: &JsValue, message: &JsValue) -> EmbeddingError {
     }
 }
 
+/// The size of this module's wasm memory, in bytes (it only grows: the peak).
+fn memory_bytes() -> JsValue {
+    Reflect::get(&wasm_bindgen::memory(), &"buffer".into())
+        .and_then(|buffer| Reflect::get(&buffer, &"byteLength".into()))
+        .unwrap_or_default()
+}
+
 /// What one worker of an `EmbeddingService` pool runs: it loads the model and embeds the
 /// chunks it is sent. The package's `embedding-worker.js` creates it; applications do not.
 #[wasm_bindgen]
@@ -374,7 +393,11 @@ impl EmbeddingWorker {
                     Ok(model) => {
                         let dims = model.dims();
                         self.model = Some(model);
-                        object(&[("type", "ready".into()), ("dims", (dims as f64).into())])
+                        object(&[
+                            ("type", "ready".into()),
+                            ("dims", (dims as f64).into()),
+                            ("memory", memory_bytes()),
+                        ])
                     }
                     Err(error) => failure("load-failed", JsValue::UNDEFINED, error.into()),
                 }
@@ -398,6 +421,7 @@ impl EmbeddingWorker {
                             ("chunk", chunk),
                             ("vectors", Float32Array::from(&flat[..]).into()),
                             ("tokens", (tokens as f64).into()),
+                            ("memory", memory_bytes()),
                         ])
                     }
                     Err(error) => failure("failed", chunk, error.into()),
