@@ -296,3 +296,52 @@ export declare class MemorySystem extends EventTarget {
   /** Waits for pending writes, stops replicating and closes the database. */
   close(): Promise<void>;
 }
+
+import type { ApiKeyProvider, ExportVaultOptions } from "./chrysalis_wasm.js";
+
+/** Options of `SecurityContext.isolated`: an exported vault, one persisted in IndexedDB, or neither (a new vault). */
+export interface IsolatedVaultOptions {
+  /** A vault made by `exportVault`, with its passphrase. */
+  vault?: Uint8Array;
+  /** The vault persisted in this IndexedDB store (by `persist`), with its passphrase. */
+  store?: string;
+  /** Opens the vault; the only passphrase `exportVault` and `persist` ever seal it under. */
+  passphrase?: string;
+  /** Origins each provider's key may also go to (besides its public API), fixed from then on. */
+  origins?: Partial<Record<ApiKeyProvider, string[]>>;
+}
+
+/**
+ * A `SecurityContext` in a worker realm of its own: its keys and the authorized request never
+ * enter the page's realm, so a script of the page that reads the page's wasm memories or patches
+ * `fetch`, `Headers` or `Request` after the import finds no key. Every call returns a promise;
+ * there is no `getApiKey`, no `allowApiOrigin` (origins are fixed at `open`), and the vault is
+ * only ever sealed under the passphrase it was opened with. `EmbeddingService` and `MemorySystem`
+ * take it as `security`.
+ */
+export declare class IsolatedSecurityContext {
+  /** Starts the worker and opens its vault. */
+  static open(options?: IsolatedVaultOptions): Promise<IsolatedSecurityContext>;
+  storeApiKey(provider: ApiKeyProvider, key: string): Promise<void>;
+  hasApiKey(provider: ApiKeyProvider): Promise<boolean>;
+  removeApiKey(provider: ApiKeyProvider): Promise<boolean>;
+  listProviders(): Promise<ApiKeyProvider[]>;
+  redactedApiKey(provider: ApiKeyProvider): Promise<string>;
+  /** The vault sealed under the passphrase it was opened with. */
+  exportVault(options?: ExportVaultOptions): Promise<Uint8Array>;
+  /** Persists the vault, sealed under the passphrase it was opened with, in IndexedDB store `store`. */
+  persist(store: string): Promise<void>;
+  encryptForStorage(plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array>;
+  decryptFromStorage(envelope: Uint8Array, aad?: Uint8Array): Promise<Uint8Array>;
+  /** `fetch` made in the worker with the provider's key; `init` may hold `method`, plain-object `headers`, a string `body` and a `signal`. */
+  authorizedFetch(provider: ApiKeyProvider, url: string | URL, init?: RequestInit): Promise<Response>;
+  /** Stops the worker (its keys go with it). */
+  close(): void;
+}
+
+declare module "./chrysalis_wasm.js" {
+  namespace SecurityContext {
+    /** A vault in a worker realm of its own (see `IsolatedSecurityContext`). */
+    function isolated(options?: IsolatedVaultOptions): Promise<IsolatedSecurityContext>;
+  }
+}

@@ -5,13 +5,21 @@
 // loader, and the two on-demand modules: certificates (`chrysalis_x509`), fetched when a page
 // first validates a chain, and embeddings (`chrysalis_embedding`, tract + tokenizer), fetched
 // when a page first creates an `EmbeddingService`.
-import init, { Hasher, version } from "./chrysalis_wasm.js";
+import init, { Hasher, SecurityContext, version } from "./chrysalis_wasm.js";
 import { embeddingWorkerHost } from "./embedding-workers.js";
+import { IsolatedSecurityContext } from "./vault.js";
 
 export * from "./chrysalis_wasm.js";
 export { default } from "./chrysalis_wasm.js";
 export { SyncNode } from "./sync.js";
 export { MemorySystem } from "./memory.js";
+export { IsolatedSecurityContext } from "./vault.js";
+
+/**
+ * A vault in a worker realm of its own: `await SecurityContext.isolated({ vault, passphrase })`
+ * (or `{ store, passphrase }`, or `{}`). See `IsolatedSecurityContext`.
+ */
+SecurityContext.isolated = (options) => IsolatedSecurityContext.open(options);
 
 const absorb = Hasher.prototype.update;
 Hasher.prototype.update = function update(chunk) {

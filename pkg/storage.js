@@ -23,22 +23,34 @@ function transaction(db, names, fill) {
   });
 }
 
-/** Storage in IndexedDB database `database`, sealed with `security`. */
+/**
+ * Storage in IndexedDB database `database`, sealed with `security` (a `SecurityContext`, or an
+ * isolated one whose calls return promises: a write's records are sealed before its transaction
+ * opens, and writes commit in the order they were asked).
+ */
 export async function indexedDbStorage(database, security) {
   const db = await openDatabase(database);
   const aad = (what) => encoder.encode(`chrysalis-memory:${database}:${what}`);
   const seal = (bytes, what) => security.encryptForStorage(bytes, aad(what));
   const open = (sealed, what) => sealed && security.decryptFromStorage(sealed, aad(what));
+  let last = Promise.resolve();
+  /** Seals `records`, then runs `fill(stores, sealed)` in one transaction over `names`, after the writes before it. */
+  const write = (names, records, fill) => {
+    const sealed = Promise.all(records);
+    last = last.catch(() => {}).then(() => sealed).then((done) => transaction(db, names, (stores) => fill(stores, done)));
+    return last;
+  };
   return {
     async load() {
       const tx = db.transaction(["state", "journal"]);
       const [store, journal, council] = await Promise.all([request(tx.objectStore("state").get("store")), request(tx.objectStore("journal").getAll()), request(tx.objectStore("state").get("council"))]);
-      return { snapshot: open(store, "store"), journal: journal.map((e) => open(e, "journal")), council: open(council, "council") };
+      const [snapshot, sealedCouncil, ...entries] = await Promise.all([open(store, "store"), open(council, "council"), ...journal.map((e) => open(e, "journal"))]);
+      return { snapshot, journal: entries, council: sealedCouncil };
     },
     write({ kind, entries, bytes }) {
-      if (kind === "append") return transaction(db, ["journal"], ({ journal }) => entries.forEach((e) => journal.add(seal(e, "journal"))));
-      if (kind === "snapshot") return transaction(db, ["state", "journal"], ({ state, journal }) => (state.put(seal(bytes, "store"), "store"), journal.clear()));
-      return transaction(db, ["state"], ({ state }) => state.put(seal(bytes, "council"), "council"));
+      if (kind === "append") return write(["journal"], entries.map((e) => seal(e, "journal")), ({ journal }, records) => records.forEach((r) => journal.add(r)));
+      if (kind === "snapshot") return write(["state", "journal"], [seal(bytes, "store")], ({ state, journal }, [record]) => (state.put(record, "store"), journal.clear()));
+      return write(["state"], [seal(bytes, "council")], ({ state }, [record]) => state.put(record, "council"));
     },
     close: () => db.close(),
   };
@@ -53,9 +65,10 @@ export async function storedIdentity(security, database) {
   try {
     const aad = encoder.encode(`chrysalis-memory:${database}:identity`);
     const stored = await request(db.transaction("state").objectStore("state").get("identity"));
-    if (stored) return SigningKey.fromSeed(security.decryptFromStorage(stored, aad));
+    if (stored) return SigningKey.fromSeed(await security.decryptFromStorage(stored, aad));
     const identity = SigningKey.generate();
-    await transaction(db, ["state"], ({ state }) => state.put(security.encryptForStorage(identity.exportSeed(), aad), "identity"));
+    const sealed = await security.encryptForStorage(identity.exportSeed(), aad);
+    await transaction(db, ["state"], ({ state }) => state.put(sealed, "identity"));
     return identity;
   } finally {
     db.close();

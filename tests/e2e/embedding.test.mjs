@@ -302,6 +302,99 @@ test("a worker that dies mid-batch is replaced and its texts run once more; vect
   assert.equal(out.spawned, 3, "two workers and one replacement");
 });
 
+test("an isolated vault: a hostile script that reads every wasm memory and patches fetch, Headers and Request finds no key, and the remote call succeeds", async () => {
+  // The user's vault, made elsewhere (here in Node.js) around a known master key.
+  const sdk = await import("chrysalis-sdk");
+  await sdk.initializeChrysalis({ moduleOrPath: readFileSync(new URL(import.meta.resolve("chrysalis-sdk/chrysalis_wasm_bg.wasm"))) });
+  const master = Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
+  const made = sdk.SecurityContext.fromMasterKey(new Uint8Array(master));
+  made.storeApiKey("openai", OPENAI);
+  const vault = Array.from(made.exportVault("isolated passphrase", { logN: 10 }));
+  made.free();
+  const hostile = await openPage(browser, new URL(page.url()).origin + "/");
+  try {
+    provider.requests.length = 0;
+    const out = await hostile.evaluate(async ({ vault, master, key, providerUrl }) => {
+      // The hostile script runs first: it keeps every wasm memory the page creates or imports.
+      const memories = new Set();
+      const keep = (value) => value instanceof WebAssembly.Memory && memories.add(value);
+      const watch = (instance, imports) => {
+        for (const value of Object.values(instance?.exports ?? {})) keep(value);
+        for (const module of Object.values(imports ?? {})) for (const value of Object.values(module ?? {})) keep(value);
+      };
+      for (const name of ["instantiate", "instantiateStreaming"]) {
+        const original = WebAssembly[name];
+        WebAssembly[name] = async function (source, imports) {
+          const result = await original.call(this, source, imports);
+          watch(result.instance ?? result, imports);
+          return result;
+        };
+      }
+      const OriginalInstance = WebAssembly.Instance;
+      WebAssembly.Instance = function (module, imports) {
+        const instance = new OriginalInstance(module, imports);
+        watch(instance, imports);
+        return instance;
+      };
+      const found = (needle) => {
+        for (const memory of memories) {
+          const bytes = new Uint8Array(memory.buffer);
+          for (let i = bytes.indexOf(needle[0]); i >= 0; i = bytes.indexOf(needle[0], i + 1)) {
+            let j = 1;
+            while (j < needle.length && bytes[i + j] === needle[j]) j++;
+            if (j === needle.length) return true;
+          }
+        }
+        return false;
+      };
+      const keyBytes = new TextEncoder().encode(key);
+      const masterBytes = new Uint8Array(master);
+      const sdk = await import("/pkg/index.js");
+      await sdk.initializeChrysalis();
+      const isolated = await sdk.SecurityContext.isolated({ vault: new Uint8Array(vault), passphrase: "isolated passphrase", origins: { openai: [providerUrl] } });
+      // Then it patches the request path and records what passes through it.
+      const seen = [];
+      const record = (...args) => seen.push(JSON.stringify(args, (_, v) => (v instanceof Headers ? [...v] : v)));
+      const { fetch: realFetch, Headers: RealHeaders, Request: RealRequest } = window;
+      window.fetch = function (...args) { record("fetch", ...args); return realFetch.apply(this, args); };
+      window.Headers = class extends RealHeaders { constructor(...args) { record("Headers", ...args); super(...args); } set(...args) { record("set", ...args); return super.set(...args); } };
+      window.Request = class extends RealRequest { constructor(...args) { record("Request", ...args); super(...args); } };
+      const embedding = await sdk.EmbeddingService.create({ providers: [{ kind: "openai", baseUrl: providerUrl, dimensions: 8 }], security: isolated });
+      const vector = await embedding.embed("an isolated call");
+      const redacted = await isolated.redactedApiKey("openai");
+      const getApiKey = [typeof isolated.getApiKey, typeof isolated.allowApiOrigin].join();
+      // Whatever passphrase the page names, the vault comes out sealed under the one it was opened with.
+      const exported = await isolated.exportVault("attacker", { logN: 10 });
+      const resealed = await Promise.resolve().then(() => sdk.SecurityContext.unlock(exported, "attacker")).then(() => "opened", (e) => e.code);
+      const after = { key: found(keyBytes), master: found(masterBytes), memories: memories.size, leaked: seen.filter((s) => s.includes(key) || s.includes("Bearer")) };
+      // A memory persisted in IndexedDB, sealed by the isolated vault, and opened again.
+      const memory = await sdk.MemorySystem.open({ security: isolated, name: "isolated-memory" });
+      await memory.remember("kept by an isolated vault");
+      await memory.close();
+      const again = await sdk.MemorySystem.open({ security: isolated, name: "isolated-memory" });
+      const kept = again.beads().map((b) => b.content);
+      await again.close();
+      isolated.close();
+      // The same vault unlocked in the page: the scanner does find its master key there.
+      const inPage = sdk.SecurityContext.unlock(new Uint8Array(vault), "isolated passphrase");
+      const baseline = found(masterBytes);
+      inPage.free();
+      return { ...after, dims: vector.dims, redacted, getApiKey, baseline, kept, resealed };
+    }, { vault, master, key: OPENAI, providerUrl });
+    assert.equal(out.dims, 8, "the remote call succeeded");
+    assert.equal(provider.requests.at(-1).auth, `Bearer ${OPENAI}`, "the provider got the key");
+    assert.ok(out.memories >= 2, `the scanner saw the page's wasm memories (${out.memories})`);
+    assert.deepEqual([out.key, out.master, out.leaked], [false, false, []], "no key in the page's realm");
+    assert.equal(out.baseline, true, "an in-page vault's master key is found by the same scan");
+    assert.equal(out.getApiKey, "undefined,undefined");
+    assert.equal(out.resealed, "AUTH_FAILED");
+    assert.match(out.redacted, /^sk-/);
+    assert.deepEqual(out.kept, ["kept by an isolated vault"], "MemorySystem stores through the isolated vault");
+  } finally {
+    await hostile.close();
+  }
+});
+
 /** Runs `body` in the page with `remote(kind, extra)` building provider options for the mock. */
 function inPage(body, args = {}) {
   return page.evaluate(

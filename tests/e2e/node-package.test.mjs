@@ -122,6 +122,25 @@ test("in Node.js a worker that exits mid-batch is replaced and its texts run onc
   }
 });
 
+test("in Node.js an isolated vault runs in worker_threads and answers without handing out keys", async () => {
+  const unsealable = await sdk.SecurityContext.isolated();
+  await assert.rejects(unsealable.exportVault({ logN: 10 }), { code: "NO_PASSPHRASE" });
+  unsealable.close();
+  const vault = await sdk.SecurityContext.isolated({ passphrase: "node passphrase" });
+  await vault.storeApiKey("openai", "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ");
+  assert.deepEqual([await vault.hasApiKey("openai"), await vault.listProviders()], [true, ["openai"]]);
+  assert.match(await vault.redactedApiKey("openai"), /^sk-.*WXYZ$/);
+  assert.deepEqual([vault.getApiKey, vault.allowApiOrigin], [undefined, undefined]);
+  await assert.rejects(sdk.SecurityContext.isolated({ origins: { openai: ["http://example.com"] } }), { code: "INSECURE_ORIGIN" });
+  const sealed = await vault.exportVault({ logN: 10 });
+  vault.close();
+  await assert.rejects(vault.hasApiKey("openai"), { code: "LOCKED" });
+  const reopened = await sdk.SecurityContext.isolated({ vault: sealed, passphrase: "node passphrase" });
+  assert.equal(await reopened.hasApiKey("openai"), true);
+  await assert.rejects(sdk.SecurityContext.isolated({ vault: sealed, passphrase: "wrong" }), { code: "AUTH_FAILED" });
+  reopened.close();
+});
+
 test("Node.js agents join a room through the real relay with the ws package, converge, and reconnect", { timeout: 60_000 }, async () => {
   const { WebSocket } = await import("ws");
   const { startRelay } = await import("../../scripts/relay.mjs");

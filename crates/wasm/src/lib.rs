@@ -38,6 +38,8 @@ mod security;
 #[cfg(feature = "crypto")]
 mod sync;
 #[cfg(feature = "crypto")]
+mod vault_worker;
+#[cfg(feature = "crypto")]
 mod vector;
 #[cfg(feature = "x509")]
 mod x509;
@@ -52,7 +54,7 @@ pub use x509::*;
 #[cfg(feature = "crypto")]
 pub use {
     aead::*, api_key::*, crdt::*, ed25519::*, hash::*, kdf::*, secret::*, security::*, sync::*,
-    vector::*,
+    vault_worker::*, vector::*,
 };
 
 use wasm_bindgen::prelude::*;

@@ -18,7 +18,7 @@ extern "C" {
     #[wasm_bindgen(catch, js_name = idbPutVault)]
     async fn idb_put_vault(name: &str, bytes: Uint8Array) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(catch, js_name = idbGetVault)]
-    async fn idb_get_vault(name: &str) -> Result<JsValue, JsValue>;
+    pub(crate) async fn idb_get_vault(name: &str) -> Result<JsValue, JsValue>;
 }
 
 // authorizedFetch's JS half: fetch, Request, URL and every helper it calls are captured when the
