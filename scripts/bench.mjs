@@ -54,19 +54,30 @@ function busSection() {
   ];
 }
 
-if (process.argv[2] === "relay") {
+/**
+ * Replaces the section of docs/benchmarks.md that starts at `heading` (up to the next `## `
+ * heading, or `until` if that comes first) with `lines`, keeping a blank line before the next
+ * heading; a section not there yet goes before `before`. Prints the section.
+ */
+function rewriteSection(heading, lines, { until, before = "## Replication (" } = {}) {
   const path = join(ROOT, "docs/benchmarks.md");
   const doc = readFileSync(path, "utf8");
-  const start = doc.indexOf("## Relays on Redis (");
-  const section = relaySection().join("\n");
+  const section = lines.join("\n");
+  let start = doc.indexOf(heading);
+  let stop;
   if (start < 0) {
-    const before = doc.indexOf("## Replication (");
-    writeFileSync(path, doc.slice(0, before) + section + "\n" + doc.slice(before));
+    start = stop = doc.indexOf(before);
   } else {
-    const end = doc.indexOf("\n## ", start + 1);
-    writeFileSync(path, doc.slice(0, start) + section + (end < 0 ? "" : doc.slice(end + 1)));
+    const stops = [doc.indexOf("\n## ", start + 1) + 1, until ? doc.indexOf(until, start) : -1].filter((i) => i > start);
+    stop = stops.length ? Math.min(...stops) : doc.length;
   }
+  const gap = doc.startsWith("## ", stop) && !section.endsWith("\n\n") ? "\n" : "";
+  writeFileSync(path, doc.slice(0, start) + section + gap + doc.slice(stop));
   console.log(section);
+}
+
+if (process.argv[2] === "relay") {
+  rewriteSection("## Relays on Redis (", relaySection());
   process.exit(0);
 }
 
@@ -92,14 +103,7 @@ if (process.argv[2] === "sync") {
     await browser.close();
     server.close();
   }
-  const path = join(ROOT, "docs/benchmarks.md");
-  const doc = readFileSync(path, "utf8");
-  const start = doc.indexOf("## Replication (");
-  const end = doc.indexOf("\n## ", start + 1);
-  const next = doc.indexOf("Reading the numbers:", start);
-  const stop = [end, next].filter((i) => i > start).reduce((a, b) => Math.min(a, b), doc.length);
-  writeFileSync(path, doc.slice(0, start) + replicationSection(sync).join("\n") + doc.slice(stop));
-  console.log(replicationSection(sync).join("\n"));
+  rewriteSection("## Replication (", replicationSection(sync), { until: "Reading the numbers:" });
   process.exit(0);
 }
 if (process.argv[2] === "embedding") {
@@ -110,13 +114,7 @@ if (process.argv[2] === "embedding") {
     await browser.close();
     server.close();
   }
-  const path = join(ROOT, "docs/benchmarks.md");
-  const doc = readFileSync(path, "utf8");
-  const start = doc.indexOf("## Sentence embeddings (");
-  const end = doc.indexOf("\n## ", start + 1);
-  const section = embeddingSection(embedding).join("\n");
-  writeFileSync(path, doc.slice(0, start) + section + doc.slice(end + 1));
-  console.log(section);
+  rewriteSection("## Sentence embeddings (", embeddingSection(embedding));
   process.exit(0);
 }
 let results;
