@@ -9,6 +9,8 @@
 mod cache;
 mod error;
 #[cfg(feature = "local")]
+mod integer_matmul;
+#[cfg(feature = "local")]
 mod local;
 mod pool;
 mod remote;
@@ -20,7 +22,7 @@ mod vector;
 pub use cache::EmbeddingCache;
 pub use error::{EmbeddingError, ErrorClass};
 #[cfg(feature = "local")]
-pub use local::{LocalModel, MAX_TOKENS, fuse_gelu, gather_before_dequantize};
+pub use local::{INTEGER_PRODUCTS, LocalModel, MAX_TOKENS, fuse_gelu, gather_before_dequantize};
 pub use pool::{ChunkId, MAX_RUNS, PoolAction, Readiness, WorkerId, WorkerPool};
 pub use remote::{RemoteApi, RemoteConfig, list_price_per_million, native_dims};
 pub use retry::{RetryPolicy, parse_retry_after};

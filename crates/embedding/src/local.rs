@@ -14,6 +14,11 @@ use crate::{EmbeddingError, Encoder};
 /// Tokens per text the model sees; longer texts are truncated (the model was trained at 256).
 pub const MAX_TOKENS: usize = 256;
 
+/// Whether [`LocalModel::load`] runs the products with int8 weights in integers: on wasm32 with
+/// simd128, where `i32x4.dot_i16x8_s` makes them faster than f32 ones. Natively its portable
+/// loop is about 8× slower than tract's f32 kernels.
+pub const INTEGER_PRODUCTS: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
+
 /// A loaded local encoder: tokenizer plus an optimised tract plan for one text at a time.
 pub struct LocalModel {
     tokenizer: Tokenizer,
@@ -33,8 +38,18 @@ impl std::fmt::Debug for LocalModel {
 
 impl LocalModel {
     /// Loads an ONNX encoder (`model`) whose output 0 is `last_hidden_state` `[batch, seq, dims]`
-    /// and its `tokenizer.json`.
+    /// and its `tokenizer.json`. On wasm32 with simd128 the products with int8 weights run in
+    /// integers ([`INTEGER_PRODUCTS`]); elsewhere tract's f32 kernels are faster.
     pub fn load(model: &[u8], tokenizer: &[u8]) -> Result<Self, EmbeddingError> {
+        Self::load_with(model, tokenizer, INTEGER_PRODUCTS)
+    }
+
+    /// [`LocalModel::load`], choosing whether products with int8 weights run in integers.
+    pub fn load_with(
+        model: &[u8],
+        tokenizer: &[u8],
+        integer_products: bool,
+    ) -> Result<Self, EmbeddingError> {
         let mut tokenizer = Tokenizer::from_bytes(tokenizer)
             .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
         tokenizer
@@ -47,7 +62,8 @@ impl LocalModel {
         tokenizer.with_padding(None);
 
         // The file's value_info claims shapes the graph does not produce (a broadcast mask); ignore it.
-        let onnx = tract_onnx::onnx().with_ignore_value_info(true);
+        let mut onnx = tract_onnx::onnx().with_ignore_value_info(true);
+        crate::integer_matmul::register(&mut onnx);
         let mut proto = onnx
             .proto_model_for_read(&mut Cursor::new(model))
             .map_err(model_error)?;
@@ -57,6 +73,9 @@ impl LocalModel {
             .ok_or_else(|| EmbeddingError::Model("the ONNX file has no graph".into()))?;
         gather_before_dequantize(graph);
         fuse_gelu(graph);
+        if integer_products {
+            crate::integer_matmul::integer_matmuls(graph);
+        }
         let wants_token_types = graph.input.iter().any(|i| i.name == "token_type_ids");
         let typed = one_row(
             onnx.model_for_proto_model(&proto)

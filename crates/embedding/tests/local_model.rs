@@ -15,11 +15,16 @@ fn env_path(name: &str) -> PathBuf {
 }
 
 fn load() -> (LocalModel, serde_json::Value) {
+    load_with(chrysalis_embedding::INTEGER_PRODUCTS)
+}
+
+fn load_with(integer_products: bool) -> (LocalModel, serde_json::Value) {
     let dir = env_path("CHRYSALIS_MODEL_DIR");
     let model = std::fs::read(dir.join("model.onnx")).expect("model.onnx");
     let tokenizer = std::fs::read(dir.join("tokenizer.json")).expect("tokenizer.json");
     let started = Instant::now();
-    let model = LocalModel::load(&model, &tokenizer).expect("the model loads");
+    let model =
+        LocalModel::load_with(&model, &tokenizer, integer_products).expect("the model loads");
     println!("model loaded in {:?}", started.elapsed());
     let reference = std::fs::read_to_string(env_path("CHRYSALIS_EMBEDDING_REFERENCE")).unwrap();
     (model, serde_json::from_str(&reference).unwrap())
@@ -27,7 +32,17 @@ fn load() -> (LocalModel, serde_json::Value) {
 
 #[test]
 fn matches_onnxruntime_on_every_reference_text() {
-    let (model, reference) = load();
+    matches_onnxruntime(false);
+}
+
+/// The integer products the wasm module runs (here through their portable loop).
+#[test]
+fn matches_onnxruntime_with_integer_products() {
+    matches_onnxruntime(true);
+}
+
+fn matches_onnxruntime(integer_products: bool) {
+    let (model, reference) = load_with(integer_products);
     assert_eq!(model.dims(), 384);
     let cases = reference["embeddings"].as_array().unwrap();
     assert!(cases.len() >= 20);
