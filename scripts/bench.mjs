@@ -1,14 +1,147 @@
 // Runs the benchmark page (www/bench/) in headless Chromium and writes docs/benchmarks.md.
 // `node scripts/bench.mjs sync` runs only the replication benchmark and rewrites its section.
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { startServer } from "./serve.mjs";
 import { SYNC_BENCH, runSyncBench } from "./bench-sync.mjs";
 import { ROOT, launchChromium, openPage } from "../tests/e2e/browser.mjs";
+import { COLORS, barChart } from "./charts.mjs";
 
 const fmt = (n, digits = 1) => n.toFixed(digits);
+
+/** Writes docs/charts/`name` (served to the demo at /charts/). */
+function writeChart(name, svg) {
+  const dir = join(ROOT, "docs/charts");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, name), svg);
+  console.log(`wrote docs/charts/${name}`);
+}
+
+/**
+ * Ends a run once its document and charts are written. Anything still open would keep Node alive
+ * (`bash scripts/bench.sh` once sat idle after writing docs/benchmarks.md until killed): name it,
+ * then exit.
+ */
+function finish() {
+  const open = process.getActiveResourcesInfo().filter((kind) => kind !== "TTYWrap");
+  if (open.length) console.log(`still open when the run ended (closed by exiting): ${open.join(", ")}`);
+  process.exit(0);
+}
+
+/** Every case of the primitives table as its ratio, faster to the right. */
+function primitivesChart(results) {
+  const short = (text) => (text.length > 46 ? `${text.slice(0, 45)}…` : text);
+  const faster = "Chrysalis faster";
+  const slower = "anchor faster";
+  writeChart(
+    "primitives.svg",
+    barChart({
+      title: "Chrysalis against each anchor, per case (operations per second)",
+      note: "Chrysalis ÷ anchor, log scale: right of 1× Chrysalis is faster. Headless Chromium, same page.",
+      scale: "ratio",
+      series: [
+        { name: faster, color: COLORS.ours },
+        { name: slower, color: COLORS.anchorAlt },
+      ],
+      groups: results.rows.map((r) => ({
+        label: short(`${r.case}, ${r.input} · ${r.anchor}`),
+        bars: [{ series: r.ratio >= 1 ? faster : slower, value: r.ratio, text: `${fmt(r.ratio, 2)}×` }],
+      })),
+    }),
+  );
+}
+
+/** Replication time and bytes against Yjs, per case. */
+function replicationChart(sync) {
+  const row = (library, label) => sync.find((r) => r.library === library && r.label === label);
+  writeChart(
+    "replication.svg",
+    barChart({
+      title: `Replication against Yjs + y-websocket (${SYNC_BENCH.PAGES} pages, ${SYNC_BENCH.EDITS.toLocaleString("en-US")} edits)`,
+      note: "Chrysalis ÷ Yjs, log scale: left of 1× Chrysalis converges sooner or sends fewer bytes.",
+      scale: "ratio",
+      series: [
+        { name: "time", color: COLORS.ours },
+        { name: "bytes", color: COLORS.oursAlt },
+      ],
+      groups: SYNC_BENCH.CASES.filter(({ label }) => row("chrysalis", label) && row("yjs", label)).map(({ label }) => {
+        const [ours, theirs] = [row("chrysalis", label), row("yjs", label)];
+        return {
+          label,
+          bars: [
+            { series: "time", value: ours.ms / theirs.ms, text: `${fmt(ours.ms / theirs.ms, 2)}×` },
+            { series: "bytes", value: ours.bytes / theirs.bytes, text: `${fmt(ours.bytes / theirs.bytes, 2)}×` },
+          ],
+        };
+      }),
+    }),
+  );
+}
+
+/** Short-sentence latency and the batch of 100, per engine. */
+function embeddingCharts(embedding) {
+  writeChart(
+    "embedding.svg",
+    barChart({
+      title: "Embedding one short sentence (all-MiniLM-L6-v2), per engine",
+      note: `Milliseconds, shorter is faster; Chrysalis in blue, the anchors in grey; headless Chromium, ${embedding.cores} cores.`,
+      unit: " ms",
+      series: [
+        { name: "p50", color: COLORS.ours },
+        { name: "p99", color: COLORS.oursAlt },
+      ],
+      groups: embedding.rows.map((r) => ({
+        label: r.engine,
+        bars: [
+          { series: "p50", value: r.p50, text: `${fmt(r.p50)} ms`, color: r.ours ? COLORS.ours : COLORS.anchor },
+          { series: "p99", value: r.p99, text: `${fmt(r.p99)} ms`, color: r.ours ? COLORS.oursAlt : COLORS.anchorLight },
+        ],
+      })),
+    }),
+  );
+  writeChart(
+    "embedding-batch.svg",
+    barChart({
+      title: "Embedding a batch of 100 sentences, per engine",
+      note: "Milliseconds for the whole batch, shorter is faster.",
+      unit: " ms",
+      series: [
+        { name: "Chrysalis", color: COLORS.ours },
+        { name: "anchor", color: COLORS.anchor },
+      ],
+      groups: embedding.rows.map((r) => ({
+        label: r.engine,
+        bars: [{ series: r.ours ? "Chrysalis" : "anchor", value: r.batchMs, text: `${fmt(r.batchMs, 0)} ms` }],
+      })),
+    }),
+  );
+}
+
+/** kNN query time per engine at each index size. */
+function knnChart(knn) {
+  const sizes = [...new Set(knn.rows.map((r) => r.count))].sort((a, b) => a - b);
+  const palette = [COLORS.oursAlt, COLORS.ours, COLORS.anchorAlt];
+  const name = (count) => `${count.toLocaleString("en-US")} vectors`;
+  writeChart(
+    "knn.svg",
+    barChart({
+      title: "k-nearest-neighbour query (k = 10, 384-d) against index size",
+      note: "Query p50 in milliseconds, log scale, shorter is faster.",
+      scale: "log",
+      unit: " ms",
+      series: sizes.map((count, i) => ({ name: name(count), color: palette[i % palette.length] })),
+      groups: [...new Set(knn.rows.map((r) => r.engine))].map((engine) => ({
+        label: engine,
+        bars: knn.rows
+          .filter((r) => r.engine === engine)
+          .sort((a, b) => a.count - b.count)
+          .map((r) => ({ series: name(r.count), value: r.p50, text: `${fmt(r.p50, 2)} ms` })),
+      })),
+    }),
+  );
+}
 
 /** The relays' load section of docs/benchmarks.md from crates/relay/tests/cluster_load.rs's report. */
 function relaySection() {
@@ -78,7 +211,7 @@ function rewriteSection(heading, lines, { until, before = "## Replication (" } =
 
 if (process.argv[2] === "relay") {
   rewriteSection("## Relays on Redis (", relaySection());
-  process.exit(0);
+  finish();
 }
 
 const { server, url } = await startServer();
@@ -104,7 +237,8 @@ if (process.argv[2] === "sync") {
     server.close();
   }
   rewriteSection("## Replication (", replicationSection(sync), { until: "Reading the numbers:" });
-  process.exit(0);
+  replicationChart(sync);
+  finish();
 }
 if (process.argv[2] === "embedding") {
   let embedding;
@@ -115,7 +249,8 @@ if (process.argv[2] === "embedding") {
     server.close();
   }
   rewriteSection("## Sentence embeddings (", embeddingSection(embedding));
-  process.exit(0);
+  embeddingCharts(embedding);
+  finish();
 }
 let results;
 let embedding;
@@ -158,6 +293,8 @@ function replicationSection(sync) {
       const [ours, theirs] = [row("chrysalis", label), row("yjs", label)];
       return `| ${label} | ${ours.ms} ms | ${theirs.ms} ms | ${fmt(ours.ms / theirs.ms, 2)}× | ${n(ours.bytes)} | ${n(theirs.bytes)} | ${fmt(ours.bytes / theirs.bytes, 2)}× | ${n(ours.messages)} | ${n(theirs.messages)} |`;
     }),
+    "",
+    "![Replication time and bytes against Yjs](charts/replication.svg)",
     "",
     `Each round's time (ms), Chrysalis against Yjs, in the order run: ${SYNC_BENCH.CASES.map(({ label }) => `${label} ${row("chrysalis", label).rounds.join("/")} against ${row("yjs", label).rounds.join("/")}`).join("; ")}.`,
     "The 8 pages share this machine's 2 cores, so a round's time moves with what else runs: the",
@@ -248,6 +385,9 @@ function embeddingSection(embedding) {
       ),
     ),
     "",
+    "![Short sentence, p50 and p99 per engine](charts/embedding.svg)",
+    "![Batch of 100 per engine](charts/embedding-batch.svg)",
+    "",
   "What was tried on the local model: the gather-before-dequantise graph rewrite (kept: a short",
   "sentence went from ~48 to ~8 ms natively); simd128 (kept: tract's wasm SIMD kernels); relaxed SIMD",
   "(a second build with fused multiply-add: ~5% faster on batches, 24.5 against 25.8 ms per short sentence;",
@@ -309,6 +449,8 @@ const lines = [
       `| ${r.case} | ${r.input} | ${ops(r.oursOps)}${mbps(r.oursOps, r.bytes)} | ${r.anchor} | ${ops(r.anchorOps)}${mbps(r.anchorOps, r.bytes)} | ${r.ratio.toFixed(2)}× |`,
   ),
   "",
+  "![Every case as a ratio against its anchor](charts/primitives.svg)",
+  "",
   "## Native CRDT merges (Criterion, `cargo bench -p chrysalis-crdt`)",
   "",
   "| Case | Mean time | Rate | Note |",
@@ -357,6 +499,8 @@ const lines = [
       return `| ${a.count.toLocaleString("en-US")} | ${a.engine} | ${fmt(o.buildMs / a.buildMs, 2)}× | ${fmt(o.p50 / a.p50, 3)}× | ${fmt(o.p95 / a.p95, 3)}× |`;
     }),
   "",
+  "![Query time against index size](charts/knn.svg)",
+  "",
   "## Council agreement (PBFT, fault-free simulation; `cargo test --release -p chrysalis-memory --test agreement fault_free_latency`)",
   "",
   `${agreement.rows[0].runs} seeded runs per council size: every agent honest, default timeouts, every message delivered`,
@@ -382,3 +526,8 @@ const lines = [
 ];
 writeFileSync(join(ROOT, "docs/benchmarks.md"), lines.join("\n"));
 console.log(lines.join("\n"));
+primitivesChart(results);
+replicationChart(sync);
+embeddingCharts(embedding);
+knnChart(knn);
+finish();

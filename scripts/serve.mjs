@@ -25,6 +25,8 @@ export const DEMO_MOUNTS = {
   "/node_modules/": join(ROOT, "node_modules"),
   // Bundles the replication benchmark builds (scripts/bench-sync.mjs).
   "/bench-build/": join(ROOT, "target/bench-build"),
+  // The charts `bash scripts/bench.sh` draws next to docs/benchmarks.md.
+  "/charts/": join(ROOT, "docs/charts"),
   "/": join(ROOT, "www"),
 };
 
