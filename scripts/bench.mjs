@@ -7,17 +7,9 @@ import { join } from "node:path";
 import { startServer } from "./serve.mjs";
 import { SYNC_BENCH, runSyncBench } from "./bench-sync.mjs";
 import { ROOT, launchChromium, openPage } from "../tests/e2e/browser.mjs";
-import { COLORS, barChart } from "./charts.mjs";
+import { embeddingCharts, knnChart, primitivesChart, replicationChart } from "./charts.mjs";
 
 const fmt = (n, digits = 1) => n.toFixed(digits);
-
-/** Writes docs/charts/`name` (served to the demo at /charts/). */
-function writeChart(name, svg) {
-  const dir = join(ROOT, "docs/charts");
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, name), svg);
-  console.log(`wrote docs/charts/${name}`);
-}
 
 /**
  * Ends a run once its document and charts are written. Anything still open would keep Node alive
@@ -28,119 +20,6 @@ function finish() {
   const open = process.getActiveResourcesInfo().filter((kind) => kind !== "TTYWrap");
   if (open.length) console.log(`still open when the run ended (closed by exiting): ${open.join(", ")}`);
   process.exit(0);
-}
-
-/** Every case of the primitives table as its ratio, faster to the right. */
-function primitivesChart(results) {
-  const short = (text) => (text.length > 46 ? `${text.slice(0, 45)}…` : text);
-  const faster = "Chrysalis faster";
-  const slower = "anchor faster";
-  writeChart(
-    "primitives.svg",
-    barChart({
-      title: "Chrysalis against each anchor, per case (operations per second)",
-      note: "Chrysalis ÷ anchor, log scale: right of 1× Chrysalis is faster. Headless Chromium, same page.",
-      scale: "ratio",
-      series: [
-        { name: faster, color: COLORS.ours },
-        { name: slower, color: COLORS.anchorAlt },
-      ],
-      groups: results.rows.map((r) => ({
-        label: short(`${r.case}, ${r.input} · ${r.anchor}`),
-        bars: [{ series: r.ratio >= 1 ? faster : slower, value: r.ratio, text: `${fmt(r.ratio, 2)}×` }],
-      })),
-    }),
-  );
-}
-
-/** Replication time and bytes against Yjs, per case. */
-function replicationChart(sync) {
-  const row = (library, label) => sync.find((r) => r.library === library && r.label === label);
-  writeChart(
-    "replication.svg",
-    barChart({
-      title: `Replication against Yjs + y-websocket (${SYNC_BENCH.PAGES} pages, ${SYNC_BENCH.EDITS.toLocaleString("en-US")} edits)`,
-      note: "Chrysalis ÷ Yjs, log scale: left of 1× Chrysalis converges sooner or sends fewer bytes.",
-      scale: "ratio",
-      series: [
-        { name: "time", color: COLORS.ours },
-        { name: "bytes", color: COLORS.oursAlt },
-      ],
-      groups: SYNC_BENCH.CASES.filter(({ label }) => row("chrysalis", label) && row("yjs", label)).map(({ label }) => {
-        const [ours, theirs] = [row("chrysalis", label), row("yjs", label)];
-        return {
-          label,
-          bars: [
-            { series: "time", value: ours.ms / theirs.ms, text: `${fmt(ours.ms / theirs.ms, 2)}×` },
-            { series: "bytes", value: ours.bytes / theirs.bytes, text: `${fmt(ours.bytes / theirs.bytes, 2)}×` },
-          ],
-        };
-      }),
-    }),
-  );
-}
-
-/** Short-sentence latency and the batch of 100, per engine. */
-function embeddingCharts(embedding) {
-  writeChart(
-    "embedding.svg",
-    barChart({
-      title: "Embedding one short sentence (all-MiniLM-L6-v2), per engine",
-      note: `Milliseconds, shorter is faster; Chrysalis in blue, the anchors in grey; headless Chromium, ${embedding.cores} cores.`,
-      unit: " ms",
-      series: [
-        { name: "p50", color: COLORS.ours },
-        { name: "p99", color: COLORS.oursAlt },
-      ],
-      groups: embedding.rows.map((r) => ({
-        label: r.engine,
-        bars: [
-          { series: "p50", value: r.p50, text: `${fmt(r.p50)} ms`, color: r.ours ? COLORS.ours : COLORS.anchor },
-          { series: "p99", value: r.p99, text: `${fmt(r.p99)} ms`, color: r.ours ? COLORS.oursAlt : COLORS.anchorLight },
-        ],
-      })),
-    }),
-  );
-  writeChart(
-    "embedding-batch.svg",
-    barChart({
-      title: "Embedding a batch of 100 sentences, per engine",
-      note: "Milliseconds for the whole batch, shorter is faster.",
-      unit: " ms",
-      series: [
-        { name: "Chrysalis", color: COLORS.ours },
-        { name: "anchor", color: COLORS.anchor },
-      ],
-      groups: embedding.rows.map((r) => ({
-        label: r.engine,
-        bars: [{ series: r.ours ? "Chrysalis" : "anchor", value: r.batchMs, text: `${fmt(r.batchMs, 0)} ms` }],
-      })),
-    }),
-  );
-}
-
-/** kNN query time per engine at each index size. */
-function knnChart(knn) {
-  const sizes = [...new Set(knn.rows.map((r) => r.count))].sort((a, b) => a - b);
-  const palette = [COLORS.oursAlt, COLORS.ours, COLORS.anchorAlt];
-  const name = (count) => `${count.toLocaleString("en-US")} vectors`;
-  writeChart(
-    "knn.svg",
-    barChart({
-      title: "k-nearest-neighbour query (k = 10, 384-d) against index size",
-      note: "Query p50 in milliseconds, log scale, shorter is faster.",
-      scale: "log",
-      unit: " ms",
-      series: sizes.map((count, i) => ({ name: name(count), color: palette[i % palette.length] })),
-      groups: [...new Set(knn.rows.map((r) => r.engine))].map((engine) => ({
-        label: engine,
-        bars: knn.rows
-          .filter((r) => r.engine === engine)
-          .sort((a, b) => a.count - b.count)
-          .map((r) => ({ series: name(r.count), value: r.p50, text: `${fmt(r.p50, 2)} ms` })),
-      })),
-    }),
-  );
 }
 
 /** The relays' load section of docs/benchmarks.md from crates/relay/tests/cluster_load.rs's report. */

@@ -1,6 +1,13 @@
 // SVG charts for docs/benchmarks.md, drawn by hand (no charting library): horizontal bars,
 // grouped by row, on a linear scale from zero or on a log scale around a reference (1× for a ratio).
-// scripts/bench.mjs calls these with the same rows it writes into the tables.
+// scripts/bench.mjs calls the chart of each section with the same rows it writes into its table.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SYNC_BENCH } from "./bench-sync.mjs";
+
+const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const fmt = (n, digits = 1) => n.toFixed(digits);
 
 const FONT = 'font-family="system-ui, -apple-system, Segoe UI, sans-serif"';
 const escape = (text) => String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
@@ -15,8 +22,8 @@ const escape = (text) => String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;",
  * - `note`: a line under the title saying how to read it.
  */
 export function barChart({ title, note = "", groups, series, scale = "linear", unit = "" }) {
-  const width = 860;
-  const labelWidth = 300;
+  const width = 960;
+  const labelWidth = 400;
   const valueWidth = 80;
   const plot = width - labelWidth - valueWidth - 20;
   const bar = 14;
@@ -29,12 +36,14 @@ export function barChart({ title, note = "", groups, series, scale = "linear", u
   let origin;
   let ticks;
   if (scale === "ratio") {
+    // ticks at powers of 2, or of 10 when the bars span more than 2⁷ either way
     const span = Math.max(2, ...values.map((v) => Math.max(v, 1 / v)));
-    const half = Math.ceil(Math.log2(span));
-    x = (v) => labelWidth + plot / 2 + (Math.log2(Math.max(v, 1e-9)) / half) * (plot / 2);
+    const base = span > 2 ** 7 ? 10 : 2;
+    const half = Math.ceil(Math.log(span) / Math.log(base));
+    x = (v) => labelWidth + plot / 2 + (Math.log(Math.max(v, 1e-9)) / Math.log(base) / half) * (plot / 2);
     origin = x(1);
     ticks = [];
-    for (let p = -half; p <= half; p += Math.max(1, Math.ceil(half / 3))) ticks.push(2 ** p);
+    for (let p = -half; p <= half; p += Math.max(1, Math.ceil(half / 3))) ticks.push(base ** p);
   } else if (scale === "log") {
     const low = 10 ** Math.floor(Math.log10(Math.min(...values)) - 1e-9);
     const high = 10 ** Math.ceil(Math.log10(Math.max(...values)));
@@ -52,7 +61,7 @@ export function barChart({ title, note = "", groups, series, scale = "linear", u
     origin = x(0);
     ticks = Array.from({ length: Math.round(top / step) + 1 }, (_, i) => i * step);
   }
-  const tickText = (t) => (scale === "ratio" ? `${t >= 1 ? +t.toFixed(0) : +t.toPrecision(2)}×` : `${+t.toPrecision(3)}${unit}`);
+  const tickText = (t) => (scale === "ratio" ? `${t >= 1 ? +t.toFixed(0) : +t.toPrecision(1)}×` : `${+t.toPrecision(3)}${unit}`);
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT} font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
@@ -94,3 +103,124 @@ export function barChart({ title, note = "", groups, series, scale = "linear", u
 
 /** Colours: Chrysalis in one hue, the anchors in greys and a second hue. */
 export const COLORS = { ours: "#2563eb", oursAlt: "#93c5fd", anchor: "#6b7280", anchorLight: "#d1d5db", anchorAlt: "#f59e0b" };
+
+/** Writes docs/charts/`name` (served to the demo at /charts/). */
+function writeChart(name, svg) {
+  const dir = join(ROOT, "docs/charts");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, name), svg);
+  console.log(`wrote docs/charts/${name}`);
+}
+
+/** Every case of the primitives table as its ratio, faster to the right. */
+export function primitivesChart(results) {
+  const short = (text, length) => (text.length > length ? `${text.slice(0, length - 1)}…` : text);
+  const faster = "Chrysalis faster";
+  const slower = "anchor faster";
+  writeChart(
+    "primitives.svg",
+    barChart({
+      title: "Chrysalis against each anchor, per case (operations per second)",
+      note: "Chrysalis ÷ anchor, log scale: right of 1× Chrysalis is faster. Headless Chromium, same page.",
+      scale: "ratio",
+      series: [
+        { name: faster, color: COLORS.ours },
+        { name: slower, color: COLORS.anchorAlt },
+      ],
+      groups: results.rows.map((r) => ({
+        label: `${short(`${r.case}, ${r.input}`, 38)} · ${short(r.anchor, 18)}`,
+        bars: [{ series: r.ratio >= 1 ? faster : slower, value: r.ratio, text: `${fmt(r.ratio, 2)}×` }],
+      })),
+    }),
+  );
+}
+
+/** Replication time and bytes against Yjs, per case. */
+export function replicationChart(sync) {
+  const row = (library, label) => sync.find((r) => r.library === library && r.label === label);
+  writeChart(
+    "replication.svg",
+    barChart({
+      title: `Replication against Yjs + y-websocket (${SYNC_BENCH.PAGES} pages, ${SYNC_BENCH.EDITS.toLocaleString("en-US")} edits)`,
+      note: "Chrysalis ÷ Yjs, log scale: left of 1× Chrysalis converges sooner or sends fewer bytes.",
+      scale: "ratio",
+      series: [
+        { name: "time", color: COLORS.ours },
+        { name: "bytes", color: COLORS.oursAlt },
+      ],
+      groups: SYNC_BENCH.CASES.filter(({ label }) => row("chrysalis", label) && row("yjs", label)).map(({ label }) => {
+        const [ours, theirs] = [row("chrysalis", label), row("yjs", label)];
+        return {
+          label,
+          bars: [
+            { series: "time", value: ours.ms / theirs.ms, text: `${fmt(ours.ms / theirs.ms, 2)}×` },
+            { series: "bytes", value: ours.bytes / theirs.bytes, text: `${fmt(ours.bytes / theirs.bytes, 2)}×` },
+          ],
+        };
+      }),
+    }),
+  );
+}
+
+/** Short-sentence latency and the batch of 100, per engine. */
+export function embeddingCharts(embedding) {
+  writeChart(
+    "embedding.svg",
+    barChart({
+      title: "Embedding one short sentence (all-MiniLM-L6-v2), per engine",
+      note: `Milliseconds, shorter is faster; Chrysalis in blue, the anchors in grey; headless Chromium, ${embedding.cores} cores.`,
+      unit: " ms",
+      series: [
+        { name: "p50", color: COLORS.ours },
+        { name: "p99", color: COLORS.oursAlt },
+      ],
+      groups: embedding.rows.map((r) => ({
+        label: r.engine,
+        bars: [
+          { series: "p50", value: r.p50, text: `${fmt(r.p50)} ms`, color: r.ours ? COLORS.ours : COLORS.anchor },
+          { series: "p99", value: r.p99, text: `${fmt(r.p99)} ms`, color: r.ours ? COLORS.oursAlt : COLORS.anchorLight },
+        ],
+      })),
+    }),
+  );
+  writeChart(
+    "embedding-batch.svg",
+    barChart({
+      title: "Embedding a batch of 100 sentences, per engine",
+      note: "Milliseconds for the whole batch, shorter is faster.",
+      unit: " ms",
+      series: [
+        { name: "Chrysalis", color: COLORS.ours },
+        { name: "anchor", color: COLORS.anchor },
+      ],
+      groups: embedding.rows.map((r) => ({
+        label: r.engine,
+        bars: [{ series: r.ours ? "Chrysalis" : "anchor", value: r.batchMs, text: `${fmt(r.batchMs, 0)} ms` }],
+      })),
+    }),
+  );
+}
+
+/** kNN query time per engine at each index size. */
+export function knnChart(knn) {
+  const sizes = [...new Set(knn.rows.map((r) => r.count))].sort((a, b) => a - b);
+  const palette = [COLORS.oursAlt, COLORS.ours, COLORS.anchorAlt];
+  const name = (count) => `${count.toLocaleString("en-US")} vectors`;
+  writeChart(
+    "knn.svg",
+    barChart({
+      title: "k-nearest-neighbour query (k = 10, 384-d) against index size",
+      note: "Query p50 in milliseconds, log scale, shorter is faster.",
+      scale: "log",
+      unit: " ms",
+      series: sizes.map((count, i) => ({ name: name(count), color: palette[i % palette.length] })),
+      groups: [...new Set(knn.rows.map((r) => r.engine))].map((engine) => ({
+        label: engine,
+        bars: knn.rows
+          .filter((r) => r.engine === engine)
+          .sort((a, b) => a.count - b.count)
+          .map((r) => ({ series: name(r.count), value: r.p50, text: `${fmt(r.p50, 2)} ms` })),
+      })),
+    }),
+  );
+}

@@ -22,4 +22,13 @@ export function publishResults(run) {
   });
   document.getElementById("run").addEventListener("click", start);
   if (new URLSearchParams(location.search).has("auto")) start();
+  else showRecordedCharts();
+}
+
+/**
+ * Shows the charts of the last recorded run (`docs/charts/`, served at /charts/). Not in `?auto`
+ * runs: those are the runs that draw them, and on a fresh checkout before the first one there may be none.
+ */
+function showRecordedCharts() {
+  for (const img of document.querySelectorAll("img[data-chart]")) img.src = `/charts/${img.dataset.chart}`;
 }
