@@ -21,6 +21,10 @@ pub const OP: &str = "ChrysalisIntegerMatMul";
 /// Columns one weight block holds: two v128 of i32 sums.
 const BLOCK: usize = 8;
 
+/// Largest inner dimension: a row's sum of `k` products of an int8 weight with an activation
+/// integer of at least 1 must stay inside i32 (2³¹ / 128).
+const MAX_INNER: usize = 1 << 24;
+
 /// Rewrites `MatMul(x, Mul(Cast(q), scale))`, and a following `Add(_, bias)`, into one [`OP`]
 /// node when `q` is an int8 initializer `[k, m]` and `scale`/`bias` are f32 initializers.
 pub fn integer_matmuls(graph: &mut GraphProto) {
@@ -31,14 +35,19 @@ pub fn integer_matmuls(graph: &mut GraphProto) {
             .iter()
             .position(|n| n.output.first().is_some_and(|o| o == name))
     };
-    let users = |name: &str| {
+    let readers = |name: &str| crate::local::readers(graph, name);
+    let reader = |name: &str| {
         graph
             .node
             .iter()
-            .enumerate()
-            .filter(|(_, n)| n.input.iter().any(|i| i == name))
-            .map(|(at, _)| at)
-            .collect::<Vec<_>>()
+            .position(|n| n.input.iter().any(|i| i == name))
+    };
+    // A Cast to f32 (ONNX type 1) of one value.
+    let cast_to_f32 = |n: &NodeProto| {
+        n.op_type == "Cast"
+            && n.input.len() == 1
+            && n.output.len() == 1
+            && n.attribute.iter().any(|a| a.name == "to" && a.i == 1)
     };
     let mut rewrites = Vec::new();
     for (at, matmul) in graph.node.iter().enumerate() {
@@ -55,7 +64,7 @@ pub fn integer_matmuls(graph: &mut GraphProto) {
         let [cast_out, scale] = mul.input.as_slice() else {
             continue;
         };
-        let Some(cast_at) = producer(cast_out).filter(|&c| graph.node[c].op_type == "Cast") else {
+        let Some(cast_at) = producer(cast_out).filter(|&c| cast_to_f32(&graph.node[c])) else {
             continue;
         };
         let Some(quantized) = initializer(&graph.node[cast_at].input[0]) else {
@@ -65,12 +74,18 @@ pub fn integer_matmuls(graph: &mut GraphProto) {
             &[k, m] => (k, m),
             _ => continue,
         };
-        let scale_len = initializer(scale).map(|t| t.dims.iter().product::<i64>());
+        // One scale, or one per output column: [], [1], [1, 1], [m] or [1, m] (not [m, 1]).
+        let scale_ok = initializer(scale).is_some_and(|t| {
+            t.data_type == 1
+                && (matches!(t.dims.as_slice(), [] | [1] | [1, 1])
+                    || t.dims == [m]
+                    || t.dims == [1, m])
+        });
         if mul.op_type != "Mul"
+            || mul.output.len() != 1
             || quantized.data_type != 3 // INT8
-            || !matches!(scale_len, Some(n) if n == 1 || n == m)
-            || initializer(scale).is_some_and(|t| t.data_type != 1)
-            || k < 1
+            || !scale_ok
+            || !(1..=MAX_INNER as i64).contains(&k)
             || m < 1
         {
             continue;
@@ -78,14 +93,14 @@ pub fn integer_matmuls(graph: &mut GraphProto) {
         let mut inputs = vec![x.clone(), quantized.name.clone(), scale.clone()];
         let mut output = matmul.output[0].clone();
         let mut dead = vec![at];
-        // A bias added to the product alone joins the op.
-        if let [add_at] = users(&output)[..] {
+        // A bias [m] added to the product alone joins the op.
+        if let (1, Some(add_at)) = (readers(&output), reader(&output)) {
             let add = &graph.node[add_at];
             let bias = add.input.iter().find(|i| **i != output);
             let bias_ok = bias
                 .and_then(|b| initializer(b))
-                .is_some_and(|t| t.data_type == 1 && t.dims.iter().product::<i64>() == m);
-            if add.op_type == "Add" && add.input.len() == 2 && bias_ok {
+                .is_some_and(|t| t.data_type == 1 && t.dims == [m]);
+            if add.op_type == "Add" && add.input.len() == 2 && add.output.len() == 1 && bias_ok {
                 inputs.push(bias.cloned().unwrap_or_default());
                 output = add.output[0].clone();
                 dead.push(add_at);
@@ -104,14 +119,12 @@ pub fn integer_matmuls(graph: &mut GraphProto) {
             ..NodeProto::default()
         };
         dead.extend(gone.into_iter().filter(|&g| g != at));
-        // The dequantised weights go when nothing else reads them.
-        let readers = graph
-            .node
-            .iter()
-            .filter(|n| n.input.contains(&weights))
-            .count();
-        if readers == 0 {
-            dead.extend([mul_at, cast_at]);
+        // The dequantisation goes when nothing else reads it, and the Cast when only it did.
+        if crate::local::readers(graph, &weights) == 0 && !dead.contains(&mul_at) {
+            dead.push(mul_at);
+            if crate::local::readers(graph, &graph.node[cast_at].output[0]) == 1 {
+                dead.push(cast_at);
+            }
         }
     }
     let mut at = 0;
@@ -142,13 +155,20 @@ impl Expansion for IntegerMatMulNode {
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
         check_output_arity(outputs, 1)?;
+        ensure!(
+            (3..=4).contains(&inputs.len()),
+            "{OP} takes x, the weights, their scale and an optional bias"
+        );
         s.equals(&outputs[0].datum_type, DatumType::F32)?;
         s.equals(&inputs[0].rank, &outputs[0].rank)?;
+        s.equals(&inputs[1].rank, 2)?;
         s.given(&inputs[0].rank, move |s, rank| {
+            ensure!(rank >= 1, "{OP}: x has no axis");
             let last = rank as usize - 1;
             for axis in 0..last {
                 s.equals(&inputs[0].shape[axis], &outputs[0].shape[axis])?;
             }
+            s.equals(&inputs[0].shape[last], &inputs[1].shape[0])?;
             s.equals(&outputs[0].shape[last], &inputs[1].shape[1])
         })
     }
@@ -202,6 +222,8 @@ impl Expansion for IntegerMatMulNode {
 /// The prepared weights of one product.
 #[derive(Debug)]
 struct Weights {
+    /// Inner dimension as the input has it.
+    k_in: usize,
     /// Inner dimension, rounded up to even (the kernel takes two at a time).
     k: usize,
     /// Output columns.
@@ -225,13 +247,20 @@ impl Weights {
         let (k_in, m) = quantized.dim();
         ensure!(k_in > 0 && m > 0, "{OP}: empty weights");
         ensure!(
+            k_in <= MAX_INNER,
+            "{OP}: {k_in} weight rows (at most {MAX_INNER})"
+        );
+        ensure!(
             scale.len() == m || scale.len() == 1,
             "{OP}: {} scales for {m} columns",
             scale.len()
         );
         let k = k_in.next_multiple_of(2);
         let blocks = m.div_ceil(BLOCK);
-        let mut packed = vec![0i16; blocks * k * BLOCK];
+        let size = blocks
+            .checked_mul(k * BLOCK)
+            .with_context(|| format!("{OP}: {k_in} × {m} weights"))?;
+        let mut packed = vec![0i16; size];
         for row in 0..k_in {
             let (pair, half) = (row / 2, row % 2);
             for col in 0..m {
@@ -253,6 +282,7 @@ impl Weights {
         );
         let limit = (i32::MAX as f64 / (128.0 * k as f64)).min(32767.0).floor() as f32;
         Ok(Weights {
+            k_in,
             k,
             m,
             limit,
@@ -320,9 +350,9 @@ impl EvalOp for IntegerMatMul {
         let x = x.cast_to::<f32>()?;
         let k_in = *x.shape().last().context("a scalar input")?;
         ensure!(
-            k_in.next_multiple_of(2) == self.weights.k,
+            k_in == self.weights.k_in,
             "{OP}: input width {k_in} for {} weight rows",
-            self.weights.k
+            self.weights.k_in
         );
         let mut shape: TVec<usize> = x.shape().into();
         *shape.last_mut().unwrap() = self.weights.m;
@@ -340,9 +370,9 @@ impl TypedOp for IntegerMatMul {
         let last = shape.last_mut().context("a scalar input")?;
         ensure!(
             last.to_i64()
-                .map_or(true, |k| (k as usize).next_multiple_of(2) == self.weights.k),
+                .map_or(true, |k| k as usize == self.weights.k_in),
             "{OP}: input width {last} for {} weight rows",
-            self.weights.k
+            self.weights.k_in
         );
         *last = self.weights.m.to_dim();
         Ok(tvec![f32::fact(shape)])
@@ -502,6 +532,85 @@ mod tests {
         weights.apply(&x, k, &mut out);
         let want = 1000.0 * 128.0 * k as f32;
         assert!((out[0] - want).abs() <= want * 1e-6, "{} vs {want}", out[0]);
+    }
+
+    fn node(op: &str, input: &[&str], output: &str, to: Option<i64>) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            input: input.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            attribute: to
+                .map(|to| tract_onnx::pb::AttributeProto {
+                    name: "to".into(),
+                    i: to,
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
+            ..NodeProto::default()
+        }
+    }
+
+    fn tensor(name: &str, data_type: i32, dims: &[i64]) -> tract_onnx::pb::TensorProto {
+        tract_onnx::pb::TensorProto {
+            name: name.into(),
+            data_type,
+            dims: dims.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// `MatMul(x, Mul(Cast(q), scale)) + bias` with q int8 [4, 4].
+    fn exported(scale_dims: &[i64], cast_to: i64) -> GraphProto {
+        GraphProto {
+            node: vec![
+                node("Cast", &["q"], "q_f", Some(cast_to)),
+                node("Mul", &["q_f", "scale"], "w", None),
+                node("MatMul", &["x", "w"], "xw", None),
+                node("Add", &["xw", "bias"], "y", None),
+            ],
+            initializer: vec![
+                tensor("q", 3, &[4, 4]),
+                tensor("scale", 1, scale_dims),
+                tensor("bias", 1, &[4]),
+            ],
+            ..GraphProto::default()
+        }
+    }
+
+    fn ops(graph: &GraphProto) -> Vec<&str> {
+        graph.node.iter().map(|n| n.op_type.as_str()).collect()
+    }
+
+    #[test]
+    fn the_exported_product_and_its_bias_become_one_op() {
+        for dims in [&[1, 4][..], &[4], &[]] {
+            let mut graph = exported(dims, 1);
+            integer_matmuls(&mut graph);
+            assert_eq!(ops(&graph), [OP]);
+            assert_eq!(graph.node[0].input, ["x", "q", "scale", "bias"]);
+            assert_eq!(graph.node[0].output, ["y"]);
+        }
+    }
+
+    #[test]
+    fn products_that_are_not_that_are_left_alone() {
+        // a scale per row ([k, 1]), a Cast to another type
+        for mut graph in [exported(&[4, 1], 1), exported(&[1, 4], 7)] {
+            integer_matmuls(&mut graph);
+            assert_eq!(ops(&graph), ["Cast", "Mul", "MatMul", "Add"]);
+        }
+        // the dequantised weights and the bare product are also graph outputs: both stay
+        let mut graph = exported(&[1, 4], 1);
+        for name in ["w", "xw"] {
+            graph.output.push(tract_onnx::pb::ValueInfoProto {
+                name: name.into(),
+                ..Default::default()
+            });
+        }
+        integer_matmuls(&mut graph);
+        assert_eq!(ops(&graph), ["Cast", "Mul", OP, "Add"]);
+        assert_eq!(graph.node[2].output, ["xw"]);
     }
 
     #[test]

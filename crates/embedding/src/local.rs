@@ -63,7 +63,9 @@ impl LocalModel {
 
         // The file's value_info claims shapes the graph does not produce (a broadcast mask); ignore it.
         let mut onnx = tract_onnx::onnx().with_ignore_value_info(true);
-        crate::integer_matmul::register(&mut onnx);
+        if integer_products {
+            crate::integer_matmul::register(&mut onnx);
+        }
         let mut proto = onnx
             .proto_model_for_read(&mut Cursor::new(model))
             .map_err(model_error)?;
@@ -127,10 +129,13 @@ impl LocalModel {
 
     /// One model run over one text's tokens: mean of its token vectors, unit length.
     fn run(&self, encoding: &Encoding) -> Result<Vec<f32>, EmbeddingError> {
-        let seq = encoding.len().max(1);
+        // No tokens (a tokenizer without special tokens, an empty text): nothing to average.
+        if encoding.is_empty() {
+            return Ok(vec![0.0; self.dims]);
+        }
+        let seq = encoding.len();
         let column = |values: &[u32]| -> Result<TValue, EmbeddingError> {
-            let mut data: Vec<i64> = values.iter().map(|&v| i64::from(v)).collect();
-            data.resize(seq, 0);
+            let data: Vec<i64> = values.iter().map(|&v| i64::from(v)).collect();
             Ok(Tensor::from_shape(&[1, seq], &data)
                 .map_err(model_error)?
                 .into_tvalue())
@@ -149,8 +154,12 @@ impl LocalModel {
         let hidden = hidden
             .into_dimensionality::<tract_ndarray::Ix3>()
             .map_err(|e| EmbeddingError::Model(format!("unexpected output rank: {e}")))?;
+        let row = hidden
+            .outer_iter()
+            .next()
+            .ok_or_else(|| EmbeddingError::Model("the model returned no row".into()))?;
         let mut sum = vec![0f32; self.dims];
-        for token in hidden.slice(tract_ndarray::s![0, .., ..]).outer_iter() {
+        for token in row.outer_iter() {
             sum.iter_mut().zip(token).for_each(|(acc, v)| *acc += *v);
         }
         let scale = 1.0 / seq as f32;
@@ -223,7 +232,11 @@ pub fn gather_before_dequantize(graph: &mut GraphProto) {
     };
     let mut rewrites = Vec::new();
     for (gather_at, gather) in graph.node.iter().enumerate() {
-        if gather.op_type != "Gather" || gather_axis(gather) != 0 || gather.input.len() != 2 {
+        if gather.op_type != "Gather"
+            || gather_axis(gather) != 0
+            || gather.input.len() != 2
+            || gather.output.len() != 1
+        {
             continue;
         }
         let Some(mul_at) = producer(&gather.input[0]) else {
@@ -238,7 +251,9 @@ pub fn gather_before_dequantize(graph: &mut GraphProto) {
         };
         let cast = &graph.node[cast_at];
         let (Some(quantized), Some(scale)) = (
-            initializers.get(cast.input[0].as_str()),
+            cast.input
+                .first()
+                .and_then(|q| initializers.get(q.as_str())),
             initializers.get(mul.input[1].as_str()),
         ) else {
             continue;
@@ -316,6 +331,17 @@ pub fn gather_before_dequantize(graph: &mut GraphProto) {
     graph.node = nodes;
 }
 
+/// How many node inputs and graph outputs read the value `name`.
+pub(crate) fn readers(graph: &GraphProto, name: &str) -> usize {
+    let inputs = graph
+        .node
+        .iter()
+        .flat_map(|n| &n.input)
+        .filter(|i| *i == name)
+        .count();
+    inputs + graph.output.iter().filter(|o| o.name == name).count()
+}
+
 fn gather_axis(node: &NodeProto) -> i64 {
     node.attribute
         .iter()
@@ -331,7 +357,8 @@ fn gather_axis(node: &NodeProto) -> i64 {
 pub fn fuse_gelu(graph: &mut GraphProto) {
     let scalar = |name: &str| -> Option<f32> {
         let t = graph.initializer.iter().find(|t| t.name == name)?;
-        if t.dims.iter().product::<i64>() != 1 || t.data_type != 1 {
+        // a scalar or one value: a constant of higher rank would broadcast x to it
+        if t.dims.len() > 1 || t.dims.iter().any(|&d| d != 1) || t.data_type != 1 {
             return None;
         }
         match (t.float_data.first(), t.raw_data.get(..4)) {
@@ -347,13 +374,7 @@ pub fn fuse_gelu(graph: &mut GraphProto) {
             .iter()
             .position(|n| n.output.first().is_some_and(|o| o == name))
     };
-    let users = |name: &str| {
-        graph
-            .node
-            .iter()
-            .filter(|n| n.input.iter().any(|i| i == name))
-            .count()
-    };
+    let users = |name: &str| readers(graph, name);
     // other operand of a two-input node, given one of them
     let other = |node: &NodeProto, known: &str| -> Option<String> {
         match node.input.as_slice() {
@@ -408,7 +429,10 @@ pub fn fuse_gelu(graph: &mut GraphProto) {
             continue;
         };
         let out = &graph.node[out_at];
-        if out.op_type != "Mul" || other(out, half_out).as_deref() != Some(x.as_str()) {
+        if out.op_type != "Mul"
+            || out.output.len() != 1
+            || other(out, half_out).as_deref() != Some(x.as_str())
+        {
             continue;
         }
         fused.push((
@@ -506,6 +530,15 @@ mod tests {
         let before = ops(&graph).len();
         fuse_gelu(&mut graph);
         assert_eq!(ops(&graph).len(), before);
+        assert!(!ops(&graph).contains(&"Gelu"));
+
+        // Nor when an inner value is one of the graph's outputs.
+        let mut graph = exported(0.5);
+        graph.output.push(tract_onnx::pb::ValueInfoProto {
+            name: "erf".into(),
+            ..Default::default()
+        });
+        fuse_gelu(&mut graph);
         assert!(!ops(&graph).contains(&"Gelu"));
     }
 }
