@@ -27,11 +27,11 @@ export type {
 
 /** Options for {@link initializeChrysalis}. */
 export interface InitializeOptions {
-  /** Where to load the core module from; defaults to `chrysalis_wasm_bg.wasm` next to the package entry (pass the bytes in Node.js). */
+  /** Where to load the core module from; defaults to `chrysalis_wasm_bg.wasm` next to the package entry (in Node.js read from there, in a page fetched). */
   moduleOrPath?: InitInput | Promise<InitInput>;
   /** Also load the certificate module now instead of on first use. */
   x509?: boolean;
-  /** Where to load the certificate module from (pass the bytes in Node.js); implies `x509`. */
+  /** Where to load the certificate module from (default: next to the package entry); implies `x509`. */
   x509ModuleOrPath?: InitInput | Promise<InitInput>;
 }
 
@@ -63,7 +63,7 @@ export function validateCertChain(
   options?: CertChainOptions,
 ): Promise<CertChainInfo>;
 
-/** Loads the embedding module (`chrysalis_embedding_bg.wasm`: tract and the tokenizer) once and resolves to its bindings. In Node.js pass the module's wasm bytes. */
+/** Loads the embedding module (`chrysalis_embedding_bg.wasm`: tract and the tokenizer) once and resolves to its bindings; by default from next to the package entry (compiled in a worker in a page, read from disk in Node.js). */
 export function loadEmbedding(moduleOrPath?: InitInput | Promise<InitInput>): Promise<typeof import("./chrysalis_embedding.js")>;
 
 /** An embedding service (see `EmbeddingServiceClass` in `chrysalis_embedding.d.ts`). */

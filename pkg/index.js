@@ -29,6 +29,15 @@ Hasher.prototype.update = function update(chunk) {
 
 const initInput = (moduleOrPath) => (moduleOrPath === undefined ? undefined : { module_or_path: moduleOrPath });
 
+/**
+ * In Node.js, the bytes of the package's wasm file `name` (the generated loaders fetch it, and
+ * Node's fetch cannot read files); `undefined` elsewhere.
+ */
+function packageFileInNode(name) {
+  const fs = typeof document === "undefined" ? globalThis.process?.getBuiltinModule?.("node:fs") : undefined;
+  return fs?.readFileSync(new URL(name, import.meta.url));
+}
+
 let ready;
 
 /**
@@ -38,20 +47,23 @@ let ready;
  * @returns {Promise<{ version: string }>}
  */
 export function initializeChrysalis(options = {}) {
-  ready ??= init(initInput(options.moduleOrPath)).then(() => ({ version: version() }));
+  ready ??= init(initInput(options.moduleOrPath ?? packageFileInNode("./chrysalis_wasm_bg.wasm"))).then(() => ({ version: version() }));
   if (options.x509 || options.x509ModuleOrPath !== undefined) {
     return Promise.all([ready, loadX509(options.x509ModuleOrPath)]).then(([info]) => info);
   }
   return ready;
 }
 
-/** A loader that imports and initialises an on-demand module once (a failed load may be retried). */
-function onDemand(importModule) {
+/**
+ * A loader that imports and initialises an on-demand module once (a failed load may be retried);
+ * `compiled()` may give the module compiled elsewhere when the caller did not say where it is.
+ */
+function onDemand(importModule, compiled = () => undefined) {
   let loading;
   return (moduleOrPath) => {
-    loading ??= importModule()
-      .then(async (module) => {
-        await module.default(initInput(moduleOrPath));
+    loading ??= Promise.all([importModule(), moduleOrPath ?? compiled()])
+      .then(async ([module, input]) => {
+        await module.default(initInput(input));
         return module;
       })
       .catch((error) => {
@@ -64,16 +76,40 @@ function onDemand(importModule) {
 
 /**
  * Loads the certificate module (`chrysalis_x509`) once; resolves to its bindings.
- * @param {any} [moduleOrPath] where to load `chrysalis_x509_bg.wasm` from (bytes in Node.js)
+ * @param {any} [moduleOrPath] where to load `chrysalis_x509_bg.wasm` from (default: next to this file)
  */
-export const loadX509 = onDemand(() => import("./chrysalis_x509.js"));
+export const loadX509 = onDemand(
+  () => import("./chrysalis_x509.js"),
+  () => packageFileInNode("./chrysalis_x509_bg.wasm"),
+);
 
 /**
  * Loads the embedding module (`chrysalis_embedding`: tract and the tokenizer, wasm SIMD) once;
  * resolves to its bindings.
- * @param {any} [moduleOrPath] where to load `chrysalis_embedding_bg.wasm` from (bytes in Node.js)
+ * @param {any} [moduleOrPath] where to load `chrysalis_embedding_bg.wasm` from (default: next to
+ * this file, compiled in a worker in a page)
  */
-export const loadEmbedding = onDemand(() => import("./chrysalis_embedding.js"));
+export const loadEmbedding = onDemand(
+  () => import("./chrysalis_embedding.js"),
+  () => packageFileInNode("./chrysalis_embedding_bg.wasm") ?? compileInWorker(new URL("./chrysalis_embedding_bg.wasm", import.meta.url)),
+);
+
+/**
+ * The wasm module at `url` compiled in a worker, in a page: compiling the 15 MB embedding module
+ * on the page's thread blocks it for about 70 ms. `undefined` where there are no workers or when
+ * the worker fails: the module's own loader compiles it then.
+ */
+function compileInWorker(url) {
+  if (typeof Worker !== "function" || typeof document === "undefined") return undefined;
+  return new Promise((resolve) => {
+    const worker = new Worker(new URL("./compile-worker.js", import.meta.url), { type: "module" });
+    const done = (module) => (worker.terminate(), resolve(module));
+    worker.addEventListener("message", ({ data }) => done(data?.module instanceof WebAssembly.Module ? data.module : undefined));
+    worker.addEventListener("error", () => done(undefined));
+    worker.addEventListener("messageerror", () => done(undefined));
+    worker.postMessage(url.href);
+  });
+}
 
 /**
  * Sentence embeddings: `await EmbeddingService.create(options, { onProgress, signal })` loads the

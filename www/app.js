@@ -306,7 +306,6 @@ function localEmbeddings(onProgress) {
 }
 
 function setupEmbeddings() {
-  const progress = $("embed-progress");
   const status = $("embed-status");
   const input = $("embed-text");
   let service;
@@ -328,35 +327,21 @@ function setupEmbeddings() {
       }),
     );
   };
-  $("embed-load").addEventListener("click", async () => {
-    $("embed-load").disabled = true;
-    progress.hidden = false;
-    status.dataset.status = "running";
-    const loaded = {};
-    try {
-      service = await localEmbeddings((p) => {
-            if (p.phase === "download") {
-              loaded[p.file] = p;
-              const done = Object.values(loaded).reduce((s, f) => s + f.loaded, 0);
-              const total = Object.values(loaded).reduce((s, f) => s + f.total, 0);
-              progress.value = total ? done / total : 0;
-              status.textContent = `Downloading the ${p.file}${p.cached ? " (from Cache Storage)" : ""}: ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
-            } else if (p.phase === "load") {
-              status.textContent = "Loading the model…";
-            }
-      });
+  localEmbeddings().then(
+    async (ready) => {
+      service = ready;
       corpus = await service.embedBatch(CORPUS);
-      status.textContent = "Model ready.";
+      status.textContent = "Model ready: type to search the corpus.";
       status.dataset.status = "ready";
       input.disabled = false;
       input.addEventListener("input", search);
       await search();
-    } catch (error) {
+    },
+    (error) => {
       status.textContent = `Failed: ${error.code ?? ""} ${error.message}`;
       status.dataset.status = "error";
-      $("embed-load").disabled = false;
-    }
-  });
+    },
+  );
 }
 
 /** One agent of the replication panel: a SyncNode sharing a counter and a set of notes. */
@@ -414,31 +399,87 @@ async function syncAgent(root, relayUrl, label) {
   return node;
 }
 
-async function setupReplication() {
+/** The replication panel: SyncNodes sharing a counter and notes, started one per click. */
+function setupReplication(relayUrlPromise) {
   const status = $("replication-status");
   const agents = $("replication-agents");
-  let relayUrl = null;
-  try {
-    relayUrl = (await (await fetch("./relay.json")).json()).url;
-  } catch {
-    // Served without the relay: tabs still replicate over the BroadcastChannel.
-  }
-  status.textContent = relayUrl ? `Relay ${relayUrl}` : "No relay: tabs of this origin replicate over a BroadcastChannel.";
   let count = 0;
-  const add = async () => {
+  $("replication-add-agent").addEventListener("click", async () => {
+    const relayUrl = await relayUrlPromise;
+    status.textContent = relayUrl ? `Relay ${relayUrl}` : "No relay: tabs of this origin replicate over a BroadcastChannel.";
     count += 1;
-    await syncAgent(agents, relayUrl, String.fromCharCode(64 + count));
-    status.dataset.status = "ready";
-  };
-  $("replication-add-agent").addEventListener("click", add);
-  await add();
-  await add();
+    try {
+      await syncAgent(agents, relayUrl, String.fromCharCode(64 + count));
+      status.dataset.status = "ready";
+    } catch (error) {
+      status.textContent = `Failed: ${error.code ?? ""} ${error.message}`;
+      status.dataset.status = "error";
+    }
+  });
 }
 
 const MEMORY_PASSPHRASE = "demo passphrase: use your own";
+/** The agents' room, and how many agents each page starts. */
+const AGENT_ROOM = "demo-agents";
+const AGENTS_PER_PAGE = 2;
 
-/** A public key as a short label; "this tab" for this agent's own. */
-const shortKey = (mem, key) => (key === mem.publicKey ? "this tab" : `${key.slice(0, 10)}…`);
+/** Display names for agents' public keys (hex): the same name for an agent in every tab. */
+const NAMES = ["Ada", "Basil", "Cleo", "Dex", "Edie", "Finn", "Gia", "Hugo", "Iris", "Jude", "Kai", "Lena", "Milo", "Nova", "Otto", "Pia"];
+const agentName = (key) => `${NAMES[parseInt(key.slice(0, 2), 16) % NAMES.length]}·${key.slice(2, 6)}`;
+
+/**
+ * The page's sentence model, loading in the background with its progress at the top of the page;
+ * `embed` waits for it, so agents remember and recall from the start.
+ */
+function backgroundModel() {
+  const progress = $("model-progress");
+  const status = $("model-status");
+  const files = {};
+  const service = localEmbeddings((p) => {
+    if (p.phase === "download") {
+      files[p.file] = p;
+      const done = Object.values(files).reduce((s, f) => s + f.loaded, 0);
+      const total = Object.values(files).reduce((s, f) => s + f.total, 0);
+      progress.value = total ? (0.9 * done) / total : 0;
+      status.textContent = `${p.cached ? "from Cache Storage" : "downloading"}: ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
+    } else if (p.phase === "load") {
+      progress.value = 0.95;
+      status.textContent = "loading in the workers…";
+    }
+  });
+  service.then(
+    () => {
+      progress.value = 1;
+      status.textContent = "ready";
+      status.dataset.status = "ready";
+    },
+    (error) => {
+      status.textContent = `failed: ${error.code ?? ""} ${error.message}`;
+      status.dataset.status = "error";
+    },
+  );
+  return { embed: async (text) => (await service).embed(text) };
+}
+
+/** This tab's vault, in a worker of its own, persisted in IndexedDB (created on the first visit). */
+async function tabVault(name) {
+  const store = `chrysalis-${name}-vault`;
+  try {
+    return await SecurityContext.isolated({ store, passphrase: MEMORY_PASSPHRASE });
+  } catch (error) {
+    if (error.code !== "NOT_FOUND") throw error;
+    const fresh = await SecurityContext.isolated({ passphrase: MEMORY_PASSPHRASE });
+    await fresh.persist(store);
+    return fresh;
+  }
+}
+
+/** Runs an agent's action from a click; a refusal (a memory being reopened, a motion refused) shows in the council's rounds, not as an error. */
+const quietly = (action) => () => {
+  try {
+    Promise.resolve(action()).catch(() => {});
+  } catch {}
+};
 
 /** A council motion in words. */
 function describeMotion(mem, motion) {
@@ -449,156 +490,262 @@ function describeMotion(mem, motion) {
 }
 
 /**
- * The council view: members (leader marked), the agreement's state, and its rounds, newest
- * first.
+ * One agent of this page: its sync node in the agents' room and its memory (persisted per tab
+ * and agent), reopened when a founding council that names it is adopted.
  */
-function renderCouncil(mem, rounds) {
+async function startAgent(index, { tab, security, embedding, relayUrl, founding, onChange, onRound }) {
+  const database = `demo-${tab}-${index}`;
+  const identity = await MemorySystem.loadIdentity({ security, database });
+  const sync = await SyncNode.join({ room: AGENT_ROOM, identity, relayUrl: relayUrl ?? undefined, webrtc: Boolean(relayUrl), broadcastChannel: true });
+  const agent = { index, sync, key: sync.id, name: agentName(sync.id), mem: null, database };
+  const councilKey = `chrysalisCouncil-${index}`;
+  agent.open = async (council) => {
+    const closing = agent.mem;
+    agent.mem = null; // nothing renders from a memory being reopened
+    await closing?.close();
+    agent.mem = await MemorySystem.open({ security, embedding, sync, name: "memory", database, council });
+    agent.mem.on("change", onChange);
+    agent.mem.on("agreement", (round) => onRound(agent, round));
+    onChange();
+  };
+  agent.adopt = (council) => {
+    if (!council?.members?.includes(agent.key) || JSON.stringify(council) === sessionStorage[councilKey]) return;
+    sessionStorage[councilKey] = JSON.stringify(council);
+    agent.open(council);
+  };
+  await agent.open(sessionStorage[councilKey] ? JSON.parse(sessionStorage[councilKey]) : undefined);
+  agent.founding = sync.share("council", new LWWRegister(agent.name));
+  sync.on("change", ({ doc }) => doc === "council" && agent.adopt(agent.founding.get()));
+  for (const type of ["peer-joined", "peer-left", "change", "connection-state"]) sync.on(type, onChange);
+  return agent;
+}
+
+/** One agent's card: its name, a box to remember with, and what it wrote. */
+function agentCard(agent, render) {
+  const input = make("input", { className: "agent-remember-text", placeholder: `something for ${agent.name} to remember` });
+  const status = make("span", { className: "agent-remember-status" });
+  const remember = async () => {
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    status.textContent = "embedding, signing, sealing…";
+    const started = performance.now();
+    try {
+      await agent.mem.remember(text, { kind: "note" });
+      status.textContent = `remembered in ${Math.round(performance.now() - started)} ms`;
+    } catch (error) {
+      status.textContent = `failed: ${error.code ?? ""} ${error.message}`;
+    }
+    render();
+  };
+  const button = make("button", { className: "agent-remember", textContent: "Remember" });
+  button.addEventListener("click", remember);
+  input.addEventListener("keydown", (event) => event.key === "Enter" && remember());
+  const list = make("ul", { className: "agent-beads" });
+  const card = make("div", { className: "agent-card" }, [
+    make("h3", {}, [make("span", { className: "agent-name", textContent: agent.name }), make("span", { className: "agent-key", textContent: ` ${agent.key.slice(0, 16)}…` })]),
+    make("div", { className: "row" }, [input, button]),
+    status,
+    list,
+  ]);
+  card.dataset.key = agent.key;
+  card.update = () => {
+    const mine = agent.mem.beads().filter((b) => b.author === agent.key).sort((a, b) => b.created - a.created);
+    list.replaceChildren(...mine.slice(0, 3).map((b) => make("li", { textContent: b.content })));
+    if (mine.length > 3) list.append(make("li", { className: "hint", textContent: `and ${mine.length - 3} more` }));
+    if (mine.length === 0) list.append(make("li", { className: "hint", textContent: "no memories yet" }));
+  };
+  return card;
+}
+
+/** The link a peer is reached by, best first: a data channel, the tabs' channel, the relay. */
+const bestLink = (via) => (via.includes("webrtc") ? "webrtc" : via.includes("broadcast") ? "broadcast" : "relay");
+
+/** The room as this page sees it: its agents, their peers, and the link of each pair, as SVG. */
+function drawRoom(agents) {
+  const svg = $("room-graph");
+  const nodes = new Map(agents.map((a) => [a.key, { key: a.key, here: true }]));
+  const edges = [];
+  for (const a of agents) {
+    for (const peer of a.sync.peers()) {
+      if (!nodes.has(peer.id)) nodes.set(peer.id, { key: peer.id, here: false, via: peer.via });
+      if (!agents.some((b) => b.key === peer.id && b.index < a.index)) edges.push({ from: a.key, to: peer.id, link: bestLink(peer.via) });
+    }
+  }
+  const list = [...nodes.values()];
+  const [cx, cy, r] = [180, 122, 82];
+  list.forEach((n, i) => {
+    const angle = Math.PI + (2 * Math.PI * i) / list.length;
+    Object.assign(n, { x: cx + r * Math.cos(angle), y: cy + r * Math.sin(angle) });
+  });
+  const ns = "http://www.w3.org/2000/svg";
+  const el = (tag, attrs, text) => {
+    const e = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  svg.replaceChildren(
+    ...edges.map(({ from, to, link }) => {
+      const [a, b] = [nodes.get(from), nodes.get(to)];
+      return el("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: `edge link-${link}`, "data-link": link });
+    }),
+    ...list.flatMap((n) => [
+      el("circle", { cx: n.x, cy: n.y, r: 9, class: `peer ${n.here ? "here" : n.via?.includes("broadcast") ? "tab" : "remote"}`, "data-key": n.key }),
+      el("text", { x: n.x, y: n.y + (n.y < cy ? -14 : 22), class: "peer-label", "text-anchor": "middle" }, `${agentName(n.key)}${n.here ? "" : n.via?.includes("broadcast") ? " (tab)" : " (relay)"}`),
+    ]),
+  );
+  svg.dataset.peers = String(list.length);
+}
+
+/** Traffic of this page's agents, summed: frames and bytes per link, signatures checked, forged and refused. */
+function drawTraffic(agents) {
+  const stats = agents.map((a) => a.sync.stats());
+  const sum = (f) => stats.reduce((s, x) => s + f(x), 0);
+  const kb = (n) => `${(n / 1024).toFixed(1)} kB`;
+  const per = (t) => {
+    const f = (field) => sum((s) => s.transports[t][field]);
+    return [`${f("framesSent")} (${kb(f("bytesSent"))})`, `${f("framesReceived")} (${kb(f("bytesReceived"))})`];
+  };
+  const drops = {};
+  for (const s of stats) for (const [code, n] of Object.entries(s.drops)) drops[code] = (drops[code] ?? 0) + n;
+  const reasons = Object.entries(drops).map(([code, n]) => `${code} ${n}`).join(", ");
+  const refusedBeads = agents.reduce((n, a) => n + Object.values(a.mem?.stats().rejected ?? {}).reduce((x, y) => x + y, 0), 0);
+  const cells = (values, tag = "td") => make("tr", {}, values.map((t) => make(tag, { textContent: String(t) })));
+  const total = (id, label, value) => make("tr", { id }, [make("td", { textContent: label }), make("td", { colSpan: 2, textContent: value })]);
+  $("room-traffic").replaceChildren(
+    cells(["link", "frames out", "frames in"], "th"),
+    cells(["relay", ...per("relay")]),
+    cells(["WebRTC", ...per("webrtc")]),
+    cells(["tabs", ...per("broadcast")]),
+    total("room-checked", "replication frames, signature checked", String(sum((s) => s.framesReceived))),
+    total("room-forged", "forged (bad signature), dropped", String(drops.BAD_SIGNATURE ?? 0)),
+    total("room-refused", "refused, all reasons", `${sum((s) => s.dropped)} frames${reasons ? ` (${reasons})` : ""}, ${refusedBeads} beads`),
+  );
+}
+
+/** The room's memories with their acceptance, and the council's rounds as this page's agents saw them. */
+function drawCouncil(agents, rounds) {
+  const lead = agents[0];
+  const mem = lead.mem;
   const c = mem.council();
   const a = c.agreement;
   $("council-status").textContent =
     `${c.members.length} member${c.members.length > 1 ? "s" : ""}, ${c.threshold} approval${c.threshold > 1 ? "s" : ""} accept a bead` +
-    (a ? ` · a motion needs ${a.orderAt} endorsement${a.orderAt > 1 ? "s" : ""} · view ${a.view} · ${a.executed} slots decided · ${a.pending} pending · messages sent ${a.stats.sent}, received ${a.stats.received}` : "");
-  $("council-members").replaceChildren(
-    make("tr", {}, ["member", "role"].map((t) => make("th", { textContent: t }))),
-    ...c.members.map((key) => make("tr", {}, [make("td", { textContent: shortKey(mem, key) }), make("td", { textContent: a?.leader === key ? "leader" : "" })])),
+    (a ? ` · a motion needs ${a.orderAt} endorsement${a.orderAt > 1 ? "s" : ""} · view ${a.view}, leader ${agentName(a.leader)} · ${a.executed} decided · ${a.pending} pending` : "");
+  $("council-form").disabled = lead.sync.peers().length === 0;
+  $("council-propose").disabled = !a;
+  const beads = mem.beads().sort((x, y) => y.created - x.created);
+  $("memory-beads").replaceChildren(
+    make("tr", {}, ["memory", "by", "status", ""].map((t) => make("th", { textContent: t }))),
+    ...beads.map((bead) => {
+      const verdict = mem.acceptance(bead.id);
+      const buttons = agents.map((agent) => {
+        const approve = makeButton(`Approve as ${agent.name}`, "memory-approve", quietly(() => agent.mem.approve(bead.id)), () => {});
+        approve.disabled = verdict.accepted || agent.mem.acceptance(bead.id).accepted;
+        return approve;
+      });
+      const fact = makeButton("Accept as fact", "memory-fact", quietly(() => mem.propose({ type: "accept-fact", id: bead.id })), () => {});
+      fact.disabled = verdict.accepted || !a;
+      return make("tr", { className: "memory-bead" }, [
+        make("td", { textContent: bead.content }),
+        make("td", { textContent: agentName(bead.author) }),
+        make("td", { className: "memory-verdict", textContent: verdict.accepted ? "accepted" : `pending ${verdict.have}/${verdict.need}` }),
+        make("td", {}, [...buttons, fact]),
+      ]);
+    }),
   );
+  const seen = new Set();
+  const shown = rounds.filter((r) => {
+    const key = r.type === "decided" ? `d${r.seq}/${r.view}` : r.type === "view-changed" ? `v${r.view}` : `${r.agent.key}${r.type}${r.id}`;
+    return !seen.has(key) && seen.add(key);
+  });
   $("council-rounds").replaceChildren(
-    make("tr", {}, ["slot", "view", "round", "outcome"].map((t) => make("th", { textContent: t }))),
-    ...rounds.map((r) =>
+    make("tr", {}, ["slot", "view", "motion", "round"].map((t) => make("th", { textContent: t }))),
+    ...shown.map((r) =>
       make("tr", { className: `council-round council-${r.type}` }, [
         make("td", { textContent: r.seq ?? "" }),
         make("td", { textContent: r.view ?? "" }),
-        make("td", { textContent: r.type === "view-changed" ? `view change: ${shortKey(mem, r.leader)} leads` : describeMotion(mem, r.motion) }),
+        make("td", { textContent: r.type === "view-changed" ? `view change: ${agentName(r.leader)} leads` : describeMotion(mem, r.motion) }),
         r.type === "requested"
-          ? make("td", {}, [
-              `asked by ${shortKey(mem, r.by)} `,
-              makeButton("Endorse", "council-endorse", () => mem.endorse(r.id).catch(() => {}), () => {}),
-            ])
+          ? make("td", {}, [`asked by ${agentName(r.by)} `, makeButton(`Endorse as ${r.agent.name}`, "council-endorse", quietly(() => r.agent.mem.endorse(r.id)), () => {})])
           : make("td", {
               textContent:
-                r.type === "proposed" ? "proposed here"
-                : r.type === "endorsed" ? "endorsed here"
+                r.type === "proposed" ? `proposed by ${r.agent.name}`
+                : r.type === "endorsed" ? `endorsed by ${r.agent.name}`
                 : r.type === "view-changed" ? ""
-                : `${r.refused ? `refused (${r.refused.code})` : "decided and applied"}${r.mine ? ` in ${r.ms} ms` : ", proposed by another member"}`,
+                : `${r.refused ? `refused (${r.refused.code})` : "decided and applied"}${r.mine ? ` in ${r.ms} ms` : ""}`,
             }),
       ]),
     ),
   );
 }
 
-/** This tab's memory agent: a MemorySystem replicated with the other tabs' agents. */
-function setupMemory(relayUrlPromise) {
-  const status = $("memory-status");
-  let mem;
-  let sync;
-  let reopen; // (council) → reopens this tab's memory with that founding council
+/** The first screen: this page's agents, recall over the room's memory, the room live, the council. */
+async function setupAgents(relayUrlPromise) {
+  const embedding = backgroundModel();
+  // One set of agents per tab (sessionStorage survives a reload, not a new tab).
+  const tab = (sessionStorage.chrysalisTab ??= crypto.randomUUID().slice(0, 8));
+  const [security, relayUrl] = await Promise.all([tabVault(`demo-${tab}`), relayUrlPromise]);
+  const agents = [];
   const rounds = [];
+  const cards = new Map();
+  let queued = false;
   const render = () => {
-    const beads = mem.beads().sort((a, b) => b.created - a.created);
-    $("memory-beads").replaceChildren(
-      make("tr", {}, ["memory", "by", "status", ""].map((t) => make("th", { textContent: t }))),
-      ...beads.map((bead) => {
-        const verdict = mem.acceptance(bead.id);
-        const approve = makeButton("Approve", "memory-approve", () => mem.approve(bead.id).then(render), () => {});
-        approve.disabled = verdict.accepted;
-        const fact = makeButton("Accept as fact", "memory-fact", () => mem.propose({ type: "accept-fact", id: bead.id }).catch(() => {}), () => {});
-        fact.disabled = verdict.accepted || !mem.council().agreement;
-        return make("tr", { className: "memory-bead" }, [
-          make("td", { textContent: bead.content }),
-          make("td", { textContent: bead.author === mem.publicKey ? "this tab" : bead.authorId }),
-          make("td", { className: "memory-verdict", textContent: verdict.accepted ? "accepted" : `pending ${verdict.have}/${verdict.need}` }),
-          make("td", {}, [approve, fact]),
-        ]);
-      }),
-    );
-    const s = mem.stats();
-    const refused = Object.entries(s.rejected).map(([code, n]) => `${code} ${n}`).join(", ") || "none";
-    $("memory-stats").textContent =
-      `agent ${mem.agentId} · ${s.beads} beads · ${s.model ?? "no vectors yet"}${s.dims ? ` (${s.dims} d)` : ""} · ` +
-      `journal ${s.journal} · peers ${sync.peers().length} · refused from peers: ${refused}`;
-    $("council-form").disabled = sync.peers().length === 0;
-    renderCouncil(mem, rounds);
-  };
-  $("memory-start").addEventListener("click", async () => {
-    $("memory-start").disabled = true;
-    status.dataset.status = "running";
-    status.textContent = "Loading the model and this tab's memory…";
-    try {
-      // One memory per tab (sessionStorage survives a reload, not a new tab).
-      const database = (sessionStorage.chrysalisMemory ??= `demo-tab-${crypto.randomUUID().slice(0, 8)}`);
-      const vault = `chrysalis-${database}-vault`;
-      const security = await SecurityContext.load(vault, MEMORY_PASSPHRASE).catch(async () => {
-        const fresh = new SecurityContext();
-        await fresh.persist(vault, MEMORY_PASSPHRASE);
-        return fresh;
-      });
-      const embedding = await localEmbeddings();
-      const identity = await MemorySystem.loadIdentity({ security, database });
-      const relayUrl = await relayUrlPromise;
-      sync = await SyncNode.join({ room: "demo-memory", identity, relayUrl: relayUrl ?? undefined, broadcastChannel: true });
-      reopen = async (council) => {
-        await mem?.close();
-        mem = await MemorySystem.open({ security, embedding, sync, name: "memory", database, council });
-        mem.on("change", render);
-        mem.on("agreement", (round) => {
-          rounds.unshift(round);
-          render();
-        });
-        render();
-      };
-      // The founding council: formed in one tab, shared through a last-writer-wins register,
-      // adopted by every tab it names (and kept for a reload in sessionStorage).
-      await reopen(sessionStorage.chrysalisCouncil ? JSON.parse(sessionStorage.chrysalisCouncil) : undefined);
-      const founding = sync.share("council", new LWWRegister(mem.agentId));
-      const adopt = (council) => {
-        if (!council?.members?.includes(mem.publicKey) || JSON.stringify(council) === sessionStorage.chrysalisCouncil) return;
-        sessionStorage.chrysalisCouncil = JSON.stringify(council);
-        rounds.length = 0;
-        reopen(council);
-      };
-      sync.on("change", ({ doc }) => doc === "council" && adopt(founding.get()));
-      $("council-form").addEventListener("click", () => {
-        const members = [mem.publicKey, ...sync.peers().map((p) => p.id)].sort();
-        const council = { members, threshold: Math.min(2, members.length) };
-        sync.change("council", founding.set(council));
-        adopt(council);
-      });
-      for (const id of ["memory-text", "memory-remember", "memory-query", "memory-recall", "council-threshold", "council-propose"]) $(id).disabled = false;
-      sync.on("peer-joined", render);
-      sync.on("peer-left", render);
-      status.textContent = `Agent ${mem.agentId} is running (${mem.beads().length} memories loaded).`;
-      status.dataset.status = "ready";
-      render();
-    } catch (error) {
-      status.textContent = `Failed: ${error.code ?? ""} ${error.message}`;
-      status.dataset.status = "error";
-      $("memory-start").disabled = false;
-    }
-  });
-  $("memory-remember").addEventListener("click", async () => {
-    const text = $("memory-text").value.trim();
-    if (!text) return;
-    await mem.remember(text, { kind: "note" });
-    $("memory-text").value = "";
-    render();
-  });
-  $("council-propose").addEventListener("click", () => {
-    const threshold = Number($("council-threshold").value);
-    mem.propose({ type: "set-threshold", threshold }).catch((error) => {
-      if (error.code !== "BAD_INPUT") status.textContent = `Motion failed: ${error.code ?? ""} ${error.message}`;
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      if (agents.length < AGENTS_PER_PAGE || agents.some((a) => !a.mem)) return;
+      for (const agent of agents) cards.get(agent.key).update();
+      drawRoom(agents);
+      drawTraffic(agents);
+      drawCouncil(agents, rounds);
     });
+  };
+  const onRound = (agent, round) => {
+    rounds.unshift({ ...round, agent });
+    render();
+  };
+  for (let i = 0; i < AGENTS_PER_PAGE; i++) {
+    const agent = await startAgent(i, { tab, security, embedding, relayUrl, onChange: render, onRound });
+    agents.push(agent);
+    const card = agentCard(agent, render);
+    cards.set(agent.key, card);
+    $("agent-list").append(card);
+  }
+  $("council-form").addEventListener("click", () => {
+    const members = [...new Set([...agents.map((a) => a.key), ...agents.flatMap((a) => a.sync.peers().map((p) => p.id))])].sort();
+    const council = { members, threshold: Math.min(2, members.length) };
+    agents[0].sync.change("council", agents[0].founding.set(council));
+    rounds.length = 0;
+    for (const agent of agents) agent.adopt(council);
   });
-  $("memory-recall").addEventListener("click", async () => {
-    const hits = await mem.recall($("memory-query").value, { k: 5 });
-    $("memory-results").replaceChildren(
-      ...hits.map((h) =>
-        make("li", {
-          textContent: `${h.score.toFixed(3)}  ${h.bead.content}  (${h.bead.author === mem.publicKey ? "this tab" : h.bead.authorId}` +
-            `${h.similarity === null ? "" : `, cosine ${h.similarity.toFixed(2)}`}${h.keyword === null ? "" : `, keywords ${h.keyword.toFixed(2)}`})`,
-        }),
+  $("council-propose").addEventListener("click", quietly(() => agents[0].mem.propose({ type: "set-threshold", threshold: Number($("council-threshold").value) })));
+  const recall = async () => {
+    const started = performance.now();
+    const hits = await agents[0].mem?.recall($("recall-query").value, { k: 5 });
+    const ms = Math.round(performance.now() - started);
+    $("recall-results").replaceChildren(
+      ...(hits ?? []).map((h) =>
+        make("li", {}, [
+          make("span", { className: "recall-text", textContent: h.bead.content }),
+          make("span", {
+            className: "recall-why",
+            textContent: ` ${agentName(h.bead.author)} · score ${h.score.toFixed(3)}` +
+              `${h.similarity === null ? "" : ` · meaning ${h.similarity.toFixed(2)}`}${h.keyword === null ? "" : ` · keywords ${h.keyword.toFixed(2)}`}`,
+          }),
+        ]),
       ),
     );
-  });
+    $("recall-results").dataset.ms = String(ms);
+  };
+  $("recall-button").addEventListener("click", recall);
+  $("recall-query").addEventListener("keydown", (event) => event.key === "Enter" && recall());
+  setInterval(render, 1000); // the traffic counters move without events
+  $("agents").dataset.state = "ready";
+  render();
+  return agents;
 }
 
 async function main() {
@@ -613,6 +760,16 @@ async function main() {
     throw error;
   }
 
+  // The agents first: their model starts loading (with its progress) before any panel asks for it.
+  const relayUrl = fetch("./relay.json")
+    .then((r) => r.json())
+    .then((j) => j.url)
+    .catch(() => null); // served without the relay: tabs still replicate over a BroadcastChannel
+  setupAgents(relayUrl).catch((error) => {
+    $("model-status").textContent = `The agents failed to start: ${error.code ?? ""} ${error.message}`;
+    $("model-status").dataset.status = "error";
+  });
+
   $("hash-algorithm").addEventListener("change", hashText);
   $("hash-text").addEventListener("input", hashText);
   hashText();
@@ -626,15 +783,7 @@ async function main() {
   setupVault();
   setupCrdts();
   setupEmbeddings();
-  const relayUrl = fetch("./relay.json")
-    .then((r) => r.json())
-    .then((j) => j.url)
-    .catch(() => null);
-  setupMemory(relayUrl);
-  setupReplication().catch((error) => {
-    $("replication-status").textContent = `Failed: ${error.code ?? ""} ${error.message}`;
-    $("replication-status").dataset.status = "error";
-  });
+  setupReplication(relayUrl);
 
   const drop = $("file-drop");
   drop.addEventListener("dragover", (event) => {

@@ -28,11 +28,13 @@ export function launchChromium() {
 }
 
 /**
- * Opens `url` in a fresh page and collects console errors, uncaught exceptions and failed
- * requests in `page.problems`.
+ * Opens `url` in a fresh page of `browser` (a context of its own) or of a context (a tab beside
+ * the context's others) and collects console errors, uncaught exceptions and failed requests in
+ * `page.problems`; `initScript` runs in the page before its own scripts.
  */
-export async function openPage(browser, url) {
+export async function openPage(browser, url, { initScript } = {}) {
   const page = await browser.newPage();
+  if (initScript) await page.addInitScript(initScript);
   page.problems = [];
   page.on("console", (message) => {
     if (message.type() === "error") page.problems.push(`console: ${message.text()}`);

@@ -175,8 +175,11 @@ test("the demo page loads the SDK, hashes text and files, with no console errors
   await page.close();
 });
 
-test("the demo's agents replicate live through the relay, in this page and in another tab", async () => {
+test("the demo's replication panel: nodes replicate live through the relay, in this page and in another tab", async () => {
   const page = await openPage(browser, baseUrl);
+  await page.waitForSelector('#sdk-status[data-status="ready"]');
+  await page.click("#replication-add-agent");
+  await page.click("#replication-add-agent");
   await page.waitForSelector('#replication-status[data-status="ready"]');
   assert.match(await page.textContent("#replication-status"), /^Relay ws:\/\/127\.0\.0\.1:\d+/);
   const agents = page.locator("#replication-agents .agent");
@@ -190,7 +193,10 @@ test("the demo's agents replicate live through the relay, in this page and in an
   });
   // Another tab (a page of its own, with its own agents) catches up and its edits come back.
   const tab = await openPage(browser, baseUrl);
-  await tab.waitForSelector('#replication-status[data-status="ready"]');
+  await tab.waitForSelector('#sdk-status[data-status="ready"]');
+  await tab.click("#replication-add-agent");
+  await tab.click("#replication-add-agent");
+  await tab.waitForFunction(() => document.querySelectorAll("#replication-agents .agent").length === 2);
   await tab.waitForFunction(() => document.querySelector("#replication-agents .agent .agent-notes")?.textContent === "hello from A");
   await tab.locator("#replication-agents .agent").nth(0).locator(".agent-inc").click();
   await page.waitForFunction(() => [...document.querySelectorAll(".agent-clicks")].every((c) => c.textContent === "2"));
@@ -207,12 +213,12 @@ test("the demo's agents replicate live through the relay, in this page and in an
   await page.close();
 });
 
-test("the demo downloads the model with progress, embeds typed text and ranks the corpus by meaning", async () => {
+test("the demo loads the model in the background with progress, embeds typed text and ranks the corpus by meaning", async () => {
   const page = await openPage(browser, baseUrl);
   await page.waitForSelector('#sdk-status[data-status="ready"]');
-  await page.click("#embed-load");
   await page.waitForSelector('#embed-status[data-status="ready"]', { timeout: 120_000 });
-  assert.equal(await page.$eval("#embed-progress", (p) => p.value), 1);
+  assert.equal(await page.$eval("#model-progress", (p) => p.value), 1);
+  assert.equal(await page.textContent("#model-status"), "ready");
   await page.fill("#embed-text", "Which city is the French capital?");
   await page.waitForFunction(() => document.querySelector("#embed-results li")?.textContent.includes("Paris"));
   assert.match(await page.textContent("#embed-vector"), /^all-MiniLM-L6-v2, 384 dimensions, /);
@@ -224,56 +230,123 @@ test("the demo downloads the model with progress, embeds typed text and ranks th
   await page.close();
 });
 
-test("the demo's memory agents remember in one tab, recall in another, approve, and keep it across a reload", async () => {
-  const [page, tab] = [await openPage(browser, baseUrl), await openPage(browser, baseUrl)];
+/** Records the page's long tasks (and long animation frames with the scripts they ran) from its first script on. */
+function watchLongTasks() {
+  window.longTasks = [];
+  const observe = (type, entry) => new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map(entry))).observe({ type, buffered: true });
+  observe("longtask", (e) => ({ type: e.entryType, name: e.name, start: Math.round(e.startTime), duration: Math.round(e.duration) }));
+  observe("long-animation-frame", (e) => ({
+    type: e.entryType,
+    start: Math.round(e.startTime),
+    duration: Math.round(e.duration),
+    blocking: Math.round(e.blockingDuration),
+    scripts: e.scripts.map((s) => ({ url: s.sourceURL, invoker: s.invoker, duration: Math.round(s.duration) })),
+  }));
+}
+
+/** Whether `locator`'s box lies inside the first 1280×800 viewport (the page not scrolled). */
+async function inFirstViewport(page, locator) {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const box = await locator.boundingBox();
+  return box !== null && box.x >= 0 && box.y >= 0 && box.x + box.width <= 1280 && box.y + box.height <= 800;
+}
+
+test("the demo opens on its agents: two tabs remember, recall by meaning, see each other in the room, agree in a council, and never block the page", async () => {
+  // Two tabs of one browser profile (one context): they share IndexedDB, the BroadcastChannel
+  // and (same site) one renderer's main thread: each page counts only its own tasks. The second opens once the first is up, as a user would (two tabs loading a model at once on
+  // two cores would measure the machine, not the SDK).
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await openPage(context, baseUrl, { initScript: watchLongTasks });
+  await page.waitForSelector('#model-status[data-status="ready"]', { timeout: 120_000 });
+  const tab = await openPage(context, baseUrl, { initScript: watchLongTasks });
   for (const p of [page, tab]) {
-    await p.waitForSelector('#sdk-status[data-status="ready"]');
-    await p.click("#memory-start");
-    await p.waitForSelector('#memory-status[data-status="ready"]', { timeout: 120_000 });
+    await p.waitForSelector('#agents[data-state="ready"]', { timeout: 120_000 });
+    assert.equal(await p.locator(".agent-card").count(), 2);
+    for (const what of [".agent-card >> nth=0", ".agent-card >> nth=1", ".agent-remember >> nth=0", "#recall-query", "#recall-button", "#room-graph", "#model-progress"]) {
+      assert.ok(await inFirstViewport(p, p.locator(what)), `${what} is in the first viewport`);
+    }
   }
-  await page.fill("#memory-text", "The demo relay only listens on the loopback interface.");
-  await page.click("#memory-remember");
-  await tab.waitForFunction(() => document.querySelector("#memory-beads")?.textContent.includes("loopback interface"));
-  await tab.fill("#memory-query", "which network address does the relay accept connections on?");
-  await tab.click("#memory-recall");
-  await tab.waitForFunction(() => document.querySelector("#memory-results li")?.textContent.includes("loopback interface"));
-  const row = page.locator(".memory-bead", { hasText: "loopback interface" });
-  assert.equal(await row.locator(".memory-verdict").textContent(), "pending 0/1");
-  await row.locator(".memory-approve").click();
-  await page.waitForFunction(() => document.querySelector(".memory-bead .memory-verdict")?.textContent === "accepted");
-  assert.match(await page.textContent("#memory-stats"), /peers [1-9]/);
-  // A council of the two tabs: a new threshold (endorsed by both), then a fact accepted by
-  // vote, each agreed through PBFT rounds that both tabs show.
-  await page.click("#council-form");
-  for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("2 members, 2 approvals"));
-  // At threshold 2 a motion needs both members: the other tab's user endorses it.
-  await tab.fill("#council-threshold", "1");
-  await tab.click("#council-propose");
-  await page.locator(".council-requested", { hasText: "approvals needed → 1" }).locator(".council-endorse").click();
-  for (const p of [page, tab]) {
-    await p.waitForFunction(() => document.querySelector(".council-decided")?.textContent.includes("approvals needed → 1"));
-    await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("2 members, 1 approval accept"));
+  const keys = (p) => p.$$eval(".agent-card", (cards) => cards.map((c) => c.dataset.key));
+  const [pageKeys, tabKeys] = [await keys(page), await keys(tab)];
+
+  // Each tab's graph shows the other tab's agents, reached over a link it names.
+  for (const [p, others] of [[page, tabKeys], [tab, pageKeys]]) {
+    await p.waitForFunction((others) => others.every((k) => document.querySelector(`#room-graph circle[data-key="${k}"]`)), others, { timeout: 60_000 });
+    const links = await p.$$eval("#room-graph line", (lines) => lines.map((l) => l.dataset.link));
+    assert.ok(links.length >= 5, `edges drawn: ${links}`); // two agents here, each linked to the other and to two there
+    assert.ok(links.every((l) => ["relay", "webrtc", "broadcast"].includes(l)), links.join());
   }
-  await page.fill("#council-threshold", "2");
-  await page.click("#council-propose");
-  for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector(".memory-bead .memory-verdict")?.textContent === "pending 1/2");
-  await tab.locator(".memory-bead", { hasText: "loopback interface" }).locator(".memory-fact").click();
-  await page.locator(".council-requested", { hasText: "accept as fact" }).locator(".council-endorse").click();
-  for (const p of [page, tab]) {
-    await p.waitForFunction(() => document.querySelector(".memory-bead .memory-verdict")?.textContent === "accepted");
-    await p.waitForFunction(() => document.querySelectorAll(".council-decided").length === 3);
-  }
-  assert.match(await tab.textContent(".council-decided"), /accept as fact: “The demo relay.*decided and applied in \d+ ms/);
+
+  // One agent in the first tab remembers; the other writes a distractor.
+  await page.waitForSelector('#model-status[data-status="ready"]', { timeout: 120_000 });
+  const remember = async (p, index, text) => {
+    await p.locator(".agent-remember-text").nth(index).fill(text);
+    await p.locator(".agent-remember").nth(index).click();
+    await p.locator(".agent-card").nth(index).locator(".agent-beads li", { hasText: text }).waitFor();
+  };
+  await remember(page, 0, "The demo relay only listens on the loopback interface.");
+  await remember(page, 1, "Bake the bread at 220 degrees for thirty minutes.");
+  await tab.waitForFunction(() => document.querySelectorAll("#memory-beads .memory-bead").length === 2, null, { timeout: 60_000 });
+
+  // The other tab recalls by meaning: no word of the question is in the memory.
+  await tab.fill("#recall-query", "What network address accepts connections?");
+  await tab.click("#recall-button");
+  await tab.waitForFunction(() => document.querySelector("#recall-results li"));
+  const top = await tab.textContent("#recall-results li");
+  assert.match(top, /loopback interface/, top);
+  assert.match(top, /meaning 0\.\d\d/, "ranked by meaning");
+  assert.match(top, new RegExp(`^The demo relay.*${await page.textContent(".agent-card >> nth=0 >> .agent-name")}`), "recalled with its author");
+
+  // Traffic is counted and every frame received was checked.
+  const checked = Number(await page.textContent("#room-checked td:last-child"));
+  assert.ok(checked > 0, `signatures checked: ${checked}`);
+  assert.equal(await page.textContent("#room-forged td:last-child"), "0");
+
   mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.locator("#memory").screenshot({ path: join(SCREENSHOTS, "demo-memory.png") });
-  await tab.reload();
-  await tab.click("#memory-start");
-  await tab.waitForSelector('#memory-status[data-status="ready"]', { timeout: 120_000 });
-  assert.match(await tab.textContent("#memory-status"), /\(1 memories loaded\)/);
+  await page.screenshot({ path: join(SCREENSHOTS, "demo-agents.png") });
+  await tab.screenshot({ path: join(SCREENSHOTS, "demo-agents-other-tab.png") });
+
+  // A council of the four agents (two per tab): a new threshold, endorsed by the others.
+  await page.click("#council-form");
+  for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("4 members, 2 approvals"), null, { timeout: 60_000 });
+  await page.fill("#council-threshold", "1");
+  await page.click("#council-propose");
+  const decided = () => Promise.all([page, tab].map((p) => p.locator(".council-decided", { hasText: "approvals needed → 1" }).count()));
+  for (let round = 0; (await decided()).some((n) => n === 0); round++) {
+    assert.ok(round < 100, "the motion was decided");
+    for (const p of [page, tab]) {
+      const endorse = p.locator(".council-endorse");
+      if ((await endorse.count()) > 0) await endorse.first().click().catch(() => {}); // a render may replace it
+    }
+    await page.waitForTimeout(100);
+  }
+  for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("4 members, 1 approval accept"));
+  // At threshold 1, one approval accepts a bead, in both tabs.
+  await tab.locator(".memory-bead", { hasText: "loopback" }).locator(".memory-approve").first().click();
+  for (const p of [page, tab]) await p.waitForFunction(() => [...document.querySelectorAll(".memory-bead")].find((r) => r.textContent.includes("loopback"))?.querySelector(".memory-verdict").textContent === "accepted");
+  await page.locator("#council").screenshot({ path: join(SCREENSHOTS, "demo-council.png") });
+
+  // No task over 50 ms from the SDK on either page while the model loaded and the agents
+  // remembered and recalled: no script of the origin (the package's, or the demo's calling into
+  // it) ran for longer in one go. Long tasks no script ran in (layout, garbage collection) are
+  // reported, not asserted.
+  for (const p of [page, tab]) {
+    const long = await p.evaluate(() => window.longTasks);
+    const origin = new URL(baseUrl).origin;
+    const scripts = long.flatMap((e) => e.scripts ?? []).filter((s) => s.url.startsWith(origin) && s.duration > 50);
+    assert.deepEqual(scripts, [], `scripts over 50 ms: ${JSON.stringify(long)}`);
+    const tasks = long.filter((e) => e.type === "longtask" && e.name === "self" && e.duration > 50);
+    if (tasks.length > 0) console.log(`long tasks in which no script ran for 50 ms: ${JSON.stringify(tasks)}`);
+  }
+
+  // A reload keeps each agent's memories (and its identity).
+  await page.reload();
+  await page.waitForSelector('#agents[data-state="ready"]', { timeout: 120_000 });
+  assert.deepEqual(await keys(page), pageKeys);
+  await page.locator(".agent-card").nth(0).locator(".agent-beads li", { hasText: "loopback interface" }).waitFor();
   assert.deepEqual(page.problems, []);
   assert.deepEqual(tab.problems, []);
-  await tab.close();
-  await page.close();
+  await context.close();
 });
 
 for (const bench of ["embedding", "knn"]) {

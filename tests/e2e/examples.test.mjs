@@ -1,12 +1,15 @@
-// The script-tag and Vite examples, built and served on loopback, run in headless Chromium.
+// The script-tag, Vite and agents examples, built and served on loopback, run in headless
+// Chromium; the Node.js agents example runs against the real relay.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer } from "../../scripts/serve.mjs";
+import { DEMO_MOUNTS, startServer } from "../../scripts/serve.mjs";
+import { startRelay } from "../../scripts/relay.mjs";
 import { ROOT, launchChromium, openPage } from "./browser.mjs";
 
 let browser;
@@ -56,5 +59,33 @@ test("Vite example: the bundled page finds the wasm asset and computes digests",
     }
   } finally {
     rmSync(outDir, { recursive: true, force: true });
+  }
+});
+
+/** What the README's "Getting started" promises: Bob recalls by meaning what Alice remembered. */
+function assertRecalled(result) {
+  assert.equal(result.recalled, "The staging database is rebuilt from scratch every Sunday night.");
+  assert.equal(result.author, result.alice, "recalled with its author");
+  assert.ok(result.similarity > 0.3, `by meaning: cosine ${result.similarity}`);
+}
+
+test("agents example: two agents in one page share a memory, and one recalls by meaning what the other remembered", async () => {
+  const { server, url } = await startServer({
+    mounts: { "/chrysalis-sdk/": join(ROOT, "pkg"), "/models/": DEMO_MOUNTS["/models/"], "/": join(ROOT, "examples/agents") },
+  });
+  try {
+    assertRecalled(await readResult(url));
+  } finally {
+    server.close();
+  }
+});
+
+test("Node.js agents example: two agents share a memory through the real relay", { timeout: 120_000 }, async () => {
+  const relay = await startRelay();
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [join(ROOT, "examples/node-agents/index.mjs"), relay.url, process.env.CHRYSALIS_MODEL_DIR], { timeout: 110_000 });
+    assertRecalled(JSON.parse(stdout));
+  } finally {
+    await relay.stop();
   }
 });

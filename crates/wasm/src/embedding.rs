@@ -30,12 +30,6 @@ extern "C" {
         on_progress: &JsValue,
         signal: &JsValue,
     ) -> Result<JsValue, JsValue>;
-    #[wasm_bindgen(catch, js_name = cacheModelFile)]
-    async fn cache_model_file(
-        url: &str,
-        cache_name: &str,
-        bytes: Uint8Array,
-    ) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(catch, js_name = evictModelFile)]
     async fn evict_model_file(url: &str, cache_name: &str) -> Result<JsValue, JsValue>;
 }
@@ -423,20 +417,25 @@ async fn next_turn() {
     let _ = JsFuture::from(wait).await;
 }
 
-/// Bytes hashed between two turns of the event loop (about 10 ms of SHA-256 in wasm).
-const HASH_SLICE: u32 = 2 << 20;
+/// Bytes hashed between two reads of the clock.
+const HASH_PIECE: u32 = 64 << 10;
+/// How long hashing may hold the thread before it yields (the first pieces run before the engine
+/// has optimised the hash, several times slower than the later ones: the slices are timed).
+const HASH_SLICE_MS: f64 = 8.0;
 
-/// The SHA-256 of `bytes` (hex), hashed in slices so that a model of tens of megabytes never
-/// blocks the thread for long.
+/// The SHA-256 of `bytes` (hex), hashed in slices of about 8 ms so that a model of tens of
+/// megabytes never blocks the thread for long.
 async fn sha256_in_slices(bytes: &Uint8Array) -> String {
     let mut hasher = Hasher::new(HashAlgorithm::Sha256);
     let mut at = 0;
+    let mut slice_start = js_sys::Date::now();
     while at < bytes.length() {
-        let end = (at + HASH_SLICE).min(bytes.length());
+        let end = (at + HASH_PIECE).min(bytes.length());
         hasher.update(&bytes.subarray(at, end).to_vec());
         at = end;
-        if at < bytes.length() {
+        if at < bytes.length() && js_sys::Date::now() - slice_start >= HASH_SLICE_MS {
             next_turn().await;
+            slice_start = js_sys::Date::now();
         }
     }
     hex(&hasher.finalize())
@@ -477,11 +476,18 @@ async fn model_file(
     let fetched = fetch_model_file(&url, &cache, file, &progress, &control.signal_value()).await?;
     let bytes: Uint8Array = Reflect::get(&fetched, &"bytes".into())?.dyn_into()?;
     let cached = Reflect::get(&fetched, &"cached".into())?.is_truthy();
+    // The cache's copy of a download, stored while it arrived: its outcome is awaited either way.
+    let stored = Reflect::get(&fetched, &"stored".into())?
+        .dyn_into::<Promise>()
+        .ok();
     let actual = sha256_in_slices(&bytes).await;
-    let cache_name = cache.as_string();
+    let stored = match stored {
+        Some(stored) => Some(JsFuture::from(stored).await),
+        None => None,
+    };
     if actual != pin {
-        if let (true, Some(name)) = (cached, &cache_name) {
-            evict_model_file(&url, name).await?;
+        if let (true, Some(name)) = (cached || stored.is_some(), cache.as_string()) {
+            evict_model_file(&url, &name).await?;
         }
         return Err(js(EmbeddingError::Integrity {
             what: file.to_owned(),
@@ -489,8 +495,8 @@ async fn model_file(
             actual,
         }));
     }
-    if let (false, Some(name)) = (cached, &cache_name) {
-        cache_model_file(&url, name, bytes.clone()).await?;
+    if let Some(Err(error)) = stored {
+        return Err(error);
     }
     Ok(bytes)
 }

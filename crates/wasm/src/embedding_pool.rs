@@ -8,7 +8,9 @@
 //! retries and replacements are the pool's decisions; the messages' shapes are defined here, on
 //! both sides:
 //!
-//! - to a worker: `{ type: "load", model, tokenizer }`, `{ type: "embed", chunk, texts }`;
+//! - to a worker: `{ type: "load", model, tokenizer }` (each a `Blob`, which the worker's script
+//!   reads into bytes: posting a `Blob` to every worker copies nothing on the main thread),
+//!   `{ type: "embed", chunk, texts }`;
 //! - from a worker: `{ type: "ready", dims }`, `{ type: "load-failed", code, message }`,
 //!   `{ type: "done", chunk, vectors, tokens }` (`vectors` one flat `Float32Array`),
 //!   `{ type: "failed", chunk, code, message }`; and `null` from the host when a worker died.
@@ -83,8 +85,9 @@ type Listener = Closure<dyn FnMut(f64, JsValue)>;
 pub(crate) struct PoolDriver {
     pool: RefCell<WorkerPool>,
     host: JsValue,
-    model: Uint8Array,
-    tokenizer: Uint8Array,
+    /// The checked files, as `Blob`s made once: a worker's load posts them without a copy.
+    model: JsValue,
+    tokenizer: JsValue,
     workers: RefCell<BTreeMap<WorkerId, JsValue>>,
     /// Each live worker's wasm memory, in bytes, as it last reported.
     memory: RefCell<BTreeMap<WorkerId, f64>>,
@@ -116,11 +119,18 @@ impl PoolDriver {
         model: Uint8Array,
         tokenizer: Uint8Array,
     ) -> Result<(Rc<PoolDriver>, usize), EmbeddingError> {
+        let blob = |bytes: &Uint8Array| {
+            web_sys::Blob::new_with_u8_array_sequence(&Array::of1(bytes))
+                .map(JsValue::from)
+                .map_err(|error| {
+                    EmbeddingError::Model(format!("could not hold the model files: {error:?}"))
+                })
+        };
         let driver = Rc::new(PoolDriver {
             pool: RefCell::new(WorkerPool::new(size)),
             host,
-            model,
-            tokenizer,
+            model: blob(&model)?,
+            tokenizer: blob(&tokenizer)?,
             workers: RefCell::new(BTreeMap::new()),
             memory: RefCell::new(BTreeMap::new()),
             chunks: RefCell::new(BTreeMap::new()),
@@ -249,8 +259,8 @@ impl PoolDriver {
                 self.workers.borrow_mut().insert(worker, handle);
                 let load = object(&[
                     ("type", "load".into()),
-                    ("model", self.model.clone().into()),
-                    ("tokenizer", self.tokenizer.clone().into()),
+                    ("model", self.model.clone()),
+                    ("tokenizer", self.tokenizer.clone()),
                 ]);
                 self.post(worker, &load);
             }
