@@ -35,7 +35,11 @@ const initInput = (moduleOrPath) => (moduleOrPath === undefined ? undefined : { 
  */
 function packageFileInNode(name) {
   const fs = typeof document === "undefined" ? globalThis.process?.getBuiltinModule?.("node:fs") : undefined;
-  return fs?.readFileSync(new URL(name, import.meta.url));
+  try {
+    return fs?.readFileSync(new URL(name, import.meta.url));
+  } catch {
+    return undefined; // bundled elsewhere, or no file access: the loader's own fetch says why
+  }
 }
 
 let ready;
@@ -102,7 +106,12 @@ export const loadEmbedding = onDemand(
 function compileInWorker(url) {
   if (typeof Worker !== "function" || typeof document === "undefined") return undefined;
   return new Promise((resolve) => {
-    const worker = new Worker(new URL("./compile-worker.js", import.meta.url), { type: "module" });
+    let worker;
+    try {
+      worker = new Worker(new URL("./compile-worker.js", import.meta.url), { type: "module" });
+    } catch {
+      return resolve(undefined); // served from another origin, or no module workers
+    }
     const done = (module) => (worker.terminate(), resolve(module));
     worker.addEventListener("message", ({ data }) => done(data?.module instanceof WebAssembly.Module ? data.module : undefined));
     worker.addEventListener("error", () => done(undefined));

@@ -23,7 +23,7 @@ import { openPage, ROOT } from "../tests/e2e/browser.mjs";
 
 const PAGES = 8;
 const EDITS = 1000;
-const ROUNDS = 3;
+const ROUNDS = 5;
 /** The cases, in the order of the table: `pages`, edit `mode`, and whether Chrysalis uses WebRTC. */
 const CASES = [
   { pages: PAGES, mode: "each", label: "each edit" },
@@ -60,11 +60,20 @@ async function startYjsServer() {
   const wss = new WebSocketServer({ server: http });
   wss.on("connection", (socket, request) => setupWSConnection(socket, request, { gc: true }));
   await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
+  // Without persistence the reference server keeps every room's document (and its awareness
+  // timer) for good: dropped after each run, so later rounds do not run beside earlier rooms.
+  const { docs } = require("y-websocket/bin/utils");
+  const forget = () => {
+    for (const doc of docs.values()) doc.destroy();
+    docs.clear();
+  };
   return {
     url: `ws://127.0.0.1:${http.address().port}`,
+    forget,
     stop: () =>
       new Promise((resolve) => {
         for (const client of wss.clients) client.terminate();
+        forget();
         wss.close();
         http.close(resolve);
       }),
@@ -113,7 +122,21 @@ async function runOnce(browser, pageUrl, { library, url, pages: count, mode, web
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-/** Runs every case ROUNDS times (interleaved) and returns the median rows (`label`, `library`, `ms`, `bytes`, `messages`) with each round's time (`rounds`). */
+/**
+ * Chrysalis's time against Yjs's from the rounds (each pair ran one after the other): the median
+ * of the rounds' own ratios, with the middle half of them (`low`, `high`).
+ */
+export function pairedRatio(ours, theirs) {
+  const ratios = ours.rounds.map((ms, i) => ms / theirs.rounds[i]).sort((a, b) => a - b);
+  const quarter = Math.floor(ratios.length / 4);
+  return { ratio: median(ratios), low: ratios[quarter], high: ratios[ratios.length - 1 - quarter] };
+}
+
+/**
+ * Runs every case ROUNDS times, each case's libraries one after the other (first one, then the
+ * other first, round by round), and returns the median rows (`label`, `library`, `ms`, `bytes`,
+ * `messages`) with each round's time (`rounds`).
+ */
 export async function runSyncBench(browser, baseUrl) {
   await buildYjsBundle();
   // Every page connects from 127.0.0.1: the per-address room limit (16 by default) would turn
@@ -121,18 +144,21 @@ export async function runSyncBench(browser, baseUrl) {
   const relay = await startRelay({ args: ["--max-room-connections-per-address", "64"] });
   const yjs = await startYjsServer();
   const pageUrl = `${baseUrl}bench/sync.html`;
-  const runs = [];
   const before = existsSync(join(ROOT, "target/bench-build/before/pkg/index.js"));
-  for (const c of CASES) {
+  const groups = CASES.map((c) => {
     const libraries = before && c.pages === PAGES && !c.webrtc ? ["chrysalis", "chrysalis-before", "yjs"] : ["chrysalis", "yjs"];
-    for (const library of libraries) runs.push({ ...c, library, url: library === "yjs" ? yjs.url : relay.url, webrtc: library !== "yjs" && !!c.webrtc, results: [] });
-  }
+    return libraries.map((library) => ({ ...c, library, url: library === "yjs" ? yjs.url : relay.url, webrtc: library !== "yjs" && !!c.webrtc, results: [] }));
+  });
+  const runs = groups.flat();
   try {
     for (let round = 0; round < ROUNDS; round += 1) {
-      for (const r of runs) {
-        const result = await runOnce(browser, pageUrl, { ...r, round });
-        console.log(`sync ${r.library} ${r.label} round ${round}: ${result.ms} ms, ${result.bytes} bytes`);
-        r.results.push(result);
+      for (const group of groups) {
+        for (const r of round % 2 === 0 ? group : [...group].reverse()) {
+          const result = await runOnce(browser, pageUrl, { ...r, round });
+          if (r.library === "yjs") yjs.forget();
+          console.log(`sync ${r.library} ${r.label} round ${round}: ${result.ms} ms, ${result.bytes} bytes`);
+          r.results.push(result);
+        }
       }
     }
   } finally {

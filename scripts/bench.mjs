@@ -5,11 +5,19 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { startServer } from "./serve.mjs";
-import { SYNC_BENCH, runSyncBench } from "./bench-sync.mjs";
+import { SYNC_BENCH, pairedRatio, runSyncBench } from "./bench-sync.mjs";
 import { ROOT, launchChromium, openPage } from "../tests/e2e/browser.mjs";
-import { embeddingCharts, knnChart, primitivesChart, replicationChart } from "./charts.mjs";
+import { embeddingCharts, fmt, knnChart, primitivesChart, replicationChart } from "./charts.mjs";
 
-const fmt = (n, digits = 1) => n.toFixed(digits);
+const size = (name) => {
+  const wasm = readFileSync(join(ROOT, `pkg/${name}_bg.wasm`));
+  const kb = (n) => `${(n / 1024).toFixed(0)} KiB`;
+  return `\`${name}_bg.wasm\` ${kb(wasm.length)} (${kb(gzipSync(wasm, { level: 9 }).length)} gzip -9)`;
+};
+const cpu = execFileSync("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], { encoding: "utf8" }).trim();
+const ops = (n) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(1));
+const mbps = (n, bytes) =>
+  bytes ? ` (${((n * bytes) / 1e6).toFixed(1)} MB/s)` : n < 1000 ? ` (${(1000 / n).toFixed(1)} ms)` : "";
 
 /**
  * Ends a run once its document and charts are written. Anything still open would keep Node alive
@@ -115,6 +123,7 @@ if (process.argv[2] === "sync") {
     await browser.close();
     server.close();
   }
+  replicationMoves(sync);
   rewriteSection("## Replication (", replicationSection(sync), { until: "Reading the numbers:" });
   replicationChart(sync);
   finish();
@@ -129,6 +138,19 @@ if (process.argv[2] === "embedding") {
   }
   rewriteSection("## Sentence embeddings (", embeddingSection(embedding));
   embeddingCharts(embedding);
+  finish();
+}
+if (process.argv[2] === "primitives") {
+  let results;
+  try {
+    results = await runPage("bench/?auto");
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  primitiveMoves(results);
+  rewriteSection("# Benchmarks", primitivesSection(results), { until: "## Native CRDT" });
+  primitivesChart(results);
   finish();
 }
 let results;
@@ -163,14 +185,18 @@ function replicationSection(sync) {
     "message between edits), so every Chrysalis change is its own signed frame. *Batched*: one Yjs",
     "transaction; for Chrysalis the same as *each edit*. Bytes = WebSocket (and data channel) payload",
     "bytes sent plus received by all pages, from the first edit to convergence; time = first edit to",
-    `the last page complete. Median of ${SYNC_BENCH.ROUNDS} rounds, interleaved.`,
+    `the last page complete. ${SYNC_BENCH.ROUNDS} rounds, each case's two libraries one after the other (which goes first`,
+    "alternating round by round), medians; the time ratio is the median of the rounds' own ratios, with",
+    "the middle half of them in brackets. The reference server's documents are dropped after each Yjs",
+    "run (it keeps every room's otherwise).",
     "**Ratio = Chrysalis ÷ Yjs: below 1 means Chrysalis sends less or converges sooner.**",
     "",
-    "| Case | Chrysalis time | Yjs time | Time ratio | Chrysalis bytes | Yjs bytes | Bytes ratio | Chrysalis messages | Yjs messages |",
+    "| Case | Chrysalis time | Yjs time | Time ratio (middle half) | Chrysalis bytes | Yjs bytes | Bytes ratio | Chrysalis messages | Yjs messages |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...SYNC_BENCH.CASES.map(({ label }) => {
       const [ours, theirs] = [row("chrysalis", label), row("yjs", label)];
-      return `| ${label} | ${ours.ms} ms | ${theirs.ms} ms | ${fmt(ours.ms / theirs.ms, 2)}× | ${n(ours.bytes)} | ${n(theirs.bytes)} | ${fmt(ours.bytes / theirs.bytes, 2)}× | ${n(ours.messages)} | ${n(theirs.messages)} |`;
+      const time = pairedRatio(ours, theirs);
+      return `| ${label} | ${ours.ms} ms | ${theirs.ms} ms | ${fmt(time.ratio, 2)}× (${fmt(time.low, 2)}–${fmt(time.high, 2)}) | ${n(ours.bytes)} | ${n(theirs.bytes)} | ${fmt(ours.bytes / theirs.bytes, 2)}× | ${n(ours.messages)} | ${n(theirs.messages)} |`;
     }),
     "",
     "![Replication time and bytes against Yjs](charts/replication.svg)",
@@ -298,38 +324,77 @@ const native = [
   return `| ${label} | ${time} | ${Math.round(1e9 / ns).toLocaleString("en-US")} /s | ${note} |`;
 });
 
-const size = (name) => {
-  const wasm = readFileSync(join(ROOT, `pkg/${name}_bg.wasm`));
-  const kb = (n) => `${(n / 1024).toFixed(0)} KiB`;
-  return `\`${name}_bg.wasm\` ${kb(wasm.length)} (${kb(gzipSync(wasm, { level: 9 }).length)} gzip -9)`;
-};
-const cpu = execFileSync("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], { encoding: "utf8" }).trim();
-const ops = (n) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(1));
-const mbps = (n, bytes) =>
-  bytes ? ` (${((n * bytes) / 1e6).toFixed(1)} MB/s)` : n < 1000 ? ` (${(1000 / n).toFixed(1)} ms)` : "";
+
+/** The top of docs/benchmarks.md: how the primitives are measured, the machine, and their table and chart. */
+function primitivesSection(results) {
+  return [
+    "# Benchmarks",
+    "",
+    "Generated by `bash scripts/bench.sh` (do not edit by hand). Each row runs Chrysalis and one anchor",
+    "interleaved in the same headless-Chromium page: nine rounds of ~200 ms each, the two alternating",
+    "which runs first; the ratio is the median of the nine rounds' own ratios (each from two",
+    "neighbouring measurements, so a slow moment of the machine slows both), with the middle half of",
+    "them in brackets: a wide bracket is a noisy case. **Ratio = Chrysalis ÷ anchor: above 1 means",
+    "Chrysalis is faster.** The machine is shared and noisy; compare ratios, not absolute numbers.",
+    "",
+    `- Date: ${new Date().toISOString().slice(0, 10)}`,
+    `- Browser: ${results.userAgent}`,
+    `- CPU: ${cpu} (${execFileSync("nproc", { encoding: "utf8" }).trim()} cores)`,
+    `- Package modules: core ${size("chrysalis_wasm")}; loaded on demand: certificates ${size("chrysalis_x509")}, embeddings ${size("chrysalis_embedding")}`,
+    "",
+    "| Case | Input | Chrysalis ops/s | Anchor | Anchor ops/s | Ratio (middle half) |",
+    "|---|---|---:|---|---:|---:|",
+    ...results.rows.map(
+      (r) =>
+        `| ${r.case} | ${r.input} | ${ops(r.oursOps)}${mbps(r.oursOps, r.bytes)} | ${r.anchor} | ${ops(r.anchorOps)}${mbps(r.anchorOps, r.bytes)} | ${r.ratio.toFixed(2)}× (${r.low.toFixed(2)}–${r.high.toFixed(2)}) |`,
+    ),
+    "",
+    "![Every case as a ratio against its anchor](charts/primitives.svg)",
+    "",
+  ];
+}
+
+/**
+ * Prints the ratios of `what` that moved by more than 20% since the run recorded in
+ * docs/benchmarks.md (which keeps only the latest): `now` maps a row's key to its ratio, and
+ * `recorded(cells)` reads a recorded table row's `[key, ratio]` (or a falsy value).
+ */
+function reportMoves(what, now, recorded) {
+  const before = new Map();
+  for (const line of readFileSync(join(ROOT, "docs/benchmarks.md"), "utf8").split("\n")) {
+    const [key, ratio] = recorded(line.split("|").map((c) => c.trim())) || [];
+    if (key && ratio > 0) before.set(key, ratio);
+  }
+  const moved = [...now].filter(([key, ratio]) => before.has(key) && Math.abs(ratio / before.get(key) - 1) > 0.2);
+  console.log(`${what} ratios moved by more than 20% since the recorded run: ${moved.length} of ${now.size}`);
+  for (const [key, ratio] of moved) console.log(`  ${key}: ${before.get(key).toFixed(2)}× → ${ratio.toFixed(2)}×`);
+}
+
+/** The leading number of a ratio cell (`3.41× (3.20–3.60)`). */
+function ratioCell(cell) {
+  return Number(cell?.match(/^([\d.]+)×/)?.[1]);
+}
+
+function primitiveMoves(results) {
+  reportMoves(
+    "primitive",
+    new Map(results.rows.map((r) => [`${r.case} ${r.input} vs ${r.anchor}`, r.ratio])),
+    (cells) => cells.length >= 8 && [`${cells[1]} ${cells[2]} vs ${cells[4]}`, ratioCell(cells[6])],
+  );
+}
+
+function replicationMoves(sync) {
+  const row = (library, label) => sync.find((r) => r.library === library && r.label === label);
+  const labels = SYNC_BENCH.CASES.map((c) => c.label).filter((label) => row("chrysalis", label) && row("yjs", label));
+  reportMoves(
+    "replication time",
+    new Map(labels.map((label) => [label, pairedRatio(row("chrysalis", label), row("yjs", label)).ratio])),
+    (cells) => cells.length === 11 && labels.includes(cells[1]) && [cells[1], ratioCell(cells[4])],
+  );
+}
 
 const lines = [
-  "# Benchmarks",
-  "",
-  "Generated by `bash scripts/bench.sh` (do not edit by hand). Each row runs Chrysalis and one anchor",
-  "interleaved in the same headless-Chromium page: five rounds of ~120 ms each, median operations per",
-  "second. **Ratio = Chrysalis ÷ anchor: above 1 means Chrysalis is faster.** The machine is shared and",
-  "noisy; compare ratios, not absolute numbers.",
-  "",
-  `- Date: ${new Date().toISOString().slice(0, 10)}`,
-  `- Browser: ${results.userAgent}`,
-  `- CPU: ${cpu} (${execFileSync("nproc", { encoding: "utf8" }).trim()} cores)`,
-  `- Package modules: core ${size("chrysalis_wasm")}; loaded on demand: certificates ${size("chrysalis_x509")}, embeddings ${size("chrysalis_embedding")}`,
-  "",
-  "| Case | Input | Chrysalis ops/s | Anchor | Anchor ops/s | Ratio |",
-  "|---|---|---:|---|---:|---:|",
-  ...results.rows.map(
-    (r) =>
-      `| ${r.case} | ${r.input} | ${ops(r.oursOps)}${mbps(r.oursOps, r.bytes)} | ${r.anchor} | ${ops(r.anchorOps)}${mbps(r.anchorOps, r.bytes)} | ${r.ratio.toFixed(2)}× |`,
-  ),
-  "",
-  "![Every case as a ratio against its anchor](charts/primitives.svg)",
-  "",
+  ...primitivesSection(results),
   "## Native CRDT merges (Criterion, `cargo bench -p chrysalis-crdt`)",
   "",
   "| Case | Mean time | Rate | Note |",
@@ -403,6 +468,8 @@ const lines = [
   "software AES of the RustCrypto `aes` crate.",
   "",
 ];
+primitiveMoves(results);
+replicationMoves(sync);
 writeFileSync(join(ROOT, "docs/benchmarks.md"), lines.join("\n"));
 console.log(lines.join("\n"));
 primitivesChart(results);

@@ -4,10 +4,11 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SYNC_BENCH } from "./bench-sync.mjs";
+import { SYNC_BENCH, pairedRatio } from "./bench-sync.mjs";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
-const fmt = (n, digits = 1) => n.toFixed(digits);
+/** `n` with `digits` decimals. */
+export const fmt = (n, digits = 1) => n.toFixed(digits);
 
 const FONT = 'font-family="system-ui, -apple-system, Segoe UI, sans-serif"';
 const escape = (text) => String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
@@ -150,10 +151,11 @@ export function replicationChart(sync) {
       ],
       groups: SYNC_BENCH.CASES.filter(({ label }) => row("chrysalis", label) && row("yjs", label)).map(({ label }) => {
         const [ours, theirs] = [row("chrysalis", label), row("yjs", label)];
+        const { ratio } = pairedRatio(ours, theirs);
         return {
           label,
           bars: [
-            { series: "time", value: ours.ms / theirs.ms, text: `${fmt(ours.ms / theirs.ms, 2)}×` },
+            { series: "time", value: ratio, text: `${fmt(ratio, 2)}×` },
             { series: "bytes", value: ours.bytes / theirs.bytes, text: `${fmt(ours.bytes / theirs.bytes, 2)}×` },
           ],
         };

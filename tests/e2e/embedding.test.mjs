@@ -223,6 +223,59 @@ test("model files come from Cache Storage the second time; a wrong pin is INTEGR
   assert.deepEqual(out.errors, ["INTEGRITY_MISMATCH", "BAD_ARGUMENT", "BAD_ARGUMENT", "BAD_INPUT"]);
 });
 
+test("a download cut midway or failing after its last byte, or a forged copy in Cache Storage, leaves nothing in the cache: the next load downloads afresh", async () => {
+  const model = readFileSync(join(DEMO_MOUNTS["/models/"], "all-MiniLM-L6-v2/model.onnx"));
+  // A server of the model whose /cut/ copy stops after 1 MiB of the announced length.
+  const files = createServer((req, res) => {
+    res.writeHead(200, { "access-control-allow-origin": "*", "content-length": String(model.length) });
+    if (!req.url.startsWith("/cut/")) return res.end(model);
+    res.write(model.subarray(0, 1 << 20));
+    setTimeout(() => res.destroy(), 50);
+  });
+  await new Promise((resolve) => files.listen(0, "127.0.0.1", resolve));
+  const base = `http://127.0.0.1:${files.address().port}`;
+  try {
+    const out = await page.evaluate(async ({ LOCAL, base }) => {
+      const cacheName = "chrysalis-test-cut";
+      const cache = await caches.open(cacheName);
+      const load = (modelUrl) =>
+        window.sdk.EmbeddingService.create({ providers: [{ ...LOCAL, modelUrl, cacheName }] }).then((service) => (service.free(), "ok"), (error) => error.code);
+      const held = async (path) => (await cache.match(`${base}${path}`)) !== undefined;
+      const cut = await load(`${base}/cut/model.onnx`);
+      const cutHeld = await held("/cut/model.onnx");
+      // A failure after the last byte arrived (here the page's progress callback throws): the
+      // cache's copy completed, and is removed once it has.
+      const thrown = await window.sdk.EmbeddingService.create(
+        { providers: [{ ...LOCAL, modelUrl: `${base}/late/model.onnx`, cacheName }] },
+        { onProgress: (p) => { if (p.file === "model" && p.loaded > 0 && p.loaded === p.total) throw new Error("the page's callback failed"); } },
+      ).then(() => "loaded", (error) => error.message);
+      let lateHeld = true;
+      for (let i = 0; i < 50 && lateHeld; i++) (lateHeld = await held("/late/model.onnx")) && (await new Promise((r) => setTimeout(r, 100)));
+      await cache.put(`${base}/whole/model.onnx`, new Response("not the model")); // another script of the origin
+      const forged = await load(`${base}/whole/model.onnx`);
+      const forgedHeld = await held("/whole/model.onnx");
+      const fresh = await load(`${base}/whole/model.onnx`);
+      const freshHeld = await held("/whole/model.onnx");
+      await caches.delete(cacheName);
+      return { cut, cutHeld, thrown, lateHeld, forged, forgedHeld, fresh, freshHeld };
+    }, { LOCAL, base });
+    assert.deepEqual(out, {
+      cut: "DOWNLOAD_FAILED",
+      cutHeld: false,
+      thrown: "the page's callback failed",
+      lateHeld: false,
+      forged: "INTEGRITY_MISMATCH",
+      forgedHeld: false,
+      fresh: "ok",
+      freshHeld: true,
+    });
+  } finally {
+    files.close();
+    files.closeAllConnections();
+  }
+  page.problems = page.problems.filter((p) => !p.includes(base)); // the cut download is expected
+});
+
 test("a batch of 100 texts and 20 recalls in the worker pool leave the page's main thread free (no long task)", async () => {
   const out = await page.evaluate(async ({ LOCAL }) => {
     const { EmbeddingService, MemorySystem } = window.sdk;
@@ -336,6 +389,7 @@ test("an isolated vault: a hostile script that reads every wasm memory and patch
         watch(instance, imports);
         return instance;
       };
+      WebAssembly.Instance.prototype = OriginalInstance.prototype; // loaders still recognise instances
       const found = (needle) => {
         for (const memory of memories) {
           const bytes = new Uint8Array(memory.buffer);

@@ -1,4 +1,5 @@
-// Side-by-side benchmarks: Chrysalis against anchor libraries, in one page, interleaved.
+// Side-by-side benchmarks: Chrysalis against anchor libraries, in one page, interleaved round by
+// round.
 //
 // Open /bench/ and press "Run", or open /bench/?auto to start at once; the results are also
 // published as `window.benchResults` (a promise) for scripts/bench.mjs.
@@ -12,8 +13,9 @@ import sodium from "libsodium-wrappers";
 import { crdtCases } from "./crdt-cases.js";
 import { appendRow, publishResults } from "./table.js";
 
-const ROUNDS = 5;
-const ROUND_MS = 120;
+/** Rounds per comparison (odd: a median is one of them) and each side's time per round. */
+const ROUNDS = 9;
+const ROUND_MS = 200;
 
 function input(size) {
   const bytes = new Uint8Array(size);
@@ -42,18 +44,30 @@ async function opsPerSecond(fn, ms) {
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-/** Interleaves rounds of ours and the anchor's so that noise hits both alike. */
+/**
+ * Interleaves rounds of ours and the anchor's, alternating which runs first, so that noise hits
+ * both alike; the ratio is the median of the rounds' own ratios (each from two neighbouring
+ * measurements), with the middle half of them (`low`, `high`) to show its spread.
+ */
 async function compare(ours, anchor) {
   const a = [];
   const b = [];
-  await opsPerSecond(ours, ROUND_MS / 4);
-  await opsPerSecond(anchor, ROUND_MS / 4);
+  // Warm-up long enough for a JIT to settle (@noble's Ed25519 signed 30% slower in early rounds).
+  await opsPerSecond(ours, 2 * ROUND_MS);
+  await opsPerSecond(anchor, 2 * ROUND_MS);
   for (let round = 0; round < ROUNDS; round++) {
-    a.push(await opsPerSecond(ours, ROUND_MS));
-    b.push(await opsPerSecond(anchor, ROUND_MS));
+    if (round % 2 === 0) {
+      a.push(await opsPerSecond(ours, ROUND_MS));
+      b.push(await opsPerSecond(anchor, ROUND_MS));
+    } else {
+      b.push(await opsPerSecond(anchor, ROUND_MS));
+      a.push(await opsPerSecond(ours, ROUND_MS));
+    }
     await new Promise((resolve) => setTimeout(resolve, 0)); // let the page breathe
   }
-  return { ours: median(a), anchor: median(b) };
+  const ratios = a.map((x, i) => x / b[i]).sort((x, y) => x - y);
+  const quarter = Math.floor(ROUNDS / 4);
+  return { ours: median(a), anchor: median(b), ratio: median(ratios), low: ratios[quarter], high: ratios[ROUNDS - 1 - quarter] };
 }
 
 const HASH_SIZES = [
@@ -193,7 +207,7 @@ function format(ops) {
 }
 
 function addRow(row) {
-  appendRow("#results", [row.case, row.input, format(row.oursOps), row.anchor, format(row.anchorOps), `${row.ratio.toFixed(2)}×`]);
+  appendRow("#results", [row.case, row.input, format(row.oursOps), row.anchor, format(row.anchorOps), `${row.ratio.toFixed(2)}× (${row.low.toFixed(2)}–${row.high.toFixed(2)})`]);
 }
 
 function addSizeRow(row) {
@@ -216,8 +230,8 @@ async function run() {
   for (const { name, input: label, bytes, ours, anchors } of [...(await cases()), ...crdt.throughput]) {
     for (const [anchorName, anchor] of anchors) {
       status.textContent = `${name} ${label} vs ${anchorName}…`;
-      const { ours: oursOps, anchor: anchorOps } = await compare(ours, anchor);
-      const row = { case: name, input: label, bytes, oursOps, anchor: anchorName, anchorOps, ratio: oursOps / anchorOps };
+      const { ours: oursOps, anchor: anchorOps, ratio, low, high } = await compare(ours, anchor);
+      const row = { case: name, input: label, bytes, oursOps, anchor: anchorName, anchorOps, ratio, low, high };
       rows.push(row);
       addRow(row);
     }

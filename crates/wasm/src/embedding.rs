@@ -475,28 +475,24 @@ async fn model_file(
         .map_or(JsValue::UNDEFINED, Into::into);
     let fetched = fetch_model_file(&url, &cache, file, &progress, &control.signal_value()).await?;
     let bytes: Uint8Array = Reflect::get(&fetched, &"bytes".into())?.dyn_into()?;
-    let cached = Reflect::get(&fetched, &"cached".into())?.is_truthy();
-    // The cache's copy of a download, stored while it arrived: its outcome is awaited either way.
+    // The cache's copy of a download, stored while it arrived: best effort (a full quota costs the
+    // next visit a download, not this load), and settled before a failed check evicts it.
     let stored = Reflect::get(&fetched, &"stored".into())?
         .dyn_into::<Promise>()
         .ok();
     let actual = sha256_in_slices(&bytes).await;
-    let stored = match stored {
-        Some(stored) => Some(JsFuture::from(stored).await),
-        None => None,
-    };
+    if let Some(stored) = stored {
+        let _ = JsFuture::from(stored).await;
+    }
     if actual != pin {
-        if let (true, Some(name)) = (cached || stored.is_some(), cache.as_string()) {
-            evict_model_file(&url, &name).await?;
+        if let Some(name) = cache.as_string() {
+            let _ = evict_model_file(&url, &name).await; // a failed eviction must not hide the mismatch
         }
         return Err(js(EmbeddingError::Integrity {
             what: file.to_owned(),
             expected: pin,
             actual,
         }));
-    }
-    if let Some(Err(error)) = stored {
-        return Err(error);
     }
     Ok(bytes)
 }
