@@ -596,6 +596,10 @@ function drawRoom(agents) {
     ]),
   );
   svg.dataset.peers = String(list.length);
+  const count = (test) => list.filter(test).length;
+  const tabs = count((n) => !n.here && n.via?.includes("broadcast"));
+  $("room-caption").textContent =
+    `${list.length} agents: ${agents.length} in this page, ${tabs} in other tabs, ${list.length - agents.length - tabs} reached through the relay (another browser or Node.js)`;
 }
 
 /** Traffic of this page's agents, summed: frames and bytes per link, signatures checked, forged and refused. */
