@@ -22,6 +22,9 @@ const ROUNDS = 9;
 const MAX_ROUNDS = 25;
 const ROUND_MS = 200;
 const NOISY = 0.1;
+/** Operations of the slower side a round holds at least, within MAX_ROUND_MS. */
+const MIN_OPS = 40;
+const MAX_ROUND_MS = 1000;
 
 function input(size) {
   const bytes = new Uint8Array(size);
@@ -59,8 +62,9 @@ async function compare(ours, anchor) {
   const a = [];
   const b = [];
   // Warm-up long enough for a JIT to settle (@noble's Ed25519 signed 30% slower in early rounds).
-  await opsPerSecond(ours, 2 * ROUND_MS);
-  await opsPerSecond(anchor, 2 * ROUND_MS);
+  const warm = Math.min(await opsPerSecond(ours, 2 * ROUND_MS), await opsPerSecond(anchor, 2 * ROUND_MS));
+  // A round holds at least MIN_OPS operations of the slower side (a 12 ms merge held 16 in 200 ms).
+  const roundMs = Math.min(MAX_ROUND_MS, Math.max(ROUND_MS, (MIN_OPS * 1000) / warm));
   const spread = () => {
     const ratios = a.map((x, i) => x / b[i]).sort((x, y) => x - y);
     const quarter = Math.floor(ratios.length / 4);
@@ -72,11 +76,11 @@ async function compare(ours, anchor) {
       if (high - low <= NOISY * ratio) break;
     }
     if (round % 2 === 0) {
-      a.push(await opsPerSecond(ours, ROUND_MS));
-      b.push(await opsPerSecond(anchor, ROUND_MS));
+      a.push(await opsPerSecond(ours, roundMs));
+      b.push(await opsPerSecond(anchor, roundMs));
     } else {
-      b.push(await opsPerSecond(anchor, ROUND_MS));
-      a.push(await opsPerSecond(ours, ROUND_MS));
+      b.push(await opsPerSecond(anchor, roundMs));
+      a.push(await opsPerSecond(ours, roundMs));
     }
     await new Promise((resolve) => setTimeout(resolve, 0)); // let the page breathe
   }
