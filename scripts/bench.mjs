@@ -115,39 +115,30 @@ async function runPage(path) {
   await page.close();
   return out;
 }
-if (process.argv[2] === "sync") {
-  let sync;
+/** Runs `work` (the subcommand's pages), then closes the browser and the server whatever happened. */
+async function alone(work) {
   try {
-    sync = await runSyncBench(browser, url);
+    return await work();
   } finally {
     await browser.close();
     server.close();
   }
+}
+if (process.argv[2] === "sync") {
+  const sync = await alone(() => runSyncBench(browser, url));
   replicationMoves(sync);
   rewriteSection("## Replication (", replicationSection(sync), { until: "Reading the numbers:" });
   replicationChart(sync);
   finish();
 }
 if (process.argv[2] === "embedding") {
-  let embedding;
-  try {
-    embedding = await runPage("bench/embedding.html?auto");
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  const embedding = await alone(() => runPage("bench/embedding.html?auto"));
   rewriteSection("## Sentence embeddings (", embeddingSection(embedding));
   embeddingCharts(embedding);
   finish();
 }
 if (process.argv[2] === "primitives") {
-  let results;
-  try {
-    results = await runPage("bench/?auto");
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  const results = await alone(() => runPage("bench/?auto"));
   primitiveMoves(results);
   rewriteSection("# Benchmarks", primitivesSection(results), { until: "## Native CRDT" });
   primitivesChart(results);
