@@ -20,17 +20,23 @@ import { build } from "vite";
 import { WebSocketServer } from "ws";
 import { startRelay } from "./relay.mjs";
 import { openPage, ROOT } from "../tests/e2e/browser.mjs";
+import { median } from "../www/bench/stats.js";
 
 const PAGES = 8;
 const EDITS = 1000;
 const ROUNDS = 5;
-/** The cases, in the order of the table: `pages`, edit `mode`, and whether Chrysalis uses WebRTC. */
+/** Rooms one run's pages join in turn in a fast case (`repeats`), editing in each, after one
+ * more room to warm up in: Chrysalis converges there in about 70 ms, where a few ms of
+ * scheduling on 2 cores is a tenth of it. */
+const REPEATS = 8;
+/** The cases, in the order of the table: `pages`, edit `mode`, whether Chrysalis uses WebRTC,
+ * and how many rooms a run's pages edit in. */
 const CASES = [
-  { pages: PAGES, mode: "each", label: "each edit" },
-  { pages: PAGES, mode: "tasks", label: "each edit, a task each" },
-  { pages: PAGES, mode: "batched", label: "batched" },
-  { pages: 32, mode: "each", label: "each edit, 32 pages" },
-  { pages: PAGES, mode: "each", webrtc: true, label: "each edit, WebRTC" },
+  { pages: PAGES, mode: "each", label: "each edit", repeats: REPEATS },
+  { pages: PAGES, mode: "tasks", label: "each edit, a task each", repeats: 1 },
+  { pages: PAGES, mode: "batched", label: "batched", repeats: REPEATS },
+  { pages: 32, mode: "each", label: "each edit, 32 pages", repeats: 1 },
+  { pages: PAGES, mode: "each", webrtc: true, label: "each edit, WebRTC", repeats: REPEATS },
 ];
 
 /** Bundles yjs + y-websocket for the page into target/bench-build/yjs-sync.js. */
@@ -80,62 +86,67 @@ async function startYjsServer() {
   };
 }
 
-/** One run: fresh pages and room; returns time to converge and bytes on the wire. */
-async function runOnce(browser, pageUrl, { library, url, pages: count, mode, webrtc = false, label, round }) {
+/**
+ * One run: fresh pages that join a fresh room `repeats` times (leaving the last; one more
+ * first to warm up in when `repeats` > 1) and edit in it. Returns each room's time to converge
+ * (`times`) and the medians of the rooms' time, bytes and messages on the wire.
+ */
+async function runOnce(browser, pageUrl, { library, url, pages: count, mode, webrtc = false, label, repeats: rooms, round }) {
   // Named by case, not by how the library runs it: Yjs runs the WebRTC case like "each edit",
   // and its server keeps a room's document, so a shared name made that run start converged.
   const room = `bench-${library}-${label.replace(/[^a-z0-9]+/gi, "-")}-${round}`;
   const perPage = Math.round(EDITS / count);
   const expected = perPage * count;
   const pages = [];
+  const all = (fn, arg) => Promise.all(pages.map((p, i) => p.evaluate(fn, typeof arg === "function" ? arg(i) : arg)));
+  const repeats = [];
   try {
     for (let i = 0; i < count; i += 1) {
       const page = await openPage(browser, pageUrl);
       await page.waitForFunction(() => window.benchReady === true);
       pages.push(page);
-      await page.evaluate((o) => window.setup(o), { library, url, room, name: `page-${i}`, webrtc, expected });
     }
-    for (const page of pages) await page.waitForFunction((n) => window.peerCount() >= n, count - 1, { timeout: 60_000 });
-    // Let joining settle, then count only the edits' traffic.
-    await new Promise((r) => setTimeout(r, 500));
-    const before = await Promise.all(pages.map((p) => p.evaluate(() => ({ ...window.wire }))));
-    const starts = await Promise.all(pages.map((p, i) => p.evaluate((o) => window.edit(o), { count: perPage, prefix: `p${i}`, mode })));
-    let timer;
-    const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${library} ${label}: no convergence in 120 s`)), 120_000)));
-    const dones = await Promise.race([Promise.all(pages.map((p) => p.evaluate(() => window.finished))), timeout]).finally(() => clearTimeout(timer));
-    const after = await Promise.all(pages.map((p) => p.evaluate(() => ({ ...window.wire }))));
-    const sizes = await Promise.all(pages.map((p) => p.evaluate(() => window.size())));
-    if (sizes.some((s) => s !== expected)) throw new Error(`${library}: sizes ${sizes}`);
-    const bytes = after.reduce((sum, a, i) => sum + a.sent - before[i].sent + a.received - before[i].received, 0);
-    const messages = after.reduce(
-      (sum, a, i) => sum + a.messagesSent - before[i].messagesSent + a.messagesReceived - before[i].messagesReceived,
-      0,
-    );
+    const warmUp = rooms > 1 ? 1 : 0;
+    for (let repeat = 0; repeat < warmUp + rooms; repeat += 1) {
+      // One page at a time: 32 connecting at once overrun the relay's pending connections per address.
+      for (const [i, page] of pages.entries()) {
+        await page.evaluate((o) => window.setup(o), { library, url, room: `${room}-${repeat}`, name: `page-${i}`, webrtc, expected });
+      }
+      for (const page of pages) await page.waitForFunction((n) => window.peerCount() >= n, count - 1, { timeout: 60_000 });
+      // Let joining settle, then count only the edits' traffic.
+      await new Promise((r) => setTimeout(r, 500));
+      const before = await all(() => ({ ...window.wire }));
+      // Every page starts editing at one time, a little ahead of now (10 ms per page to reach them).
+      const at = (await pages[0].evaluate(() => window.now())) + 10 * count;
+      const starts = await all((o) => window.edit(o), (i) => ({ count: perPage, prefix: `p${i}`, mode, at }));
+      let timer;
+      const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${library} ${label}: no convergence in 120 s`)), 120_000)));
+      const dones = await Promise.race([all(() => window.finished), timeout]).finally(() => clearTimeout(timer));
+      const after = await all(() => ({ ...window.wire }));
+      const sizes = await all(() => window.size());
+      if (sizes.some((s) => s !== expected)) throw new Error(`${library}: sizes ${sizes}`);
+      const sum = (key) => after.reduce((total, a, i) => total + a[key] - before[i][key], 0);
+      if (repeat >= warmUp) repeats.push({
+        ms: Math.round((Math.max(...dones) - Math.min(...starts)) * 10) / 10,
+        bytes: sum("sent") + sum("received"),
+        messages: sum("messagesSent") + sum("messagesReceived"),
+      });
+    }
     for (const page of pages) {
       if (page.problems.length) throw new Error(`${library} page problems: ${page.problems.join("\n")}`);
     }
-    return { ms: Math.max(...dones) - Math.min(...starts), bytes, messages, edits: expected };
+    const middle = (key) => median(repeats.map((r) => r[key]));
+    return { ms: middle("ms"), times: repeats.map((r) => r.ms), bytes: middle("bytes"), messages: middle("messages"), edits: expected };
   } finally {
     for (const page of pages) await page.close();
   }
 }
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-
-/**
- * Chrysalis's time against Yjs's from the rounds (each pair ran one after the other): the median
- * of the rounds' own ratios, with the middle half of them (`low`, `high`).
- */
-export function pairedRatio(ours, theirs) {
-  const ratios = ours.rounds.map((ms, i) => ms / theirs.rounds[i]).sort((a, b) => a - b);
-  const quarter = Math.floor(ratios.length / 4);
-  return { ratio: median(ratios), low: ratios[quarter], high: ratios[ratios.length - 1 - quarter] };
-}
-
 /**
  * Runs every case ROUNDS times, each case's libraries one after the other (first one, then the
- * other first, round by round), and returns the median rows (`label`, `library`, `ms`, `bytes`,
- * `messages`) with each round's time (`rounds`).
+ * other first, round by round), and returns the rows (`label`, `library`, `ms`: the median of
+ * every room's time in every round, `bytes` and `messages`: the medians of the rounds'), with
+ * each round's median time (`rounds`).
  */
 export async function runSyncBench(browser, baseUrl) {
   await buildYjsBundle();
@@ -156,7 +167,7 @@ export async function runSyncBench(browser, baseUrl) {
         for (const r of round % 2 === 0 ? group : [...group].reverse()) {
           const result = await runOnce(browser, pageUrl, { ...r, round });
           if (r.library === "yjs") yjs.forget();
-          console.log(`sync ${r.library} ${r.label} round ${round}: ${result.ms} ms, ${result.bytes} bytes`);
+          console.log(`sync ${r.library} ${r.label} round ${round}: ${result.ms} ms (${result.times.join("/")}), ${result.bytes} bytes`);
           r.results.push(result);
         }
       }
@@ -170,11 +181,11 @@ export async function runSyncBench(browser, baseUrl) {
     library: r.library,
     pages: r.pages,
     edits: r.results[0].edits,
-    ms: median(r.results.map((x) => x.ms)),
+    ms: median(r.results.flatMap((x) => x.times)),
     bytes: median(r.results.map((x) => x.bytes)),
     messages: median(r.results.map((x) => x.messages)),
     rounds: r.results.map((x) => x.ms),
   }));
 }
 
-export const SYNC_BENCH = { PAGES, EDITS, ROUNDS, CASES };
+export const SYNC_BENCH = { PAGES, EDITS, ROUNDS, REPEATS, CASES };

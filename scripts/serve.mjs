@@ -6,7 +6,9 @@
 // /models/ and node_modules (benchmark anchors) at /node_modules/. Used as a module, `startServer({ port, mounts })` returns the
 // listening server and its URL (port 0 picks a free port).
 import { createServer } from "node:http";
-import { createReadStream } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { createReadStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { stat } from "node:fs/promises";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -115,6 +117,34 @@ export function startServer({ port = 0, mounts = DEMO_MOUNTS, host = "127.0.0.1"
   });
 }
 
+/**
+ * The certificate panel's samples: chains made by openssl (tests/certs/make-chains.sh) in a
+ * temporary folder, read as PEM text (certificates only: the keys are deleted unread), or none
+ * when openssl is missing.
+ */
+function certificateSamples() {
+  let dir;
+  try {
+    dir = mkdtempSync(join(tmpdir(), "chrysalis-demo-certs-"));
+    execFileSync("bash", [join(ROOT, "tests/certs/make-chains.sh"), dir], { stdio: "ignore" });
+    const pem = (...names) => names.map((name) => readFileSync(join(dir, `${name}.pem`), "utf8")).join("");
+    const web = { chain: pem("leaf-good", "inter-rsa"), anchors: pem("root-p256") };
+    return [
+      { name: "Valid: RSA-signed leaf ← P-256 intermediate ← root, for api.example.com", ...web, hostname: "api.example.com" },
+      { name: "Valid: Ed25519 leaf ← Ed25519 root", chain: pem("leaf-ed"), anchors: pem("root-ed25519"), hostname: "" },
+      { name: "Expired leaf (2020–2021)", chain: pem("leaf-expired", "inter-rsa"), anchors: web.anchors, hostname: "" },
+      { name: "Forged: the intermediate's name, another key's signature", chain: pem("leaf-forged", "inter-rsa"), anchors: web.anchors, hostname: "" },
+      { name: "Wrong hostname (evil.example.net)", ...web, hostname: "evil.example.net" },
+      { name: "Untrusted: anchored at another root", chain: web.chain, anchors: pem("root-p384"), hostname: "" },
+    ];
+  } catch (error) {
+    console.log(`No certificate samples (${error.message.split("\n")[0]}): the certificate panel takes pasted PEM.`);
+    return [];
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function parseArgs(argv) {
   const options = { port: Number(process.env.PORT ?? 8080), mounts: null };
   for (let i = 0; i < argv.length; i++) {
@@ -135,7 +165,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.log(`No relay (${error.message}): tabs replicate over a BroadcastChannel only.`);
     return null;
   });
-  const routes = { "/relay.json": () => ({ url: relay?.url ?? null }) };
+  const samples = certificateSamples();
+  const routes = { "/relay.json": () => ({ url: relay?.url ?? null }), "/cert-samples.json": () => samples };
   let started;
   // Take the asked-for port, or the next free one when it is busy.
   for (let candidate = port; !started; candidate++) {

@@ -2,7 +2,7 @@
 import {
   initializeChrysalis, Hasher, SigningKey, ed25519Verify, scryptAsync, seal, open, SecurityContext,
   GCounter, PNCounter, ORSet, LWWRegister, MVRegister, SkillAccumulator, EpisodeMemory, MerkleDag,
-  EmbeddingService, cosineSimilarity, SyncNode, MemorySystem,
+  EmbeddingService, cosineSimilarity, SyncNode, MemorySystem, validateCertChain,
 } from "/pkg/index.js";
 
 const $ = (id) => document.getElementById(id);
@@ -181,6 +181,38 @@ function setupVault() {
 }
 
 /** Builds one replica's panel; returns its CRDTs and a `render()` for the panel. */
+/** The certificate panel: samples from the demo server (`/cert-samples.json`), or pasted PEM. */
+async function setupCertificates() {
+  const select = $("cert-sample");
+  const result = $("cert-result");
+  const samples = await fetch("./cert-samples.json")
+    .then((r) => (r.ok ? r.json() : []))
+    .catch(() => []);
+  select.append(make("option", { value: "", textContent: samples.length ? "Pick a sample…" : "No samples (openssl missing): paste PEM" }));
+  for (const [i, sample] of samples.entries()) select.append(make("option", { value: String(i), textContent: sample.name }));
+  select.addEventListener("change", () => {
+    const sample = samples[Number(select.value)];
+    if (!sample || select.value === "") return;
+    $("cert-chain").value = sample.chain;
+    $("cert-anchors").value = sample.anchors;
+    $("cert-hostname").value = sample.hostname;
+    result.textContent = "";
+    result.dataset.status = "idle";
+  });
+  $("cert-validate").addEventListener("click", async () => {
+    const hostname = $("cert-hostname").value.trim();
+    try {
+      const info = await validateCertChain($("cert-chain").value, $("cert-anchors").value, hostname ? { hostname } : {});
+      result.textContent = `✓ ${info.leafSubject}, anchored at ${info.anchorSubject} (${info.pathLength} certificates; valid until ${info.notAfter.toISOString().slice(0, 10)})`;
+      result.dataset.status = "ready";
+    } catch (error) {
+      const where = error.index === undefined ? "" : ` (certificate ${error.index}, 0 = leaf)`;
+      result.textContent = `✗ ${error.code}${where}: ${error.message}`;
+      result.dataset.status = "error";
+    }
+  });
+}
+
 function crdtReplica(root, name) {
   const r = {
     views: new GCounter(name),
@@ -785,6 +817,7 @@ async function main() {
   setupSigning();
   setupEncryption();
   setupVault();
+  setupCertificates();
   setupCrdts();
   setupEmbeddings();
   setupReplication(relayUrl);

@@ -106,6 +106,38 @@ test("the demo page loads the SDK, hashes text and files, with no console errors
   const pageText = await page.evaluate(() => document.body.innerText + JSON.stringify(localStorage));
   assert.ok(!pageText.includes("abcdefghij"), "the page never shows the plaintext key");
 
+  // Certificates: openssl's samples, served by the demo command, get their verdicts; a pasted
+  // leaf with a bit flipped in its signature is refused; no private key reaches the page.
+  const samples = await page.evaluate(() => fetch("./cert-samples.json").then((r) => r.text()));
+  assert.ok(!samples.includes("PRIVATE KEY"), "the samples hold certificates only");
+  const verdicts = [
+    ["Valid: RSA", "ready", /^✓ CN=api\.example\.com, anchored at CN=Chrysalis Test Root P-256 \(3 certificates; valid until \d{4}-/],
+    ["Valid: Ed25519", "ready", /^✓ CN=api\.example\.com/],
+    ["Expired", "error", /^✗ CERT_EXPIRED \(certificate 0, 0 = leaf\): /],
+    ["Forged", "error", /^✗ CERT_BAD_SIGNATURE \(certificate 0/],
+    ["Wrong hostname", "error", /^✗ CERT_HOSTNAME_MISMATCH \(certificate 0/],
+    ["Untrusted", "error", /^✗ CERT_UNTRUSTED \(certificate 1/],
+  ];
+  for (const [name, status, expected] of verdicts) {
+    await page.selectOption("#cert-sample", { label: (await page.$$eval("#cert-sample option", (os) => os.map((o) => o.label))).find((l) => l.startsWith(name)) });
+    await page.click("#cert-validate");
+    await page.waitForSelector(`#cert-result[data-status=${status}]`);
+    assert.match(await page.textContent("#cert-result"), expected, name);
+    await page.selectOption("#cert-sample", "");
+  }
+  await page.selectOption("#cert-sample", { index: 1 });
+  await page.evaluate(() => {
+    // The leaf's last DER byte (in its signature) flipped, written back as PEM.
+    const box = document.getElementById("cert-chain");
+    const [, body, rest] = box.value.match(/-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----([\s\S]*)/);
+    const der = Uint8Array.from(atob(body.replace(/\s/g, "")), (c) => c.charCodeAt(0));
+    der[der.length - 1] ^= 1;
+    box.value = `-----BEGIN CERTIFICATE-----\n${btoa(String.fromCharCode(...der)).match(/.{1,64}/g).join("\n")}\n-----END CERTIFICATE-----${rest}`;
+  });
+  await page.click("#cert-validate");
+  await page.waitForSelector("#cert-result[data-status=error]");
+  assert.match(await page.textContent("#cert-result"), /^✗ CERT_BAD_SIGNATURE \(certificate 0/);
+
   // CRDTs: concurrent edits in two replicas, then sync both ways: both show the same state.
   const A = "#replica-a";
   const B = "#replica-b";

@@ -223,7 +223,7 @@ test("model files come from Cache Storage the second time; a wrong pin is INTEGR
   assert.deepEqual(out.errors, ["INTEGRITY_MISMATCH", "BAD_ARGUMENT", "BAD_ARGUMENT", "BAD_INPUT"]);
 });
 
-test("a download cut midway or failing after its last byte, or a forged copy in Cache Storage, leaves nothing in the cache: the next load downloads afresh", async () => {
+test("a download cut midway or failing after its last byte (an Error or undefined thrown), or a forged copy in Cache Storage, leaves nothing in the cache: the next load downloads afresh", async () => {
   const model = readFileSync(join(DEMO_MOUNTS["/models/"], "all-MiniLM-L6-v2/model.onnx"));
   // A server of the model whose /cut/ copy stops after 1 MiB of the announced length.
   const files = createServer((req, res) => {
@@ -249,25 +249,42 @@ test("a download cut midway or failing after its last byte, or a forged copy in 
         { providers: [{ ...LOCAL, modelUrl: `${base}/late/model.onnx`, cacheName }] },
         { onProgress: (p) => { if (p.file === "model" && p.loaded > 0 && p.loaded === p.total) throw new Error("the page's callback failed"); } },
       ).then(() => "loaded", (error) => error.message);
-      let lateHeld = true;
-      for (let i = 0; i < 50 && lateHeld; i++) (lateHeld = await held("/late/model.onnx")) && (await new Promise((r) => setTimeout(r, 100)));
+      // The same with `undefined` thrown (once read as no failure at all).
+      const thrownUndefined = await window.sdk.EmbeddingService.create(
+        { providers: [{ ...LOCAL, modelUrl: `${base}/undefined/model.onnx`, cacheName }] },
+        { onProgress: (p) => { if (p.file === "model" && p.loaded > 0 && p.loaded === p.total) throw undefined; } },
+      ).then(() => "loaded", (error) => error?.code);
+      const settled = async (path) => {
+        let still = true;
+        for (let i = 0; i < 50 && still; i++) (still = await held(path)) && (await new Promise((r) => setTimeout(r, 100)));
+        return still;
+      };
+      const lateHeld = await settled("/late/model.onnx");
+      const undefinedHeld = await settled("/undefined/model.onnx");
       await cache.put(`${base}/whole/model.onnx`, new Response("not the model")); // another script of the origin
       const forged = await load(`${base}/whole/model.onnx`);
       const forgedHeld = await held("/whole/model.onnx");
-      const fresh = await load(`${base}/whole/model.onnx`);
+      // Fields a script puts on Object.prototype are not read as the download's result.
+      Object.defineProperty(Object.prototype, "failed", { value: true, configurable: true });
+      const fresh = await load(`${base}/whole/model.onnx`).finally(() => delete Object.prototype.failed);
       const freshHeld = await held("/whole/model.onnx");
+      const notAName = await window.sdk.EmbeddingService.create({ providers: [{ ...LOCAL, modelUrl: `${base}/whole/model.onnx`, cacheName: 42 }] })
+        .then(() => "loaded", (error) => error.code);
       await caches.delete(cacheName);
-      return { cut, cutHeld, thrown, lateHeld, forged, forgedHeld, fresh, freshHeld };
+      return { cut, cutHeld, thrown, thrownUndefined, lateHeld, undefinedHeld, forged, forgedHeld, fresh, freshHeld, notAName };
     }, { LOCAL, base });
     assert.deepEqual(out, {
       cut: "DOWNLOAD_FAILED",
       cutHeld: false,
       thrown: "the page's callback failed",
+      thrownUndefined: "DOWNLOAD_FAILED",
       lateHeld: false,
+      undefinedHeld: false,
       forged: "INTEGRITY_MISMATCH",
       forgedHeld: false,
       fresh: "ok",
       freshHeld: true,
+      notAName: "BAD_ARGUMENT",
     });
   } finally {
     files.close();

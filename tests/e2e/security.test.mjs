@@ -99,6 +99,23 @@ test("keys survive export, IndexedDB and a page reload; wrong passphrase fails; 
       insecureOrigin: await codeOf(() => ctx.allowApiOrigin("openai", "http://proxy.example")),
       fromExport: SecurityContext.unlock(bytes(saved.vault), "correct horse battery staple").listProviders(),
     };
+    // load() runs scrypt in slices: progress only grows to 1, a 4 ms timer keeps ticking
+    // (longest gap measured), and an aborted signal rejects with ABORTED.
+    await ctx.persist("chrysalis-test-vault-sliced", "correct horse battery staple"); // the default cost, logN 15
+    const progress = [];
+    const ticks = [];
+    const timer = setInterval(() => ticks.push(performance.now()), 4);
+    const started = performance.now();
+    await SecurityContext.load("chrysalis-test-vault-sliced", "correct horse battery staple", { onProgress: (f) => progress.push(f) });
+    clearInterval(timer);
+    const gaps = [started, ...ticks].map((t, i, all) => (i === 0 ? 0 : t - all[i - 1]));
+    out.sliced = { progress, maxGap: Math.max(...gaps), elapsed: performance.now() - started };
+    const controller = new AbortController();
+    const aborted = SecurityContext.load("chrysalis-test-vault-sliced", "correct horse battery staple", {
+      signal: controller.signal,
+      onProgress: () => controller.abort(),
+    });
+    out.abortedWith = await codeOf(() => aborted);
     // persist() without a passphrase re-seals with the key from load().
     ctx.removeApiKey("nomic");
     await ctx.persist("chrysalis-test-vault");
@@ -122,6 +139,13 @@ test("keys survive export, IndexedDB and a page reload; wrong passphrase fails; 
   assert.equal(afterReload.noKey, "NO_API_KEY");
   assert.equal(afterReload.badLogN, "BAD_PARAMS");
   assert.equal(afterReload.costlyVault, "BAD_KDF_PARAMS");
+  const { progress, maxGap, elapsed } = afterReload.sliced;
+  console.log(`SecurityContext.load: ${elapsed.toFixed(0)} ms in ${progress.length} slices; longest gap between 4 ms timer ticks ${maxGap.toFixed(1)} ms`);
+  assert.ok(progress.length >= 2, "progress was reported more than once");
+  assert.deepEqual([...progress].sort((a, b) => a - b), progress, "progress only grows");
+  assert.equal(progress.at(-1), 1);
+  assert.ok(maxGap < 60, `the page was blocked for ${maxGap} ms`);
+  assert.equal(afterReload.abortedWith, "ABORTED");
   assert.equal(afterReload.insecureOrigin, "INSECURE_ORIGIN");
   assert.deepEqual(afterReload.fromExport, ["openai", "nomic"]);
   assert.deepEqual(afterReload.afterRepersist, ["openai"]);

@@ -86,6 +86,8 @@ export async function usage(bytes: Uint8Array, wasm: BufferSource): Promise<Uint
   await ctx.persist("store");
   await ctx.persist("store", "passphrase");
   const loaded: SecurityContext = await SecurityContext.load("store", "passphrase");
+  const loadedInSlices: SecurityContext = await SecurityContext.load("store", "passphrase", { onProgress: (fraction: number) => void fraction, signal: new AbortController().signal });
+  void loadedInSlices;
   const unlocked: SecurityContext = SecurityContext.unlock(vault, "passphrase");
   const envelope: Uint8Array = unlocked.encryptForStorage(bytes, null);
   const generation: number = loaded.rotateSessionKey("session");

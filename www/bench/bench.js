@@ -10,6 +10,7 @@ import { blake3 as nobleBlake3 } from "@noble/hashes/blake3.js";
 import { scrypt as nobleScrypt } from "@noble/hashes/scrypt.js";
 import { ed25519 as nobleEd25519 } from "@noble/curves/ed25519.js";
 import sodium from "libsodium-wrappers";
+import { median, pairedRatio } from "./stats.js";
 import { crdtCases } from "./crdt-cases.js";
 import { appendRow, publishResults } from "./table.js";
 
@@ -51,8 +52,6 @@ async function opsPerSecond(fn, ms) {
   return (iterations * 1000) / elapsed;
 }
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-
 /**
  * Interleaves rounds of ours and the anchor's, alternating which runs first, so that noise hits
  * both alike; the ratio is the median of the rounds' own ratios (each from two neighbouring
@@ -65,11 +64,7 @@ async function compare(ours, anchor) {
   const warm = Math.min(await opsPerSecond(ours, 2 * ROUND_MS), await opsPerSecond(anchor, 2 * ROUND_MS));
   // A round holds at least MIN_OPS operations of the slower side (a 12 ms merge held 16 in 200 ms).
   const roundMs = Math.min(MAX_ROUND_MS, Math.max(ROUND_MS, (MIN_OPS * 1000) / warm));
-  const spread = () => {
-    const ratios = a.map((x, i) => x / b[i]).sort((x, y) => x - y);
-    const quarter = Math.floor(ratios.length / 4);
-    return { ratio: median(ratios), low: ratios[quarter], high: ratios[ratios.length - 1 - quarter] };
-  };
+  const spread = () => pairedRatio(a, b);
   for (let round = 0; round < MAX_ROUNDS; round++) {
     if (round >= ROUNDS && round % 8 === ROUNDS % 8) {
       const { ratio, low, high } = spread();

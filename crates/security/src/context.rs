@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::{
     SecurityError,
     envelope::{self, Kind},
-    vault::{self, StoredApiKey, StoredKey, StoredSession, VaultContents, VaultKey},
+    vault::{StoredApiKey, StoredKey, StoredSession, VaultContents, VaultKey, VaultOpening},
 };
 
 /// How many past session key generations a new context keeps by default.
@@ -58,6 +58,35 @@ impl Key {
     fn expand(raw: LockedSecret<[u8; 32]>) -> Result<Self, SecurityError> {
         let cipher = AesGcmKey::new(raw.expose())?;
         Ok(Key { raw, cipher })
+    }
+}
+
+/// A context being unlocked from a vault: [`run`](Self::run) scrypt a bounded number of steps
+/// at a time (a page's thread yields between slices), then [`finish`](Self::finish). Made by
+/// [`SecurityContext::unlocking`]; every intermediate secret is wiped on drop.
+pub struct Unlocking(VaultOpening);
+
+impl Unlocking {
+    /// Runs at most `max_steps` steps of scrypt (one BlockMix of 1 KiB each); returns whether
+    /// the key is derived.
+    pub fn run(&mut self, max_steps: u64) -> bool {
+        self.0.run(max_steps)
+    }
+
+    /// How much of the key derivation has run, from 0 to 1.
+    pub fn progress(&self) -> f64 {
+        self.0.progress()
+    }
+
+    /// The unlocked context (deriving what is left of the key first): `AUTH_FAILED` for a wrong
+    /// passphrase or a modified vault, `BAD_FORMAT` for contents that do not decode.
+    pub fn finish(self) -> Result<SecurityContext, SecurityError> {
+        let context = self
+            .0
+            .finish()
+            .and_then(|(contents, key)| SecurityContext::from_vault(&contents, key));
+        scrub_stack();
+        context
     }
 }
 
@@ -182,13 +211,16 @@ impl SecurityContext {
     /// a scrypt cost other than what [`export_vault`](Self::export_vault) writes:
     /// `BAD_KDF_PARAMS`, refused before scrypt runs.
     pub fn unlock(blob: &[u8], passphrase: &[u8]) -> Result<Self, SecurityError> {
-        let context = Self::unlock_inner(blob, passphrase);
-        scrub_stack();
-        context
+        Self::unlocking(blob.to_vec(), passphrase)?.finish()
     }
 
-    fn unlock_inner(blob: &[u8], passphrase: &[u8]) -> Result<Self, SecurityError> {
-        let (contents, vault_key) = vault::open(blob, passphrase)?;
+    /// Starts opening a vault blob a slice at a time (see [`Unlocking`]); the blob's header is
+    /// checked here, with [`unlock`](Self::unlock)'s errors, before any of scrypt's cost runs.
+    pub fn unlocking(blob: Vec<u8>, passphrase: &[u8]) -> Result<Unlocking, SecurityError> {
+        VaultOpening::start(blob, passphrase).map(Unlocking)
+    }
+
+    fn from_vault(contents: &VaultContents, vault_key: VaultKey) -> Result<Self, SecurityError> {
         let bad = |reason: &str| SecurityError::bad_format("vault", reason.to_owned());
         let mut api_keys = BTreeMap::new();
         let master = Key::new(&contents.master_key)?;

@@ -10,7 +10,7 @@ mod error;
 mod vault;
 
 pub use context::{
-    DEFAULT_RETAINED_SESSION_KEYS, SecurityConfig, SecurityContext, default_api_origin,
+    DEFAULT_RETAINED_SESSION_KEYS, SecurityConfig, SecurityContext, Unlocking, default_api_origin,
 };
 pub use envelope::ENVELOPE_VERSION;
 pub use error::SecurityError;

@@ -7,8 +7,8 @@
 //! The header up to the salt is the associated data. The key is scrypt(passphrase, salt).
 
 use chrysalis_crypto::{
-    AES_GCM_NONCE_LEN, AES_GCM_TAG_LEN, AesGcmKey, LockedSecret, ScryptParams, random_array,
-    scrub_stack, scrypt,
+    AES_GCM_NONCE_LEN, AES_GCM_TAG_LEN, AesGcmKey, LockedSecret, ScryptJob, ScryptParams,
+    random_array, scrub_stack,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -91,6 +91,42 @@ impl VaultContents {
     }
 }
 
+/// A vault key being derived: scrypt run a bounded number of steps at a time, so a caller on a
+/// page's thread can yield between slices.
+struct KeyDerivation {
+    job: ScryptJob,
+    salt: [u8; SALT_LEN],
+    params: ScryptParams,
+}
+
+impl KeyDerivation {
+    fn new(passphrase: &[u8], salt: [u8; SALT_LEN], params: ScryptParams) -> Self {
+        let job = ScryptJob::new(passphrase, &salt, &params);
+        scrub_stack(); // the first PBKDF2's HMAC state, keyed by the passphrase
+        KeyDerivation { job, salt, params }
+    }
+
+    fn run(&mut self, max_steps: u64) -> bool {
+        self.job.run(max_steps)
+    }
+
+    fn progress(&self) -> f64 {
+        self.job.done_steps() as f64 / self.job.total_steps() as f64
+    }
+
+    fn finish(self) -> VaultKey {
+        let derived = self.job.finish();
+        scrub_stack();
+        let mut key = LockedSecret::new([0u8; 32]);
+        key.expose_mut().copy_from_slice(&derived);
+        VaultKey {
+            key,
+            salt: self.salt,
+            params: self.params,
+        }
+    }
+}
+
 /// The passphrase-derived key of a vault, with the salt and cost it was derived with, kept so
 /// that `persist` can re-seal without asking for the passphrase again.
 pub(crate) struct VaultKey {
@@ -118,11 +154,7 @@ impl VaultKey {
     }
 
     fn derive_with(passphrase: &[u8], salt: [u8; SALT_LEN], params: ScryptParams) -> Self {
-        let derived = scrypt(passphrase, &salt, &params);
-        scrub_stack();
-        let mut key = LockedSecret::new([0u8; 32]);
-        key.expose_mut().copy_from_slice(&derived);
-        VaultKey { key, salt, params }
+        KeyDerivation::new(passphrase, salt, params).finish()
     }
 
     fn header(&self) -> Vec<u8> {
@@ -158,52 +190,80 @@ impl VaultKey {
     }
 }
 
-/// Opens a vault blob with `passphrase`; returns the contents and the derived key.
-pub(crate) fn open(
-    blob: &[u8],
-    passphrase: &[u8],
-) -> Result<(VaultContents, VaultKey), SecurityError> {
-    let bad = |reason: String| SecurityError::bad_format("vault", reason);
-    if blob.len() < MIN_LEN {
-        return Err(bad(format!(
-            "{} bytes is shorter than the {MIN_LEN}-byte minimum",
-            blob.len()
-        )));
+/// A vault being opened: its header checked (size, format, a cost this crate writes), its key
+/// derived a slice at a time with [`run`](Self::run), its contents decrypted by
+/// [`finish`](Self::finish).
+pub(crate) struct VaultOpening {
+    blob: Vec<u8>,
+    key: KeyDerivation,
+}
+
+impl VaultOpening {
+    /// Checks `blob`'s header and starts deriving its key from `passphrase` (nothing of scrypt's
+    /// cost runs for a blob refused here).
+    pub fn start(blob: Vec<u8>, passphrase: &[u8]) -> Result<Self, SecurityError> {
+        let bad = |reason: String| SecurityError::bad_format("vault", reason);
+        if blob.len() < MIN_LEN {
+            return Err(bad(format!(
+                "{} bytes is shorter than the {MIN_LEN}-byte minimum",
+                blob.len()
+            )));
+        }
+        if &blob[..8] != MAGIC {
+            return Err(bad(
+                "wrong magic bytes: this is not a Chrysalis vault".into()
+            ));
+        }
+        if blob[8] != VAULT_VERSION {
+            return Err(bad(format!(
+                "version {} is not supported (this build reads {VAULT_VERSION})",
+                blob[8]
+            )));
+        }
+        if blob[9] != KDF_SCRYPT {
+            return Err(bad(format!("unknown key derivation {}", blob[9])));
+        }
+        let log_n = blob[10];
+        let r = u32::from_be_bytes(blob[11..15].try_into().expect("4 bytes"));
+        let p = u32::from_be_bytes(blob[15..19].try_into().expect("4 bytes"));
+        // The cost is the blob's to ask and ours to refuse: only what `export_vault` writes runs.
+        if !VAULT_LOG_N_RANGE.contains(&log_n) || r != KDF_R || p != KDF_P {
+            return Err(SecurityError::BadKdfParams { log_n, r, p });
+        }
+        let params = ScryptParams::new(log_n, r, p, 32).map_err(|e| bad(e.to_string()))?;
+        let salt: [u8; SALT_LEN] = blob[19..AD_LEN].try_into().expect("16 bytes");
+        Ok(VaultOpening {
+            key: KeyDerivation::new(passphrase, salt, params),
+            blob,
+        })
     }
-    if &blob[..8] != MAGIC {
-        return Err(bad(
-            "wrong magic bytes: this is not a Chrysalis vault".into()
-        ));
+
+    /// Runs at most `max_steps` steps of scrypt (one BlockMix each); returns whether the key is
+    /// derived.
+    pub fn run(&mut self, max_steps: u64) -> bool {
+        self.key.run(max_steps)
     }
-    if blob[8] != VAULT_VERSION {
-        return Err(bad(format!(
-            "version {} is not supported (this build reads {VAULT_VERSION})",
-            blob[8]
-        )));
+
+    /// How much of the key derivation has run, from 0 to 1.
+    pub fn progress(&self) -> f64 {
+        self.key.progress()
     }
-    if blob[9] != KDF_SCRYPT {
-        return Err(bad(format!("unknown key derivation {}", blob[9])));
+
+    /// Decrypts the contents (deriving what is left of the key first).
+    pub fn finish(self) -> Result<(VaultContents, VaultKey), SecurityError> {
+        let bad = |reason: String| SecurityError::bad_format("vault", reason);
+        let key = self.key.finish();
+        let (header, rest) = self.blob.split_at(AD_LEN);
+        let (nonce, ciphertext) = rest.split_at(AES_GCM_NONCE_LEN);
+        let plaintext = Zeroizing::new(
+            AesGcmKey::new(key.key.expose())?
+                .decrypt(nonce, ciphertext, header)
+                .map_err(|_| {
+                    SecurityError::AuthFailed("wrong passphrase, or the vault was modified")
+                })?,
+        );
+        let contents: VaultContents = postcard::from_bytes(&plaintext)
+            .map_err(|e| bad(format!("contents do not decode: {e}")))?;
+        Ok((contents, key))
     }
-    let log_n = blob[10];
-    let r = u32::from_be_bytes(blob[11..15].try_into().expect("4 bytes"));
-    let p = u32::from_be_bytes(blob[15..19].try_into().expect("4 bytes"));
-    // The cost is the blob's to ask and ours to refuse: only what `export_vault` writes runs.
-    if !VAULT_LOG_N_RANGE.contains(&log_n) || r != KDF_R || p != KDF_P {
-        return Err(SecurityError::BadKdfParams { log_n, r, p });
-    }
-    let params = ScryptParams::new(log_n, r, p, 32).map_err(|e| bad(e.to_string()))?;
-    let salt: [u8; SALT_LEN] = blob[19..AD_LEN].try_into().expect("16 bytes");
-    let key = VaultKey::derive_with(passphrase, salt, params);
-    let (header, rest) = blob.split_at(AD_LEN);
-    let (nonce, ciphertext) = rest.split_at(AES_GCM_NONCE_LEN);
-    let plaintext = Zeroizing::new(
-        AesGcmKey::new(key.key.expose())?
-            .decrypt(nonce, ciphertext, header)
-            .map_err(|_| {
-                SecurityError::AuthFailed("wrong passphrase, or the vault was modified")
-            })?,
-    );
-    let contents: VaultContents = postcard::from_bytes(&plaintext)
-        .map_err(|e| bad(format!("contents do not decode: {e}")))?;
-    Ok((contents, key))
 }

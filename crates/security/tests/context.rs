@@ -146,6 +146,40 @@ fn vault_errors() {
     );
 }
 
+/// `unlocking` opens in slices what `unlock` opens at once: the header's errors come before any
+/// slice runs, progress grows to 1 in as many slices as the cost asks, and a wrong passphrase
+/// fails at `finish`.
+#[test]
+fn vault_unlocks_in_slices() {
+    let mut ctx = context();
+    ctx.store_api_key(Provider::OpenAi, OPENAI_KEY).unwrap();
+    let vault = ctx.export_vault(b"pw", LOG_N).unwrap();
+    let mut unlocking = SecurityContext::unlocking(vault.clone(), b"pw").unwrap();
+    assert_eq!(unlocking.progress(), 0.0);
+    let mut progress = vec![];
+    while !unlocking.run(256) {
+        progress.push(unlocking.progress());
+    }
+    // 2·N steps for N = 2^10, 256 at a time: seven unfinished slices, then the last.
+    assert_eq!(progress.len(), 7);
+    assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
+    assert_eq!(unlocking.progress(), 1.0);
+    let opened = unlocking.finish().unwrap();
+    assert_eq!(
+        opened.get_api_key(Provider::OpenAi).unwrap().as_str(),
+        OPENAI_KEY
+    );
+    // The key derived in slices seals again, as unlock's does.
+    assert!(SecurityContext::unlock(&opened.seal_vault().unwrap(), b"pw").is_ok());
+    assert_eq!(
+        code(SecurityContext::unlocking(vault.clone(), b"pW").and_then(|u| u.finish())),
+        "AUTH_FAILED"
+    );
+    let refused = |blob: &[u8]| code(SecurityContext::unlocking(blob.to_vec(), b"pw").map(|_| ()));
+    assert_eq!(refused(&vault[..30]), "BAD_FORMAT");
+    assert_eq!(refused(&with_cost(&vault, 21, 4, 16)), "BAD_KDF_PARAMS");
+}
+
 /// `vault` with its header's scrypt cost replaced (the header is authenticated data, so a
 /// cost that ran would end in AUTH_FAILED, after the work).
 fn with_cost(vault: &[u8], log_n: u8, r: u32, p: u32) -> Vec<u8> {

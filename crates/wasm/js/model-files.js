@@ -1,35 +1,37 @@
-// Downloading model files for EmbeddingService (a wasm-bindgen snippet): streamed with progress,
-// and stored in Cache Storage under their URL while they download (the browser copies the bytes,
-// not this thread). Integrity (SHA-256) is checked in wasm on every load, from the network or the
-// cache: a file that fails the check is evicted (after its store settled) and never used. A
-// download that fails midway aborts the cache's copy too, and a cached copy that cannot be read
-// is evicted, so nothing unread or unchecked stays in the cache to fail the next load.
-
-/** The largest announced length read into one buffer as it arrives (a larger or lying one is read in parts). */
-const PREALLOCATE_AT_MOST = 64 << 20;
-/** The largest model file read at all. */
-const MAX_FILE = 1 << 30;
+// Downloading model files for EmbeddingService (a wasm-bindgen snippet that moves bytes; the
+// policy is wasm's, crates/wasm/src/embedding.rs `model_file`): streamed with progress, and, when
+// given a cache, copied into Cache Storage under their URL while they download (the browser
+// copies the bytes, not this thread). Wasm passes the cache and the size limits, checks every
+// file's SHA-256 and decides what to evict: a failure here is returned, not thrown, with what it
+// left in the cache.
 
 const fileError = (code, message) => Object.assign(new Error(message), { code });
+/** A result record without a prototype: nothing a script puts on `Object.prototype` reads as one of its fields. */
+const record = (fields) => Object.assign(Object.create(null), fields);
 
 async function openCache(name) {
   return typeof caches === "undefined" ? undefined : caches.open(name);
 }
 
 /**
- * The bytes at `url` (from the cache when `cacheName` is set and has them), reporting progress:
- * `{ bytes, cached, stored }`, where `stored` is the promise of the cache's copy of a download.
+ * The bytes at `url` (from the cache `cacheName` when it has them, else downloaded and, with a
+ * cache, copied into it), reporting progress. `preallocateAtMost`: the largest announced length
+ * read into one buffer as it arrives; `maxBytes`: the largest file read. Resolves to `{ bytes,
+ * cached, stored }`, where `stored` is the promise of the cache's copy of a download, or on
+ * failure to `{ failed: true, error, cachedCopy }`: `cachedCopy` is `"unreadable"` when the
+ * cached copy failed to read, or the promise of a failed download's copy (ended by our abort, but
+ * it may have completed), for the caller to settle and evict.
  */
-export async function fetchModelFile(url, cacheName, file, onProgress, signal) {
+export async function fetchModelFile(url, cacheName, file, preallocateAtMost, maxBytes, onProgress, signal) {
+  const limits = { preallocateAtMost, maxBytes };
   const cache = cacheName ? await openCache(cacheName) : undefined;
   const report = (cached, total) => (loaded) => onProgress?.({ phase: "download", file, loaded, total: total || loaded, cached });
   const hit = cache ? await cache.match(url) : undefined;
   if (hit) {
     try {
-      return { bytes: await readAll(hit.body, 0, file, report(true, 0)), cached: true };
+      return record({ bytes: await readAll(hit.body, 0, file, limits, report(true, 0)), cached: true });
     } catch (error) {
-      await cache.delete(url).catch(() => {});
-      throw error;
+      return record({ failed: true, error, cachedCopy: "unreadable" });
     }
   }
   // Our own abort, so that a failure of ours also ends the cache's copy of the stream.
@@ -48,24 +50,23 @@ export async function fetchModelFile(url, cacheName, file, onProgress, signal) {
       const [mine, theirs] = body.tee();
       body = mine;
       stored = cache.put(url, new Response(theirs)); // no length header: a cached read takes what is there
-      stored.catch(() => {}); // best effort; awaited once the bytes are checked
+      stored.catch(() => {}); // settled by the caller
     }
-    return { bytes: await readAll(body, total, file, report(false, total)), cached: false, stored };
+    return record({ bytes: await readAll(body, total, file, limits, report(false, total)), cached: false, stored });
   } catch (error) {
     controller.abort();
-    stored?.finally(() => cache.delete(url)).catch(() => {}); // in case the copy completed
-    throw error;
+    return record({ failed: true, error, cachedCopy: stored });
   } finally {
     signal?.removeEventListener?.("abort", abort);
   }
 }
 
 /**
- * Reads `body` whole (at most 1 GiB): into one buffer of the announced `total` as it arrives (no
- * long copy at the end), what goes beyond it in parts joined at the end.
+ * Reads `body` whole (at most `limits.maxBytes`): into one buffer of the announced `total` as it
+ * arrives (no long copy at the end), what goes beyond it in parts joined at the end.
  */
-async function readAll(body, total, file, report) {
-  const buffer = new Uint8Array(total <= PREALLOCATE_AT_MOST ? total : 0);
+async function readAll(body, total, file, limits, report) {
+  const buffer = new Uint8Array(total <= limits.preallocateAtMost ? total : 0);
   const extra = [];
   let filled = 0; // bytes in `buffer`
   let loaded = 0;
@@ -78,9 +79,9 @@ async function readAll(body, total, file, report) {
     });
     if (done) break;
     loaded += value.length;
-    if (loaded > MAX_FILE) {
+    if (loaded > limits.maxBytes) {
       reader.cancel().catch(() => {});
-      throw fileError("DOWNLOAD_FAILED", `${file} is larger than ${MAX_FILE >> 20} MiB`);
+      throw fileError("DOWNLOAD_FAILED", `${file} is larger than ${limits.maxBytes} bytes`);
     }
     if (extra.length === 0 && filled + value.length <= buffer.length) buffer.set(value, filled), (filled += value.length);
     else extra.push(value);
@@ -98,7 +99,7 @@ function join(parts, length) {
   return whole;
 }
 
-/** Removes `url` from the cache (after a failed integrity check). */
+/** Removes `url` from the cache `cacheName`. */
 export async function evictModelFile(url, cacheName) {
   const cache = await openCache(cacheName);
   await cache?.delete(url);

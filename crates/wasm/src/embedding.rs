@@ -27,6 +27,8 @@ extern "C" {
         url: &str,
         cache_name: &JsValue,
         file: &str,
+        preallocate_at_most: u32,
+        max_bytes: u32,
         on_progress: &JsValue,
         signal: &JsValue,
     ) -> Result<JsValue, JsValue>;
@@ -192,6 +194,11 @@ extern "C" {
 
 /// The default Cache Storage cache for model files.
 const MODEL_CACHE: &str = "chrysalis-models";
+/// The largest announced length a download is read into as one buffer as it arrives: a larger
+/// (or lying) `Content-Length` costs no allocation up front, the bytes are read in parts.
+const PREALLOCATE_AT_MOST: u32 = 64 << 20;
+/// The largest model file read at all, downloaded or cached.
+const MAX_MODEL_FILE: u32 = 1 << 30;
 /// The model id of the in-page model unless a provider names another.
 const LOCAL_MODEL: &str = "all-MiniLM-L6-v2";
 
@@ -463,17 +470,55 @@ async fn model_file(
             )))
         })?
         .to_ascii_lowercase();
-    let cache_option = option(provider, "cacheName")?;
-    let cache = if cache_option.is_undefined() {
-        JsValue::from(MODEL_CACHE)
-    } else {
-        cache_option
+    // One cache name (or none) for both halves: a name that is not a string is refused, and
+    // an empty one means no caching, as null does.
+    let cache = match option(provider, "cacheName")? {
+        value if value.is_undefined() => Some(MODEL_CACHE.to_owned()),
+        _ => string_option(provider, "cacheName")?.filter(|name| !name.is_empty()),
     };
     let progress = control
         .on_progress
         .clone()
         .map_or(JsValue::UNDEFINED, Into::into);
-    let fetched = fetch_model_file(&url, &cache, file, &progress, &control.signal_value()).await?;
+    let cache_name = cache.as_deref().map_or(JsValue::NULL, JsValue::from);
+    let signal = control.signal_value();
+    let fetched = fetch_model_file(
+        &url,
+        &cache_name,
+        file,
+        PREALLOCATE_AT_MOST,
+        MAX_MODEL_FILE,
+        &progress,
+        &signal,
+    )
+    .await?;
+    // Nothing unread or unchecked stays in the cache to fail the next load: a cached copy that
+    // cannot be read, and the copy of a download that failed (our abort ends it, but it may have
+    // completed), are evicted.
+    let evict = async |copy: Option<Promise>| {
+        if let Some(copy) = copy {
+            let _ = JsFuture::from(copy).await;
+        }
+        if let Some(name) = &cache {
+            let _ = evict_model_file(&url, name).await; // a failed eviction must not hide the failure
+        }
+    };
+    // The snippet's records have no prototype, so nothing on `Object.prototype` reads as a field.
+    if Reflect::get(&fetched, &"failed".into())?.is_truthy() {
+        let copy = Reflect::get(&fetched, &"cachedCopy".into())?;
+        if !copy.is_undefined() {
+            evict(copy.dyn_into::<Promise>().ok()).await;
+        }
+        let error = Reflect::get(&fetched, &"error".into())?;
+        return Err(if error.is_object() {
+            error
+        } else {
+            js(CodedError::new(
+                "DOWNLOAD_FAILED",
+                format!("loading {file} failed: {error:?}"),
+            ))
+        });
+    }
     let bytes: Uint8Array = Reflect::get(&fetched, &"bytes".into())?.dyn_into()?;
     // The cache's copy of a download, stored while it arrived: best effort (a full quota costs the
     // next visit a download, not this load), and settled before a failed check evicts it.
@@ -485,9 +530,7 @@ async fn model_file(
         let _ = JsFuture::from(stored).await;
     }
     if actual != pin {
-        if let Some(name) = cache.as_string() {
-            let _ = evict_model_file(&url, &name).await; // a failed eviction must not hide the mismatch
-        }
+        evict(None).await;
         return Err(js(EmbeddingError::Integrity {
             what: file.to_owned(),
             expected: pin,

@@ -94,7 +94,7 @@ pub fn scrypt(
     Ok(crypto::scrypt(&password, &salt, &params).to_vec())
 }
 
-/// How long one slice of `scryptAsync` may run before yielding to the page.
+/// How long one slice of sliced work may run before yielding to the page.
 const SLICE_MS: f64 = 12.0;
 /// Steps between clock reads inside a slice.
 const STEPS_PER_CHECK: u64 = 32;
@@ -102,7 +102,7 @@ const STEPS_PER_CHECK: u64 = 32;
 /// scrypt without freezing the page: runs in slices of about 12 ms, yielding to the event loop
 /// between them, reporting progress and honouring an `AbortSignal`.
 ///
-/// @throws {Error} `code: "ABORTED"` when the signal aborts; `"BAD_PARAMS"` / `"BAD_LENGTH"` for bad parameters.
+/// @throws {Error} `code: "ABORTED"` when the signal aborts; `"BAD_PARAMS"` / `"BAD_LENGTH"` for bad parameters; `"BAD_ARGUMENT"` for an `onProgress` that is not a function.
 #[wasm_bindgen(js_name = scryptAsync, unchecked_return_type = "Uint8Array")]
 pub async fn scrypt_async(
     #[wasm_bindgen(unchecked_param_type = "Uint8Array | string")] password: JsValue,
@@ -111,26 +111,86 @@ pub async fn scrypt_async(
     control: Option<ProgressControl>,
 ) -> JsResult<JsValue> {
     let params = scrypt_params(&or_undefined(options))?;
-    let control = or_undefined(control);
-    let on_progress = option(&control, "onProgress")?.dyn_into::<Function>().ok();
-    let signal = option(&control, "signal")?;
+    let control = SliceControl::new(&or_undefined(control))?;
     let password = bytes_or_text(&password, "password")?;
     let salt = bytes_or_text(&salt, "salt")?;
     let mut job = ScryptJob::new(&password, &salt, &params);
-    loop {
+    run_in_slices(&mut job, &control).await?;
+    Ok(Uint8Array::from(&job.finish()[..]).into())
+}
+
+/// A `ProgressControl` read once: its `onProgress` callback and its `signal`.
+pub(crate) struct SliceControl {
+    on_progress: Option<Function>,
+    signal: JsValue,
+}
+
+impl SliceControl {
+    /// Reads `control` (undefined: neither); fails with `BAD_ARGUMENT` for an `onProgress` that
+    /// is not a function, and with `ABORTED` for a signal aborted already.
+    pub(crate) fn new(control: &JsValue) -> Result<Self, CodedError> {
+        let on_progress = option(control, "onProgress")?;
+        let on_progress =
+            if on_progress.is_undefined() {
+                None
+            } else {
+                Some(on_progress.dyn_into::<Function>().map_err(|_| {
+                    CodedError::bad_argument("option onProgress must be a function")
+                })?)
+            };
+        let signal = option(control, "signal")?;
         check_aborted(&signal)?;
+        Ok(SliceControl {
+            on_progress,
+            signal,
+        })
+    }
+}
+
+/// Work that runs a bounded number of steps at a time.
+pub(crate) trait Resumable {
+    /// Runs at most `max_steps` steps; returns whether the work is done.
+    fn run(&mut self, max_steps: u64) -> bool;
+    /// The fraction done, from 0 to 1.
+    fn progress(&self) -> f64;
+}
+
+impl Resumable for ScryptJob {
+    fn run(&mut self, max_steps: u64) -> bool {
+        ScryptJob::run(self, max_steps)
+    }
+
+    fn progress(&self) -> f64 {
+        self.done_steps() as f64 / self.total_steps() as f64
+    }
+}
+
+/// Runs `work` on this thread in slices of about 12 ms, yielding to the event loop between
+/// them; before each slice it checks `control`'s signal (`ABORTED`), after each it reports
+/// progress to its `onProgress`.
+pub(crate) async fn run_in_slices(
+    work: &mut impl Resumable,
+    control: &SliceControl,
+) -> JsResult<()> {
+    let SliceControl {
+        on_progress,
+        signal,
+    } = control;
+    loop {
+        check_aborted(signal)?;
         let start = js_sys::Date::now();
-        while !job.run(STEPS_PER_CHECK) && js_sys::Date::now() - start < SLICE_MS {}
-        if let Some(callback) = &on_progress {
-            let fraction = job.done_steps() as f64 / job.total_steps() as f64;
-            callback.call1(&JsValue::UNDEFINED, &fraction.into())?;
+        let mut done = work.run(STEPS_PER_CHECK);
+        while !done && js_sys::Date::now() - start < SLICE_MS {
+            done = work.run(STEPS_PER_CHECK);
         }
-        if job.is_done() {
-            break;
+        if let Some(callback) = on_progress {
+            callback.call1(&JsValue::UNDEFINED, &work.progress().into())?;
+        }
+        if done {
+            return Ok(());
         }
         yield_to_event_loop().await?;
     }
-    Ok(Uint8Array::from(&job.finish()[..]).into())
 }
 
 /// Fails with `ABORTED` when `signal` is an aborted `AbortSignal`.

@@ -11,7 +11,18 @@ use zeroize::Zeroizing;
 use crate::{
     error::{CodedError, JsResult, js},
     input::{bytes_or_text, integer_option, or_undefined},
+    kdf::{ProgressControl, Resumable, SliceControl, run_in_slices},
 };
+
+impl Resumable for security::Unlocking {
+    fn run(&mut self, max_steps: u64) -> bool {
+        security::Unlocking::run(self, max_steps)
+    }
+
+    fn progress(&self) -> f64 {
+        security::Unlocking::progress(self)
+    }
+}
 
 #[wasm_bindgen(module = "/js/indexeddb.js")]
 extern "C" {
@@ -139,15 +150,18 @@ impl SecurityContext {
         Ok(SecurityContext { inner })
     }
 
-    /// Loads the vault persisted in IndexedDB store `store` and unlocks it.
+    /// Loads the vault persisted in IndexedDB store `store` and unlocks it, running scrypt in
+    /// slices of about 12 ms (the page stays responsive), with progress and abort.
     ///
-    /// @throws {Error} `code: "NOT_FOUND"` when the store holds no vault; as `unlock` otherwise.
+    /// @throws {Error} `code: "NOT_FOUND"` when the store holds no vault; `"ABORTED"` when the signal aborts; `"BAD_ARGUMENT"` for an `onProgress` that is not a function; as `unlock` otherwise.
     #[wasm_bindgen(unchecked_return_type = "Promise<SecurityContext>")]
     pub fn load(
         store: String,
         #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] passphrase: JsValue,
+        control: Option<ProgressControl>,
     ) -> JsResult<Promise> {
         let passphrase = bytes_or_text(&passphrase, "passphrase")?;
+        let control = SliceControl::new(&or_undefined(control))?;
         Ok(future_to_promise(async move {
             let blob = idb_get_vault(&store).await?;
             if blob.is_undefined() {
@@ -158,7 +172,11 @@ impl SecurityContext {
                 .into());
             }
             let vault = Uint8Array::from(blob).to_vec();
-            let inner = security::SecurityContext::unlock(&vault, &passphrase).map_err(js)?;
+            let mut unlocking =
+                security::SecurityContext::unlocking(vault, &passphrase).map_err(js)?;
+            drop(passphrase);
+            run_in_slices(&mut unlocking, &control).await?;
+            let inner = unlocking.finish().map_err(js)?;
             Ok(SecurityContext { inner }.into())
         }))
     }
