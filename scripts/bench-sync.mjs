@@ -99,7 +99,7 @@ async function runOnce(browser, pageUrl, { library, url, pages: count, mode, web
   const expected = perPage * count;
   const pages = [];
   const all = (fn, arg) => Promise.all(pages.map((p, i) => p.evaluate(fn, typeof arg === "function" ? arg(i) : arg)));
-  const repeats = [];
+  const measured = [];
   try {
     for (let i = 0; i < count; i += 1) {
       const page = await openPage(browser, pageUrl);
@@ -126,7 +126,7 @@ async function runOnce(browser, pageUrl, { library, url, pages: count, mode, web
       const sizes = await all(() => window.size());
       if (sizes.some((s) => s !== expected)) throw new Error(`${library}: sizes ${sizes}`);
       const sum = (key) => after.reduce((total, a, i) => total + a[key] - before[i][key], 0);
-      if (repeat >= warmUp) repeats.push({
+      if (repeat >= warmUp) measured.push({
         ms: Math.round((Math.max(...dones) - Math.min(...starts)) * 10) / 10,
         bytes: sum("sent") + sum("received"),
         messages: sum("messagesSent") + sum("messagesReceived"),
@@ -135,8 +135,8 @@ async function runOnce(browser, pageUrl, { library, url, pages: count, mode, web
     for (const page of pages) {
       if (page.problems.length) throw new Error(`${library} page problems: ${page.problems.join("\n")}`);
     }
-    const middle = (key) => median(repeats.map((r) => r[key]));
-    return { ms: middle("ms"), times: repeats.map((r) => r.ms), bytes: middle("bytes"), messages: middle("messages"), edits: expected };
+    const middle = (key) => median(measured.map((r) => r[key]));
+    return { ms: middle("ms"), times: measured.map((r) => r.ms), bytes: middle("bytes"), messages: middle("messages"), edits: expected };
   } finally {
     for (const page of pages) await page.close();
   }
