@@ -20,7 +20,7 @@ import { build } from "vite";
 import { WebSocketServer } from "ws";
 import { startRelay } from "./relay.mjs";
 import { openPage, ROOT } from "../tests/e2e/browser.mjs";
-import { median } from "../www/bench/stats.js";
+import { median, pairedRatio } from "../www/bench/stats.js";
 
 const PAGES = 8;
 const EDITS = 1000;
@@ -189,3 +189,11 @@ export async function runSyncBench(browser, baseUrl) {
 }
 
 export const SYNC_BENCH = { PAGES, EDITS, ROUNDS, REPEATS, CASES };
+
+/**
+ * One library's time against another's in a case (two rows of `runSyncBench`): the median of the
+ * rounds' own ratios (each round's time over the other library's in the same round), with the
+ * middle half of them (`low`, `high`). The table, the chart and the check for moved ratios read
+ * this one statistic.
+ */
+export const timeRatio = (ours, theirs) => pairedRatio(ours.rounds, theirs.rounds);

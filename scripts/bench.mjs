@@ -5,8 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { startServer } from "./serve.mjs";
-import { SYNC_BENCH, runSyncBench } from "./bench-sync.mjs";
-import { pairedRatio } from "../www/bench/stats.js";
+import { SYNC_BENCH, runSyncBench, timeRatio } from "./bench-sync.mjs";
 import { ROOT, launchChromium, openPage } from "../tests/e2e/browser.mjs";
 import { embeddingCharts, fmt, knnChart, primitivesChart, replicationChart } from "./charts.mjs";
 
@@ -184,8 +183,9 @@ function replicationSection(sync) {
     `(${SYNC_BENCH.CASES.filter((c) => c.repeats > 1).map((c) => `*${c.label}*`).join(", ")}), where a few ms of scheduling on 2 cores is a tenth of it,`,
     `a round's pages join ${SYNC_BENCH.REPEATS + 1} fresh rooms in turn (leaving the last) and edit in each, the first to warm up`,
     `in: the time is the median of the ${SYNC_BENCH.ROUNDS * SYNC_BENCH.REPEATS} rooms measured, bytes and messages the medians of the rounds'.`,
-    "The time ratio is Chrysalis's time over Yjs's, with the middle half of the rounds' own ratios (each",
-    "round's median over the other library's in the same round) in brackets. The reference server's",
+    "The time ratio is the median of the rounds' own ratios (each round's time, Chrysalis's over Yjs's in",
+    "the same round), with the middle half of them in brackets (the times shown are each library's",
+    "median, so their quotient can differ from the ratio a little). The reference server's",
     "documents are dropped after each Yjs run (it keeps every room's otherwise).",
     "**Ratio = Chrysalis ÷ Yjs: below 1 means Chrysalis sends less or converges sooner.**",
     "",
@@ -193,8 +193,8 @@ function replicationSection(sync) {
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...SYNC_BENCH.CASES.map(({ label }) => {
       const [ours, theirs] = [row("chrysalis", label), row("yjs", label)];
-      const { low, high } = pairedRatio(ours.rounds, theirs.rounds);
-      return `| ${label} | ${Math.round(ours.ms)} ms | ${Math.round(theirs.ms)} ms | ${fmt(ours.ms / theirs.ms, 2)}× (${fmt(low, 2)}–${fmt(high, 2)}) | ${n(ours.bytes)} | ${n(theirs.bytes)} | ${fmt(ours.bytes / theirs.bytes, 2)}× | ${n(ours.messages)} | ${n(theirs.messages)} |`;
+      const { ratio, low, high } = timeRatio(ours, theirs);
+      return `| ${label} | ${Math.round(ours.ms)} ms | ${Math.round(theirs.ms)} ms | ${fmt(ratio, 2)}× (${fmt(low, 2)}–${fmt(high, 2)}) | ${n(ours.bytes)} | ${n(theirs.bytes)} | ${fmt(ours.bytes / theirs.bytes, 2)}× | ${n(ours.messages)} | ${n(theirs.messages)} |`;
     }),
     "",
     "![Replication time and bytes against Yjs](charts/replication.svg)",
@@ -247,7 +247,7 @@ function beforeAndAfter(row) {
         ["chrysalis", "after"],
       ].map(([library, build]) => {
         const r = row(library, label);
-        return `| ${label} | ${build} | ${Math.round(r.ms)} ms | ${fmt(r.ms / yjs.ms, 2)}× | ${r.bytes.toLocaleString("en-US")} | ${fmt(r.bytes / yjs.bytes, 2)}× |`;
+        return `| ${label} | ${build} | ${Math.round(r.ms)} ms | ${fmt(timeRatio(r, yjs).ratio, 2)}× | ${r.bytes.toLocaleString("en-US")} | ${fmt(r.bytes / yjs.bytes, 2)}× |`;
       });
     }),
     "",
@@ -388,7 +388,7 @@ function replicationMoves(sync) {
   const labels = SYNC_BENCH.CASES.map((c) => c.label).filter((label) => row("chrysalis", label) && row("yjs", label));
   reportMoves(
     "replication time",
-    new Map(labels.map((label) => [label, row("chrysalis", label).ms / row("yjs", label).ms])),
+    new Map(labels.map((label) => [label, timeRatio(row("chrysalis", label), row("yjs", label)).ratio])),
     (cells) => cells.length === 11 && labels.includes(cells[1]) && [cells[1], ratioCell(cells[4])],
   );
 }

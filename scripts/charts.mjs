@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SYNC_BENCH } from "./bench-sync.mjs";
+import { SYNC_BENCH, timeRatio } from "./bench-sync.mjs";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 /** `n` with `digits` decimals. */
@@ -151,7 +151,7 @@ export function replicationChart(sync) {
       ],
       groups: SYNC_BENCH.CASES.filter(({ label }) => row("chrysalis", label) && row("yjs", label)).map(({ label }) => {
         const [ours, theirs] = [row("chrysalis", label), row("yjs", label)];
-        const ratio = ours.ms / theirs.ms;
+        const { ratio } = timeRatio(ours, theirs);
         return {
           label,
           bars: [

@@ -4,10 +4,11 @@
 //
 // Without mounts it serves www/ at /, the built package at /pkg/, the cached embedding model at
 // /models/ and node_modules (benchmark anchors) at /node_modules/. Used as a module, `startServer({ port, mounts })` returns the
-// listening server and its URL (port 0 picks a free port).
+// listening server and its URL (port 0 picks a free port). Run as the demo command's server it also
+// starts the relay and, on it, the demo's Node.js agent (scripts/demo-agent.mjs).
 import { createServer } from "node:http";
-import { execFileSync } from "node:child_process";
-import { createReadStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { stat } from "node:fs/promises";
 import { extname, join, normalize, resolve, sep } from "node:path";
@@ -145,6 +146,43 @@ function certificateSamples() {
   }
 }
 
+/**
+ * Starts the demo's Node.js agent (scripts/demo-agent.mjs) on the relay at `relayUrl`; resolves to
+ * `{ name, key, beads, stop() }` once it is in the room, or null (said why) when the model is not
+ * cached or the agent fails. Its files: $CHRYSALIS_DEMO_AGENT_DIR, else target/demo-agent.
+ */
+async function startNodeAgent(relayUrl) {
+  const modelDir = join(DEMO_MOUNTS["/models/"], "all-MiniLM-L6-v2");
+  const stateDir = process.env.CHRYSALIS_DEMO_AGENT_DIR ?? join(ROOT, "target/demo-agent");
+  if (!existsSync(join(modelDir, "model.onnx"))) {
+    console.log(`No Node.js agent: no model in ${modelDir}.`);
+    return null;
+  }
+  // Its standard input stays open while this server runs: it exits when the server does, however.
+  const child = spawn(process.execPath, [join(ROOT, "scripts/demo-agent.mjs"), relayUrl, modelDir, stateDir], { stdio: ["pipe", "pipe", "inherit"] });
+  const exited = new Promise((done) => child.once("exit", done));
+  const stop = async () => {
+    if (child.exitCode === null) child.kill("SIGTERM");
+    await exited;
+  };
+  try {
+    let output = "";
+    const line = await new Promise((resolveLine, reject) => {
+      const timer = setTimeout(() => reject(new Error("not in the room after 120 s")), 120_000);
+      exited.then((code) => reject(new Error(`exited with ${code}`)));
+      child.stdout.on("data", (chunk) => {
+        output += chunk;
+        if (output.includes("\n")) resolveLine((clearTimeout(timer), output.split("\n")[0]));
+      });
+    });
+    return { ...JSON.parse(line), stop };
+  } catch (error) {
+    console.log(`No Node.js agent (${error.message}).`);
+    await stop();
+    return null;
+  }
+}
+
 function parseArgs(argv) {
   const options = { port: Number(process.env.PORT ?? 8080), mounts: null };
   for (let i = 0; i < argv.length; i++) {
@@ -165,8 +203,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.log(`No relay (${error.message}): tabs replicate over a BroadcastChannel only.`);
     return null;
   });
-  const samples = certificateSamples();
-  const routes = { "/relay.json": () => ({ url: relay?.url ?? null }), "/cert-samples.json": () => samples };
+  const agent = relay && (await startNodeAgent(relay.url));
+  let samples; // made on the first request: most visits never open the certificate panel
+  const routes = { "/relay.json": () => ({ url: relay?.url ?? null }), "/cert-samples.json": () => (samples ??= certificateSamples()) };
   let started;
   // Take the asked-for port, or the next free one when it is busy.
   for (let candidate = port; !started; candidate++) {
@@ -177,7 +216,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   }
   console.log(`Chrysalis demo: ${started.url}  (benchmarks: ${started.url}bench/)  Ctrl-C stops it.`);
   if (relay) console.log(`Relay: ${relay.url} (health: ${relay.httpUrl}/health)`);
+  if (agent) console.log(`Node.js agent: ${agent.name} (key ${agent.key}) in the agents' room through the relay, ${agent.beads} memories of its own.`);
   const stop = async () => {
+    await agent?.stop();
     await relay?.stop();
     started.server.close(() => process.exit(0));
     started.server.closeAllConnections();

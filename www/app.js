@@ -4,6 +4,7 @@ import {
   GCounter, PNCounter, ORSet, LWWRegister, MVRegister, SkillAccumulator, EpisodeMemory, MerkleDag,
   EmbeddingService, cosineSimilarity, SyncNode, MemorySystem, validateCertChain,
 } from "/pkg/index.js";
+import { AGENT_ROOM, agentName } from "./agents.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -451,13 +452,8 @@ function setupReplication(relayUrlPromise) {
 }
 
 const MEMORY_PASSPHRASE = "demo passphrase: use your own";
-/** The agents' room, and how many agents each page starts. */
-const AGENT_ROOM = "demo-agents";
+/** How many agents each page starts. */
 const AGENTS_PER_PAGE = 2;
-
-/** Display names for agents' public keys (hex): the same name for an agent in every tab. */
-const NAMES = ["Ada", "Basil", "Cleo", "Dex", "Edie", "Finn", "Gia", "Hugo", "Iris", "Jude", "Kai", "Lena", "Milo", "Nova", "Otto", "Pia"];
-const agentName = (key) => `${NAMES[parseInt(key.slice(0, 2), 16) % NAMES.length]}·${key.slice(2, 6)}`;
 
 /**
  * The page's sentence model, loading in the background with its progress at the top of the page;

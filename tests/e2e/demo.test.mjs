@@ -3,37 +3,58 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
+import { WebSocket } from "ws";
+import * as sdk from "chrysalis-sdk";
+import { AGENT_ROOM } from "../../www/agents.js";
 import { ROOT, launchChromium, openPage } from "./browser.mjs";
 
 const SCREENSHOTS = join(ROOT, "target/screenshots");
 let browser;
 let server;
 let baseUrl;
+/** The demo command's Node.js agent, as the server printed it: `{ name, key, beads }`, and its files. */
+let nodeAgent;
+let agentDir;
+/** What the server (and its Node.js agent) wrote to standard error. */
+let serverErrors = "";
 
 before(async () => {
   browser = await launchChromium();
   // Port 0: the server picks a free port and prints the URL, as the demo command does.
+  // The Node.js agent's files in a fresh folder: it starts with its own facts only.
   server = spawn(process.execPath, [join(ROOT, "scripts/serve.mjs"), "--port", "0"], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CHRYSALIS_DEMO_AGENT_DIR: (agentDir = mkdtempSync(join(tmpdir(), "chrysalis-demo-agent-"))) },
   });
+  // The output is read for as long as the server runs (a pipe nobody reads would block it).
   let out = "";
-  for await (const chunk of server.stdout) {
-    out += chunk;
-    const match = out.match(/http:\/\/localhost:\d+\//);
-    if (match) {
-      baseUrl = match[0];
-      break;
-    }
-  }
+  server.stderr.on("data", (chunk) => {
+    serverErrors += chunk;
+    process.stderr.write(chunk);
+  });
+  await new Promise((resolve) => {
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      // The demo command's Node.js agent: the model is cached and the relay built for these tests.
+      const agent = out.match(/Node\.js agent: (\S+) \(key ([0-9a-f]{64})\) .*, (\d+) memories of its own/);
+      if (agent) nodeAgent ??= { name: agent[1], key: agent[2], beads: Number(agent[3]) };
+      if (agent || /No Node\.js agent/.test(out)) resolve();
+    });
+    server.once("exit", resolve);
+  });
+  baseUrl = out.match(/http:\/\/localhost:\d+\//)?.[0];
   assert.ok(baseUrl, `the server printed its URL: ${out}`);
+  assert.ok(nodeAgent, `the demo command started its Node.js agent: ${out}`);
 });
 
 after(async () => {
   await browser?.close();
   if (server && server.exitCode === null) server.kill("SIGKILL");
+  if (agentDir) rmSync(agentDir, { recursive: true, force: true });
 });
 
 test("the demo page loads the SDK, hashes text and files, with no console errors", async () => {
@@ -301,12 +322,14 @@ test("the demo opens on its agents: two tabs remember, recall by meaning, see ea
   const keys = (p) => p.$$eval(".agent-card", (cards) => cards.map((c) => c.dataset.key));
   const [pageKeys, tabKeys] = [await keys(page), await keys(tab)];
 
-  // Each tab's graph shows the other tab's agents, reached over a link it names.
+  // Each tab's graph shows the other tab's agents and the demo command's Node.js agent, reached
+  // over a link it names (the Node.js agent through the relay only).
   for (const [p, others] of [[page, tabKeys], [tab, pageKeys]]) {
-    await p.waitForFunction((others) => others.every((k) => document.querySelector(`#room-graph circle[data-key="${k}"]`)), others, { timeout: 60_000 });
+    await p.waitForFunction((others) => others.every((k) => document.querySelector(`#room-graph circle[data-key="${k}"]`)), [...others, nodeAgent.key], { timeout: 60_000 });
     const links = await p.$$eval("#room-graph line", (lines) => lines.map((l) => l.dataset.link));
-    assert.ok(links.length >= 5, `edges drawn: ${links}`); // two agents here, each linked to the other and to two there
+    assert.ok(links.length >= 7, `edges drawn: ${links}`); // two agents here, each linked to the other, to two there and to Node.js
     assert.ok(links.every((l) => ["relay", "webrtc", "broadcast"].includes(l)), links.join());
+    assert.match(await p.textContent(`#room-graph circle[data-key="${nodeAgent.key}"] + text`), new RegExp(`^${nodeAgent.name} \\(relay\\)$`));
   }
 
   // One agent in the first tab remembers; the other writes a distractor.
@@ -318,7 +341,9 @@ test("the demo opens on its agents: two tabs remember, recall by meaning, see ea
   };
   await remember(page, 0, "The demo relay only listens on the loopback interface.");
   await remember(page, 1, "Bake the bread at 220 degrees for thirty minutes.");
-  await tab.waitForFunction(() => document.querySelectorAll("#memory-beads .memory-bead").length === 2, null, { timeout: 60_000 });
+  // The Node.js agent's own facts are there too.
+  const beads = 2 + nodeAgent.beads;
+  await tab.waitForFunction((beads) => document.querySelectorAll("#memory-beads .memory-bead").length === beads, beads, { timeout: 60_000 });
 
   // The other tab recalls by meaning: no word of the question is in the memory.
   await tab.fill("#recall-query", "What network address accepts connections?");
@@ -329,6 +354,12 @@ test("the demo opens on its agents: two tabs remember, recall by meaning, see ea
   assert.match(top, /meaning 0\.\d\d/, "ranked by meaning");
   assert.match(top, new RegExp(`^The demo relay.*${await page.textContent(".agent-card >> nth=0 >> .agent-name")}`), "recalled with its author");
 
+  // And recalls what the Node.js agent remembered, by meaning, with that agent as its author.
+  await tab.fill("#recall-query", "Who could tamper with what we remember?");
+  await tab.click("#recall-button");
+  await tab.waitForFunction((name) => document.querySelector("#recall-results li")?.textContent.includes(name), nodeAgent.name);
+  assert.match(await tab.textContent("#recall-results li"), /^Every bead is signed with its author's Ed25519 key.*meaning 0\.\d\d/);
+
   // Traffic is counted and every frame received was checked.
   const checked = Number(await page.textContent("#room-checked td:last-child"));
   assert.ok(checked > 0, `signatures checked: ${checked}`);
@@ -338,9 +369,10 @@ test("the demo opens on its agents: two tabs remember, recall by meaning, see ea
   await page.screenshot({ path: join(SCREENSHOTS, "demo-agents.png") });
   await tab.screenshot({ path: join(SCREENSHOTS, "demo-agents-other-tab.png") });
 
-  // A council of the four agents (two per tab): a new threshold, endorsed by the others.
+  // A council of the five agents (two per tab, and Node.js, which endorses what it is asked to):
+  // a new threshold, endorsed by the others.
   await page.click("#council-form");
-  for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("4 members, 2 approvals"), null, { timeout: 60_000 });
+  for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("5 members, 2 approvals"), null, { timeout: 60_000 });
   await page.fill("#council-threshold", "1");
   await page.click("#council-propose");
   const decided = () => Promise.all([page, tab].map((p) => p.locator(".council-decided", { hasText: "approvals needed → 1" }).count()));
@@ -352,7 +384,7 @@ test("the demo opens on its agents: two tabs remember, recall by meaning, see ea
     }
     await page.waitForTimeout(100);
   }
-  for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("4 members, 1 approval accept"));
+  for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("5 members, 1 approval accept"));
   // At threshold 1, one approval accepts a bead, in both tabs.
   await tab.locator(".memory-bead", { hasText: "loopback" }).locator(".memory-approve").first().click();
   for (const p of [page, tab]) await p.waitForFunction(() => [...document.querySelectorAll(".memory-bead")].find((r) => r.textContent.includes("loopback"))?.querySelector(".memory-verdict").textContent === "accepted");
@@ -397,6 +429,30 @@ test("the benchmark page resolves its anchors and runs a comparison", async () =
   assert.deepEqual(page.problems, []);
   writeFileSync(join(SCREENSHOTS, "bench.png"), await page.screenshot());
   await page.close();
+});
+
+test("a room peer's bad founding council leaves the demo's Node.js agent under the council it had", async () => {
+  // Any peer of the room can write the shared founding council: here one naming the agent with a
+  // member that is no key, then one whose members are a string holding the agent's key.
+  await sdk.initializeChrysalis();
+  const { url: relayUrl } = await (await fetch(`${baseUrl}relay.json`)).json();
+  const peer = await sdk.SyncNode.join({ room: AGENT_ROOM, identity: sdk.SigningKey.generate(), relayUrl, WebSocket });
+  try {
+    const founding = peer.share("council", new sdk.LWWRegister("hostile"));
+    const seesAgent = () => peer.peers().some((p) => p.id === nodeAgent.key);
+    for (const end = Date.now() + 30_000; !seesAgent(); await new Promise((r) => setTimeout(r, 100))) assert.ok(Date.now() < end, "the agent is in the room");
+    peer.change("council", founding.set({ members: [nodeAgent.key, "not a key"], threshold: 1 }));
+    for (const end = Date.now() + 30_000; !serverErrors.includes("council not adopted"); await new Promise((r) => setTimeout(r, 100))) {
+      assert.ok(Date.now() < end, `the agent refused the council: ${serverErrors}`);
+    }
+    peer.change("council", founding.set({ members: `…${nodeAgent.key}…`, threshold: 1 }));
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(serverErrors.match(/council not adopted/g).length, 1, serverErrors);
+    assert.doesNotMatch(serverErrors, /memory not reopened/);
+    assert.ok(seesAgent(), "the agent is still in the room");
+  } finally {
+    peer.close();
+  }
 });
 
 test("the demo server stops cleanly on Ctrl-C (SIGINT)", async () => {
