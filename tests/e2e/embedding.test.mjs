@@ -228,6 +228,7 @@ test("a download cut midway or failing after its last byte (an Error or undefine
   // A server of the model whose /cut/ copy stops after 1 MiB of the announced length.
   const files = createServer((req, res) => {
     res.writeHead(200, { "access-control-allow-origin": "*", "content-length": String(model.length) });
+    if (req.url.startsWith("/stalled/")) return res.write(model.subarray(0, 1 << 20)); // the rest never comes
     if (!req.url.startsWith("/cut/")) return res.end(model);
     res.write(model.subarray(0, 1 << 20));
     setTimeout(() => res.destroy(), 50);
@@ -270,10 +271,27 @@ test("a download cut midway or failing after its last byte (an Error or undefine
       const freshHeld = await held("/whole/model.onnx");
       const notAName = await window.sdk.EmbeddingService.create({ providers: [{ ...LOCAL, modelUrl: `${base}/whole/model.onnx`, cacheName: 42 }] })
         .then(() => "loaded", (error) => error.code);
+      // A download the page's signal aborts midway, or before it starts, is ABORTED (not the
+      // browser's AbortError) and leaves nothing in the cache.
+      const controller = new AbortController();
+      const aborted = await window.sdk.EmbeddingService.create(
+        { providers: [{ ...LOCAL, modelUrl: `${base}/stalled/model.onnx`, cacheName }] },
+        { signal: controller.signal, onProgress: (p) => p.file === "model" && p.loaded > 0 && controller.abort() },
+      ).then(() => "loaded", (error) => error?.code);
+      const abortedHeld = await settled("/stalled/model.onnx");
+      const abortedBefore = await window.sdk.EmbeddingService.create({ providers: [{ ...LOCAL, modelUrl: `${base}/stalled/model.onnx`, cacheName }] }, { signal: controller.signal })
+        .then(() => "loaded", (error) => error?.code);
+      // A cache that cannot be opened costs the caching, not the load.
+      const openCache = CacheStorage.prototype.open;
+      CacheStorage.prototype.open = () => Promise.reject(new DOMException("storage is blocked", "SecurityError"));
+      const noCache = await load(`${base}/no-cache/model.onnx`).finally(() => (CacheStorage.prototype.open = openCache));
+      const noCacheHeld = await held("/no-cache/model.onnx");
       await caches.delete(cacheName);
-      return { cut, cutHeld, thrown, thrownUndefined, lateHeld, undefinedHeld, forged, forgedHeld, fresh, freshHeld, notAName };
+      return { noCache, noCacheHeld, cut, cutHeld, thrown, thrownUndefined, lateHeld, undefinedHeld, forged, forgedHeld, fresh, freshHeld, notAName, aborted, abortedHeld, abortedBefore };
     }, { LOCAL, base });
     assert.deepEqual(out, {
+      noCache: "ok",
+      noCacheHeld: false,
       cut: "DOWNLOAD_FAILED",
       cutHeld: false,
       thrown: "the page's callback failed",
@@ -285,6 +303,9 @@ test("a download cut midway or failing after its last byte (an Error or undefine
       fresh: "ok",
       freshHeld: true,
       notAName: "BAD_ARGUMENT",
+      aborted: "ABORTED",
+      abortedHeld: false,
+      abortedBefore: "ABORTED",
     });
   } finally {
     files.close();

@@ -120,6 +120,36 @@ test("keys survive export, IndexedDB and a page reload; wrong passphrase fails; 
     ctx.removeApiKey("nomic");
     await ctx.persist("chrysalis-test-vault");
     out.afterRepersist = (await SecurityContext.load("chrysalis-test-vault", "correct horse battery staple")).listProviders();
+    // A script that replaces setTimeout after the import cannot stall a sliced load: the package
+    // yields with the timer it captured.
+    const realSetTimeout = window.setTimeout;
+    window.setTimeout = () => 0;
+    out.withReplacedTimer = await Promise.race([
+      SecurityContext.load("chrysalis-test-vault", "correct horse battery staple").then((c) => c.listProviders(), (e) => e.code),
+      new Promise((resolve) => realSetTimeout(() => resolve("stalled"), 20_000)),
+    ]).finally(() => (window.setTimeout = realSetTimeout));
+    // What another script of the origin stores in a vault's place is refused before any copy:
+    // a number (read as a length, it would allocate 2 GiB), a string, bytes over 16 MiB.
+    const storeRaw = (name, value) =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open(name, 1);
+        open.onupgradeneeded = () => open.result.createObjectStore("chrysalis-vault");
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const tx = open.result.transaction("chrysalis-vault", "readwrite");
+          tx.objectStore("chrysalis-vault").put(value, "vault");
+          tx.oncomplete = () => (open.result.close(), resolve());
+          tx.onerror = () => reject(tx.error);
+        };
+      });
+    out.hostileStored = [];
+    for (const value of [2 ** 31 - 1, "CHRYSVLT", new Uint8Array((16 << 20) + 1)]) {
+      await storeRaw("chrysalis-test-vault-hostile", value);
+      out.hostileStored.push(await codeOf(() => SecurityContext.load("chrysalis-test-vault-hostile", "correct horse battery staple")));
+    }
+    // The same checks in an isolated vault's worker.
+    await storeRaw("chrysalis-test-vault-hostile", 2 ** 31 - 1);
+    out.hostileIsolated = await codeOf(() => SecurityContext.isolated({ store: "chrysalis-test-vault-hostile", passphrase: "correct horse battery staple" }));
     return out;
   }, before);
   assert.deepEqual(afterReload.providers, ["openai", "nomic"]);
@@ -149,6 +179,9 @@ test("keys survive export, IndexedDB and a page reload; wrong passphrase fails; 
   assert.equal(afterReload.insecureOrigin, "INSECURE_ORIGIN");
   assert.deepEqual(afterReload.fromExport, ["openai", "nomic"]);
   assert.deepEqual(afterReload.afterRepersist, ["openai"]);
+  assert.deepEqual(afterReload.hostileStored, ["BAD_FORMAT", "BAD_FORMAT", "TOO_LARGE"]);
+  assert.deepEqual(afterReload.withReplacedTimer, ["openai"]);
+  assert.equal(afterReload.hostileIsolated, "BAD_FORMAT");
 });
 
 test("session keys retire after the configured number of rotations", async () => {

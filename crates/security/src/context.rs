@@ -209,8 +209,10 @@ impl SecurityContext {
     ///
     /// Wrong passphrase: `AUTH_FAILED`; truncated, corrupt or unknown-version blob: `BAD_FORMAT`;
     /// a scrypt cost other than what [`export_vault`](Self::export_vault) writes:
-    /// `BAD_KDF_PARAMS`, refused before scrypt runs.
+    /// `BAD_KDF_PARAMS`, refused before scrypt runs; over [`MAX_VAULT_LEN`](crate::MAX_VAULT_LEN)
+    /// bytes: `TOO_LARGE`, before it is copied.
     pub fn unlock(blob: &[u8], passphrase: &[u8]) -> Result<Self, SecurityError> {
+        crate::check_vault_len(blob.len())?;
         Self::unlocking(blob.to_vec(), passphrase)?.finish()
     }
 

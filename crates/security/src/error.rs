@@ -76,6 +76,14 @@ pub enum SecurityError {
         /// The refused origin.
         origin: String,
     },
+    /// A vault blob over [`MAX_VAULT_LEN`](crate::MAX_VAULT_LEN) bytes, to export or to unlock.
+    #[error("a vault of {size} bytes is over the {limit}-byte maximum")]
+    VaultTooLarge {
+        /// The blob's size.
+        size: usize,
+        /// The maximum.
+        limit: usize,
+    },
     /// `persist` without a passphrase before any `exportVault` or `unlock` gave the context one.
     #[error("no passphrase: give one, or export or unlock the vault with one first")]
     NoPassphrase,
@@ -97,6 +105,7 @@ impl SecurityError {
             SecurityError::KeyNotFound { .. } => "KEY_NOT_FOUND",
             SecurityError::NoApiKey(_) => "NO_API_KEY",
             SecurityError::NoPassphrase => "NO_PASSPHRASE",
+            SecurityError::VaultTooLarge { .. } => "TOO_LARGE",
             SecurityError::OriginNotAllowed { .. } => "ORIGIN_NOT_ALLOWED",
             SecurityError::InsecureOrigin { .. } => "INSECURE_ORIGIN",
             SecurityError::Crypto(err) => err.code(),

@@ -14,4 +14,6 @@ pub use context::{
 };
 pub use envelope::ENVELOPE_VERSION;
 pub use error::SecurityError;
-pub use vault::{DEFAULT_VAULT_LOG_N, VAULT_LOG_N_RANGE, VAULT_VERSION};
+pub use vault::{
+    DEFAULT_VAULT_LOG_N, MAX_VAULT_LEN, VAULT_LOG_N_RANGE, VAULT_VERSION, check_vault_len,
+};

@@ -24,6 +24,10 @@ pub const DEFAULT_VAULT_LOG_N: u8 = 15;
 /// top, 2^18, is 256 MiB and 8 times the default work: a blob from storage or another script
 /// cannot make `unlock` take more.
 pub const VAULT_LOG_N_RANGE: std::ops::RangeInclusive<u8> = 10..=18;
+/// The largest vault blob export writes and unlock reads (`TOO_LARGE`): a blob from storage is
+/// refused at this size before it is copied or decrypted. A vault holds API keys, session keys
+/// and storage keys, tens of bytes each: 16 MiB is far beyond any real one.
+pub const MAX_VAULT_LEN: usize = 16 << 20;
 const MAGIC: &[u8; 8] = b"CHRYSVLT";
 const KDF_SCRYPT: u8 = 1;
 const SALT_LEN: usize = 16;
@@ -186,8 +190,20 @@ impl VaultKey {
         let mut blob = header;
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&ciphertext);
+        check_vault_len(blob.len())?;
         Ok(blob)
     }
+}
+
+/// Refuses a vault blob of `len` bytes over [`MAX_VAULT_LEN`].
+pub fn check_vault_len(len: usize) -> Result<(), SecurityError> {
+    if len > MAX_VAULT_LEN {
+        return Err(SecurityError::VaultTooLarge {
+            size: len,
+            limit: MAX_VAULT_LEN,
+        });
+    }
+    Ok(())
 }
 
 /// A vault being opened: its header checked (size, format, a cost this crate writes), its key
@@ -203,6 +219,7 @@ impl VaultOpening {
     /// cost runs for a blob refused here).
     pub fn start(blob: Vec<u8>, passphrase: &[u8]) -> Result<Self, SecurityError> {
         let bad = |reason: String| SecurityError::bad_format("vault", reason);
+        check_vault_len(blob.len())?;
         if blob.len() < MIN_LEN {
             return Err(bad(format!(
                 "{} bytes is shorter than the {MIN_LEN}-byte minimum",

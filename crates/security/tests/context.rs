@@ -2,7 +2,9 @@
 //! and envelopes (property tests).
 
 use chrysalis_crypto::Provider;
-use chrysalis_security::{SecurityConfig, SecurityContext, SecurityError, VAULT_LOG_N_RANGE};
+use chrysalis_security::{
+    MAX_VAULT_LEN, SecurityConfig, SecurityContext, SecurityError, VAULT_LOG_N_RANGE,
+};
 use proptest::prelude::*;
 
 const OPENAI_KEY: &str = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ";
@@ -242,6 +244,29 @@ fn vault_kdf_cost_is_capped_at_what_export_writes() {
         code(ctx.export_vault(b"pw", VAULT_LOG_N_RANGE.end() + 1)),
         "BAD_PARAMS"
     );
+}
+
+/// A vault blob is bounded: export refuses to write one over `MAX_VAULT_LEN` and unlock refuses
+/// to read one (a blob from storage), before any key derivation.
+#[test]
+fn vault_size_is_bounded_on_export_and_unlock() {
+    let mut ctx = context();
+    let vault = ctx.export_vault(b"pw", LOG_N).unwrap();
+    let mut huge = vault.clone();
+    huge.resize(MAX_VAULT_LEN + 1, 0);
+    let started = std::time::Instant::now();
+    assert_eq!(code(SecurityContext::unlock(&huge, b"pw")), "TOO_LARGE");
+    assert_eq!(
+        code(SecurityContext::unlocking(huge, b"pw").map(|_| ())),
+        "TOO_LARGE"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_millis(500));
+    // Sessions named by the application can grow a vault past it: export says so.
+    for i in 0..17u8 {
+        let name = format!("{i}{}", "s".repeat(1 << 20));
+        ctx.session_encrypt(&name, b"x", b"").unwrap();
+    }
+    assert_eq!(code(ctx.export_vault(b"pw", LOG_N)), "TOO_LARGE");
 }
 
 #[test]

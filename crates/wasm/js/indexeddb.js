@@ -37,12 +37,14 @@ export async function idbPutVault(name, bytes) {
   }
 }
 
-/** The vault bytes of database `name`, or `undefined` when there are none. */
+/**
+ * What database `name` holds as its vault, as stored (`undefined` when nothing): any script of the
+ * origin can write there, so wasm checks it is bytes of a bounded size before reading it.
+ */
 export async function idbGetVault(name) {
   const db = await openDatabase(name);
   try {
-    const value = await request(db.transaction(OBJECT_STORE, "readonly").objectStore(OBJECT_STORE).get("vault"));
-    return value instanceof Uint8Array ? value : value === undefined ? undefined : new Uint8Array(value);
+    return await request(db.transaction(OBJECT_STORE, "readonly").objectStore(OBJECT_STORE).get("vault"));
   } finally {
     db.close();
   }

@@ -20,11 +20,17 @@ async function openCache(name) {
  * cached, stored }`, where `stored` is the promise of the cache's copy of a download, or on
  * failure to `{ failed: true, error, cachedCopy }`: `cachedCopy` is `"unreadable"` when the
  * cached copy failed to read, or the promise of a failed download's copy (ended by our abort, but
- * it may have completed), for the caller to settle and evict.
+ * it may have completed), for the caller to settle and evict; `{ failed: true, error,
+ * cacheUnavailable: true }` when the cache could not be opened (nothing was fetched).
  */
 export async function fetchModelFile(url, cacheName, file, preallocateAtMost, maxBytes, onProgress, signal) {
   const limits = { preallocateAtMost, maxBytes };
-  const cache = cacheName ? await openCache(cacheName) : undefined;
+  let cache;
+  try {
+    cache = cacheName ? await openCache(cacheName) : undefined;
+  } catch (error) {
+    return record({ failed: true, error, cacheUnavailable: true });
+  }
   const report = (cached, total) => (loaded) => onProgress?.({ phase: "download", file, loaded, total: total || loaded, cached });
   const hit = cache ? await cache.match(url) : undefined;
   if (hit) {

@@ -413,17 +413,6 @@ impl embedding::Io for BrowserIo<'_> {
     }
 }
 
-/// Resolves on the next turn of the event loop (a macrotask), so that long work in slices lets
-/// the page paint and handle input between them.
-async fn next_turn() {
-    let wait = Promise::new(&mut |resolve, _| {
-        if let Ok((this, set_timeout)) = global_function(&["setTimeout"]) {
-            let _ = set_timeout.call2(&this, &resolve, &0.into());
-        }
-    });
-    let _ = JsFuture::from(wait).await;
-}
-
 /// Bytes hashed between two reads of the clock.
 const HASH_PIECE: u32 = 64 << 10;
 /// How long hashing may hold the thread before it yields (the first pieces run before the engine
@@ -441,7 +430,7 @@ async fn sha256_in_slices(bytes: &Uint8Array) -> String {
         hasher.update(&bytes.subarray(at, end).to_vec());
         at = end;
         if at < bytes.length() && js_sys::Date::now() - slice_start >= HASH_SLICE_MS {
-            next_turn().await;
+            crate::timers::next_turn().await;
             slice_start = js_sys::Date::now();
         }
     }
@@ -480,18 +469,31 @@ async fn model_file(
         .on_progress
         .clone()
         .map_or(JsValue::UNDEFINED, Into::into);
-    let cache_name = cache.as_deref().map_or(JsValue::NULL, JsValue::from);
+    if control.aborted() {
+        return Err(js(EmbeddingError::Aborted));
+    }
     let signal = control.signal_value();
-    let fetched = fetch_model_file(
-        &url,
-        &cache_name,
-        file,
-        PREALLOCATE_AT_MOST,
-        MAX_MODEL_FILE,
-        &progress,
-        &signal,
-    )
-    .await?;
+    let fetch = async |cache: &Option<String>| {
+        let cache_name = cache.as_deref().map_or(JsValue::NULL, JsValue::from);
+        fetch_model_file(
+            &url,
+            &cache_name,
+            file,
+            PREALLOCATE_AT_MOST,
+            MAX_MODEL_FILE,
+            &progress,
+            &signal,
+        )
+        .await
+    };
+    let mut fetched = fetch(&cache).await?;
+    // A cache that cannot be opened (storage blocked, an opaque origin) costs the caching, not
+    // the load: the file is fetched again without one.
+    let mut cache = cache;
+    if Reflect::get(&fetched, &"cacheUnavailable".into())?.is_truthy() {
+        cache = None;
+        fetched = fetch(&cache).await?;
+    }
     // Nothing unread or unchecked stays in the cache to fail the next load: a cached copy that
     // cannot be read, and the copy of a download that failed (our abort ends it, but it may have
     // completed), are evicted.
@@ -508,6 +510,11 @@ async fn model_file(
         let copy = Reflect::get(&fetched, &"cachedCopy".into())?;
         if !copy.is_undefined() {
             evict(copy.dyn_into::<Promise>().ok()).await;
+        }
+        // Whatever the browser threw for it (an `AbortError`, the signal's reason), an abort is
+        // `ABORTED`.
+        if control.aborted() {
+            return Err(js(EmbeddingError::Aborted));
         }
         let error = Reflect::get(&fetched, &"error".into())?;
         return Err(if error.is_object() {
@@ -683,7 +690,7 @@ impl EmbeddingService {
     /// local model if one is configured, in `options.workers` workers started through `host`
     /// (the package passes its own; without one the model runs in this thread).
     ///
-    /// @throws {Error} `code: "BAD_ARGUMENT"`/`"BAD_INPUT"` for bad options, `"INTEGRITY_MISMATCH"`, `"DOWNLOAD_FAILED"`, `"MODEL_ERROR"`, `"TOKENIZER_ERROR"`.
+    /// @throws {Error} `code: "BAD_ARGUMENT"`/`"BAD_INPUT"` for bad options, `"INTEGRITY_MISMATCH"`, `"DOWNLOAD_FAILED"`, `"ABORTED"` (a download ended by the signal, its cached copy evicted), `"MODEL_ERROR"`, `"TOKENIZER_ERROR"`.
     #[wasm_bindgen(unchecked_return_type = "Promise<EmbeddingService>")]
     pub fn create(
         options: EmbeddingServiceOptions,

@@ -1,9 +1,8 @@
 //! MACs and key derivation: HMAC-SHA-256, HKDF-SHA-256, scrypt (sync and sliced async).
 
 use chrysalis_crypto::{self as crypto, ScryptJob, ScryptParams};
-use js_sys::{Function, Promise, Reflect, Uint8Array};
+use js_sys::{Function, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, prelude::*};
-use wasm_bindgen_futures::JsFuture;
 use zeroize::Zeroizing;
 
 use crate::{
@@ -189,7 +188,7 @@ pub(crate) async fn run_in_slices(
         if done {
             return Ok(());
         }
-        yield_to_event_loop().await?;
+        crate::timers::next_turn().await;
     }
 }
 
@@ -202,14 +201,4 @@ pub(crate) fn check_aborted(signal: &JsValue) -> Result<(), CodedError> {
         ));
     }
     Ok(())
-}
-
-/// Resolves on the next macrotask (`setTimeout(…, 0)`), so the page can paint and handle input.
-pub(crate) async fn yield_to_event_loop() -> JsResult<()> {
-    let set_timeout: Function =
-        Reflect::get(&js_sys::global(), &"setTimeout".into())?.dyn_into()?;
-    let promise = Promise::new(&mut |resolve, _reject| {
-        let _ = set_timeout.call2(&JsValue::UNDEFINED, &resolve, &0.into());
-    });
-    JsFuture::from(promise).await.map(|_| ())
 }

@@ -37,6 +37,8 @@ mod secret;
 mod security;
 #[cfg(feature = "crypto")]
 mod sync;
+#[cfg(any(feature = "crypto", feature = "embedding"))]
+mod timers;
 #[cfg(feature = "crypto")]
 mod vault_worker;
 #[cfg(feature = "crypto")]

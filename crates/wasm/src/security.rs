@@ -29,7 +29,28 @@ extern "C" {
     #[wasm_bindgen(catch, js_name = idbPutVault)]
     async fn idb_put_vault(name: &str, bytes: Uint8Array) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(catch, js_name = idbGetVault)]
-    pub(crate) async fn idb_get_vault(name: &str) -> Result<JsValue, JsValue>;
+    async fn idb_get_vault(name: &str) -> Result<JsValue, JsValue>;
+}
+
+/// The vault blob persisted in IndexedDB store `store`. Any script of the origin can write there:
+/// it must be bytes (`BAD_FORMAT`) of at most `MAX_VAULT_LEN` (`TOO_LARGE`), checked before the
+/// copy into wasm; `NOT_FOUND` when the store holds none.
+pub(crate) async fn stored_vault(store: &str) -> Result<Vec<u8>, JsValue> {
+    let blob = idb_get_vault(store).await?;
+    if blob.is_undefined() {
+        return Err(js(CodedError::new(
+            "NOT_FOUND",
+            format!("no vault in IndexedDB store {store:?}"),
+        )));
+    }
+    let blob = blob.dyn_into::<Uint8Array>().map_err(|_| {
+        js(CodedError::new(
+            "BAD_FORMAT",
+            format!("the vault in IndexedDB store {store:?} is not bytes"),
+        ))
+    })?;
+    security::check_vault_len(blob.length() as usize).map_err(js)?;
+    Ok(blob.to_vec())
 }
 
 // authorizedFetch's JS half: fetch, Request, URL and every helper it calls are captured when the
@@ -140,7 +161,7 @@ impl SecurityContext {
     /// Opens a vault made by `exportVault` (blocks for the scrypt cost stored in it, which may be
     /// only what `exportVault` writes: at most logN 18, r = 8, p = 1).
     ///
-    /// @throws {Error} `code: "AUTH_FAILED"` for a wrong passphrase; `"BAD_FORMAT"` for a truncated or corrupt vault; `"BAD_KDF_PARAMS"` for any other scrypt cost (refused before scrypt runs).
+    /// @throws {Error} `code: "AUTH_FAILED"` for a wrong passphrase; `"BAD_FORMAT"` for a truncated or corrupt vault; `"TOO_LARGE"` over 16 MiB; `"BAD_KDF_PARAMS"` for any other scrypt cost (refused before scrypt runs).
     pub fn unlock(
         vault: &[u8],
         #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] passphrase: JsValue,
@@ -153,7 +174,7 @@ impl SecurityContext {
     /// Loads the vault persisted in IndexedDB store `store` and unlocks it, running scrypt in
     /// slices of about 12 ms (the page stays responsive), with progress and abort.
     ///
-    /// @throws {Error} `code: "NOT_FOUND"` when the store holds no vault; `"ABORTED"` when the signal aborts; `"BAD_ARGUMENT"` for an `onProgress` that is not a function; as `unlock` otherwise.
+    /// @throws {Error} `code: "NOT_FOUND"` when the store holds no vault; `"BAD_FORMAT"` when it holds something other than bytes, `"TOO_LARGE"` over 16 MiB (both refused before any copy); `"ABORTED"` when the signal aborts; `"BAD_ARGUMENT"` for an `onProgress` that is not a function; as `unlock` otherwise.
     #[wasm_bindgen(unchecked_return_type = "Promise<SecurityContext>")]
     pub fn load(
         store: String,
@@ -163,15 +184,7 @@ impl SecurityContext {
         let passphrase = bytes_or_text(&passphrase, "passphrase")?;
         let control = SliceControl::new(&or_undefined(control))?;
         Ok(future_to_promise(async move {
-            let blob = idb_get_vault(&store).await?;
-            if blob.is_undefined() {
-                return Err(CodedError::new(
-                    "NOT_FOUND",
-                    format!("no vault in IndexedDB store {store:?}"),
-                )
-                .into());
-            }
-            let vault = Uint8Array::from(blob).to_vec();
+            let vault = stored_vault(&store).await?;
             let mut unlocking =
                 security::SecurityContext::unlocking(vault, &passphrase).map_err(js)?;
             drop(passphrase);

@@ -17,7 +17,7 @@ use web_sys::Response;
 
 use crate::error::{CodedError, JsResult, js};
 use crate::input::object;
-use crate::security::{SecurityContext, idb_get_vault};
+use crate::security::{SecurityContext, stored_vault};
 
 /// What a worker vault runs: the page's requests, one at a time, against its context.
 #[wasm_bindgen]
@@ -203,14 +203,7 @@ impl VaultWorker {
         if let Some(store) = store.as_string() {
             let unlock_with = field("passphrase");
             return Ok(future_to_promise(async move {
-                let blob = idb_get_vault(&store).await?;
-                if blob.is_undefined() {
-                    return Err(js(CodedError::new(
-                        "NOT_FOUND",
-                        format!("no vault in IndexedDB store {store:?}"),
-                    )));
-                }
-                let vault = Uint8Array::from(blob).to_vec();
+                let vault = stored_vault(&store).await?;
                 finish(SecurityContext::unlock(&vault, unlock_with)?)
             }));
         }

@@ -1,0 +1,17 @@
+//! Yielding to the event loop between slices of long work, with the `setTimeout` the module
+//! found when it was imported (`js/timers.js`).
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen(module = "/js/timers.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = nextTurn)]
+    fn next_turn_promise() -> Promise;
+}
+
+/// Resolves on the next macrotask (`setTimeout(…, 0)`), so the page can paint and handle input.
+pub(crate) async fn next_turn() {
+    let _ = JsFuture::from(next_turn_promise()).await;
+}
