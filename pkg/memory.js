@@ -45,7 +45,15 @@ export class MemorySystem extends Emitter {
     on("saved", ({ write }) => (system.#saving.get(write)?.resolve(), system.#saving.delete(write)));
     on("storage-error", (detail) => (emit(system, "storage-error", detail), system.#fail(memoryError("STORAGE_FAILED", detail.message))));
     on("council", ({ round }) => system.#round(round));
-    await openMemory(system.#sync, name, { ...hnsw, ...agreement, members: council.members, threshold: council.threshold, compactEvery }, system.#storage);
+    try {
+      await openMemory(system.#sync, name, { ...hnsw, ...agreement, members: council.members, threshold: council.threshold, compactEvery }, system.#storage);
+    } catch (error) {
+      // Refused (a bad council, damaged storage): nothing of this opening stays subscribed or open.
+      system.#unsubscribe.forEach((off) => off());
+      if (system.#own) system.#sync.close();
+      system.#storage.close?.();
+      throw error;
+    }
     return system;
   }
 

@@ -5,14 +5,16 @@
 //   node scripts/demo-agent.mjs RELAY_URL MODEL_DIR STATE_DIR
 //
 // Its identity and memory live in files under STATE_DIR, so it is the same agent after a restart
-// and never remembers its facts twice. It joins a council that names it and endorses the motions
-// it is asked to. It prints one JSON line `{ name, key, beads }` once ready, and exits when its
-// standard input closes (the demo server stopped, however it stopped).
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+// and never remembers its facts twice. It joins a council that names it (as the page's agents do)
+// and takes part in ordering motions, but asks for none: it endorses nothing and approves
+// nothing. It prints one JSON line `{ name, key, beads }` once ready, and exits when its standard
+// input closes (the demo server stopped, however it stopped).
+import { createHash } from "node:crypto";
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import { initializeChrysalis, EmbeddingService, LWWRegister, MemorySystem, SigningKey, SyncNode } from "../pkg/index.js";
-import { AGENT_ROOM, agentName } from "../www/agents.js";
+import { AGENT_ROOM, MODEL_SHA256, agentName } from "../www/agents.js";
 
 /** What the agent knows when it first starts. */
 const FACTS = [
@@ -20,12 +22,15 @@ const FACTS = [
   "Every bead is signed with its author's Ed25519 key, so a relay that forwards it cannot forge or alter a memory.",
   "Pages keep the sentence model in Cache Storage after the first download; Node.js agents read it from disk.",
 ];
+/** The most members a council the agent adopts may have. */
+const MAX_MEMBERS = 64;
 
 const [relayUrl, modelDir, stateDir] = process.argv.slice(2);
 if (!stateDir) throw new Error("usage: node scripts/demo-agent.mjs RELAY_URL MODEL_DIR STATE_DIR");
 process.stdin.on("end", () => process.exit(0)).resume();
 mkdirSync(stateDir, { recursive: true, mode: 0o700 });
 const file = (name) => join(stateDir, name);
+const describe = (error) => `${error?.code ?? "ERROR"}: ${error?.message ?? error}`;
 
 /** Writes `bytes` to `name` in one step: a temporary file, flushed, renamed over it. */
 function replace(name, bytes) {
@@ -40,18 +45,21 @@ const read = (name) => (existsSync(file(name)) ? new Uint8Array(readFileSync(fil
 /**
  * The memory's storage in plain files (this is a demo's agent: a real one would seal them): the
  * engine's snapshot, its journal as length-prefixed records appended and flushed, and the council
- * log. A torn last record (a crash while appending) is left out on load.
+ * log. A torn last record (a crash while appending) is cut off on load, and an append that fails
+ * is cut back, so later records never land after garbage.
  */
 const fileStorage = {
   load() {
     const journal = [];
     const all = read("journal.bin");
-    for (let at = 0; all && at + 4 <= all.length; ) {
+    let at = 0;
+    while (all && at + 4 <= all.length) {
       const length = new DataView(all.buffer, all.byteOffset + at, 4).getUint32(0, true);
       if (at + 4 + length > all.length) break;
       journal.push(all.slice(at + 4, at + 4 + length));
       at += 4 + length;
     }
+    if (all && at < all.length) truncateSync(file("journal.bin"), at);
     return { snapshot: read("store.bin"), journal, council: read("council.bin") };
   },
   write({ kind, entries, bytes }) {
@@ -64,58 +72,94 @@ const fileStorage = {
         new DataView(length.buffer).setUint32(0, entry.length, true);
         return [length, entry];
       });
-      appendFileSync(file("journal.bin"), Buffer.concat(records), { mode: 0o600 });
-      const fd = openSync(file("journal.bin"), "r+");
-      fsyncSync(fd);
-      closeSync(fd);
+      const size = existsSync(file("journal.bin")) ? statSync(file("journal.bin")).size : 0;
+      try {
+        appendFileSync(file("journal.bin"), Buffer.concat(records), { mode: 0o600 });
+        const fd = openSync(file("journal.bin"), "r+");
+        fsyncSync(fd);
+        closeSync(fd);
+      } catch (error) {
+        truncateSync(file("journal.bin"), size);
+        throw error;
+      }
     } else replace("council.bin", bytes);
   },
 };
+
+/** A model file from disk, checked against its pin (files are input like any other). */
+function modelFile(name, pin) {
+  const bytes = readFileSync(join(modelDir, name));
+  const actual = createHash("sha256").update(bytes).digest("hex");
+  if (actual !== pin) throw new Error(`${name} in ${modelDir} has SHA-256 ${actual}, not the pinned ${pin}`);
+  return bytes;
+}
+
+/**
+ * A founding council as written in the room, or null unless it is one the agent takes: 2 to
+ * MAX_MEMBERS distinct public keys (64 hex digits) naming this agent, and at least two approvals,
+ * so no single member accepts beads alone. Returned in one canonical form (sorted members), the
+ * only form compared or stored.
+ */
+function councilFrom(value, self) {
+  const { members, threshold } = value ?? {};
+  if (!Array.isArray(members) || members.length < 2 || members.length > MAX_MEMBERS || !Number.isSafeInteger(threshold)) return null;
+  if (!members.every((m) => typeof m === "string" && /^[0-9a-f]{64}$/.test(m)) || new Set(members).size !== members.length) return null;
+  if (!members.includes(self) || threshold < 2 || threshold > members.length) return null;
+  return { members: [...members].sort(), threshold };
+}
 
 await initializeChrysalis();
 const seed = read("identity.seed");
 const identity = seed ? SigningKey.fromSeed(seed) : SigningKey.generate();
 if (!seed) replace("identity.seed", identity.exportSeed());
 const embedding = await EmbeddingService.create({
-  providers: [{ kind: "local", modelBytes: readFileSync(join(modelDir, "model.onnx")), tokenizerBytes: readFileSync(join(modelDir, "tokenizer.json")) }],
+  providers: [{ kind: "local", modelBytes: modelFile("model.onnx", MODEL_SHA256.model), tokenizerBytes: modelFile("tokenizer.json", MODEL_SHA256.tokenizer) }],
   workers: 1,
 });
 const sync = await SyncNode.join({ room: AGENT_ROOM, identity, relayUrl, WebSocket });
 const name = agentName(sync.id);
 const councilFile = "council.json";
 let memory;
-/** Opens the memory under `founding` (none: the memory's own council), endorsing what it is asked to. */
+/** Opens the memory under `founding` (none: the memory's own council). */
 async function open(founding) {
   const closing = memory;
   memory = null;
   await closing?.close();
   memory = await MemorySystem.open({ embedding, sync, storage: fileStorage, council: founding });
-  memory.on("agreement", (round) => round.type === "requested" && memory?.endorse(round.id).catch(() => {}));
 }
 const stored = read(councilFile);
-let council = stored ? JSON.parse(new TextDecoder().decode(stored)) : undefined;
-await open(council);
+let council = stored ? councilFrom(JSON.parse(new TextDecoder().decode(stored)), sync.id) : null;
+await open(council ?? undefined);
 const known = new Set(memory.beads().map((bead) => bead.content));
 for (const fact of FACTS) if (!known.has(fact)) await memory.remember(fact, { kind: "fact" });
 
-// A founding council shared in the room (the page's "Form a council") that names this agent: one
-// council change at a time. Any peer of the room can write it: one the memory refuses leaves the
-// agent under the council it had.
+// The founding council shared in the room (the page's "Form a council"). Any peer of the room can
+// write it: what is taken is checked and put in canonical form first; adoption runs one at a time
+// on the latest value, at most once a second (a burst of writes costs one reopen); a council the
+// memory refuses is not tried again and leaves the agent under the one it had.
 const founding = sync.share("council", new LWWRegister(name));
-let adopting = Promise.resolve();
-sync.on("change", ({ doc }) => {
-  const next = doc === "council" && founding.get();
-  if (!Array.isArray(next?.members) || !next.members.includes(sync.id) || JSON.stringify(next) === JSON.stringify(council)) return;
-  adopting = adopting.then(async () => {
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+let refused = null;
+let adopting = null;
+async function adoptLatest() {
+  for (let next; (next = councilFrom(founding.get(), sync.id)) && !same(next, council) && !same(next, refused); ) {
     try {
       await open(next);
       council = next;
       replace(councilFile, new TextEncoder().encode(JSON.stringify(council)));
     } catch (error) {
-      console.error(`Node.js agent: council not adopted (${error.code ?? "ERROR"}: ${error.message})`);
-      await open(council);
+      console.error(`Node.js agent: council not adopted (${describe(error)})`);
+      refused = next;
+      await open(council ?? undefined);
     }
-  }).catch((error) => console.error(`Node.js agent: memory not reopened (${error.code ?? "ERROR"}: ${error.message})`));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+sync.on("change", ({ doc }) => {
+  if (doc !== "council" || adopting) return;
+  adopting = adoptLatest()
+    .catch((error) => console.error(`Node.js agent: memory not reopened (${describe(error)})`))
+    .finally(() => (adopting = null));
 });
 
 console.log(JSON.stringify({ name, key: sync.id, beads: memory.beads().filter((bead) => bead.author === sync.id).length }));

@@ -160,7 +160,7 @@ async function startNodeAgent(relayUrl) {
   }
   // Its standard input stays open while this server runs: it exits when the server does, however.
   const child = spawn(process.execPath, [join(ROOT, "scripts/demo-agent.mjs"), relayUrl, modelDir, stateDir], { stdio: ["pipe", "pipe", "inherit"] });
-  const exited = new Promise((done) => child.once("exit", done));
+  const exited = new Promise((done) => child.once("exit", (code, signal) => done(code ?? signal)));
   const stop = async () => {
     if (child.exitCode === null) child.kill("SIGTERM");
     await exited;
@@ -170,7 +170,9 @@ async function startNodeAgent(relayUrl) {
     const line = await new Promise((resolveLine, reject) => {
       const timer = setTimeout(() => reject(new Error("not in the room after 120 s")), 120_000);
       exited.then((code) => reject(new Error(`exited with ${code}`)));
+      // Read to its first line; later output is read and dropped (a full pipe would block it).
       child.stdout.on("data", (chunk) => {
+        if (output.includes("\n")) return;
         output += chunk;
         if (output.includes("\n")) resolveLine((clearTimeout(timer), output.split("\n")[0]));
       });

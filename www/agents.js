@@ -4,6 +4,12 @@
 /** The agents' room. */
 export const AGENT_ROOM = "demo-agents";
 
+/** The pins of the agents' sentence model files (all-MiniLM-L6-v2, int8; scripts/lib.sh). */
+export const MODEL_SHA256 = {
+  model: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+  tokenizer: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+};
+
 /** Display names for agents' public keys (hex): the same name for an agent in every tab and process. */
 const NAMES = ["Ada", "Basil", "Cleo", "Dex", "Edie", "Finn", "Gia", "Hugo", "Iris", "Jude", "Kai", "Lena", "Milo", "Nova", "Otto", "Pia"];
 

@@ -4,7 +4,7 @@ import {
   GCounter, PNCounter, ORSet, LWWRegister, MVRegister, SkillAccumulator, EpisodeMemory, MerkleDag,
   EmbeddingService, cosineSimilarity, SyncNode, MemorySystem, validateCertChain,
 } from "/pkg/index.js";
-import { AGENT_ROOM, agentName } from "./agents.js";
+import { AGENT_ROOM, MODEL_SHA256, agentName } from "./agents.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -323,9 +323,9 @@ const CORPUS = [
 const LOCAL_MODEL = {
   kind: "local",
   modelUrl: "/models/all-MiniLM-L6-v2/model.onnx",
-  modelSha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+  modelSha256: MODEL_SHA256.model,
   tokenizerUrl: "/models/all-MiniLM-L6-v2/tokenizer.json",
-  tokenizerSha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+  tokenizerSha256: MODEL_SHA256.tokenizer,
 };
 
 let embeddingService;

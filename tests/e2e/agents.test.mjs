@@ -6,6 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { getEventListeners } from "node:events";
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import * as sdk from "chrysalis-sdk";
@@ -153,4 +154,20 @@ test("a Node.js agent whose storage fails stops that memory: waiting and later c
   await assert.rejects(memory.remember("Refused until reopened."), { code: "STORAGE_FAILED" });
   await memory.close();
   assert.equal(writes.length, written, "no write was carried out after the failure");
+});
+
+test("a memory the engine refuses to open (a council that names no key) leaves nothing subscribed on its sync node", async () => {
+  const sync = new sdk.SyncNode({ room: "refused-councils", identity: sdk.SigningKey.generate() });
+  const listening = () => ["memory-change", "saved", "storage-error", "council"].map((type) => getEventListeners(sync, type).length);
+  let closed = 0;
+  const storage = { load: () => ({ journal: [] }), write: () => undefined, close: () => (closed += 1) };
+  for (let i = 0; i < 3; i++) {
+    await assert.rejects(sdk.MemorySystem.open({ sync, storage, council: { members: ["not a key", sync.id], threshold: 1 } }), { code: "BAD_ARGUMENT" });
+  }
+  assert.deepEqual(listening(), [0, 0, 0, 0], "refused openings leave no listener");
+  assert.equal(closed, 3, "and close the storage they were given");
+  const memory = await sdk.MemorySystem.open({ sync, storage });
+  assert.deepEqual(listening(), [1, 1, 1, 1]);
+  await memory.close();
+  sync.close();
 });

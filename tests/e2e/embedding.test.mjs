@@ -286,12 +286,16 @@ test("a download cut midway or failing after its last byte (an Error or undefine
       CacheStorage.prototype.open = () => Promise.reject(new DOMException("storage is blocked", "SecurityError"));
       const noCache = await load(`${base}/no-cache/model.onnx`).finally(() => (CacheStorage.prototype.open = openCache));
       const noCacheHeld = await held("/no-cache/model.onnx");
+      const match = Cache.prototype.match;
+      Cache.prototype.match = () => Promise.reject(new DOMException("the cache cannot be read", "UnknownError"));
+      const noMatch = await load(`${base}/no-match/model.onnx`).finally(() => (Cache.prototype.match = match));
       await caches.delete(cacheName);
-      return { noCache, noCacheHeld, cut, cutHeld, thrown, thrownUndefined, lateHeld, undefinedHeld, forged, forgedHeld, fresh, freshHeld, notAName, aborted, abortedHeld, abortedBefore };
+      return { noCache, noCacheHeld, noMatch, cut, cutHeld, thrown, thrownUndefined, lateHeld, undefinedHeld, forged, forgedHeld, fresh, freshHeld, notAName, aborted, abortedHeld, abortedBefore };
     }, { LOCAL, base });
     assert.deepEqual(out, {
       noCache: "ok",
       noCacheHeld: false,
+      noMatch: "ok",
       cut: "DOWNLOAD_FAILED",
       cutHeld: false,
       thrown: "the page's callback failed",

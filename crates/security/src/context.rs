@@ -279,11 +279,15 @@ impl SecurityContext {
     /// Seals the whole context under `passphrase` (scrypt with N = 2^`log_n`, r = 8, p = 1 and a
     /// fresh salt) and remembers the derived key for [`seal_vault`](Self::seal_vault).
     /// `log_n` must be in [`VAULT_LOG_N_RANGE`](crate::VAULT_LOG_N_RANGE) (`BAD_PARAMS`).
+    /// A failed export (`TOO_LARGE`) leaves the key of the last export or unlock in place.
     pub fn export_vault(&mut self, passphrase: &[u8], log_n: u8) -> Result<Vec<u8>, SecurityError> {
         let key = VaultKey::derive(passphrase, log_n)?;
         let state = self.unlocked_mut()?;
+        let blob = state.contents().and_then(|contents| key.seal(&contents));
+        scrub_stack();
+        let blob = blob?;
         state.vault_key = Some(key);
-        self.seal_vault()
+        Ok(blob)
     }
 
     /// Seals the context with the key of the last export or unlock (no passphrase needed).

@@ -21,18 +21,19 @@ async function openCache(name) {
  * failure to `{ failed: true, error, cachedCopy }`: `cachedCopy` is `"unreadable"` when the
  * cached copy failed to read, or the promise of a failed download's copy (ended by our abort, but
  * it may have completed), for the caller to settle and evict; `{ failed: true, error,
- * cacheUnavailable: true }` when the cache could not be opened (nothing was fetched).
+ * cacheUnavailable: true }` when the cache could not be opened or searched (nothing was fetched).
  */
 export async function fetchModelFile(url, cacheName, file, preallocateAtMost, maxBytes, onProgress, signal) {
   const limits = { preallocateAtMost, maxBytes };
   let cache;
+  let hit;
   try {
     cache = cacheName ? await openCache(cacheName) : undefined;
+    hit = cache ? await cache.match(url) : undefined;
   } catch (error) {
     return record({ failed: true, error, cacheUnavailable: true });
   }
   const report = (cached, total) => (loaded) => onProgress?.({ phase: "download", file, loaded, total: total || loaded, cached });
-  const hit = cache ? await cache.match(url) : undefined;
   if (hit) {
     try {
       return record({ bytes: await readAll(hit.body, 0, file, limits, report(true, 0)), cached: true });

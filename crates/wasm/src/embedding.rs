@@ -362,17 +362,8 @@ impl embedding::Io for BrowserIo<'_> {
     }
 
     async fn sleep(&self, ms: f64) {
-        let signal = self.control.signal_value();
-        let wait = Promise::new(&mut |resolve, _| {
-            if let Ok((this, set_timeout)) = global_function(&["setTimeout"]) {
-                let _ = set_timeout.call2(&this, &resolve, &ms.into());
-            }
-            // An abort ends the wait at once.
-            if let Some(signal) = signal.dyn_ref::<AbortSignal>() {
-                let _ = signal.add_event_listener_with_callback("abort", &resolve);
-            }
-        });
-        let _ = JsFuture::from(wait).await;
+        // An abort ends the wait at once.
+        crate::timers::sleep(ms, &self.control.signal_value()).await;
     }
 
     fn now_ms(&self) -> f64 {

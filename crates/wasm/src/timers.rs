@@ -1,4 +1,4 @@
-//! Yielding to the event loop between slices of long work, with the `setTimeout` the module
+//! Waiting between slices of long work and between retries, with the `setTimeout` the module
 //! found when it was imported (`js/timers.js`).
 
 use js_sys::Promise;
@@ -7,6 +7,8 @@ use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen(module = "/js/timers.js")]
 extern "C" {
+    #[wasm_bindgen(js_name = sleep)]
+    fn sleep_promise(ms: f64, signal: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = nextTurn)]
     fn next_turn_promise() -> Promise;
 }
@@ -14,4 +16,11 @@ extern "C" {
 /// Resolves on the next macrotask (`setTimeout(…, 0)`), so the page can paint and handle input.
 pub(crate) async fn next_turn() {
     let _ = JsFuture::from(next_turn_promise()).await;
+}
+
+/// Resolves after `ms` milliseconds, or at once when `signal` (an `AbortSignal`, or undefined)
+/// aborts.
+#[cfg(feature = "embedding")]
+pub(crate) async fn sleep(ms: f64, signal: &JsValue) {
+    let _ = JsFuture::from(sleep_promise(ms, signal)).await;
 }

@@ -207,9 +207,16 @@ impl VaultWorker {
                 finish(SecurityContext::unlock(&vault, unlock_with)?)
             }));
         }
-        let context = match vault.dyn_ref::<Uint8Array>() {
-            Some(vault) => SecurityContext::unlock(&vault.to_vec(), field("passphrase"))?,
-            None => SecurityContext::new(None)?,
+        // No vault is a new one; anything else must be bytes of a bounded size (a wrong type
+        // used to open a new, empty vault that a later persist wrote over the stored one).
+        let context = if vault.is_undefined() || vault.is_null() {
+            SecurityContext::new(None)?
+        } else {
+            let vault = vault
+                .dyn_into::<Uint8Array>()
+                .map_err(|_| js(CodedError::new("BAD_FORMAT", "vault must be a Uint8Array")))?;
+            chrysalis_security::check_vault_len(vault.length() as usize).map_err(js)?;
+            SecurityContext::unlock(&vault.to_vec(), field("passphrase"))?
         };
         Ok(Promise::resolve(&finish(context)?))
     }
