@@ -185,6 +185,7 @@ export interface MemoryStorage {
   load(): StoredMemory | Promise<StoredMemory>;
   /** Makes one write durable (in the order given; a journal append or a snapshot that clears the journal is one transaction). */
   write(write: StorageWrite): void | Promise<void>;
+  /** Called when the memory closes, and when an `open` with this storage is refused. */
   close?(): void;
 }
 

@@ -14,7 +14,7 @@ import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, 
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import { initializeChrysalis, EmbeddingService, LWWRegister, MemorySystem, SigningKey, SyncNode } from "../pkg/index.js";
-import { AGENT_ROOM, MODEL_SHA256, agentName } from "../www/agents.js";
+import { AGENT_ROOM, MODEL_SHA256, agentName, councilFrom, followCouncil } from "../www/agents.js";
 
 /** What the agent knows when it first starts. */
 const FACTS = [
@@ -22,8 +22,6 @@ const FACTS = [
   "Every bead is signed with its author's Ed25519 key, so a relay that forwards it cannot forge or alter a memory.",
   "Pages keep the sentence model in Cache Storage after the first download; Node.js agents read it from disk.",
 ];
-/** The most members a council the agent adopts may have. */
-const MAX_MEMBERS = 64;
 
 const [relayUrl, modelDir, stateDir] = process.argv.slice(2);
 if (!stateDir) throw new Error("usage: node scripts/demo-agent.mjs RELAY_URL MODEL_DIR STATE_DIR");
@@ -79,7 +77,9 @@ const fileStorage = {
         fsyncSync(fd);
         closeSync(fd);
       } catch (error) {
-        truncateSync(file("journal.bin"), size);
+        try {
+          truncateSync(file("journal.bin"), size);
+        } catch {} // a journal the append never created: the append's error is the one to report
         throw error;
       }
     } else replace("council.bin", bytes);
@@ -92,20 +92,6 @@ function modelFile(name, pin) {
   const actual = createHash("sha256").update(bytes).digest("hex");
   if (actual !== pin) throw new Error(`${name} in ${modelDir} has SHA-256 ${actual}, not the pinned ${pin}`);
   return bytes;
-}
-
-/**
- * A founding council as written in the room, or null unless it is one the agent takes: 2 to
- * MAX_MEMBERS distinct public keys (64 hex digits) naming this agent, and at least two approvals,
- * so no single member accepts beads alone. Returned in one canonical form (sorted members), the
- * only form compared or stored.
- */
-function councilFrom(value, self) {
-  const { members, threshold } = value ?? {};
-  if (!Array.isArray(members) || members.length < 2 || members.length > MAX_MEMBERS || !Number.isSafeInteger(threshold)) return null;
-  if (!members.every((m) => typeof m === "string" && /^[0-9a-f]{64}$/.test(m)) || new Set(members).size !== members.length) return null;
-  if (!members.includes(self) || threshold < 2 || threshold > members.length) return null;
-  return { members: [...members].sort(), threshold };
 }
 
 await initializeChrysalis();
@@ -128,38 +114,21 @@ async function open(founding) {
   memory = await MemorySystem.open({ embedding, sync, storage: fileStorage, council: founding });
 }
 const stored = read(councilFile);
-let council = stored ? councilFrom(JSON.parse(new TextDecoder().decode(stored)), sync.id) : null;
+const council = stored ? councilFrom(JSON.parse(new TextDecoder().decode(stored)), sync.id) : null;
 await open(council ?? undefined);
 const known = new Set(memory.beads().map((bead) => bead.content));
 for (const fact of FACTS) if (!known.has(fact)) await memory.remember(fact, { kind: "fact" });
 
-// The founding council shared in the room (the page's "Form a council"). Any peer of the room can
-// write it: what is taken is checked and put in canonical form first; adoption runs one at a time
-// on the latest value, at most once a second (a burst of writes costs one reopen); a council the
-// memory refuses is not tried again and leaves the agent under the one it had.
+// The founding council shared in the room (the page's "Form a council"), which any peer of the
+// room can write: followed as `followCouncil` decides, each adopted one stored.
 const founding = sync.share("council", new LWWRegister(name));
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-let refused = null;
-let adopting = null;
-async function adoptLatest() {
-  for (let next; (next = councilFrom(founding.get(), sync.id)) && !same(next, council) && !same(next, refused); ) {
-    try {
-      await open(next);
-      council = next;
-      replace(councilFile, new TextEncoder().encode(JSON.stringify(council)));
-    } catch (error) {
-      console.error(`Node.js agent: council not adopted (${describe(error)})`);
-      refused = next;
-      await open(council ?? undefined);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-}
-sync.on("change", ({ doc }) => {
-  if (doc !== "council" || adopting) return;
-  adopting = adoptLatest()
-    .catch((error) => console.error(`Node.js agent: memory not reopened (${describe(error)})`))
-    .finally(() => (adopting = null));
+const want = followCouncil(sync.id, council, {
+  reopen: async (next) => {
+    await open(next ?? undefined);
+    if (next) replace(councilFile, new TextEncoder().encode(JSON.stringify(next)));
+  },
+  onRefused: (error) => console.error(`Node.js agent: council not adopted (${describe(error)})`),
 });
+sync.on("change", ({ doc }) => doc === "council" && want(founding.get()));
 
 console.log(JSON.stringify({ name, key: sync.id, beads: memory.beads().filter((bead) => bead.author === sync.id).length }));

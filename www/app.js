@@ -4,7 +4,7 @@ import {
   GCounter, PNCounter, ORSet, LWWRegister, MVRegister, SkillAccumulator, EpisodeMemory, MerkleDag,
   EmbeddingService, cosineSimilarity, SyncNode, MemorySystem, validateCertChain,
 } from "/pkg/index.js";
-import { AGENT_ROOM, MODEL_SHA256, agentName } from "./agents.js";
+import { AGENT_ROOM, MODEL_SHA256, agentName, councilFrom, followCouncil } from "./agents.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -536,12 +536,28 @@ async function startAgent(index, { tab, security, embedding, relayUrl, founding,
     agent.mem.on("agreement", (round) => onRound(agent, round));
     onChange();
   };
-  agent.adopt = (council) => {
-    if (!council?.members?.includes(agent.key) || JSON.stringify(council) === sessionStorage[councilKey]) return;
-    sessionStorage[councilKey] = JSON.stringify(council);
-    agent.open(council);
-  };
-  await agent.open(sessionStorage[councilKey] ? JSON.parse(sessionStorage[councilKey]) : undefined);
+  // The council this tab's agent had (another script of the origin may have written anything
+  // there), then the founding councils the room's register holds, as `followCouncil` decides.
+  let current = null;
+  try {
+    current = councilFrom(JSON.parse(sessionStorage[councilKey] ?? "null"), agent.key);
+  } catch {} // not JSON: no council
+  try {
+    await agent.open(current ?? undefined);
+  } catch (error) {
+    if (!current) throw error;
+    current = null; // one this memory refuses: open without it
+    delete sessionStorage[councilKey];
+    await agent.open(undefined);
+  }
+  agent.adopt = followCouncil(agent.key, current, {
+    reopen: async (council) => {
+      await agent.open(council ?? undefined);
+      if (council) sessionStorage[councilKey] = JSON.stringify(council);
+      else delete sessionStorage[councilKey];
+    },
+    onRefused: onChange, // the panel shows the council the agent has
+  });
   agent.founding = sync.share("council", new LWWRegister(agent.name));
   sync.on("change", ({ doc }) => doc === "council" && agent.adopt(agent.founding.get()));
   for (const type of ["peer-joined", "peer-left", "change", "connection-state"]) sync.on(type, onChange);

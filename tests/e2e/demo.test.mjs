@@ -369,8 +369,8 @@ test("the demo opens on its agents: two tabs remember, recall by meaning, see ea
   await page.screenshot({ path: join(SCREENSHOTS, "demo-agents.png") });
   await tab.screenshot({ path: join(SCREENSHOTS, "demo-agents-other-tab.png") });
 
-  // A council of the five agents (two per tab, and Node.js, which endorses what it is asked to):
-  // a new threshold, endorsed by the others.
+  // A council of the five agents (two per tab, and Node.js, which takes part in ordering but
+  // endorses nothing): a new threshold, endorsed by the tabs' agents.
   await page.click("#council-form");
   for (const p of [page, tab]) await p.waitForFunction(() => document.querySelector("#council-status")?.textContent.startsWith("5 members, 2 approvals"), null, { timeout: 60_000 });
   await page.fill("#council-threshold", "1");
@@ -431,7 +431,7 @@ test("the benchmark page resolves its anchors and runs a comparison", async () =
   await page.close();
 });
 
-test("founding councils a room peer writes to crash, take over or wedge the demo's Node.js agent leave it as it was", async () => {
+test("founding councils a room peer writes to crash the demo's Node.js agent or let one key accept beads alone leave it as it was", async () => {
   // Any peer of the room can write the shared founding council. The agent adopted the council of
   // five above (its council.json); none of these may replace it, stop it or make it log a failure.
   const adopted = readFileSync(join(agentDir, "council.json"), "utf8");

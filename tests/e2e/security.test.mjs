@@ -150,6 +150,11 @@ test("keys survive export, IndexedDB and a page reload; wrong passphrase fails; 
     // The same checks in an isolated vault's worker.
     await storeRaw("chrysalis-test-vault-hostile", 2 ** 31 - 1);
     out.hostileIsolated = await codeOf(() => SecurityContext.isolated({ store: "chrysalis-test-vault-hostile", passphrase: "correct horse battery staple" }));
+    // And in what a page hands an isolated vault (a wrong type used to open a new, empty vault).
+    out.isolatedGiven = [
+      await codeOf(() => SecurityContext.isolated({ vault: new Uint16Array(64), passphrase: "correct horse battery staple" })),
+      await codeOf(() => SecurityContext.isolated({ vault: new Uint8Array((16 << 20) + 1), passphrase: "correct horse battery staple" })),
+    ];
     return out;
   }, before);
   assert.deepEqual(afterReload.providers, ["openai", "nomic"]);
@@ -182,6 +187,7 @@ test("keys survive export, IndexedDB and a page reload; wrong passphrase fails; 
   assert.deepEqual(afterReload.hostileStored, ["BAD_FORMAT", "BAD_FORMAT", "TOO_LARGE"]);
   assert.deepEqual(afterReload.withReplacedTimer, ["openai"]);
   assert.equal(afterReload.hostileIsolated, "BAD_FORMAT");
+  assert.deepEqual(afterReload.isolatedGiven, ["BAD_FORMAT", "TOO_LARGE"]);
 });
 
 test("session keys retire after the configured number of rotations", async () => {

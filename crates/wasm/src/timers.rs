@@ -7,6 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen(module = "/js/timers.js")]
 extern "C" {
+    #[cfg(feature = "embedding")]
     #[wasm_bindgen(js_name = sleep)]
     fn sleep_promise(ms: f64, signal: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = nextTurn)]
