@@ -9,11 +9,10 @@
 import { createServer } from "node:http";
 import { execFileSync, spawn } from "node:child_process";
 import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { stat } from "node:fs/promises";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { homedir } from "node:os";
 import { startRelay } from "./relay.mjs";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
